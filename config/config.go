@@ -1,0 +1,157 @@
+// Package config holds the service configuration: one struct filled from
+// flags and the environment (flags win), checked by Validate.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// Config is the configuration shared by `cdp serve`, `cdp index` and `cdp run`.
+type Config struct {
+	OpenSearchURL string
+	KafkaBrokers  []string
+	RedisAddr     string
+	HTTPAddr      string
+	IndexPrefix   string
+	TopicPrefix   string
+	ConsumerGroup string
+	Timezone      string
+	LogLevel      string
+
+	// Indexer tuning.
+	BatchSize     int
+	BatchWait     time.Duration
+	ShutdownGrace time.Duration
+
+	// Location is Timezone loaded by Validate.
+	Location *time.Location
+}
+
+// setting binds one field to a flag and an environment variable.
+type setting struct {
+	flag, env, usage string
+}
+
+// Register declares the flags on fs, with defaults taken from the
+// environment (getenv) where set, so that an explicit flag wins over the
+// environment, which wins over the built-in default.
+func (c *Config) Register(fs *pflag.FlagSet, getenv func(string) string) {
+	str := func(p *string, s setting, def string) {
+		if v := getenv(s.env); v != "" {
+			def = v
+		}
+		fs.StringVar(p, s.flag, def, s.usage+" (env "+s.env+")")
+	}
+	num := func(p *int, s setting, def int) {
+		if v, err := strconv.Atoi(getenv(s.env)); err == nil {
+			def = v
+		}
+		fs.IntVar(p, s.flag, def, s.usage+" (env "+s.env+")")
+	}
+	dur := func(p *time.Duration, s setting, def time.Duration) {
+		if v, err := time.ParseDuration(getenv(s.env)); err == nil {
+			def = v
+		}
+		fs.DurationVar(p, s.flag, def, s.usage+" (env "+s.env+")")
+	}
+	str(&c.OpenSearchURL, setting{"opensearch-url", "CDP_OPENSEARCH_URL", "OpenSearch base URL"}, "http://127.0.0.1:9200")
+	brokers := "127.0.0.1:9092"
+	if v := getenv("CDP_KAFKA_BROKERS"); v != "" {
+		brokers = v
+	}
+	fs.StringSliceVar(&c.KafkaBrokers, "kafka-brokers", strings.Split(brokers, ","), "Kafka bootstrap brokers, comma separated (env CDP_KAFKA_BROKERS)")
+	str(&c.RedisAddr, setting{"redis-addr", "CDP_REDIS_ADDR", "Redis address host:port"}, "127.0.0.1:6379")
+	str(&c.HTTPAddr, setting{"http-addr", "CDP_HTTP_ADDR", "HTTP listen address"}, "127.0.0.1:8080")
+	str(&c.IndexPrefix, setting{"index-prefix", "CDP_INDEX_PREFIX", "prefix of every index and alias the service creates"}, "cdp")
+	str(&c.TopicPrefix, setting{"topic-prefix", "CDP_TOPIC_PREFIX", "prefix of every Kafka topic name"}, "cdp.")
+	str(&c.ConsumerGroup, setting{"consumer-group", "CDP_CONSUMER_GROUP", "Kafka consumer group of the indexer"}, "cdp-indexer")
+	str(&c.Timezone, setting{"timezone", "CDP_TIMEZONE", "IANA time zone for calendar logic"}, "Asia/Shanghai")
+	str(&c.LogLevel, setting{"log-level", "CDP_LOG_LEVEL", "debug, info, warn or error"}, "info")
+	num(&c.BatchSize, setting{"batch-size", "CDP_BATCH_SIZE", "most Kafka messages the indexer applies in one batch"}, 1000)
+	dur(&c.BatchWait, setting{"batch-wait", "CDP_BATCH_WAIT", "longest the indexer waits to fill a batch"}, 200*time.Millisecond)
+	dur(&c.ShutdownGrace, setting{"shutdown-grace", "CDP_SHUTDOWN_GRACE", "time allowed to flush and commit on SIGTERM"}, 20*time.Second)
+}
+
+// FromEnv returns the configuration given by the environment alone.
+func FromEnv() (*Config, error) {
+	c := &Config{}
+	fs := pflag.NewFlagSet("env", pflag.ContinueOnError)
+	c.Register(fs, os.Getenv)
+	return c, c.Validate()
+}
+
+// Validate checks every field and loads the time zone.
+func (c *Config) Validate() error {
+	var errs []error
+	if u, err := url.Parse(c.OpenSearchURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("opensearch-url %q: want http(s)://host:port", c.OpenSearchURL))
+	}
+	var brokers []string
+	for _, b := range c.KafkaBrokers {
+		if b = strings.TrimSpace(b); b != "" {
+			brokers = append(brokers, b)
+		}
+	}
+	if len(brokers) == 0 {
+		errs = append(errs, errors.New("kafka-brokers: at least one broker is required"))
+	}
+	c.KafkaBrokers = brokers
+	for name, v := range map[string]string{"redis-addr": c.RedisAddr, "http-addr": c.HTTPAddr} {
+		if !strings.Contains(v, ":") {
+			errs = append(errs, fmt.Errorf("%s %q: want host:port", name, v))
+		}
+	}
+	if !validPrefix(c.IndexPrefix) {
+		errs = append(errs, fmt.Errorf("index-prefix %q: want lowercase letters, digits, '-' or '_', not starting with '-' or '_'", c.IndexPrefix))
+	}
+	if c.TopicPrefix == "" || strings.ContainsAny(c.TopicPrefix, " /\\,") {
+		errs = append(errs, fmt.Errorf("topic-prefix %q: want a non-empty Kafka topic name prefix", c.TopicPrefix))
+	}
+	if c.ConsumerGroup == "" {
+		errs = append(errs, errors.New("consumer-group: must not be empty"))
+	}
+	loc, err := time.LoadLocation(c.Timezone)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("timezone %q: %v", c.Timezone, err))
+	}
+	c.Location = loc
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log-level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	if c.BatchSize < 1 || c.BatchSize > 100000 {
+		errs = append(errs, fmt.Errorf("batch-size %d: want 1..100000", c.BatchSize))
+	}
+	if c.BatchWait <= 0 {
+		errs = append(errs, fmt.Errorf("batch-wait %s: must be positive", c.BatchWait))
+	}
+	if c.ShutdownGrace <= 0 {
+		errs = append(errs, fmt.Errorf("shutdown-grace %s: must be positive", c.ShutdownGrace))
+	}
+	return errors.Join(errs...)
+}
+
+func validPrefix(p string) bool {
+	if p == "" || p[0] == '-' || p[0] == '_' {
+		return false
+	}
+	for _, r := range p {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// Topic returns the full name of a topic from its suffix ("events",
+// "cdc.customers", "dlq", …).
+func (c *Config) Topic(suffix string) string { return c.TopicPrefix + suffix }

@@ -1,0 +1,67 @@
+package config
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+func load(t *testing.T, env map[string]string, args ...string) (*Config, error) {
+	t.Helper()
+	c := &Config{}
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	c.Register(fs, func(k string) string { return env[k] })
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return c, c.Validate()
+}
+
+func TestDefaultsMatchTheContract(t *testing.T) {
+	c, err := load(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.OpenSearchURL != "http://127.0.0.1:9200" || c.KafkaBrokers[0] != "127.0.0.1:9092" ||
+		c.RedisAddr != "127.0.0.1:6379" || c.HTTPAddr != "127.0.0.1:8080" || c.IndexPrefix != "cdp" ||
+		c.TopicPrefix != "cdp." || c.ConsumerGroup != "cdp-indexer" || c.Location.String() != "Asia/Shanghai" {
+		t.Fatalf("defaults differ from CONTRACT §5: %+v", c)
+	}
+	if got := c.Topic("cdc.orders"); got != "cdp.cdc.orders" {
+		t.Fatalf("Topic = %q", got)
+	}
+}
+
+func TestFlagsWinOverTheEnvironmentWhichWinsOverDefaults(t *testing.T) {
+	env := map[string]string{"CDP_INDEX_PREFIX": "envp", "CDP_TOPIC_PREFIX": "env.", "CDP_KAFKA_BROKERS": "a:1,b:2"}
+	c, err := load(t, env, "--index-prefix", "flagp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.IndexPrefix != "flagp" || c.TopicPrefix != "env." || len(c.KafkaBrokers) != 2 {
+		t.Fatalf("got %+v", c)
+	}
+}
+
+func TestValidateNamesEveryBadSetting(t *testing.T) {
+	tests := []struct {
+		flag, value, want string
+	}{
+		{"--opensearch-url", "localhost:9200", "opensearch-url"},
+		{"--index-prefix", "Bad Prefix", "index-prefix"},
+		{"--timezone", "Mars/Olympus", "timezone"},
+		{"--redis-addr", "nohost", "redis-addr"},
+		{"--batch-size", "0", "batch-size"},
+		{"--log-level", "loud", "log-level"},
+		{"--kafka-brokers", " ", "kafka-brokers"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.flag, func(t *testing.T) {
+			_, err := load(t, nil, tt.flag, tt.value)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want mention of %q", err, tt.want)
+			}
+		})
+	}
+}
