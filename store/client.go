@@ -1,0 +1,200 @@
+// Package store is the service's access to OpenSearch: a small JSON client
+// over opensearch-go's transport, index bootstrap behind aliases, and bulk
+// writes that return a verdict per item.
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/opensearch-project/opensearch-go/v4"
+)
+
+// Client talks JSON to one OpenSearch cluster.
+type Client struct {
+	os *opensearch.Client
+}
+
+// New returns a client for the cluster at url. The transport's own retries
+// are off: callers retry with their own context and backoff, so that a
+// bulk write is never silently replayed behind their back.
+func New(url string) (*Client, error) {
+	disable := false
+	c, err := opensearch.NewClient(opensearch.Config{
+		Addresses:             []string{url},
+		DisableRetry:          true,
+		DiscoverNodesOnStart:  &disable,
+		HealthCheckMaxRetries: -1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return &Client{os: c}, nil
+}
+
+// Error is a non-2xx answer of OpenSearch.
+type Error struct {
+	Status int
+	Type   string
+	Reason string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("opensearch: %d %s: %s", e.Status, e.Type, e.Reason)
+}
+
+// Unavailable reports whether err means OpenSearch could not be reached or
+// answered that it cannot serve now, so the caller should answer 503 or
+// retry later.
+func Unavailable(err error) bool {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Status == http.StatusTooManyRequests || e.Status >= 500
+	}
+	return err != nil && !errors.Is(err, context.Canceled)
+}
+
+// StatusOf returns the HTTP status of an *Error, or 0.
+func StatusOf(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Status
+	}
+	return 0
+}
+
+// Do sends one request. body is marshalled unless it is already []byte;
+// out, when not nil, receives the decoded 2xx answer. A non-2xx answer is
+// returned as *Error.
+func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		buf, err := json.Marshal(b)
+		if err != nil {
+			return fmt.Errorf("store: encode %s %s: %w", method, path, err)
+		}
+		rd = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, path, rd)
+	if err != nil {
+		return err
+	}
+	ct := "application/json"
+	if strings.HasPrefix(path, "/_bulk") || strings.Contains(path, "/_bulk") {
+		ct = "application/x-ndjson"
+	}
+	req.Header = http.Header{"Content-Type": {ct}}
+	resp, err := c.os.Stream(req)
+	if err != nil {
+		return fmt.Errorf("store: %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("store: %s %s: read: %w", method, path, err)
+	}
+	if resp.StatusCode >= 300 {
+		return decodeError(resp.StatusCode, data)
+	}
+	if out == nil || method == http.MethodHead {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("store: %s %s: decode: %w", method, path, err)
+	}
+	return nil
+}
+
+func decodeError(status int, data []byte) *Error {
+	var body struct {
+		Error json.RawMessage `json:"error"`
+	}
+	e := &Error{Status: status}
+	if json.Unmarshal(data, &body) == nil && len(body.Error) > 0 {
+		var detail struct{ Type, Reason string }
+		if json.Unmarshal(body.Error, &detail) == nil && detail.Type != "" {
+			e.Type, e.Reason = detail.Type, detail.Reason
+			return e
+		}
+		e.Reason = strings.Trim(string(body.Error), `"`)
+		return e
+	}
+	e.Reason = strings.TrimSpace(string(data))
+	if len(e.Reason) > 300 {
+		e.Reason = e.Reason[:300]
+	}
+	return e
+}
+
+// Ping checks that the cluster answers and is at least yellow.
+func (c *Client) Ping(ctx context.Context) error {
+	var health struct {
+		Status string `json:"status"`
+	}
+	if err := c.Do(ctx, http.MethodGet, "/_cluster/health", nil, &health); err != nil {
+		return err
+	}
+	if health.Status == "red" {
+		return &Error{Status: http.StatusServiceUnavailable, Type: "cluster_red", Reason: "cluster health is red"}
+	}
+	return nil
+}
+
+// Refresh makes everything written to the named indices searchable.
+func (c *Client) Refresh(ctx context.Context, indices ...string) error {
+	return c.Do(ctx, http.MethodPost, "/"+strings.Join(indices, ",")+"/_refresh", nil, nil)
+}
+
+// GetSource returns the _source of one document; found is false on 404.
+func (c *Client) GetSource(ctx context.Context, index, id string, out any) (found bool, err error) {
+	var doc struct {
+		Found  bool            `json:"found"`
+		Source json.RawMessage `json:"_source"`
+	}
+	err = c.Do(ctx, http.MethodGet, "/"+index+"/_doc/"+escapeID(id), nil, &doc)
+	if StatusOf(err) == http.StatusNotFound {
+		return false, nil
+	}
+	if err != nil || !doc.Found {
+		return false, err
+	}
+	return true, json.Unmarshal(doc.Source, out)
+}
+
+func escapeID(id string) string {
+	var b strings.Builder
+	for _, r := range []byte(id) {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == '~' {
+			b.WriteByte(r)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", r)
+		}
+	}
+	return b.String()
+}
+
+// WaitReady polls Ping until it succeeds or ctx ends.
+func (c *Client) WaitReady(ctx context.Context) error {
+	for {
+		err := c.Ping(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("store: opensearch not ready: %w", err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
