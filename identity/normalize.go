@@ -1,0 +1,76 @@
+// Package identity resolves the identities of a person (CRM id, device id,
+// phone, email) to the one customer_id (OneID) their document is kept
+// under.
+package identity
+
+import (
+	"strings"
+
+	"github.com/nyaruka/phonenumbers"
+)
+
+// Identity types.
+const (
+	CRMID       = "crm_id"
+	AnonymousID = "anonymous_id"
+	Phone       = "phone"
+	Email       = "email"
+)
+
+// Types lists the identity types in order of precedence: the first one a
+// message carries decides which customer it belongs to.
+var Types = []string{CRMID, Phone, Email, AnonymousID}
+
+// ValidType reports whether t is a known identity type.
+func ValidType(t string) bool {
+	for _, x := range Types {
+		if x == t {
+			return true
+		}
+	}
+	return false
+}
+
+// DefaultRegion is the region assumed for phone numbers written without a
+// country code.
+const DefaultRegion = "CN"
+
+// NormalizePhone returns the number in E.164 form ("+8613800000000"). A
+// value that is not a plausible phone number is returned trimmed, so that
+// nothing a source sent is lost.
+func NormalizePhone(v string) string {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return ""
+	}
+	num, err := phonenumbers.Parse(v, DefaultRegion)
+	if err != nil || !phonenumbers.IsPossibleNumber(num) {
+		return v
+	}
+	return phonenumbers.Format(num, phonenumbers.E164)
+}
+
+// NormalizeEmail lowercases and trims an email address.
+func NormalizeEmail(v string) string { return strings.ToLower(strings.TrimSpace(v)) }
+
+// Normalize returns the canonical form of an identity value of type t, the
+// form it is stored and looked up in.
+func Normalize(t, v string) string {
+	switch t {
+	case Phone:
+		return NormalizePhone(v)
+	case Email:
+		return NormalizeEmail(v)
+	default:
+		return strings.TrimSpace(v)
+	}
+}
+
+// Identity is one identifier of a person.
+type Identity struct {
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}
+
+// Key is the identity's id in the identity index.
+func (i Identity) Key() string { return i.Type + ":" + i.Value }

@@ -1,0 +1,197 @@
+package identity
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"cdp/store"
+)
+
+// Resolver maps identities to customer ids. The mapping lives in an
+// OpenSearch index whose document id is the identity's key; an identity is
+// claimed with a create that fails when the key exists, so two indexer
+// processes never mint two customers for one person: the loser of the race
+// reads the winner's customer id. Known mappings are cached, since they do
+// not change (merges and splits, when they come, go through here too).
+type Resolver struct {
+	st    *store.Client
+	index string
+	cache *lru.Cache[string, string]
+	// NewID mints customer ids; tests may replace it.
+	NewID func() string
+}
+
+// NewResolver returns a resolver over the identity index (an alias).
+func NewResolver(st *store.Client, index string, cacheSize int) *Resolver {
+	c, err := lru.New[string, string](cacheSize)
+	if err != nil {
+		panic(err) // only for a non-positive size, a programming error
+	}
+	return &Resolver{st: st, index: index, cache: c, NewID: NewCustomerID}
+}
+
+// NewCustomerID returns a random customer id.
+func NewCustomerID() string {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return "c_" + hex.EncodeToString(b[:])
+}
+
+type record struct {
+	Type       string `json:"type"`
+	Value      string `json:"value"`
+	CustomerID string `json:"customer_id"`
+	CreatedAt  string `json:"created_at"`
+}
+
+// Resolve returns the customer id of each request, a request being the
+// identities one message carries, in precedence order. The first identity
+// of a request that is already known decides its customer; when none is,
+// a customer is minted for the first one. The request's other identities
+// that are still free are then linked to that customer. A request with no
+// identities gets "".
+func (r *Resolver) Resolve(ctx context.Context, reqs [][]Identity) ([]string, error) {
+	known := map[string]string{}
+	var missing []string
+	for _, req := range reqs {
+		for _, id := range req {
+			k := id.Key()
+			if _, seen := known[k]; seen {
+				continue
+			}
+			if cid, ok := r.cache.Get(k); ok {
+				known[k] = cid
+				continue
+			}
+			known[k] = ""
+			missing = append(missing, k)
+		}
+	}
+	if err := r.fetch(ctx, missing, known); err != nil {
+		return nil, err
+	}
+
+	// Claim the first identity of every request that knows nobody yet.
+	claims := map[string]Identity{}
+	minted := map[string]string{}
+	for _, req := range reqs {
+		if len(req) == 0 || firstKnown(req, known) != "" {
+			continue
+		}
+		k := req[0].Key()
+		if _, ok := minted[k]; !ok {
+			minted[k] = r.NewID()
+			claims[k] = req[0]
+		}
+	}
+	lost, err := r.claim(ctx, claims, minted)
+	if err != nil {
+		return nil, err
+	}
+	for k, cid := range minted {
+		known[k] = cid
+	}
+	if err := r.fetch(ctx, lost, known); err != nil {
+		return nil, err
+	}
+
+	// Every request now has a known identity; link its free ones.
+	out := make([]string, len(reqs))
+	links := map[string]Identity{}
+	linkTo := map[string]string{}
+	for i, req := range reqs {
+		out[i] = firstKnown(req, known)
+		for _, id := range req {
+			k := id.Key()
+			if known[k] == "" && linkTo[k] == "" {
+				links[k], linkTo[k] = id, out[i]
+			}
+		}
+	}
+	lostLinks, err := r.claim(ctx, links, linkTo)
+	if err != nil {
+		return nil, err
+	}
+	for k, cid := range linkTo {
+		known[k] = cid
+	}
+	for _, k := range lostLinks {
+		delete(known, k) // someone else's now; read it when next needed
+	}
+	for k, cid := range known {
+		if cid != "" {
+			r.cache.Add(k, cid)
+		}
+	}
+	return out, nil
+}
+
+func firstKnown(req []Identity, known map[string]string) string {
+	for _, id := range req {
+		if cid := known[id.Key()]; cid != "" {
+			return cid
+		}
+	}
+	return ""
+}
+
+// fetch reads the customer ids of keys (realtime GET semantics) into known.
+func (r *Resolver) fetch(ctx context.Context, keys []string, known map[string]string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	var resp struct {
+		Docs []struct {
+			ID     string  `json:"_id"`
+			Found  bool    `json:"found"`
+			Source *record `json:"_source"`
+		} `json:"docs"`
+	}
+	if err := r.st.Do(ctx, http.MethodPost, "/"+r.index+"/_mget", map[string]any{"ids": keys}, &resp); err != nil {
+		return fmt.Errorf("identity: read: %w", err)
+	}
+	for _, d := range resp.Docs {
+		if d.Found && d.Source != nil {
+			known[d.ID] = d.Source.CustomerID
+		}
+	}
+	return nil
+}
+
+// claim creates the identity records; it returns the keys another writer
+// holds already.
+func (r *Resolver) claim(ctx context.Context, ids map[string]Identity, cids map[string]string) ([]string, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	ops := make([]store.Op, 0, len(ids))
+	for k, id := range ids {
+		ops = append(ops, store.Op{Action: store.Create, Index: r.index, ID: k,
+			Body: record{Type: id.Type, Value: id.Value, CustomerID: cids[k], CreatedAt: now}})
+	}
+	verdicts, err := r.st.Bulk(ctx, ops)
+	if err != nil {
+		return nil, fmt.Errorf("identity: claim: %w", err)
+	}
+	var lost []string
+	for i, v := range verdicts {
+		switch {
+		case v.OK():
+		case v.Conflict():
+			lost = append(lost, ops[i].ID)
+			delete(cids, ops[i].ID)
+		default:
+			return nil, fmt.Errorf("identity: claim %s: %d %s: %s", ops[i].ID, v.Status, v.Type, v.Reason)
+		}
+	}
+	return lost, nil
+}
