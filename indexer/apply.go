@@ -1,0 +1,166 @@
+package indexer
+
+import (
+	"context"
+	"errors"
+
+	"github.com/IBM/sarama"
+
+	"cdp/customer"
+	"cdp/identity"
+	"cdp/store"
+)
+
+// applySources is stage 1: it writes what the source messages say to the
+// events index and the row store, dead-letters what cannot be applied, and
+// returns the customers whose documents must be rebuilt.
+func (ix *Indexer) applySources(ctx context.Context, msgs []*sarama.ConsumerMessage) (map[string]bool, error) {
+	var events []parsedEvent
+	var bad []rejected
+	for _, m := range msgs {
+		if len(m.Value) == 0 && m.Topic != ix.cfg.Topic(TopicEvents) {
+			continue // a CDC tombstone after a delete: nothing to apply
+		}
+		switch m.Topic {
+		case ix.cfg.Topic(TopicEvents):
+			e, err := ParseEvent(m.Value, m.Timestamp)
+			if err != nil {
+				bad = append(bad, rejected{m, err.Error()})
+				continue
+			}
+			events = append(events, parsedEvent{msg: m, ev: e})
+		default:
+			bad = append(bad, rejected{m, "no handler for topic " + m.Topic})
+		}
+	}
+	if err := ix.deadLetter(ctx, bad); err != nil {
+		return nil, err
+	}
+	dirty := map[string]bool{}
+	var rejects []rejected
+	err := ix.step(ctx, "apply_events", func() error {
+		var err error
+		rejects, err = ix.applyEvents(ctx, events, dirty)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return dirty, ix.deadLetter(ctx, rejects)
+}
+
+type parsedEvent struct {
+	msg *sarama.ConsumerMessage
+	ev  *Event
+}
+
+// applyEvents resolves the events' customers, stores each event once (its
+// message id is its document id, so a redelivery is a no-op) and folds
+// what they say into the customers' profile rows.
+func (ix *Indexer) applyEvents(ctx context.Context, events []parsedEvent, dirty map[string]bool) ([]rejected, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	reqs := make([][]identity.Identity, 0, len(events))
+	for _, pe := range events {
+		reqs = append(reqs, pe.ev.Identities())
+	}
+	cids, err := ix.resolver.Resolve(ctx, reqs)
+	if err != nil {
+		return nil, err
+	}
+	ops := make([]store.Op, 0, len(events)+len(events)/4)
+	updates := map[string]*profileUpdate{}
+	var order []string
+	for i, pe := range events {
+		cid, e := cids[i], pe.ev
+		ops = append(ops, store.Op{Action: store.Create, Index: ix.events, ID: e.MessageID, Body: eventDoc(cid, e)})
+		u := updates[cid]
+		if u == nil {
+			u = newProfileUpdate()
+			updates[cid] = u
+			order = append(order, cid)
+		}
+		foldEvent(u, e)
+	}
+	for _, cid := range order {
+		ops = append(ops, ix.rows.profileOp(cid, updates[cid]))
+	}
+	verdicts, err := ix.bulk(ctx, "apply_events", ops)
+	if err != nil {
+		return nil, err
+	}
+	var rejects []rejected
+	var retry []error
+	for i, v := range verdicts {
+		switch {
+		case v.OK(), v.Conflict() && ops[i].Action == store.Create:
+			if ops[i].Action == store.Update {
+				ix.m.applied.WithLabelValues("profile").Inc()
+			} else if v.OK() {
+				ix.m.applied.WithLabelValues("event").Inc()
+			}
+		case v.Retryable():
+			retry = append(retry, itemError(ops[i], v))
+		case i < len(events):
+			rejects = append(rejects, rejected{events[i].msg, "event rejected by OpenSearch: " + v.Type + ": " + v.Reason})
+		default:
+			cid := order[i-len(events)]
+			for j, pe := range events {
+				if cids[j] == cid {
+					rejects = append(rejects, rejected{pe.msg, "profile rejected by OpenSearch: " + v.Type + ": " + v.Reason})
+				}
+			}
+		}
+	}
+	if len(retry) > 0 {
+		return nil, errors.Join(retry...)
+	}
+	for _, cid := range order {
+		dirty[cid] = true
+	}
+	return rejects, nil
+}
+
+// foldEvent adds what one event says about its customer to u.
+func foldEvent(u *profileUpdate, e *Event) {
+	ms := e.Timestamp.UnixMilli()
+	u.seen(ms)
+	if e.UserID != "" {
+		u.crmIDs[e.UserID] = true
+	}
+	for _, a := range []string{e.AnonymousID, e.PreviousID} {
+		if a != "" {
+			u.anonIDs[a] = true
+		}
+	}
+	if e.Type != "identify" {
+		return
+	}
+	for k, v := range e.Traits {
+		name := k
+		if !customer.IsProfileField(k) {
+			name = sanitizeKey(k)
+		}
+		if name != "" {
+			u.setTrait(name, customer.Trait{V: sanitizeValue(v), TS: ms, MID: e.MessageID})
+		}
+	}
+}
+
+func eventDoc(cid string, e *Event) map[string]any {
+	doc := map[string]any{
+		"event_id": e.MessageID, "customer_id": cid, "type": e.Type, "event": e.Name(),
+		"timestamp":  e.Timestamp.Format("2006-01-02T15:04:05.000Z07:00"),
+		"properties": sanitizeMap(e.Properties),
+	}
+	for k, v := range map[string]string{"channel": e.Channel(), "user_id": e.UserID, "anonymous_id": e.AnonymousID} {
+		if v != "" {
+			doc[k] = v
+		}
+	}
+	if len(e.Context) > 0 {
+		doc["context"] = e.Context
+	}
+	return doc
+}

@@ -1,0 +1,197 @@
+// Package indexer consumes CDC and SDK events from Kafka and keeps one
+// customer document per person in OpenSearch.
+//
+// It works in two stages inside one consumer group:
+//
+//  1. Source messages (SDK events, CDC rows) are checked, their identities
+//     resolved to a customer id, and written to the row store and the events
+//     index. Then the customers they touched are marked dirty by a message
+//     on an internal topic keyed by customer id.
+//  2. Dirty markers are coalesced per batch; each dirty customer's document
+//     is rebuilt from all of its rows and written once.
+//
+// Because a customer id always hashes to the same partition of the dirty
+// topic, one consumer at a time owns a customer: two writes to one
+// document are never in flight together, whatever topic the changes came
+// from. Offsets are committed only after a batch is durably written or
+// dead-lettered, and every step is idempotent, so a crash or a rebalance
+// at any point only replays work.
+package indexer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"cdp/config"
+	"cdp/identity"
+	"cdp/mapping"
+	"cdp/store"
+)
+
+// Indexer is the Kafka-to-OpenSearch pipeline.
+type Indexer struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	st       *store.Client
+	resolver *identity.Resolver
+	rows     *rowStore
+	m        *metrics
+
+	client   sarama.Client
+	group    sarama.ConsumerGroup
+	producer sarama.SyncProducer
+
+	customers, events string
+}
+
+// Partitions is the partition count of the topics the service creates.
+const Partitions = 4
+
+// New connects to Kafka, creates missing topics, and returns an indexer
+// writing through st. The OpenSearch indices must exist.
+func New(cfg *config.Config, st *store.Client, reg prometheus.Registerer, log *slog.Logger) (*Indexer, error) {
+	topics := make([]string, len(AllTopics))
+	for i, t := range AllTopics {
+		topics[i] = cfg.Topic(t)
+	}
+	if err := EnsureTopics(cfg.KafkaBrokers, topics, Partitions); err != nil {
+		return nil, err
+	}
+	client, err := sarama.NewClient(cfg.KafkaBrokers, KafkaConfig("cdp-indexer"))
+	if err != nil {
+		return nil, fmt.Errorf("indexer: kafka: %w", err)
+	}
+	group, err := sarama.NewConsumerGroupFromClient(cfg.ConsumerGroup, client)
+	if err != nil {
+		client.Close()
+		return nil, fmt.Errorf("indexer: consumer group: %w", err)
+	}
+	producer, err := sarama.NewSyncProducerFromClient(client)
+	if err != nil {
+		group.Close()
+		client.Close()
+		return nil, fmt.Errorf("indexer: producer: %w", err)
+	}
+	p := cfg.IndexPrefix
+	return &Indexer{
+		cfg: cfg, log: log, st: st, m: newMetrics(reg),
+		resolver:  identity.NewResolver(st, mapping.Identities.Alias(p), 1<<20),
+		rows:      &rowStore{st: st, index: mapping.Rows.Alias(p)},
+		client:    client,
+		group:     group,
+		producer:  producer,
+		customers: mapping.Customers.Alias(p),
+		events:    mapping.Events.Alias(p),
+	}, nil
+}
+
+// Run consumes until ctx ends, then finishes the batch in hand within the
+// configured grace period, commits, and returns.
+func (ix *Indexer) Run(ctx context.Context) error {
+	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHard()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(ix.cfg.ShutdownGrace, cancelHard) })
+	defer stop()
+	topics := make([]string, 0, len(SourceTopics)+1)
+	for _, t := range append(SourceTopics, TopicDirty) {
+		topics = append(topics, ix.cfg.Topic(t))
+	}
+	h := &groupHandler{
+		proc: ix, log: ix.log, size: ix.cfg.BatchSize, wait: ix.cfg.BatchWait, grace: ix.cfg.ShutdownGrace, hard: hard,
+		onLag:     ix.m.setLag,
+		onConsume: func(topic string) { ix.m.consumed.WithLabelValues(topic).Inc() },
+	}
+	ix.log.Info("indexer consuming", "topics", topics, "group", ix.cfg.ConsumerGroup)
+	return consume(ctx, ix.group, topics, h, ix.log)
+}
+
+// Close leaves the group and closes the Kafka connections.
+func (ix *Indexer) Close() error {
+	return errors.Join(ix.group.Close(), ix.producer.Close(), ix.client.Close())
+}
+
+// process applies one batch: source messages first (stage 1), then the
+// dirty markers (stage 2). It returns only when all of it is applied or
+// dead-lettered, or when ctx ends.
+func (ix *Indexer) process(ctx context.Context, msgs []*sarama.ConsumerMessage) error {
+	var sources, dirty []*sarama.ConsumerMessage
+	dirtyTopic := ix.cfg.Topic(TopicDirty)
+	for _, m := range msgs {
+		if m.Topic == dirtyTopic {
+			dirty = append(dirty, m)
+		} else {
+			sources = append(sources, m)
+		}
+	}
+	if len(sources) > 0 {
+		cids, err := ix.applySources(ctx, sources)
+		if err != nil {
+			return err
+		}
+		if err := ix.step(ctx, "mark_dirty", func() error { return ix.markDirty(cids) }); err != nil {
+			return err
+		}
+	}
+	if len(dirty) > 0 {
+		return ix.materialize(ctx, dirty)
+	}
+	return nil
+}
+
+// step runs f until it succeeds or ctx ends, backing off between tries.
+// Every step is idempotent, so a retry after a partial failure is safe.
+func (ix *Indexer) step(ctx context.Context, name string, f func() error) error {
+	b := newBackoff(100*time.Millisecond, 10*time.Second)
+	return retry(ctx, b, func(error) bool { return ctx.Err() == nil }, func(err error, d time.Duration) {
+		ix.m.retries.WithLabelValues(name).Inc()
+		ix.log.Warn("step failed, retrying", "step", name, "err", err, "in", d)
+	}, f)
+}
+
+// deadLetter sends the rejected messages to the dead-letter topic.
+func (ix *Indexer) deadLetter(ctx context.Context, rs []rejected) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	msgs := ix.deadLetterMessages(rs)
+	if err := ix.step(ctx, "dead_letter", func() error { return ix.producer.SendMessages(msgs) }); err != nil {
+		return err
+	}
+	for _, r := range rs {
+		ix.m.deadLettered.WithLabelValues(r.msg.Topic).Inc()
+		ix.log.Warn("dead-lettered", "topic", r.msg.Topic, "partition", r.msg.Partition, "offset", r.msg.Offset, "reason", r.reason)
+	}
+	return nil
+}
+
+// markDirty asks stage 2 to rebuild the customers.
+func (ix *Indexer) markDirty(cids map[string]bool) error {
+	if len(cids) == 0 {
+		return nil
+	}
+	msgs := make([]*sarama.ProducerMessage, 0, len(cids))
+	for cid := range cids {
+		msgs = append(msgs, &sarama.ProducerMessage{Topic: ix.cfg.Topic(TopicDirty), Key: sarama.StringEncoder(cid), Value: sarama.StringEncoder("{}")})
+	}
+	return ix.producer.SendMessages(msgs)
+}
+
+// bulk sends ops and records the latency under the step's name.
+func (ix *Indexer) bulk(ctx context.Context, step string, ops []store.Op) ([]store.Verdict, error) {
+	start := time.Now()
+	v, err := ix.st.Bulk(ctx, ops)
+	ix.m.bulkSeconds.WithLabelValues(step).Observe(time.Since(start).Seconds())
+	return v, err
+}
+
+// itemError turns a verdict that may succeed later into an error that makes
+// the step retry.
+func itemError(op store.Op, v store.Verdict) error {
+	return fmt.Errorf("%s %s/%s: %d %s: %s", op.Action, op.Index, op.ID, v.Status, v.Type, v.Reason)
+}

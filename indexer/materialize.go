@@ -1,0 +1,77 @@
+package indexer
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/IBM/sarama"
+
+	"cdp/customer"
+	"cdp/store"
+)
+
+// materialize is stage 2: it rebuilds the document of every customer
+// marked dirty in the batch, one write per customer however many markers
+// the batch holds.
+func (ix *Indexer) materialize(ctx context.Context, msgs []*sarama.ConsumerMessage) error {
+	byCID := map[string][]*sarama.ConsumerMessage{}
+	var cids []string
+	for _, m := range msgs {
+		cid := string(m.Key)
+		if _, ok := byCID[cid]; !ok {
+			cids = append(cids, cid)
+		}
+		byCID[cid] = append(byCID[cid], m)
+	}
+	var rejects []rejected
+	err := ix.step(ctx, "materialize", func() error {
+		var err error
+		rejects, err = ix.writeDocuments(ctx, cids, byCID)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return ix.deadLetter(ctx, rejects)
+}
+
+func (ix *Indexer) writeDocuments(ctx context.Context, cids []string, markers map[string][]*sarama.ConsumerMessage) ([]rejected, error) {
+	srcs, err := ix.rows.sources(ctx, cids)
+	if err != nil {
+		return nil, err
+	}
+	ops := make([]store.Op, 0, len(cids))
+	for _, cid := range cids {
+		doc, ok := customer.Build(cid, *srcs[cid])
+		if ok {
+			ops = append(ops, store.Op{Action: store.Index, Index: ix.customers, ID: cid, Body: doc})
+		} else {
+			ops = append(ops, store.Op{Action: store.Delete, Index: ix.customers, ID: cid})
+		}
+	}
+	verdicts, err := ix.bulk(ctx, "materialize", ops)
+	if err != nil {
+		return nil, err
+	}
+	var rejects []rejected
+	var retry []error
+	for i, v := range verdicts {
+		op := ops[i]
+		switch {
+		case v.OK():
+			ix.m.applied.WithLabelValues(map[store.Action]string{store.Index: "document", store.Delete: "delete"}[op.Action]).Inc()
+		case op.Action == store.Delete && v.Status == http.StatusNotFound:
+		case v.Retryable():
+			retry = append(retry, itemError(op, v))
+		default:
+			for _, m := range markers[op.ID] {
+				rejects = append(rejects, rejected{m, "document of " + op.ID + " rejected by OpenSearch: " + v.Type + ": " + v.Reason})
+			}
+		}
+	}
+	if len(retry) > 0 {
+		return nil, errors.Join(retry...)
+	}
+	return rejects, nil
+}

@@ -1,0 +1,46 @@
+package indexer
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	consumed     *prometheus.CounterVec
+	applied      *prometheus.CounterVec
+	deadLettered *prometheus.CounterVec
+	retries      *prometheus.CounterVec
+	lag          *prometheus.GaugeVec
+	bulkSeconds  *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cdp_indexer_consumed_total", Help: "Kafka messages read, by topic.",
+		}, []string{"topic"}),
+		applied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cdp_indexer_applied_total", Help: "Writes OpenSearch accepted, by kind (event, profile, document, delete).",
+		}, []string{"kind"}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cdp_indexer_dead_lettered_total", Help: "Messages sent to the dead-letter topic, by source topic.",
+		}, []string{"topic"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cdp_indexer_retries_total", Help: "Batch steps retried after a transient failure, by step.",
+		}, []string{"step"}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cdp_indexer_lag", Help: "Messages behind the partition's high-water mark when last read.",
+		}, []string{"topic", "partition"}),
+		bulkSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "cdp_indexer_bulk_seconds", Help: "Latency of bulk writes to OpenSearch, by step.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
+		}, []string{"step"}),
+	}
+	reg.MustRegister(m.consumed, m.applied, m.deadLettered, m.retries, m.lag, m.bulkSeconds)
+	return m
+}
+
+func (m *metrics) setLag(topic string, partition int32, lag int64) {
+	m.lag.WithLabelValues(topic, strconv.Itoa(int(partition))).Set(float64(lag))
+}

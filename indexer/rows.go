@@ -1,0 +1,209 @@
+package indexer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"cdp/customer"
+	"cdp/store"
+)
+
+// rowStore keeps the source rows customer documents are rebuilt from (see
+// package customer). Rows are written by the first stage of the indexer
+// and read back, after a refresh, by the second.
+type rowStore struct {
+	st    *store.Client
+	index string
+}
+
+func rowID(kind, key string) string { return kind + ":" + key }
+
+// profileMerge folds SDK facts into a profile row. It is commutative and
+// idempotent (per-trait last-writer-wins by event time then message id,
+// min/max for first and last seen, set union for ids), so concurrent
+// writers, replays and any arrival order give the same row.
+const profileMerge = `
+def s = ctx._source;
+s.rid = params.rid; s.kind = 'profile'; s.customer_id = params.cid;
+if (s.traits == null) { s.traits = new HashMap(); }
+for (def e : params.traits.entrySet()) {
+  def cur = s.traits.get(e.getKey()); def nv = e.getValue();
+  if (cur == null || cur.ts < nv.ts || (cur.ts == nv.ts && cur.mid.compareTo(nv.mid) < 0)) { s.traits.put(e.getKey(), nv); }
+}
+if (params.first_seen > 0 && (s.first_seen == null || s.first_seen > params.first_seen)) { s.first_seen = params.first_seen; }
+if (s.last_seen == null || s.last_seen < params.last_seen) { s.last_seen = params.last_seen; }
+for (def f : ['crm_ids', 'anonymous_ids']) {
+  if (s[f] == null) { s[f] = new ArrayList(); }
+  for (def id : params[f]) { if (!s[f].contains(id)) { s[f].add(id); } }
+}
+`
+
+// profileUpdate is what one batch says about one customer.
+type profileUpdate struct {
+	traits              map[string]customer.Trait
+	firstSeen, lastSeen int64
+	crmIDs, anonIDs     map[string]bool
+}
+
+func newProfileUpdate() *profileUpdate {
+	return &profileUpdate{traits: map[string]customer.Trait{}, crmIDs: map[string]bool{}, anonIDs: map[string]bool{}}
+}
+
+// setTrait keeps the newer of two values for one trait, as profileMerge does.
+func (p *profileUpdate) setTrait(name string, t customer.Trait) {
+	cur, ok := p.traits[name]
+	if !ok || cur.TS < t.TS || (cur.TS == t.TS && cur.MID < t.MID) {
+		p.traits[name] = t
+	}
+}
+
+func (p *profileUpdate) seen(ms int64) {
+	if p.firstSeen == 0 || ms < p.firstSeen {
+		p.firstSeen = ms
+	}
+	p.lastSeen = max(p.lastSeen, ms)
+}
+
+func (r *rowStore) profileOp(cid string, p *profileUpdate) store.Op {
+	keys := func(m map[string]bool) []string {
+		out := make([]string, 0, len(m))
+		for k := range m {
+			out = append(out, k)
+		}
+		return out
+	}
+	id := rowID(customer.KindProfile, cid)
+	return store.Op{Action: store.Update, Index: r.index, ID: id, RetryOnConflict: 5, Body: map[string]any{
+		"scripted_upsert": true,
+		"upsert":          map[string]any{},
+		"script": map[string]any{"lang": "painless", "source": profileMerge, "params": map[string]any{
+			"rid": id, "cid": cid, "traits": p.traits, "first_seen": p.firstSeen, "last_seen": p.lastSeen,
+			"crm_ids": keys(p.crmIDs), "anonymous_ids": keys(p.anonIDs),
+		}},
+	}}
+}
+
+// hit is one row as stored; profile rows also decode into Profile.
+type hit struct {
+	customer.Row
+	Profile *customer.Profile
+}
+
+func decodeHit(src []byte) (*hit, error) {
+	var h hit
+	if err := json.Unmarshal(src, &h.Row); err != nil {
+		return nil, err
+	}
+	if h.Kind == customer.KindProfile {
+		h.Profile = &customer.Profile{}
+		if err := json.Unmarshal(src, h.Profile); err != nil {
+			return nil, err
+		}
+	}
+	return &h, nil
+}
+
+// sources reads every row of the given customers. The row store is
+// refreshed first, so that every row written before the customers were
+// marked dirty is seen.
+func (r *rowStore) sources(ctx context.Context, cids []string) (map[string]*customer.Sources, error) {
+	out := make(map[string]*customer.Sources, len(cids))
+	if len(cids) == 0 {
+		return out, nil
+	}
+	if err := r.st.Refresh(ctx, r.index); err != nil {
+		return nil, fmt.Errorf("rows: refresh: %w", err)
+	}
+	for _, cid := range cids {
+		out[cid] = &customer.Sources{Items: map[string][]customer.Row{}}
+	}
+	var orderIDs []string
+	ownerOf := map[string]string{}
+	err := r.scan(ctx, "customer_id", cids, []string{customer.KindCustomer, customer.KindOrder, customer.KindProfile}, func(h *hit) {
+		s := out[h.Row.CustomerID]
+		if s == nil {
+			return
+		}
+		switch h.Kind {
+		case customer.KindProfile:
+			s.Profile = h.Profile
+		case customer.KindCustomer:
+			row := h.Row
+			if s.Customer == nil || newerCustomerRow(&row, s.Customer) {
+				s.Customer = &row
+			}
+		case customer.KindOrder:
+			s.Orders = append(s.Orders, h.Row)
+			if !h.Deleted {
+				orderIDs = append(orderIDs, h.Key)
+				ownerOf[h.Key] = h.Row.CustomerID
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = r.scan(ctx, "order_id", orderIDs, []string{customer.KindItem}, func(h *hit) {
+		if s := out[ownerOf[h.OrderID]]; s != nil {
+			s.Items[h.OrderID] = append(s.Items[h.OrderID], h.Row)
+		}
+	})
+	return out, err
+}
+
+// newerCustomerRow prefers a live row, then the most recent one, when two
+// CRM rows resolve to one customer.
+func newerCustomerRow(a, b *customer.Row) bool {
+	if a.Deleted != b.Deleted {
+		return !a.Deleted
+	}
+	return a.TS > b.TS
+}
+
+// scan pages through every row whose field is one of values and whose kind
+// is one of kinds, in chunks small enough for a terms query.
+func (r *rowStore) scan(ctx context.Context, field string, values, kinds []string, each func(*hit)) error {
+	const chunk, page = 5000, 5000
+	for start := 0; start < len(values); start += chunk {
+		vals := values[start:min(start+chunk, len(values))]
+		var after []any
+		for {
+			body := map[string]any{
+				"size": page,
+				"sort": []any{map[string]any{"rid": "asc"}},
+				"query": map[string]any{"bool": map[string]any{"filter": []any{
+					map[string]any{"terms": map[string]any{field: vals}},
+					map[string]any{"terms": map[string]any{"kind": kinds}},
+				}}},
+			}
+			if after != nil {
+				body["search_after"] = after
+			}
+			var resp struct {
+				Hits struct {
+					Hits []struct {
+						Source json.RawMessage `json:"_source"`
+						Sort   []any           `json:"sort"`
+					} `json:"hits"`
+				} `json:"hits"`
+			}
+			if err := r.st.Do(ctx, http.MethodPost, "/"+r.index+"/_search", body, &resp); err != nil {
+				return fmt.Errorf("rows: search: %w", err)
+			}
+			for _, h := range resp.Hits.Hits {
+				row, err := decodeHit(h.Source)
+				if err != nil {
+					return fmt.Errorf("rows: decode: %w", err)
+				}
+				each(row)
+			}
+			if len(resp.Hits.Hits) < page {
+				break
+			}
+			after = resp.Hits.Hits[len(resp.Hits.Hits)-1].Sort
+		}
+	}
+	return nil
+}

@@ -1,0 +1,157 @@
+package indexer
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"cdp/identity"
+)
+
+// Event is an SDK message (Segment-spec shaped, CONTRACT §1.1).
+type Event struct {
+	Type        string         `json:"type"`
+	MessageID   string         `json:"messageId"`
+	Timestamp   time.Time      `json:"-"`
+	UserID      string         `json:"userId"`
+	AnonymousID string         `json:"anonymousId"`
+	PreviousID  string         `json:"previousId"`
+	Event       string         `json:"event"`
+	Properties  map[string]any `json:"properties"`
+	Traits      map[string]any `json:"traits"`
+	Context     map[string]any `json:"context"`
+}
+
+// Name is the event name kept in the events index: page and screen calls
+// are track events of those names (CONTRACT §1.1).
+func (e *Event) Name() string {
+	switch e.Type {
+	case "page", "screen":
+		return e.Type
+	case "identify", "alias":
+		return e.Type
+	}
+	return e.Event
+}
+
+// Identities returns the identities the event speaks for, in precedence
+// order: the user id (a CRM id), then the device id; for alias, the
+// previous id is the same person.
+func (e *Event) Identities() []identity.Identity {
+	var out []identity.Identity
+	if e.UserID != "" {
+		out = append(out, identity.Identity{Type: identity.CRMID, Value: e.UserID})
+	}
+	for _, a := range []string{e.AnonymousID, e.PreviousID} {
+		if a != "" {
+			out = append(out, identity.Identity{Type: identity.AnonymousID, Value: a})
+		}
+	}
+	return out
+}
+
+// Channel is context.channel, if given.
+func (e *Event) Channel() string {
+	s, _ := e.Context["channel"].(string)
+	return s
+}
+
+// errBad marks a message that can never be applied; it goes to the
+// dead-letter topic with the reason.
+var errBad = errors.New("bad message")
+
+func bad(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errBad, fmt.Sprintf(format, args...))
+}
+
+// ParseEvent decodes and checks one SDK message. fallback is the time used
+// when the message carries no timestamp (the Kafka message's own time).
+// An error wraps errBad and says what is wrong.
+func ParseEvent(value []byte, fallback time.Time) (*Event, error) {
+	if len(bytes.TrimSpace(value)) == 0 {
+		return nil, bad("empty message")
+	}
+	var raw struct {
+		Event
+		Timestamp json.RawMessage `json:"timestamp"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(value))
+	dec.UseNumber()
+	if err := dec.Decode(&raw); err != nil {
+		return nil, bad("invalid JSON: %v", err)
+	}
+	e := raw.Event
+	e.UserID, e.AnonymousID, e.PreviousID = strings.TrimSpace(e.UserID), strings.TrimSpace(e.AnonymousID), strings.TrimSpace(e.PreviousID)
+	switch e.Type {
+	case "identify", "track", "page", "screen":
+		if e.UserID == "" && e.AnonymousID == "" {
+			return nil, bad("%s event has neither userId nor anonymousId", e.Type)
+		}
+	case "alias":
+		if e.UserID == "" || e.PreviousID == "" {
+			return nil, bad("alias event needs both userId and previousId")
+		}
+	case "":
+		return nil, bad("missing type")
+	default:
+		return nil, bad("unknown type %q", e.Type)
+	}
+	if e.Type == "track" && strings.TrimSpace(e.Event) == "" {
+		return nil, bad("track event has no event name")
+	}
+	switch ts := strings.TrimSpace(string(raw.Timestamp)); ts {
+	case "", "null":
+		e.Timestamp = fallback.UTC()
+	default:
+		var s string
+		if err := json.Unmarshal(raw.Timestamp, &s); err != nil {
+			return nil, bad("timestamp %s is not an RFC 3339 string", ts)
+		}
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return nil, bad("timestamp %q is not RFC 3339", s)
+		}
+		e.Timestamp = t.UTC()
+	}
+	if e.MessageID == "" {
+		// A redelivery of the same bytes gets the same id, so it is still
+		// counted once.
+		sum := sha1.Sum(value)
+		e.MessageID = "sha1-" + hex.EncodeToString(sum[:])
+	}
+	e.Properties = numbersToFloats(e.Properties)
+	e.Traits = numbersToFloats(e.Traits)
+	return &e, nil
+}
+
+// numbersToFloats turns json.Number values into float64 (or keeps them as
+// exact strings when they do not fit), recursively.
+func numbersToFloats(m map[string]any) map[string]any {
+	for k, v := range m {
+		m[k] = convertNumber(v)
+	}
+	return m
+}
+
+func convertNumber(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		if f, err := x.Float64(); err == nil {
+			return f
+		}
+		return x.String()
+	case map[string]any:
+		return numbersToFloats(x)
+	case []any:
+		for i := range x {
+			x[i] = convertNumber(x[i])
+		}
+		return x
+	}
+	return v
+}

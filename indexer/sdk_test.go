@@ -1,0 +1,74 @@
+package indexer
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseEventAcceptsEveryCallTheContractNames(t *testing.T) {
+	fallback := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name, msg, wantName string
+		wantIDs             int
+	}{
+		{"track", `{"type":"track","messageId":"m1","timestamp":"2026-11-20T08:00:00Z","userId":"1001","anonymousId":"dev-9f2","event":"view_product","properties":{"price":399}}`, "view_product", 2},
+		{"identify", `{"type":"identify","messageId":"m2","userId":"1001","traits":{"name":"张三"}}`, "identify", 1},
+		{"page", `{"type":"page","messageId":"m3","anonymousId":"a1","timestamp":"2026-11-20T08:00:00+08:00"}`, "page", 1},
+		{"screen", `{"type":"screen","messageId":"m4","anonymousId":"a1"}`, "screen", 1},
+		{"alias", `{"type":"alias","messageId":"m5","userId":"1001","previousId":"a1"}`, "alias", 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := ParseEvent([]byte(tt.msg), fallback)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.Name() != tt.wantName || len(e.Identities()) != tt.wantIDs {
+				t.Fatalf("name %q ids %v", e.Name(), e.Identities())
+			}
+			if e.Timestamp.IsZero() || e.Timestamp.Location() != time.UTC {
+				t.Fatalf("timestamp %v", e.Timestamp)
+			}
+		})
+	}
+}
+
+func TestParseEventFillsWhatTheMessageLeavesOut(t *testing.T) {
+	fallback := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	msg := []byte(`{"type":"track","userId":"1","event":"x"}`)
+	e, err := ParseEvent(msg, fallback)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.Timestamp.Equal(fallback) {
+		t.Errorf("timestamp %v, want the Kafka time %v", e.Timestamp, fallback)
+	}
+	again, _ := ParseEvent(msg, fallback)
+	if e.MessageID == "" || e.MessageID != again.MessageID {
+		t.Errorf("message ids %q and %q: a redelivery must get the same id", e.MessageID, again.MessageID)
+	}
+}
+
+func TestParseEventRejectsBadMessagesWithAReason(t *testing.T) {
+	tests := []struct{ name, msg, reason string }{
+		{"invalid json", `{"type":`, "invalid JSON"},
+		{"empty", ``, "empty"},
+		{"unknown type", `{"type":"group","userId":"1"}`, `unknown type "group"`},
+		{"missing type", `{"userId":"1"}`, "missing type"},
+		{"no ids", `{"type":"track","event":"x"}`, "neither userId nor anonymousId"},
+		{"bad timestamp", `{"type":"track","userId":"1","event":"x","timestamp":"yesterday"}`, "not RFC 3339"},
+		{"numeric timestamp", `{"type":"track","userId":"1","event":"x","timestamp":12}`, "not an RFC 3339 string"},
+		{"track without name", `{"type":"track","userId":"1"}`, "no event name"},
+		{"alias without previous", `{"type":"alias","userId":"1"}`, "previousId"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseEvent([]byte(tt.msg), time.Now())
+			if !errors.Is(err, errBad) || !strings.Contains(err.Error(), tt.reason) {
+				t.Fatalf("err = %v, want a bad-message error mentioning %q", err, tt.reason)
+			}
+		})
+	}
+}
