@@ -1,0 +1,131 @@
+// Package api serves the HTTP API (CONTRACT §4) with Gin.
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"cdp/config"
+	"cdp/mapping"
+	"cdp/store"
+)
+
+// Check reports whether one backing service is reachable.
+type Check struct {
+	Name string
+	Func func(context.Context) error
+}
+
+// Server holds what the handlers need.
+type Server struct {
+	cfg    *config.Config
+	st     *store.Client
+	checks []Check
+	log    *slog.Logger
+
+	customers, events string
+}
+
+// New returns the HTTP handler of the API. reg receives the API's own
+// metrics and gather serves /metrics.
+func New(cfg *config.Config, st *store.Client, checks []Check, reg prometheus.Registerer, gather prometheus.Gatherer, log *slog.Logger) http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	s := &Server{cfg: cfg, st: st, checks: checks, log: log,
+		customers: mapping.Customers.Alias(cfg.IndexPrefix), events: mapping.Events.Alias(cfg.IndexPrefix)}
+	r := gin.New()
+	r.Use(gin.CustomRecovery(func(c *gin.Context, err any) {
+		log.Error("panic in handler", "path", c.FullPath(), "err", err)
+		writeError(c, http.StatusInternalServerError, "internal", "internal error")
+	}))
+	r.Use(observe(reg, log))
+	r.HandleMethodNotAllowed = true
+	r.NoRoute(func(c *gin.Context) {
+		writeError(c, http.StatusNotFound, "not_found", "no route "+c.Request.Method+" "+c.Request.URL.Path)
+	})
+	r.NoMethod(func(c *gin.Context) {
+		writeError(c, http.StatusMethodNotAllowed, "method_not_allowed", c.Request.Method+" is not allowed on "+c.Request.URL.Path)
+	})
+
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", s.ready)
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(gather, promhttp.HandlerOpts{})))
+
+	v1 := r.Group("/v1")
+	v1.GET("/customers/lookup", s.lookup)
+	v1.GET("/customers/:customer_id", s.getCustomer)
+	return r
+}
+
+// apiError is the body of every error answer (CONTRACT §4).
+type apiError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Path    string `json:"path,omitempty"`
+}
+
+func writeError(c *gin.Context, status int, code, msg string) {
+	c.AbortWithStatusJSON(status, gin.H{"error": apiError{Code: code, Message: msg}})
+}
+
+// storeError answers for a failed OpenSearch call: 503 when it is down or
+// overloaded, else 500 (a bug: the request was ours).
+func (s *Server) storeError(c *gin.Context, err error) {
+	if errors.Is(c.Request.Context().Err(), context.Canceled) {
+		c.Abort()
+		return
+	}
+	if store.Unavailable(err) {
+		writeError(c, http.StatusServiceUnavailable, "search_unavailable", "OpenSearch is unavailable: "+err.Error())
+		return
+	}
+	s.log.Error("opensearch request failed", "path", c.FullPath(), "err", err)
+	writeError(c, http.StatusInternalServerError, "internal", "internal error")
+}
+
+func (s *Server) ready(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 3*time.Second)
+	defer cancel()
+	status, code := gin.H{}, http.StatusOK
+	for _, ch := range s.checks {
+		if err := ch.Func(ctx); err != nil {
+			status[ch.Name] = err.Error()
+			code = http.StatusServiceUnavailable
+		} else {
+			status[ch.Name] = "ok"
+		}
+	}
+	if code != http.StatusOK {
+		c.JSON(code, gin.H{"error": apiError{Code: "not_ready", Message: "a backing service is unreachable"}, "checks": status})
+		return
+	}
+	c.JSON(code, gin.H{"status": "ready", "checks": status})
+}
+
+func observe(reg prometheus.Registerer, log *slog.Logger) gin.HandlerFunc {
+	dur := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "cdp_http_request_seconds", Help: "HTTP request latency by route, method and status.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+	}, []string{"route", "method", "status"})
+	reg.MustRegister(dur)
+	return func(c *gin.Context) {
+		start := time.Now()
+		c.Next()
+		route := c.FullPath()
+		if route == "" {
+			route = "unmatched"
+		}
+		status := c.Writer.Status()
+		dur.WithLabelValues(route, c.Request.Method, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
+		if status >= 500 {
+			log.Error("request failed", "route", route, "status", status)
+		}
+	}
+}

@@ -1,0 +1,133 @@
+// Command cdp is the customer data platform's search service: `cdp serve`
+// (the HTTP API), `cdp index` (the Kafka indexer), `cdp run` (both), and
+// `cdp demo` (loads the demo dataset through Kafka).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"cdp/api"
+	"cdp/config"
+	"cdp/indexer"
+	"cdp/mapping"
+	"cdp/store"
+)
+
+func main() {
+	if err := newRoot().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "cdp:", err)
+		os.Exit(1)
+	}
+}
+
+func newRoot() *cobra.Command {
+	cfg := &config.Config{}
+	root := &cobra.Command{
+		Use:           "cdp",
+		Short:         "Customer data platform search service",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			return cfg.Validate()
+		},
+	}
+	cfg.Register(root.PersistentFlags(), os.Getenv)
+	root.AddCommand(
+		&cobra.Command{Use: "serve", Short: "Serve the HTTP API", Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), cfg, true, false) }},
+		&cobra.Command{Use: "index", Short: "Run the indexer (Kafka consumer group)", Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), cfg, false, true) }},
+		&cobra.Command{Use: "run", Short: "Run the API and the indexer in one process", Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), cfg, true, true) }},
+		newDemoCmd(cfg),
+	)
+	return root
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
+
+// run starts the API, the indexer or both, and stops them on SIGINT or
+// SIGTERM: the API drains its requests, the indexer flushes and commits.
+func run(parent context.Context, cfg *config.Config, serve, index bool) error {
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(parent, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	log := newLogger(cfg.LogLevel)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	st, err := store.New(cfg.OpenSearchURL)
+	if err != nil {
+		return err
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := st.WaitReady(waitCtx); err != nil {
+		return fmt.Errorf("%w (is OpenSearch running at %s? `make deps-up` starts it)", err, cfg.OpenSearchURL)
+	}
+	if err := st.EnsureIndices(ctx, cfg.IndexPrefix, mapping.All...); err != nil {
+		return err
+	}
+
+	g, ctx := errgroup.WithContext(ctx)
+	if index {
+		ix, err := indexer.New(cfg, st, reg, log)
+		if err != nil {
+			return err
+		}
+		defer ix.Close()
+		g.Go(func() error { return ix.Run(ctx) })
+	}
+	if serve {
+		rdb := redis.NewClient(&redis.Options{Addr: cfg.RedisAddr})
+		defer rdb.Close()
+		checks := []api.Check{
+			{Name: "opensearch", Func: st.Ping},
+			{Name: "kafka", Func: func(ctx context.Context) error { return indexer.Ping(ctx, cfg.KafkaBrokers) }},
+			{Name: "redis", Func: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+		}
+		srv := &http.Server{Addr: cfg.HTTPAddr, Handler: api.New(cfg, st, checks, reg, reg, log), ReadHeaderTimeout: 10 * time.Second}
+		ln, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			return err
+		}
+		log.Info("API listening", "addr", ln.Addr().String())
+		g.Go(func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-ctx.Done()
+			shutdown, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+			defer cancel()
+			return srv.Shutdown(shutdown)
+		})
+	}
+	err = g.Wait()
+	log.Info("stopped", "err", err)
+	return err
+}
