@@ -1,0 +1,70 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"cdp/api"
+	"cdp/config"
+	"cdp/indexer"
+	"cdp/mapping"
+)
+
+// Logger is the logger the harness gives the service: warnings and errors
+// only, so test output stays readable.
+func Logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// Bootstrap creates the service's indices for cfg.
+func (e *Env) Bootstrap(t testing.TB, cfg *config.Config) {
+	t.Helper()
+	if err := e.Store(t).EnsureIndices(context.Background(), cfg.IndexPrefix, mapping.All...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// StartIndexer runs an indexer in this process until the test ends.
+func (e *Env) StartIndexer(t testing.TB, cfg *config.Config) {
+	t.Helper()
+	e.Bootstrap(t, cfg)
+	ix, err := indexer.New(cfg, e.Store(t), prometheus.NewRegistry(), Logger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ix.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("indexer: %v", err)
+		}
+		ix.Close()
+	})
+}
+
+// StartAPI serves the API for cfg until the test ends.
+func (e *Env) StartAPI(t testing.TB, cfg *config.Config) *httptest.Server {
+	t.Helper()
+	e.Bootstrap(t, cfg)
+	rdb := redis.NewClient(&redis.Options{Addr: cfg.RedisAddr})
+	t.Cleanup(func() { rdb.Close() })
+	st := e.Store(t)
+	checks := []api.Check{
+		{Name: "opensearch", Func: st.Ping},
+		{Name: "kafka", Func: func(ctx context.Context) error { return indexer.Ping(ctx, cfg.KafkaBrokers) }},
+		{Name: "redis", Func: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
+	}
+	reg := prometheus.NewRegistry()
+	srv := httptest.NewServer(api.New(cfg, st, checks, reg, reg, Logger()))
+	t.Cleanup(srv.Close)
+	return srv
+}
