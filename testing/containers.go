@@ -15,7 +15,7 @@ const (
 	openSearchImage = "opensearchproject/opensearch"
 	openSearchTag   = "3.6.0"
 	kafkaImage      = "apache/kafka"
-	kafkaTag        = "4.1.1"
+	kafkaTag        = "4.3.1"
 	redisImage      = "redis"
 	redisTag        = "7"
 )

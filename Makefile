@@ -1,0 +1,41 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+SHELL := /bin/bash
+
+# The real services `make deps-up` starts; tests and the service read these.
+export CDP_OPENSEARCH_URL ?= http://127.0.0.1:9200
+export CDP_KAFKA_BROKERS ?= 127.0.0.1:9092
+export CDP_REDIS_ADDR ?= 127.0.0.1:6379
+
+GO ?= go
+GOTEST_FLAGS ?= -race -count=1 -timeout 25m
+
+.PHONY: run test build deps-up deps-down deps-status lint unit
+
+## run: start the services if needed, the indexer and the API, load the demo dataset
+run: deps-up build
+	@scripts/run.sh
+
+## test: start the services if needed, then lint, unit and integration tests with -race
+test: deps-up lint
+	$(GO) test $(GOTEST_FLAGS) ./...
+
+## unit: the tests that need no service
+unit:
+	$(GO) test -short -race -count=1 ./...
+
+build:
+	$(GO) build -o bin/cdp ./cmd/cdp
+
+deps-up:
+	@scripts/deps.sh up
+
+deps-down:
+	@scripts/deps.sh down
+
+deps-status:
+	@scripts/deps.sh status
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null; git ls-files --others --exclude-standard '*.go' 2>/dev/null)); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...

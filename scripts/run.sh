@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs the API and the indexer in one process (`cdp run`), loads the demo
+# dataset through Kafka once the API is ready, prints a curl to try, and
+# keeps serving until Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+addr=${CDP_HTTP_ADDR:-127.0.0.1:8080}
+
+if curl -fsS "http://$addr/healthz" >/dev/null 2>&1; then
+  echo "run: something already answers on $addr (set CDP_HTTP_ADDR to use another address)" >&2
+  exit 1
+fi
+bin/cdp run &
+pid=$!
+trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT INT TERM
+
+for _ in $(seq 1 240); do
+  curl -fsS "http://$addr/readyz" >/dev/null 2>&1 && break
+  kill -0 $pid 2>/dev/null || { echo "run: cdp exited; see its log above" >&2; exit 1; }
+  sleep 0.5
+done
+bin/cdp demo --api "http://$addr"
+echo "Serving on http://$addr; Ctrl-C stops."
+wait $pid
