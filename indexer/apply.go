@@ -3,6 +3,7 @@ package indexer
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/IBM/sarama"
 
@@ -16,11 +17,9 @@ import (
 // returns the customers whose documents must be rebuilt.
 func (ix *Indexer) applySources(ctx context.Context, msgs []*sarama.ConsumerMessage) (map[string]bool, error) {
 	var events []parsedEvent
+	var changes []parsedChange
 	var bad []rejected
 	for _, m := range msgs {
-		if len(m.Value) == 0 && m.Topic != ix.cfg.Topic(TopicEvents) {
-			continue // a CDC tombstone after a delete: nothing to apply
-		}
 		switch m.Topic {
 		case ix.cfg.Topic(TopicEvents):
 			e, err := ParseEvent(m.Value, m.Timestamp)
@@ -30,7 +29,13 @@ func (ix *Indexer) applySources(ctx context.Context, msgs []*sarama.ConsumerMess
 			}
 			events = append(events, parsedEvent{msg: m, ev: e})
 		default:
-			bad = append(bad, rejected{m, "no handler for topic " + m.Topic})
+			c, err := ParseChange(strings.TrimPrefix(m.Topic, ix.cfg.TopicPrefix), m.Key, m.Value)
+			switch {
+			case err != nil:
+				bad = append(bad, rejected{m, err.Error()})
+			case c != nil:
+				changes = append(changes, parsedChange{msg: m, ch: c})
+			}
 		}
 	}
 	if err := ix.deadLetter(ctx, bad); err != nil {
@@ -38,9 +43,13 @@ func (ix *Indexer) applySources(ctx context.Context, msgs []*sarama.ConsumerMess
 	}
 	dirty := map[string]bool{}
 	var rejects []rejected
-	err := ix.step(ctx, "apply_events", func() error {
-		var err error
-		rejects, err = ix.applyEvents(ctx, events, dirty)
+	err := ix.step(ctx, "apply_sources", func() error {
+		evRejects, err := ix.applyEvents(ctx, events, dirty)
+		if err != nil {
+			return err
+		}
+		chRejects, err := ix.applyChanges(ctx, changes, dirty)
+		rejects = append(evRejects, chRejects...)
 		return err
 	})
 	if err != nil {

@@ -11,6 +11,7 @@ type metrics struct {
 	applied      *prometheus.CounterVec
 	deadLettered *prometheus.CounterVec
 	retries      *prometheus.CounterVec
+	parked       prometheus.Counter
 	lag          *prometheus.GaugeVec
 	bulkSeconds  *prometheus.HistogramVec
 }
@@ -29,6 +30,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cdp_indexer_retries_total", Help: "Batch steps retried after a transient failure, by step.",
 		}, []string{"step"}),
+		parked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cdp_indexer_parked_total", Help: "Order items written before their order arrived (kept in the row store and attached when it does).",
+		}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "cdp_indexer_lag", Help: "Messages behind the partition's high-water mark when last read.",
 		}, []string{"topic", "partition"}),
@@ -37,7 +41,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
 		}, []string{"step"}),
 	}
-	reg.MustRegister(m.consumed, m.applied, m.deadLettered, m.retries, m.lag, m.bulkSeconds)
+	reg.MustRegister(m.consumed, m.applied, m.deadLettered, m.retries, m.parked, m.lag, m.bulkSeconds)
 	return m
 }
 

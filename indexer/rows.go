@@ -207,3 +207,45 @@ func (r *rowStore) scan(ctx context.Context, field string, values, kinds []strin
 	}
 	return nil
 }
+
+// get reads rows by id with realtime GET semantics (no refresh needed).
+func (r *rowStore) get(ctx context.Context, rids []string, into map[string]*customer.Row) error {
+	var need []string
+	for _, id := range rids {
+		if _, ok := into[id]; !ok {
+			need = append(need, id)
+			into[id] = nil
+		}
+	}
+	if len(need) == 0 {
+		return nil
+	}
+	var resp struct {
+		Docs []struct {
+			ID     string          `json:"_id"`
+			Found  bool            `json:"found"`
+			Source json.RawMessage `json:"_source"`
+		} `json:"docs"`
+	}
+	if err := r.st.Do(ctx, http.MethodPost, "/"+r.index+"/_mget", map[string]any{"ids": need}, &resp); err != nil {
+		return fmt.Errorf("rows: get: %w", err)
+	}
+	for _, d := range resp.Docs {
+		if !d.Found {
+			continue
+		}
+		var row customer.Row
+		if err := json.Unmarshal(d.Source, &row); err != nil {
+			return fmt.Errorf("rows: decode %s: %w", d.ID, err)
+		}
+		into[d.ID] = &row
+	}
+	return nil
+}
+
+// writeOp stores a row unless the store holds a newer one: the row's
+// source position is its external version, so an older change (or a
+// concurrent writer's) loses with a 409 instead of overwriting.
+func (r *rowStore) writeOp(row *customer.Row) store.Op {
+	return store.Op{Action: store.Index, Index: r.index, ID: row.RID, Version: row.Pos, VersionType: "external_gte", Body: row}
+}

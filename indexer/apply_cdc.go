@@ -1,0 +1,225 @@
+package indexer
+
+import (
+	"context"
+	"errors"
+
+	"github.com/IBM/sarama"
+
+	"cdp/customer"
+	"cdp/identity"
+	"cdp/store"
+)
+
+type parsedChange struct {
+	msg *sarama.ConsumerMessage
+	ch  *Change
+}
+
+// rowChanges are the changes of one row in a batch, in arrival order.
+type rowChanges struct {
+	rid   string
+	msgs  []*sarama.ConsumerMessage
+	final *Change
+}
+
+// applyChanges writes CDC changes to the row store. Per row, only the
+// newest change of the batch is written, and only if the store holds
+// nothing newer (by source position). Every customer that held or now
+// holds a changed row is marked dirty, including the owner a row was moved
+// away from, even when the write turns out to be a replay: that is what
+// makes a crash between the write and the marking harmless.
+func (ix *Indexer) applyChanges(ctx context.Context, changes []parsedChange, dirty map[string]bool) ([]rejected, error) {
+	if len(changes) == 0 {
+		return nil, nil
+	}
+	byRID := map[string]*rowChanges{}
+	var order []*rowChanges
+	var crmIDs []string
+	for _, pc := range changes {
+		rid := rowID(pc.ch.Kind, pc.ch.Key)
+		rc := byRID[rid]
+		if rc == nil {
+			rc = &rowChanges{rid: rid}
+			byRID[rid] = rc
+			order = append(order, rc)
+		}
+		rc.msgs = append(rc.msgs, pc.msg)
+		if rc.final == nil || pc.ch.Pos >= rc.final.Pos {
+			rc.final = pc.ch
+		}
+		switch pc.ch.Kind {
+		case customer.KindCustomer:
+			crmIDs = append(crmIDs, pc.ch.Key)
+		case customer.KindOrder:
+			if pc.ch.Parent != "" {
+				crmIDs = append(crmIDs, pc.ch.Parent)
+			}
+		}
+	}
+	cidOf, err := ix.resolveCRM(ctx, crmIDs)
+	if err != nil {
+		return nil, err
+	}
+
+	// Read what the store holds: the rows themselves, the orders items
+	// point to, and the orders items were moved away from.
+	stored := map[string]*customer.Row{}
+	rids := make([]string, 0, len(order))
+	for _, rc := range order {
+		rids = append(rids, rc.rid)
+		if rc.final.Kind == customer.KindItem && rc.final.Parent != "" {
+			rids = append(rids, rowID(customer.KindOrder, rc.final.Parent))
+		}
+	}
+	if err := ix.rows.get(ctx, rids, stored); err != nil {
+		return nil, err
+	}
+	var previousOrders []string
+	for _, rc := range order {
+		if old := stored[rc.rid]; old != nil && old.Kind == customer.KindItem {
+			previousOrders = append(previousOrders, rowID(customer.KindOrder, old.OrderID), rowID(customer.KindOrder, old.MovedFrom))
+		}
+	}
+	if err := ix.rows.get(ctx, previousOrders, stored); err != nil {
+		return nil, err
+	}
+
+	// The new rows, and the customers they touch.
+	rows := map[string]*customer.Row{}
+	for _, rc := range order {
+		if row := newRow(rc.final, stored[rc.rid], cidOf); row != nil {
+			rows[rc.rid] = row
+		}
+	}
+	owner := func(r *customer.Row, movedFrom bool) string {
+		if r == nil {
+			return ""
+		}
+		if r.Kind != customer.KindItem {
+			if movedFrom {
+				return r.MovedFrom
+			}
+			return r.CustomerID
+		}
+		key := r.OrderID
+		if movedFrom {
+			key = r.MovedFrom
+		}
+		if key == "" {
+			return ""
+		}
+		rid := rowID(customer.KindOrder, key)
+		if o := rows[rid]; o != nil {
+			return o.CustomerID
+		}
+		if o := stored[rid]; o != nil {
+			return o.CustomerID
+		}
+		ix.m.parked.Inc() // an item whose order has not arrived yet
+		return ""
+	}
+	touched := map[string]bool{}
+	ops := make([]orderedOp, 0, len(rows))
+	for _, rc := range order {
+		old, row := stored[rc.rid], rows[rc.rid]
+		for _, cid := range []string{owner(old, false), owner(old, true), owner(row, false), owner(row, true)} {
+			if cid != "" {
+				touched[cid] = true
+			}
+		}
+		if row != nil {
+			ops = append(ops, orderedOp{rc: rc, op: ix.rows.writeOp(row)})
+		}
+	}
+
+	verdicts, err := ix.bulk(ctx, "apply_changes", opsOf(ops))
+	if err != nil {
+		return nil, err
+	}
+	var rejects []rejected
+	var retry []error
+	for i, v := range verdicts {
+		switch {
+		case v.OK():
+			ix.m.applied.WithLabelValues("row").Inc()
+		case v.Conflict(): // the store already holds a newer change
+		case v.Retryable():
+			retry = append(retry, itemError(ops[i].op, v))
+		default:
+			for _, m := range ops[i].rc.msgs {
+				rejects = append(rejects, rejected{m, "row rejected by OpenSearch: " + v.Type + ": " + v.Reason})
+			}
+		}
+	}
+	if len(retry) > 0 {
+		return nil, errors.Join(retry...)
+	}
+	for cid := range touched {
+		dirty[cid] = true
+	}
+	return rejects, nil
+}
+
+type orderedOp struct {
+	rc *rowChanges
+	op store.Op
+}
+
+// newRow returns the row to store for the newest change, or nil when the
+// store already holds a newer one.
+func newRow(c *Change, old *customer.Row, cidOf map[string]string) *customer.Row {
+	if old != nil && old.Pos > c.Pos {
+		return nil
+	}
+	row := &customer.Row{RID: rowID(c.Kind, c.Key), Kind: c.Kind, Key: c.Key, Pos: c.Pos, TS: c.TS, Deleted: c.Deleted(), Data: c.Data}
+	switch c.Kind {
+	case customer.KindCustomer:
+		row.CustomerID = cidOf[c.Key]
+	case customer.KindOrder:
+		row.CustomerID = cidOf[c.Parent]
+	case customer.KindItem:
+		row.OrderID = c.Parent
+	}
+	prev := func(r *customer.Row) string {
+		if r.Kind == customer.KindItem {
+			return r.OrderID
+		}
+		return r.CustomerID
+	}
+	if old != nil {
+		if c.Deleted() && c.Parent == "" { // a delete whose before image lacks the parent
+			row.CustomerID, row.OrderID = old.CustomerID, old.OrderID
+		}
+		row.MovedFrom = old.MovedFrom
+		if p := prev(old); p != "" && p != prev(row) {
+			row.MovedFrom = p
+		}
+	}
+	return row
+}
+
+// resolveCRM returns the customer id of each CRM id, claiming new ones.
+func (ix *Indexer) resolveCRM(ctx context.Context, crmIDs []string) (map[string]string, error) {
+	reqs := make([][]identity.Identity, len(crmIDs))
+	for i, id := range crmIDs {
+		reqs[i] = []identity.Identity{{Type: identity.CRMID, Value: id}}
+	}
+	cids, err := ix.resolver.Resolve(ctx, reqs)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(crmIDs))
+	for i, id := range crmIDs {
+		out[id] = cids[i]
+	}
+	return out, nil
+}
+
+func opsOf(ops []orderedOp) []store.Op {
+	out := make([]store.Op, len(ops))
+	for i, o := range ops {
+		out[i] = o.op
+	}
+	return out
+}

@@ -1,0 +1,65 @@
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"testing"
+
+	"cdp/config"
+	"cdp/mapping"
+)
+
+// CustomerByIdentity returns the customer document holding the identity,
+// as search sees it now (nil when there is none).
+func (e *Env) CustomerByIdentity(t testing.TB, cfg *config.Config, typ, value string) map[string]any {
+	t.Helper()
+	docs := e.searchCustomers(t, cfg, map[string]any{"nested": map[string]any{"path": "identities",
+		"query": map[string]any{"bool": map[string]any{"filter": []any{
+			map[string]any{"term": map[string]any{"identities.type": typ}},
+			map[string]any{"term": map[string]any{"identities.value": value}},
+		}}}}}, 2)
+	switch len(docs) {
+	case 0:
+		return nil
+	case 1:
+		return docs[0]
+	}
+	t.Fatalf("%d customers hold %s %s: identities must resolve to one", len(docs), typ, value)
+	return nil
+}
+
+// AllCustomers returns every customer document (up to 10,000).
+func (e *Env) AllCustomers(t testing.TB, cfg *config.Config) []map[string]any {
+	t.Helper()
+	return e.searchCustomers(t, cfg, map[string]any{"match_all": map[string]any{}}, 10000)
+}
+
+func (e *Env) searchCustomers(t testing.TB, cfg *config.Config, query map[string]any, size int) []map[string]any {
+	t.Helper()
+	st := e.Store(t)
+	idx := mapping.Customers.Alias(cfg.IndexPrefix)
+	ctx := context.Background()
+	if err := st.Refresh(ctx, idx); err != nil {
+		t.Fatal(err)
+	}
+	var resp struct {
+		Hits struct {
+			Hits []struct {
+				Source json.RawMessage `json:"_source"`
+			} `json:"hits"`
+		} `json:"hits"`
+	}
+	if err := st.Do(ctx, http.MethodPost, "/"+idx+"/_search", map[string]any{"size": size, "query": query}, &resp); err != nil {
+		t.Fatal(err)
+	}
+	out := make([]map[string]any, 0, len(resp.Hits.Hits))
+	for _, h := range resp.Hits.Hits {
+		var d map[string]any
+		if err := json.Unmarshal(h.Source, &d); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, d)
+	}
+	return out
+}
