@@ -27,9 +27,10 @@ type Config struct {
 	LogLevel      string
 
 	// Indexer tuning.
-	BatchSize     int
-	BatchWait     time.Duration
-	ShutdownGrace time.Duration
+	MaxDynamicFields int
+	BatchSize        int
+	BatchWait        time.Duration
+	ShutdownGrace    time.Duration
 
 	// Location is Timezone loaded by Validate.
 	Location *time.Location
@@ -75,6 +76,7 @@ func (c *Config) Register(fs *pflag.FlagSet, getenv func(string) string) {
 	str(&c.ConsumerGroup, setting{"consumer-group", "CDP_CONSUMER_GROUP", "Kafka consumer group of the indexer"}, "cdp-indexer")
 	str(&c.Timezone, setting{"timezone", "CDP_TIMEZONE", "IANA time zone for calendar logic"}, "Asia/Shanghai")
 	str(&c.LogLevel, setting{"log-level", "CDP_LOG_LEVEL", "debug, info, warn or error"}, "info")
+	num(&c.MaxDynamicFields, setting{"max-dynamic-fields", "CDP_MAX_DYNAMIC_FIELDS", "most distinct attrs (and event property) keys given a mapping; more are kept unindexed"}, 3000)
 	num(&c.BatchSize, setting{"batch-size", "CDP_BATCH_SIZE", "most Kafka messages the indexer applies in one batch"}, 1000)
 	dur(&c.BatchWait, setting{"batch-wait", "CDP_BATCH_WAIT", "longest the indexer waits to fill a batch"}, 200*time.Millisecond)
 	dur(&c.ShutdownGrace, setting{"shutdown-grace", "CDP_SHUTDOWN_GRACE", "time allowed to flush and commit on SIGTERM"}, 20*time.Second)
@@ -130,6 +132,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BatchSize < 1 || c.BatchSize > 100000 {
 		errs = append(errs, fmt.Errorf("batch-size %d: want 1..100000", c.BatchSize))
+	}
+	if c.MaxDynamicFields < 0 || c.MaxDynamicFields > 8000 {
+		errs = append(errs, fmt.Errorf("max-dynamic-fields %d: want 0..8000 (the index allows 20000 fields; a string key takes 2)", c.MaxDynamicFields))
 	}
 	if c.BatchWait <= 0 {
 		errs = append(errs, fmt.Errorf("batch-wait %s: must be positive", c.BatchWait))

@@ -81,9 +81,12 @@ func (ix *Indexer) applyEvents(ctx context.Context, events []parsedEvent, dirty 
 	ops := make([]store.Op, 0, len(events)+len(events)/4)
 	updates := map[string]*profileUpdate{}
 	var order []string
+	docs := make([]map[string]any, 0, len(events))
 	for i, pe := range events {
 		cid, e := cids[i], pe.ev
-		ops = append(ops, store.Op{Action: store.Create, Index: ix.events, ID: e.MessageID, Body: eventDoc(cid, e)})
+		doc := eventDoc(cid, e)
+		docs = append(docs, doc)
+		ops = append(ops, store.Op{Action: store.Create, Index: ix.events, ID: e.MessageID, Body: doc})
 		u := updates[cid]
 		if u == nil {
 			u = newProfileUpdate()
@@ -95,7 +98,10 @@ func (ix *Indexer) applyEvents(ctx context.Context, events []parsedEvent, dirty 
 	for _, cid := range order {
 		ops = append(ops, ix.rows.profileOp(cid, updates[cid]))
 	}
-	verdicts, err := ix.bulk(ctx, "apply_events", ops)
+	if err := ix.props.prepare(ctx, docs); err != nil {
+		return nil, err
+	}
+	verdicts, err := ix.bulkDemoting(ctx, "apply_events", ops, ix.props)
 	if err != nil {
 		return nil, err
 	}

@@ -48,6 +48,7 @@ type Indexer struct {
 	producer sarama.SyncProducer
 
 	customers, events string
+	attrs, props      *dynamicFields
 }
 
 // Partitions is the partition count of the topics the service creates.
@@ -79,7 +80,18 @@ func New(cfg *config.Config, st *store.Client, reg prometheus.Registerer, log *s
 		return nil, fmt.Errorf("indexer: producer: %w", err)
 	}
 	p := cfg.IndexPrefix
+	attrs := newDynamicFields(st, mapping.Customers.Alias(p), "attrs", cfg.MaxDynamicFields)
+	props := newDynamicFields(st, mapping.Events.Alias(p), "properties", cfg.MaxDynamicFields)
+	for _, d := range []*dynamicFields{attrs, props} {
+		if err := d.load(context.Background()); err != nil {
+			producer.Close()
+			group.Close()
+			client.Close()
+			return nil, err
+		}
+	}
 	return &Indexer{
+		attrs: attrs, props: props,
 		cfg: cfg, log: log, st: st, m: newMetrics(reg),
 		resolver:  identity.NewResolver(st, mapping.Identities.Alias(p), 1<<20),
 		rows:      &rowStore{st: st, index: mapping.Rows.Alias(p)},
@@ -188,6 +200,40 @@ func (ix *Indexer) bulk(ctx context.Context, step string, ops []store.Op) ([]sto
 	v, err := ix.st.Bulk(ctx, ops)
 	ix.m.bulkSeconds.WithLabelValues(step).Observe(time.Since(start).Seconds())
 	return v, err
+}
+
+// bulkDemoting is bulk for documents with a dynamic object: an item
+// OpenSearch refuses because of one dynamic field's value is sent again
+// with that field moved to the unindexed twin, so one odd value never
+// keeps a whole document (and every later change to it) out of the index.
+func (ix *Indexer) bulkDemoting(ctx context.Context, step string, ops []store.Op, d *dynamicFields) ([]store.Verdict, error) {
+	verdicts, err := ix.bulk(ctx, step, ops)
+	for round := 0; err == nil && round < 5; round++ {
+		var again []int
+		for i, v := range verdicts {
+			if v.OK() || v.Retryable() || v.Conflict() {
+				continue
+			}
+			if doc, ok := ops[i].Body.(map[string]any); ok && d.demoteRejected(doc, v.Reason) {
+				again = append(again, i)
+				ix.m.demoted.WithLabelValues(step).Inc()
+			}
+		}
+		if len(again) == 0 {
+			break
+		}
+		sub := make([]store.Op, len(again))
+		for j, i := range again {
+			sub[j] = ops[i]
+		}
+		var vs []store.Verdict
+		if vs, err = ix.bulk(ctx, step, sub); err == nil {
+			for j, i := range again {
+				verdicts[i] = vs[j]
+			}
+		}
+	}
+	return verdicts, err
 }
 
 // itemError turns a verdict that may succeed later into an error that makes

@@ -42,15 +42,20 @@ func (ix *Indexer) writeDocuments(ctx context.Context, cids []string, markers ma
 		return nil, err
 	}
 	ops := make([]store.Op, 0, len(cids))
+	var docs []map[string]any
 	for _, cid := range cids {
 		doc, ok := customer.Build(cid, *srcs[cid])
 		if ok {
+			docs = append(docs, doc)
 			ops = append(ops, store.Op{Action: store.Index, Index: ix.customers, ID: cid, Body: doc})
 		} else {
 			ops = append(ops, store.Op{Action: store.Delete, Index: ix.customers, ID: cid})
 		}
 	}
-	verdicts, err := ix.bulk(ctx, "materialize", ops)
+	if err := ix.attrs.prepare(ctx, docs); err != nil {
+		return nil, err
+	}
+	verdicts, err := ix.bulkDemoting(ctx, "materialize", ops, ix.attrs)
 	if err != nil {
 		return nil, err
 	}

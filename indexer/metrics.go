@@ -12,6 +12,7 @@ type metrics struct {
 	deadLettered *prometheus.CounterVec
 	retries      *prometheus.CounterVec
 	parked       prometheus.Counter
+	demoted      *prometheus.CounterVec
 	lag          *prometheus.GaugeVec
 	bulkSeconds  *prometheus.HistogramVec
 }
@@ -33,6 +34,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		parked: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cdp_indexer_parked_total", Help: "Order items written before their order arrived (kept in the row store and attached when it does).",
 		}),
+		demoted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cdp_indexer_demoted_fields_total", Help: "Dynamic field values OpenSearch refused, kept unindexed instead, by step.",
+		}, []string{"step"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "cdp_indexer_lag", Help: "Messages behind the partition's high-water mark when last read.",
 		}, []string{"topic", "partition"}),
@@ -41,7 +45,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
 		}, []string{"step"}),
 	}
-	reg.MustRegister(m.consumed, m.applied, m.deadLettered, m.retries, m.parked, m.lag, m.bulkSeconds)
+	reg.MustRegister(m.consumed, m.applied, m.deadLettered, m.retries, m.parked, m.demoted, m.lag, m.bulkSeconds)
 	return m
 }
 

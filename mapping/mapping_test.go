@@ -18,7 +18,7 @@ var esTypes = map[Type][]string{
 }
 
 // systemFields are mapped but not filterable: they are not in the catalog.
-var systemFields = map[string]bool{"identities": true, "identities.type": true, "identities.value": true, "attrs": true, "metrics": true}
+var systemFields = map[string]bool{"identities": true, "identities.type": true, "identities.value": true, "attrs": true, "attrs_unindexed": true, "metrics": true}
 
 func properties(t *testing.T, idx Index) map[string]string {
 	t.Helper()

@@ -63,3 +63,22 @@ func (e *Env) searchCustomers(t testing.TB, cfg *config.Config, query map[string
 	}
 	return out
 }
+
+// Count returns how many documents of one of the service's indices
+// ("customers", "events", …) match the query, after a refresh.
+func (e *Env) Count(t testing.TB, cfg *config.Config, index string, query map[string]any) int64 {
+	t.Helper()
+	st := e.Store(t)
+	alias := cfg.IndexPrefix + "-" + index
+	ctx := context.Background()
+	if err := st.Refresh(ctx, alias); err != nil {
+		t.Fatal(err)
+	}
+	var resp struct {
+		Count int64 `json:"count"`
+	}
+	if err := st.Do(ctx, http.MethodPost, "/"+alias+"/_count", map[string]any{"query": query}, &resp); err != nil {
+		t.Fatal(err)
+	}
+	return resp.Count
+}

@@ -1,0 +1,74 @@
+package indexer_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"cdp/indexer"
+	harness "cdp/testing"
+)
+
+// 2,000 distinct unknown columns must not break the index: each lands under
+// attrs, mapped by its first JSON value.
+func TestTwoThousandDistinctUnknownColumnsAreAllIndexed(t *testing.T) {
+	env := harness.Services(t)
+	cfg := env.Config(t)
+	p := env.Producer(t)
+	const n = 2000
+	var msgs []msg
+	for i := 0; i < n; i++ {
+		msgs = append(msgs, change(indexer.TopicCustomers, "c", 5000+i, map[string]any{"name": "n", fmt.Sprintf("Extra Col.%d", i): i}, int64(i+1)))
+	}
+	produce(t, p, cfg.TopicPrefix, msgs...)
+	env.StartIndexer(t, cfg)
+	harness.Eventually(t, 90*time.Second, func() (bool, string) {
+		docs := env.AllCustomers(t, cfg)
+		return len(docs) == n, fmt.Sprintf("%d of %d customers indexed", len(docs), n)
+	})
+	doc := env.CustomerByIdentity(t, cfg, "crm_id", "6999")
+	if attrs := doc["attrs"].(map[string]any); attrs["extra_col_1999"] != 1999.0 {
+		t.Fatalf("attrs = %v, want the sanitized column extra_col_1999", attrs)
+	}
+	if len(env.AllCustomers(t, cfg)) != n {
+		t.Fatal("lost customers")
+	}
+}
+
+// Past the dynamic-field limit, and for a value its mapping refuses, a
+// value is kept unindexed instead of failing the document.
+func TestDynamicValuesOverTheLimitOrOfTheWrongTypeAreKeptUnindexed(t *testing.T) {
+	env := harness.Services(t)
+	cfg := env.Config(t)
+	cfg.MaxDynamicFields = 2
+	p := env.Producer(t)
+	produce(t, p, cfg.TopicPrefix, change(indexer.TopicCustomers, "c", 1, map[string]any{"name": "a", "vip": true, "score": 1}, 1))
+	env.StartIndexer(t, cfg)
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		return env.CustomerByIdentity(t, cfg, "crm_id", "1") != nil, "customer 1 not indexed"
+	})
+	produce(t, p, cfg.TopicPrefix,
+		change(indexer.TopicCustomers, "c", 2, map[string]any{"name": "b", "vip": "maybe", "score": 2, "third": "x"}, 2),
+		msg{indexer.TopicEvents, "2", `{"type":"track","messageId":"e1","userId":"2","event":"e","properties":{"flag":true}}`},
+		msg{indexer.TopicEvents, "2", `{"type":"track","messageId":"e2","userId":"2","event":"e","properties":{"flag":"maybe"}}`},
+	)
+	var doc map[string]any
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		doc = env.CustomerByIdentity(t, cfg, "crm_id", "2")
+		return doc != nil, "customer 2 not indexed"
+	})
+	attrs, _ := doc["attrs"].(map[string]any)
+	un, _ := doc["attrs_unindexed"].(map[string]any)
+	// vip is mapped boolean: "maybe" is either ignored as malformed or
+	// demoted, but kept in the document either way.
+	if attrs["score"] != 2.0 || (attrs["vip"] != "maybe" && un["vip"] != "maybe") || un["third"] != "x" {
+		t.Fatalf("attrs = %v, attrs_unindexed = %v: want score indexed, vip kept, third (over the limit) unindexed", attrs, un)
+	}
+	if n := env.Count(t, cfg, "customers", map[string]any{"term": map[string]any{"attrs.vip": true}}); n != 1 {
+		t.Errorf("%d customers match attrs.vip = true, want only customer 1", n)
+	}
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		n := env.Count(t, cfg, "events", map[string]any{"term": map[string]any{"customer_id": doc["customer_id"]}})
+		return n == 2, fmt.Sprintf("%d events stored, want both", n)
+	})
+}
