@@ -16,9 +16,9 @@ func TestTheLaterOfCRMAndIdentifyWinsPerField(t *testing.T) {
 		Customer: crmRow(2000, false, map[string]any{"name": "CRM name", "city": "北京", "phone": "13800000000", "shoe": 42.0}),
 		Profile: &Profile{CustomerID: "c1", LastSeen: 3000, Traits: map[string]Trait{
 			"name": {V: "SDK name", TS: 3000, MID: "m2"}, // newer: wins
-			"city": {V: "上海", TS: 1000, MID: "m1"},      // older: loses
-			"shoe": {V: 43.0, TS: 2000, MID: "m1"},      // a tie: the CRM row wins
-			"vip":  {V: true, TS: 1000, MID: "m1"},      // only the SDK knows it
+			"city": {V: "上海", TS: 1000, MID: "m1"},       // older: loses
+			"shoe": {V: 43.0, TS: 2000, MID: "m1"},       // a tie: the CRM row wins
+			"vip":  {V: true, TS: 1000, MID: "m1"},       // only the SDK knows it
 		}},
 	}
 	doc, ok := Build("c1", s)
