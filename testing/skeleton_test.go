@@ -100,7 +100,11 @@ func TestAnEventProducedToKafkaIsServedByTheAPI(t *testing.T) {
 		t.Errorf("unknown identity type: %d %v, want 400", code, body)
 	}
 
-	dlq := consumeOne(t, env, cfg.Topic(indexer.TopicDLQ))
+	letters := env.Messages(t, cfg.Topic(indexer.TopicDLQ))
+	if len(letters) != 1 {
+		t.Fatalf("%d dead letters, want the one invalid message", len(letters))
+	}
+	dlq := string(letters[0].Value)
 	if !strings.Contains(dlq, `"reason":"bad message: invalid JSON`) || !strings.Contains(dlq, `"offset":1`) {
 		t.Errorf("dead letter = %s, want the invalid message with its reason and offset", dlq)
 	}
@@ -125,39 +129,5 @@ func TestHealthReadinessAndMetricsAnswer(t *testing.T) {
 	text, _ := io.ReadAll(resp.Body)
 	if !strings.Contains(string(text), "cdp_http_request_seconds") {
 		t.Errorf("metrics lack the request histogram:\n%.500s", text)
-	}
-}
-
-// consumeOne reads the first message of a topic's partitions.
-func consumeOne(t *testing.T, env *harness.Env, topic string) string {
-	t.Helper()
-	c, err := sarama.NewConsumer(env.KafkaBrokers, indexer.KafkaConfig("cdp-test-reader"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	parts, err := c.Partitions(topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan string, len(parts))
-	for _, p := range parts {
-		pc, err := c.ConsumePartition(topic, p, sarama.OffsetOldest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer pc.Close()
-		go func() {
-			for m := range pc.Messages() {
-				got <- string(m.Value)
-			}
-		}()
-	}
-	select {
-	case v := <-got:
-		return v
-	case <-time.After(20 * time.Second):
-		t.Fatalf("no message on %s", topic)
-		return ""
 	}
 }

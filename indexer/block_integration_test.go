@@ -1,0 +1,59 @@
+package indexer_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"cdp/indexer"
+	"cdp/mapping"
+	harness "cdp/testing"
+)
+
+// An index blocked read-only (a full disk does that) pauses the indexer:
+// nothing is dead-lettered, and everything is written once the block is
+// lifted.
+func TestAReadOnlyIndexPausesConsumptionInsteadOfDeadLettering(t *testing.T) {
+	env := harness.Services(t)
+	cfg := env.Config(t)
+	env.Bootstrap(t, cfg)
+	st := env.Store(t)
+	ctx := context.Background()
+	block := func(on bool) {
+		t.Helper()
+		body := map[string]any{"index.blocks.read_only_allow_delete": on}
+		if !on {
+			body["index.blocks.read_only_allow_delete"] = nil
+		}
+		if err := st.Do(ctx, http.MethodPut, "/"+mapping.Customers.Alias(cfg.IndexPrefix)+"/_settings", body, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	block(true)
+	t.Cleanup(func() { block(false) })
+
+	p := env.Producer(t)
+	produce(t, p, cfg.TopicPrefix, change(indexer.TopicCustomers, "c", 1, map[string]any{"name": "blocked"}, 1))
+	env.StartIndexer(t, cfg)
+
+	// The row is stored (the row store is not blocked) but the document
+	// cannot be: wait until the indexer has tried, then check nothing moved.
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		n := env.Count(t, cfg, "rows", map[string]any{"term": map[string]any{"kind": "customer"}})
+		return n == 1, fmt.Sprintf("%d customer rows", n)
+	})
+	time.Sleep(2 * time.Second) // give a wrong dead-letter the time to happen
+	if n := len(env.Messages(t, cfg.Topic(indexer.TopicDLQ))); n != 0 {
+		t.Fatalf("%d dead letters while blocked, want 0: a block must pause, not reject", n)
+	}
+	if doc := env.CustomerByIdentity(t, cfg, "crm_id", "1"); doc != nil {
+		t.Fatalf("document written through a read-only block: %v", doc)
+	}
+	block(false)
+	harness.Eventually(t, 60*time.Second, func() (bool, string) {
+		doc := env.CustomerByIdentity(t, cfg, "crm_id", "1")
+		return doc != nil && doc["name"] == "blocked", fmt.Sprintf("doc = %v", doc)
+	})
+}
