@@ -21,7 +21,8 @@ func (s *Server) getCustomer(c *gin.Context) {
 		s.storeError(c, err)
 		return
 	}
-	if !found {
+	// A GET sees through the alias filter: an event id is no customer.
+	if !found || doc["relation"] != "customer" {
 		writeError(c, http.StatusNotFound, "customer_not_found", "no customer "+c.Param("customer_id"))
 		return
 	}
@@ -90,10 +91,17 @@ func (s *Server) view(c *gin.Context, doc map[string]any) {
 		s.storeError(c, err)
 		return
 	}
-	events := make([]json.RawMessage, 0, len(resp.Hits.Hits))
+	events := make([]map[string]any, 0, len(resp.Hits.Hits))
 	for _, h := range resp.Hits.Hits {
-		events = append(events, h.Source)
+		var ev map[string]any
+		if err := json.Unmarshal(h.Source, &ev); err != nil {
+			s.storeError(c, err)
+			return
+		}
+		delete(ev, "relation")
+		events = append(events, ev)
 	}
+	delete(doc, "relation")
 	doc["recent_events"] = events
 	doc["segments"] = []string{}
 	c.JSON(http.StatusOK, doc)

@@ -86,7 +86,7 @@ func (ix *Indexer) applyEvents(ctx context.Context, events []parsedEvent, dirty 
 		cid, e := cids[i], pe.ev
 		doc := eventDoc(cid, e)
 		docs = append(docs, doc)
-		ops = append(ops, store.Op{Action: store.Create, Index: ix.events, ID: e.MessageID, Body: doc})
+		ops = append(ops, store.Op{Action: store.Create, Index: ix.events, ID: e.MessageID, Routing: cid, Body: doc})
 		u := updates[cid]
 		if u == nil {
 			u = newProfileUpdate()
@@ -166,6 +166,7 @@ func foldEvent(u *profileUpdate, e *Event) {
 func eventDoc(cid string, e *Event) map[string]any {
 	doc := map[string]any{
 		"event_id": e.MessageID, "customer_id": cid, "type": e.Type, "event": e.Name(),
+		"relation":   map[string]any{"name": "event", "parent": cid},
 		"timestamp":  e.Timestamp.Format("2006-01-02T15:04:05.000Z07:00"),
 		"properties": sanitizeMap(e.Properties),
 	}

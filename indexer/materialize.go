@@ -46,6 +46,7 @@ func (ix *Indexer) writeDocuments(ctx context.Context, cids []string, markers ma
 	for _, cid := range cids {
 		doc, ok := customer.Build(cid, *srcs[cid])
 		if ok {
+			doc["relation"] = "customer" // the parent of its events (mapping.Customers)
 			docs = append(docs, doc)
 			ops = append(ops, store.Op{Action: store.Index, Index: ix.customers, ID: cid, Body: doc})
 		} else {

@@ -10,32 +10,61 @@ import (
 var files embed.FS
 
 // Index describes one index the service owns. Its physical name is
-// "<prefix>-<Name>-v<Version>" and it is always reached through the alias
-// "<prefix>-<Name>", so a new mapping version can be rolled out by
-// reindexing behind the alias.
+// "<prefix>-<Name>-v<Version>" and it is always reached through aliases,
+// so a new mapping version can be rolled out by reindexing behind them.
+// An index without Views has the one alias "<prefix>-<Name>".
 type Index struct {
 	Name    string
 	Version int
 	file    string
+	// alias is the name clients use, when it is not Name (a view).
+	alias string
+	// Views are filtered aliases over the index: each name maps to the
+	// filter its searches see.
+	Views map[string]map[string]any
 }
+
+// View returns the index reached through one of its filtered aliases.
+func (i Index) View(name string) Index {
+	v := i
+	v.alias = name
+	v.Views = nil
+	return v
+}
+
+// Customers holds the customer documents and, as their join children,
+// their events: event conditions of filters are has_child queries, which
+// count a customer's matching events exactly, with no cap on how many
+// customers match (see package query). Searches go through two filtered
+// aliases, "<prefix>-customers" and "<prefix>-events", so neither ever
+// sees the other's documents.
+var Customers = Index{Name: "customers", Version: 1, file: "customers.json", Views: map[string]map[string]any{
+	"customers": {"term": map[string]any{"relation": "customer"}},
+	"events":    {"term": map[string]any{"relation": "event"}},
+}}
 
 // The indices the service creates.
 var (
-	Customers  = Index{Name: "customers", Version: 1, file: "customers.json"}
-	Events     = Index{Name: "events", Version: 1, file: "events.json"}
+	// Events is the events view of the customers index.
+	Events     = Customers.View("events")
 	Identities = Index{Name: "identities", Version: 1, file: "identities.json"}
 	// Rows is the indexer's row store: every source row it has seen, with
 	// its source position, from which customer documents are rebuilt.
 	Rows = Index{Name: "rows", Version: 1, file: "rows.json"}
 )
 
-// All lists every index the service creates on start.
-var All = []Index{Customers, Events, Identities, Rows}
+// All lists every physical index the service creates on start.
+var All = []Index{Customers, Identities, Rows}
 
 // Alias is the name clients use: "<prefix>-<name>".
-func (i Index) Alias(prefix string) string { return prefix + "-" + i.Name }
+func (i Index) Alias(prefix string) string {
+	if i.alias != "" {
+		return prefix + "-" + i.alias
+	}
+	return prefix + "-" + i.Name
+}
 
-// Physical is the versioned index name behind the alias.
+// Physical is the versioned index name behind the aliases.
 func (i Index) Physical(prefix string) string {
 	return fmt.Sprintf("%s-%s-v%d", prefix, i.Name, i.Version)
 }
@@ -55,6 +84,13 @@ func (i Index) CreateBody(prefix string) ([]byte, error) {
 	if err := json.Unmarshal(i.Body(), &body); err != nil {
 		return nil, fmt.Errorf("mapping: %s: %w", i.file, err)
 	}
-	body["aliases"] = map[string]any{i.Alias(prefix): map[string]any{}}
+	aliases := map[string]any{}
+	if len(i.Views) == 0 {
+		aliases[i.Alias(prefix)] = map[string]any{}
+	}
+	for name, filter := range i.Views {
+		aliases[prefix+"-"+name] = map[string]any{"filter": filter}
+	}
+	body["aliases"] = aliases
 	return json.Marshal(body)
 }

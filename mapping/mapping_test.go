@@ -17,8 +17,14 @@ var esTypes = map[Type][]string{
 	Nested:       {"nested"},
 }
 
-// systemFields are mapped but not filterable: they are not in the catalog.
-var systemFields = map[string]bool{"identities": true, "identities.type": true, "identities.value": true, "attrs": true, "attrs_unindexed": true, "metrics": true}
+// systemFields are mapped but not in the catalog: containers, and the
+// fields of event documents (join children of customers), which filters
+// reach through event nodes.
+var systemFields = map[string]bool{
+	"identities": true, "identities.type": true, "identities.value": true, "attrs": true, "attrs_unindexed": true, "metrics": true,
+	"relation": true, "event_id": true, "type": true, "event": true, "timestamp": true, "received_at": true, "channel": true,
+	"user_id": true, "anonymous_id": true, "properties": true, "properties_unindexed": true, "context": true,
+}
 
 func properties(t *testing.T, idx Index) map[string]string {
 	t.Helper()
@@ -102,8 +108,20 @@ func TestCreateBodyAddsTheAlias(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(string(b), `"t1-`+idx.Name+`":{}`) {
+		if !strings.Contains(string(b), `"t1-`+idx.Name+`":{`) {
 			t.Errorf("%s: alias missing in %s", idx.Name, b[:80])
+		}
+	}
+}
+
+func TestTheEventsViewSharesTheCustomersIndex(t *testing.T) {
+	if Events.Physical("p") != Customers.Physical("p") || Events.Alias("p") != "p-events" || Customers.Alias("p") != "p-customers" {
+		t.Fatalf("events view: physical %s alias %s", Events.Physical("p"), Events.Alias("p"))
+	}
+	b, _ := Customers.CreateBody("p")
+	for _, want := range []string{`"p-customers":{"filter":{"term":{"relation":"customer"}}}`, `"p-events":{"filter":{"term":{"relation":"event"}}}`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("create body lacks %s", want)
 		}
 	}
 }

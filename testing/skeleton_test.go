@@ -93,8 +93,13 @@ func TestAnEventProducedToKafkaIsServedByTheAPI(t *testing.T) {
 			t.Errorf("lookup %s: %d %v", q, code, body)
 		}
 	}
-	if code, _ := getJSON(t, srv.URL+"/v1/customers/nobody"); code != http.StatusNotFound {
-		t.Errorf("unknown id: %d, want 404", code)
+	for _, id := range []string{"nobody", "m-2"} { // m-2 is an event's id in the same index
+		if code, _ := getJSON(t, srv.URL+"/v1/customers/"+id); code != http.StatusNotFound {
+			t.Errorf("GET /v1/customers/%s: %d, want 404", id, code)
+		}
+	}
+	if _, ok := doc["relation"]; ok {
+		t.Errorf("the join field leaks into the view: %v", doc["relation"])
 	}
 	if code, body := getJSON(t, srv.URL+"/v1/customers/lookup?type=shoe_size&value=42"); code != http.StatusBadRequest {
 		t.Errorf("unknown identity type: %d %v, want 400", code, body)
