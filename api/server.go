@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"cdp/catalog"
 	"cdp/config"
 	"cdp/mapping"
 	"cdp/store"
@@ -29,6 +30,7 @@ type Server struct {
 	cfg    *config.Config
 	st     *store.Client
 	checks []Check
+	fields *catalog.Registry
 	log    *slog.Logger
 
 	customers, events string
@@ -38,7 +40,7 @@ type Server struct {
 // metrics and gather serves /metrics.
 func New(cfg *config.Config, st *store.Client, checks []Check, reg prometheus.Registerer, gather prometheus.Gatherer, log *slog.Logger) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
-	s := &Server{cfg: cfg, st: st, checks: checks, log: log,
+	s := &Server{cfg: cfg, st: st, checks: checks, log: log, fields: catalog.New(st, mapping.Fields.Alias(cfg.IndexPrefix)),
 		customers: mapping.Customers.Alias(cfg.IndexPrefix), events: mapping.Events.Alias(cfg.IndexPrefix)}
 	r := gin.New()
 	r.Use(gin.CustomRecovery(func(c *gin.Context, err any) {
@@ -59,7 +61,14 @@ func New(cfg *config.Config, st *store.Client, checks []Check, reg prometheus.Re
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(gather, promhttp.HandlerOpts{})))
 
 	v1 := r.Group("/v1")
+	v1.GET("/customers", s.searchBox)
 	v1.GET("/customers/lookup", s.lookup)
+	v1.POST("/customers/search", s.search)
+	v1.POST("/customers/count", s.count)
+	v1.POST("/filters/translate", s.translate)
+	v1.GET("/fields", s.listFields)
+	v1.POST("/fields", s.declareField)
+	v1.GET("/fields/:name/values", s.fieldValues)
 	v1.GET("/customers/:customer_id", s.getCustomer)
 	return r
 }

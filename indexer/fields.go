@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 
+	"cdp/catalog"
+	"cdp/mapping"
 	"cdp/store"
 )
 
@@ -23,13 +25,16 @@ type dynamicFields struct {
 	object    string // "attrs" or "properties"
 	unindexed string // "attrs_unindexed" or "properties_unindexed"
 	limit     int
+	// discover records the new keys in the field catalog.
+	discover func(context.Context, []mapping.Field) error
 
 	mu    sync.Mutex
 	known map[string]bool
 }
 
-func newDynamicFields(st *store.Client, index, object string, limit int) *dynamicFields {
-	return &dynamicFields{st: st, index: index, object: object, unindexed: object + "_unindexed", limit: limit, known: map[string]bool{}}
+func newDynamicFields(st *store.Client, index, object string, limit int, discover func(context.Context, []mapping.Field) error) *dynamicFields {
+	return &dynamicFields{st: st, index: index, object: object, unindexed: object + "_unindexed", limit: limit,
+		discover: discover, known: map[string]bool{}}
 }
 
 // load reads the keys the index has mapped already.
@@ -62,21 +67,23 @@ func (d *dynamicFields) load(ctx context.Context) error {
 func (d *dynamicFields) prepare(ctx context.Context, docs []map[string]any) error {
 	d.mu.Lock()
 	props := map[string]any{}
+	var fields []mapping.Field
 	for _, doc := range docs {
 		obj, _ := doc[d.object].(map[string]any)
 		for k, v := range obj {
 			if d.known[k] || props[k] != nil {
 				continue
 			}
-			m := fieldMapping(v)
-			if m == nil {
+			t := typeOf(v)
+			if t == "" {
 				continue // null: nothing to map yet
 			}
 			if len(d.known)+len(props) >= d.limit {
 				d.demoteLocked(doc, k, v)
 				continue
 			}
-			props[k] = m
+			props[k] = catalog.Mapping(t)
+			fields = append(fields, catalog.DynamicField(d.object+"."+k, t))
 		}
 	}
 	d.mu.Unlock()
@@ -94,10 +101,16 @@ func (d *dynamicFields) prepare(ctx context.Context, docs []map[string]any) erro
 				return fmt.Errorf("fields: map %s.%s: %w", d.object, k, err)
 			}
 		}
-		return d.load(ctx)
+		if err := d.load(ctx); err != nil {
+			return err
+		}
+		return d.discover(ctx, fields)
 	}
 	if err != nil {
 		return fmt.Errorf("fields: map new %s keys: %w", d.object, err)
+	}
+	if err := d.discover(ctx, fields); err != nil {
+		return err
 	}
 	d.mu.Lock()
 	for k := range props {
@@ -107,26 +120,22 @@ func (d *dynamicFields) prepare(ctx context.Context, docs []map[string]any) erro
 	return nil
 }
 
-// keywordMapping is how string values of dynamic objects are mapped, as
-// in the embedded mappings' dynamic templates.
-var keywordMapping = map[string]any{"type": "keyword", "ignore_above": 4096,
-	"fields": map[string]any{"lc": map[string]any{"type": "keyword", "normalizer": "lc", "ignore_above": 4096}}}
-
-// fieldMapping types a key by its first JSON value (CONTRACT §2).
-func fieldMapping(v any) map[string]any {
+// typeOf types a key by its first JSON value (CONTRACT §2); "" for a
+// value with no type to map yet (null, an empty list).
+func typeOf(v any) mapping.Type {
 	switch x := v.(type) {
 	case string:
-		return keywordMapping
+		return mapping.Keyword
 	case []string:
 		if len(x) > 0 {
-			return keywordMapping
+			return mapping.KeywordArray
 		}
 	case float64:
-		return map[string]any{"type": "double"}
+		return mapping.Number
 	case bool:
-		return map[string]any{"type": "boolean"}
+		return mapping.Boolean
 	}
-	return nil
+	return ""
 }
 
 // rejectedField matches OpenSearch's reason for a value its mapping refuses.

@@ -3,10 +3,12 @@ package indexer
 import (
 	"reflect"
 	"testing"
+
+	"cdp/mapping"
 )
 
 func TestARejectedDynamicFieldIsMovedToTheUnindexedTwin(t *testing.T) {
-	d := newDynamicFields(nil, "i", "attrs", 10)
+	d := newDynamicFields(nil, "i", "attrs", 10, nil)
 	doc := map[string]any{"name": "x", "attrs": map[string]any{"vip": "maybe", "score": 1.0}}
 	reason := "failed to parse field [attrs.vip] of type [boolean] in document with id 'c1'. Preview of field's value: 'maybe'"
 	if !d.demoteRejected(doc, reason) {
@@ -19,7 +21,7 @@ func TestARejectedDynamicFieldIsMovedToTheUnindexedTwin(t *testing.T) {
 }
 
 func TestARejectionOutsideTheDynamicObjectCannotBeHelped(t *testing.T) {
-	d := newDynamicFields(nil, "i", "attrs", 10)
+	d := newDynamicFields(nil, "i", "attrs", 10, nil)
 	for _, reason := range []string{
 		"failed to parse field [birthday] of type [date] in document with id 'c1'",
 		"failed to parse field [attrs.gone] of type [long]",
@@ -35,14 +37,13 @@ func TestARejectionOutsideTheDynamicObjectCannotBeHelped(t *testing.T) {
 func TestDynamicKeysAreTypedByTheirFirstJSONValue(t *testing.T) {
 	tests := []struct {
 		v    any
-		want string
+		want mapping.Type
 	}{
-		{"s", "keyword"}, {[]string{"a"}, "keyword"}, {1.5, "double"}, {true, "boolean"}, {nil, ""}, {[]string{}, ""},
+		{"s", mapping.Keyword}, {[]string{"a"}, mapping.KeywordArray}, {1.5, mapping.Number}, {true, mapping.Boolean}, {nil, ""}, {[]string{}, ""},
 	}
 	for _, tt := range tests {
-		got, _ := fieldMapping(tt.v)["type"].(string)
-		if got != tt.want {
-			t.Errorf("fieldMapping(%#v) = %q, want %q", tt.v, got, tt.want)
+		if got := typeOf(tt.v); got != tt.want {
+			t.Errorf("typeOf(%#v) = %q, want %q", tt.v, got, tt.want)
 		}
 	}
 }

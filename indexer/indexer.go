@@ -28,6 +28,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"cdp/catalog"
 	"cdp/config"
 	"cdp/identity"
 	"cdp/mapping"
@@ -80,8 +81,9 @@ func New(cfg *config.Config, st *store.Client, reg prometheus.Registerer, log *s
 		return nil, fmt.Errorf("indexer: producer: %w", err)
 	}
 	p := cfg.IndexPrefix
-	attrs := newDynamicFields(st, mapping.Customers.Alias(p), "attrs", cfg.MaxDynamicFields)
-	props := newDynamicFields(st, mapping.Events.Alias(p), "properties", cfg.MaxDynamicFields)
+	fields := catalog.New(st, mapping.Fields.Alias(p))
+	attrs := newDynamicFields(st, mapping.Customers.Alias(p), "attrs", cfg.MaxDynamicFields, fields.Discover)
+	props := newDynamicFields(st, mapping.Events.Alias(p), "properties", cfg.MaxDynamicFields, fields.Discover)
 	for _, d := range []*dynamicFields{attrs, props} {
 		if err := d.load(context.Background()); err != nil {
 			producer.Close()

@@ -60,7 +60,7 @@ type Field struct {
 	// NestedPath is the innermost nested object the field lives in
 	// ("orders" or "orders.items"), empty for root fields. For a field of
 	// type Nested it is the path of the enclosing nested object, if any.
-	NestedPath string `json:"nested_path,omitempty"`
+	NestedPath string `json:"nested,omitempty"`
 	// List is true when the field can hold several values in one document:
 	// keyword arrays and every field under a nested path.
 	List bool `json:"list"`

@@ -51,10 +51,13 @@ var (
 	// Rows is the indexer's row store: every source row it has seen, with
 	// its source position, from which customer documents are rebuilt.
 	Rows = Index{Name: "rows", Version: 1, file: "rows.json"}
+	// Fields holds the dynamic fields of the catalog: declared through the
+	// API or discovered by the indexer.
+	Fields = Index{Name: "fields", Version: 1, file: "fields.json"}
 )
 
 // All lists every physical index the service creates on start.
-var All = []Index{Customers, Identities, Rows}
+var All = []Index{Customers, Identities, Rows, Fields}
 
 // Alias is the name clients use: "<prefix>-<name>".
 func (i Index) Alias(prefix string) string {

@@ -1,0 +1,338 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"cdp/mapping"
+	"cdp/query"
+	"cdp/query/dsl"
+	"cdp/store"
+)
+
+// Size limits of a search request (CONTRACT §4).
+const (
+	defaultSize = 20
+	maxSize     = 1000
+	maxBody     = 4 << 20
+)
+
+// searchRequest is the body of search, count and translate.
+type searchRequest struct {
+	Filter json.RawMessage `json:"filter"`
+	Size   *int            `json:"size"`
+	Sort   []sortSpec      `json:"sort"`
+	Cursor *string         `json:"cursor"`
+	Fields []string        `json:"fields"`
+	TZ     string          `json:"tz"`
+}
+
+type sortSpec struct {
+	Field string `json:"field"`
+	Order string `json:"order"`
+}
+
+// badRequest is a 400 naming what is wrong and where.
+type badRequest struct{ code, message, path string }
+
+func (e *badRequest) Error() string { return e.message }
+
+func invalid(path, format string, args ...any) *badRequest {
+	return &badRequest{code: "invalid_request", message: fmt.Sprintf(format, args...), path: path}
+}
+
+// decodeBody reads a JSON body strictly: unknown keys and trailing data are
+// errors that name the offending key.
+func decodeBody(c *gin.Context, allowed []string, into any) error {
+	body, err := io.ReadAll(io.LimitReader(c.Request.Body, maxBody+1))
+	if err != nil {
+		return invalid("", "cannot read the body: %v", err)
+	}
+	if len(body) > maxBody {
+		return invalid("", "the body is larger than %d bytes", maxBody)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		body = []byte("{}")
+	}
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(body, &keys); err != nil {
+		return &badRequest{code: "invalid_json", message: "the body is not a JSON object: " + err.Error()}
+	}
+	for k := range keys {
+		if !contains(allowed, k) {
+			return invalid(k, "unknown key %q (allowed: %s)", k, strings.Join(allowed, ", "))
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(into); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return invalid(te.Field, "%s must be %s, not a JSON %s", te.Field, te.Type, te.Value)
+		}
+		return &badRequest{code: "invalid_json", message: err.Error()}
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// writeBad answers a 400 for err when it is a *badRequest or a
+// *query.Error (whose path is relative to the filter root, as the
+// contract wants).
+func (s *Server) writeBad(c *gin.Context, err error) bool {
+	var br *badRequest
+	var qe *query.Error
+	switch {
+	case errors.As(err, &br):
+		c.AbortWithStatusJSON(http.StatusBadRequest, gin.H{"error": apiError{Code: br.code, Message: br.message, Path: br.path}})
+	case errors.As(err, &qe):
+		c.AbortWithStatusJSON(http.StatusBadRequest, gin.H{"error": apiError{Code: qe.Code, Message: qe.Message, Path: qe.Path}})
+	default:
+		return false
+	}
+	return true
+}
+
+// compiled is a request turned into what OpenSearch needs.
+type compiled struct {
+	query dsl.Query
+	loc   *time.Location
+}
+
+// compile parses the filter against the live catalog (reloading it once
+// when the filter names a field it does not know yet) and translates it.
+func (s *Server) compile(ctx context.Context, req *searchRequest) (*compiled, error) {
+	loc := s.cfg.Location
+	if req.TZ != "" {
+		l, err := time.LoadLocation(req.TZ)
+		if err != nil || req.TZ == "Local" {
+			return nil, invalid("tz", "tz %q is not an IANA time zone name", req.TZ)
+		}
+		loc = l
+	}
+	raw := req.Filter
+	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+		raw = json.RawMessage(`{"all":[]}`)
+	}
+	cat, err := s.fields.Catalog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f, err := (&query.Parser{Catalog: cat}).Parse(raw)
+	var qe *query.Error
+	if errors.As(err, &qe) {
+		if cat, err = s.fields.Reload(ctx); err != nil {
+			return nil, err
+		}
+		f, err = (&query.Parser{Catalog: cat}).Parse(raw)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &compiled{query: query.Translate(f, query.Options{Now: time.Now(), Location: loc}), loc: loc}, nil
+}
+
+// failed answers for an error of compile or of OpenSearch.
+func (s *Server) failed(c *gin.Context, err error) {
+	if s.writeBad(c, err) {
+		return
+	}
+	if store.StatusOf(err) == http.StatusBadRequest {
+		writeError(c, http.StatusBadRequest, "query_rejected", "OpenSearch rejected the query: "+err.Error())
+		return
+	}
+	s.storeError(c, err)
+}
+
+func (s *Server) translate(c *gin.Context) {
+	var req searchRequest
+	if err := decodeBody(c, []string{"filter", "tz"}, &req); err != nil {
+		s.failed(c, err)
+		return
+	}
+	q, err := s.compile(c.Request.Context(), &req)
+	if err != nil {
+		s.failed(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"query": q.query})
+}
+
+func (s *Server) count(c *gin.Context) {
+	var req searchRequest
+	if err := decodeBody(c, []string{"filter", "tz"}, &req); err != nil {
+		s.failed(c, err)
+		return
+	}
+	q, err := s.compile(c.Request.Context(), &req)
+	if err != nil {
+		s.failed(c, err)
+		return
+	}
+	var resp struct {
+		Count int64 `json:"count"`
+	}
+	if err := s.st.Do(c.Request.Context(), http.MethodPost, "/"+s.customers+"/_count", gin.H{"query": q.query}, &resp); err != nil {
+		s.failed(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"count": resp.Count})
+}
+
+// cursor is the opaque next_cursor: the sort values of the last customer
+// of a page, and the sort it belongs to. Paging is search_after on the
+// request's sort with customer_id as the final tie-breaker, so a page
+// never repeats or skips a customer whose sort values do not change while
+// the client pages; a customer whose sort values change meanwhile may
+// move to another page. Exports, which need a snapshot, use a point in
+// time instead.
+type cursor struct {
+	After []any  `json:"a"`
+	Sort  string `json:"s"`
+}
+
+func (s *Server) search(c *gin.Context) {
+	var req searchRequest
+	if err := decodeBody(c, []string{"filter", "size", "sort", "cursor", "fields", "tz"}, &req); err != nil {
+		s.failed(c, err)
+		return
+	}
+	size := defaultSize
+	if req.Size != nil {
+		size = *req.Size
+	}
+	if size < 1 || size > maxSize {
+		s.failed(c, invalid("size", "size must be between 1 and %d, got %d", maxSize, size))
+		return
+	}
+	ctx := c.Request.Context()
+	q, err := s.compile(ctx, &req)
+	if err != nil {
+		s.failed(c, err)
+		return
+	}
+	cat, err := s.fields.Catalog(ctx)
+	if err != nil {
+		s.failed(c, err)
+		return
+	}
+	sortBody, sortKey, err := sortClause(cat, req.Sort)
+	if err != nil {
+		s.failed(c, err)
+		return
+	}
+	body := gin.H{"query": q.query, "size": size, "sort": sortBody, "track_total_hits": true}
+	if req.Cursor != nil && *req.Cursor != "" {
+		cur, err := decodeCursor(*req.Cursor)
+		if err != nil || cur.Sort != sortKey {
+			s.failed(c, invalid("cursor", "cursor is not one this search returned (it is malformed, or the sort changed)"))
+			return
+		}
+		body["search_after"] = cur.After
+	}
+	if len(req.Fields) > 0 {
+		include, err := projection(cat, req.Fields)
+		if err != nil {
+			s.failed(c, err)
+			return
+		}
+		body["_source"] = gin.H{"includes": include}
+	} else {
+		body["_source"] = gin.H{"excludes": []string{"relation"}}
+	}
+	var resp searchResponse
+	if err := s.st.Do(ctx, http.MethodPost, "/"+s.customers+"/_search", body, &resp); err != nil {
+		s.failed(c, err)
+		return
+	}
+	customers := make([]json.RawMessage, len(resp.Hits.Hits))
+	for i, h := range resp.Hits.Hits {
+		customers[i] = h.Source
+	}
+	var next any
+	if n := len(resp.Hits.Hits); n == size {
+		next = encodeCursor(cursor{After: resp.Hits.Hits[n-1].Sort, Sort: sortKey})
+	}
+	c.JSON(http.StatusOK, gin.H{"total": resp.Hits.Total.Value, "customers": customers, "next_cursor": next})
+}
+
+// sortClause validates the requested sort and appends the customer_id
+// tie-breaker. key identifies the sort inside cursors.
+func sortClause(cat *mapping.Catalog, specs []sortSpec) ([]any, string, error) {
+	out := make([]any, 0, len(specs)+1)
+	var key strings.Builder
+	for i, sp := range specs {
+		path := fmt.Sprintf("sort[%d]", i)
+		f, ok := cat.Lookup(sp.Field)
+		if !ok {
+			return nil, "", invalid(path+".field", "unknown field %q", sp.Field)
+		}
+		if !f.Sortable {
+			return nil, "", invalid(path+".field", "field %q cannot be sorted on (lists, nested and text fields cannot)", sp.Field)
+		}
+		order := strings.ToLower(sp.Order)
+		if order == "" {
+			order = "asc"
+		}
+		if order != "asc" && order != "desc" {
+			return nil, "", invalid(path+".order", "order must be asc or desc, got %q", sp.Order)
+		}
+		out = append(out, gin.H{sp.Field: gin.H{"order": order, "missing": "_last", "unmapped_type": "keyword"}})
+		fmt.Fprintf(&key, "%s:%s,", sp.Field, order)
+	}
+	out = append(out, gin.H{"customer_id": "asc"})
+	return out, key.String(), nil
+}
+
+// projection checks the requested fields: catalog fields and the
+// document's top-level objects; customer_id always comes back.
+func projection(cat *mapping.Catalog, fields []string) ([]string, error) {
+	top := map[string]bool{"identities": true, "attrs": true, "metrics": true, "orders": true, "attrs_unindexed": true}
+	out := []string{"customer_id"}
+	for i, f := range fields {
+		if _, ok := cat.Lookup(f); !ok && !top[f] {
+			return nil, invalid(fmt.Sprintf("fields[%d]", i), "unknown field %q", f)
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+func encodeCursor(c cursor) string {
+	b, _ := json.Marshal(c)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(s string) (cursor, error) {
+	var c cursor
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return c, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&c); err != nil {
+		return c, err
+	}
+	if len(c.After) == 0 {
+		return c, errors.New("empty cursor")
+	}
+	return c, nil
+}

@@ -1,0 +1,122 @@
+package api
+
+import (
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"cdp/identity"
+)
+
+// nonDigits strips a phone fragment to its digits.
+var nonDigits = regexp.MustCompile(`[^0-9]`)
+
+// searchBox serves GET /v1/customers?q=: the CRM search box. One query
+// scores every way a person may be typed in, exact identities far above
+// partial matches:
+//
+//   - a CRM id, phone (normalized to E.164) or email equal to q: first;
+//   - 4 or more consecutive digits of a phone: phone.digits holds the
+//     phone's 4-digit n-grams, and q's n-grams must appear as a phrase,
+//     which is exactly "q's digits are a substring of the phone";
+//   - a name containing q: name.chars splits Chinese into characters and
+//     Latin into words, so "张" and "张三" both find 张三丰, as a phrase;
+//     the cjk-analyzed name adds relevance for bigrams;
+//   - an email starting with q.
+func (s *Server) searchBox(c *gin.Context) {
+	q := strings.TrimSpace(c.Query("q"))
+	if q == "" {
+		writeError(c, http.StatusBadRequest, "invalid_parameter", "q is required")
+		return
+	}
+	if len([]rune(q)) > 200 {
+		writeError(c, http.StatusBadRequest, "invalid_parameter", "q is longer than 200 characters")
+		return
+	}
+	size := 10
+	if v := c.Query("size"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			writeError(c, http.StatusBadRequest, "invalid_parameter", "size must be a whole number from 1 to 100, got "+strconv.Quote(v))
+			return
+		}
+		size = n
+	}
+	lower := strings.ToLower(q)
+	should := []any{
+		gin.H{"nested": gin.H{"path": "identities", "query": gin.H{"bool": gin.H{"filter": []any{
+			gin.H{"term": gin.H{"identities.type": identity.CRMID}},
+			gin.H{"term": gin.H{"identities.value": q}},
+		}}}, "boost": 100}},
+		gin.H{"term": gin.H{"phone": gin.H{"value": identity.NormalizePhone(q), "boost": 100}}},
+		gin.H{"term": gin.H{"email.lc": gin.H{"value": lower, "boost": 80}}},
+		gin.H{"match_phrase": gin.H{"name.chars": gin.H{"query": q, "boost": 10}}},
+		gin.H{"match": gin.H{"name": gin.H{"query": q, "operator": "and", "boost": 5}}},
+		gin.H{"prefix": gin.H{"email.lc": gin.H{"value": lower, "boost": 3}}},
+	}
+	if digits := nonDigits.ReplaceAllString(q, ""); len(digits) >= 4 {
+		should = append(should, gin.H{"match_phrase": gin.H{"phone.digits": gin.H{"query": digits, "boost": 20}}})
+	}
+	body := gin.H{
+		"size":             size,
+		"query":            gin.H{"bool": gin.H{"should": should, "minimum_should_match": 1}},
+		"sort":             []any{"_score", gin.H{"customer_id": "asc"}},
+		"track_total_hits": true,
+		"_source":          gin.H{"excludes": []string{"relation"}},
+		"highlight": gin.H{"pre_tags": []string{"<em>"}, "post_tags": []string{"</em>"}, "fields": gin.H{
+			"name.chars": gin.H{"number_of_fragments": 0}, "phone.digits": gin.H{"number_of_fragments": 0},
+			"email.lc": gin.H{"number_of_fragments": 0},
+		}},
+	}
+	var resp struct {
+		Hits struct {
+			Total struct {
+				Value int64 `json:"value"`
+			} `json:"total"`
+			Hits []struct {
+				Source    map[string]any      `json:"_source"`
+				Score     *float64            `json:"_score"`
+				Highlight map[string][]string `json:"highlight"`
+			} `json:"hits"`
+		} `json:"hits"`
+	}
+	if err := s.st.Do(c.Request.Context(), http.MethodPost, "/"+s.customers+"/_search", body, &resp); err != nil {
+		s.failed(c, err)
+		return
+	}
+	out := make([]map[string]any, len(resp.Hits.Hits))
+	for i, h := range resp.Hits.Hits {
+		doc := h.Source
+		hl := map[string]string{}
+		for field, frags := range h.Highlight {
+			name := strings.SplitN(field, ".", 2)[0]
+			if len(frags) > 0 {
+				hl[name] = frags[0]
+			}
+		}
+		if p, ok := hl["phone"]; ok {
+			// n-gram highlights cover the digits only: show the phone
+			// with the matched digits marked.
+			hl["phone"] = markDigits(doc["phone"], q, p)
+		}
+		doc["highlight"] = hl
+		if h.Score != nil {
+			doc["score"] = *h.Score
+		}
+		out[i] = doc
+	}
+	c.JSON(http.StatusOK, gin.H{"total": resp.Hits.Total.Value, "customers": out})
+}
+
+// markDigits marks q's digits inside the stored phone.
+func markDigits(phone any, q, fallback string) string {
+	p, _ := phone.(string)
+	digits := nonDigits.ReplaceAllString(q, "")
+	if i := strings.Index(p, digits); p != "" && digits != "" && i >= 0 {
+		return p[:i] + "<em>" + digits + "</em>" + p[i+len(digits):]
+	}
+	return fallback
+}

@@ -1,0 +1,182 @@
+// Package catalog is the live field catalog: the fixed fields of package
+// mapping plus the dynamic business fields (attrs.<name>) and event
+// properties (properties.<name>), declared through the API or discovered by
+// the indexer, kept in the fields index so that every process sees them.
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"cdp/mapping"
+	"cdp/store"
+)
+
+// Registry reads and writes the dynamic fields. Reads are cached for a
+// short time; a reader that meets an unknown field may Reload.
+type Registry struct {
+	st    *store.Client
+	index string
+	ttl   time.Duration
+
+	mu     sync.Mutex
+	cat    *mapping.Catalog
+	loaded time.Time
+}
+
+// New returns a registry over the fields index (an alias).
+func New(st *store.Client, index string) *Registry {
+	return &Registry{st: st, index: index, ttl: 5 * time.Second}
+}
+
+// record is a field as stored: the field plus whether the API declared it.
+type record struct {
+	mapping.Field
+	Declared  bool   `json:"declared"`
+	CreatedAt string `json:"created_at"`
+}
+
+// Catalog returns the catalog, reloading it when the cached one is older
+// than the registry's time to live.
+func (r *Registry) Catalog(ctx context.Context) (*mapping.Catalog, error) {
+	r.mu.Lock()
+	cat, fresh := r.cat, time.Since(r.loaded) < r.ttl
+	r.mu.Unlock()
+	if cat != nil && fresh {
+		return cat, nil
+	}
+	return r.Reload(ctx)
+}
+
+// Reload reads every dynamic field now.
+func (r *Registry) Reload(ctx context.Context) (*mapping.Catalog, error) {
+	var fields []mapping.Field
+	var after []any
+	for {
+		body := map[string]any{"size": 1000, "sort": []any{map[string]any{"name": "asc"}}}
+		if after != nil {
+			body["search_after"] = after
+		}
+		var resp struct {
+			Hits struct {
+				Hits []struct {
+					Source record `json:"_source"`
+					Sort   []any  `json:"sort"`
+				} `json:"hits"`
+			} `json:"hits"`
+		}
+		if err := r.st.Do(ctx, http.MethodPost, "/"+r.index+"/_search", body, &resp); err != nil {
+			return nil, fmt.Errorf("catalog: read fields: %w", err)
+		}
+		for _, h := range resp.Hits.Hits {
+			fields = append(fields, h.Source.Field)
+		}
+		if len(resp.Hits.Hits) < 1000 {
+			break
+		}
+		after = resp.Hits.Hits[len(resp.Hits.Hits)-1].Sort
+	}
+	cat := mapping.Base().With(fields...)
+	r.mu.Lock()
+	r.cat, r.loaded = cat, time.Now()
+	r.mu.Unlock()
+	return cat, nil
+}
+
+// Discover records fields the indexer met for the first time. A field
+// already known keeps what it has: the first declaration or discovery wins.
+func (r *Registry) Discover(ctx context.Context, fields []mapping.Field) error {
+	if len(fields) == 0 {
+		return nil
+	}
+	now := time.Now().UTC().Format(time.RFC3339)
+	ops := make([]store.Op, len(fields))
+	for i, f := range fields {
+		ops[i] = store.Op{Action: store.Create, Index: r.index, ID: f.Name, Body: record{Field: f, CreatedAt: now}}
+	}
+	verdicts, err := r.st.Bulk(ctx, ops)
+	if err != nil {
+		return fmt.Errorf("catalog: record fields: %w", err)
+	}
+	var errs []error
+	for i, v := range verdicts {
+		if !v.OK() && !v.Conflict() {
+			errs = append(errs, fmt.Errorf("catalog: record %s: %d %s", ops[i].ID, v.Status, v.Reason))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ErrConflict is returned by Declare when the field exists with another
+// type.
+var ErrConflict = errors.New("field exists with another type")
+
+// Declare stores a field declared through the API. A field discovered
+// earlier with the same type takes the declaration's labels and
+// candidates; one of another type is a conflict. created reports whether
+// the field is new.
+func (r *Registry) Declare(ctx context.Context, f mapping.Field) (created bool, err error) {
+	rec := record{Field: f, Declared: true, CreatedAt: time.Now().UTC().Format(time.RFC3339)}
+	err = r.st.Do(ctx, http.MethodPut, "/"+r.index+"/_create/"+f.Name+"?refresh=wait_for", rec, nil)
+	if err == nil {
+		r.invalidate()
+		return true, nil
+	}
+	if store.StatusOf(err) != http.StatusConflict {
+		return false, fmt.Errorf("catalog: declare %s: %w", f.Name, err)
+	}
+	var existing record
+	if _, err := r.st.GetSource(ctx, r.index, f.Name, &existing); err != nil {
+		return false, fmt.Errorf("catalog: read %s: %w", f.Name, err)
+	}
+	if existing.Type != f.Type {
+		return false, fmt.Errorf("%w: %s is %s", ErrConflict, f.Name, existing.Type)
+	}
+	rec.CreatedAt = existing.CreatedAt
+	if err := r.st.Do(ctx, http.MethodPut, "/"+r.index+"/_doc/"+f.Name+"?refresh=wait_for", rec, nil); err != nil {
+		return false, fmt.Errorf("catalog: declare %s: %w", f.Name, err)
+	}
+	r.invalidate()
+	return false, nil
+}
+
+func (r *Registry) invalidate() {
+	r.mu.Lock()
+	r.loaded = time.Time{}
+	r.mu.Unlock()
+}
+
+// DynamicField returns the catalog entry of a dynamic field of the given
+// type, with its name as label until someone declares a better one.
+func DynamicField(name string, t mapping.Type) mapping.Field {
+	return mapping.Field{
+		Name: name, Label: mapping.Label{ZH: name, EN: name}, Type: t,
+		List:     t == mapping.KeywordArray,
+		Sortable: t != mapping.KeywordArray && t != mapping.Text,
+		Dynamic:  true,
+	}
+}
+
+// Mapping returns the OpenSearch mapping of a dynamic field of type t, the
+// same as the embedded mapping's dynamic templates give.
+func Mapping(t mapping.Type) map[string]any {
+	switch t {
+	case mapping.Keyword, mapping.KeywordArray:
+		return map[string]any{"type": "keyword", "ignore_above": 4096,
+			"fields": map[string]any{"lc": map[string]any{"type": "keyword", "normalizer": "lc", "ignore_above": 4096}}}
+	case mapping.Text:
+		return map[string]any{"type": "text", "analyzer": "cjk"}
+	case mapping.Number:
+		return map[string]any{"type": "double"}
+	case mapping.Date:
+		return map[string]any{"type": "date", "format": "strict_date_optional_time||epoch_millis"}
+	case mapping.Boolean:
+		return map[string]any{"type": "boolean"}
+	}
+	return nil
+}
+
