@@ -15,6 +15,7 @@ import (
 	"cdp/config"
 	"cdp/indexer"
 	"cdp/mapping"
+	"cdp/store"
 )
 
 // Logger is the logger the harness gives the service: warnings and errors
@@ -51,13 +52,24 @@ func (e *Env) StartIndexer(t testing.TB, cfg *config.Config) {
 	})
 }
 
-// StartAPI serves the API for cfg until the test ends.
+// StartAPI creates the indices for cfg and serves the API until the test
+// ends.
 func (e *Env) StartAPI(t testing.TB, cfg *config.Config) *httptest.Server {
 	t.Helper()
 	e.Bootstrap(t, cfg)
+	return ServeAPI(t, cfg)
+}
+
+// ServeAPI serves the API for cfg as it is (its services may be down)
+// until the test ends.
+func ServeAPI(t testing.TB, cfg *config.Config) *httptest.Server {
+	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: cfg.RedisAddr})
 	t.Cleanup(func() { rdb.Close() })
-	st := e.Store(t)
+	st, err := store.New(cfg.OpenSearchURL)
+	if err != nil {
+		t.Fatal(err)
+	}
 	checks := []api.Check{
 		{Name: "opensearch", Func: st.Ping},
 		{Name: "kafka", Func: func(ctx context.Context) error { return indexer.Ping(ctx, cfg.KafkaBrokers) }},
