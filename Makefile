@@ -15,9 +15,13 @@ GOTEST_FLAGS ?= -race -count=1 -timeout 25m
 run: deps-up build
 	@scripts/run.sh
 
-## test: start the services if needed, then lint, unit and integration tests with -race
+## test: start the services if needed, then lint, unit and integration tests with -race,
+## and a short fuzzing run of the filter parser
 test: deps-up lint
 	$(GO) test $(GOTEST_FLAGS) ./...
+	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./query
+
+FUZZTIME ?= 20s
 
 ## unit: the tests that need no service
 unit:

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -50,6 +51,9 @@ type Indexer struct {
 
 	customers, events string
 	attrs, props      *dynamicFields
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Partitions is the partition count of the topics the service creates.
@@ -125,9 +129,13 @@ func (ix *Indexer) Run(ctx context.Context) error {
 	return consume(ctx, ix.group, topics, h, ix.log)
 }
 
-// Close leaves the group and closes the Kafka connections.
+// Close leaves the group and closes the Kafka connections. Calling it
+// again does nothing.
 func (ix *Indexer) Close() error {
-	return errors.Join(ix.group.Close(), ix.producer.Close(), ix.client.Close())
+	ix.closeOnce.Do(func() {
+		ix.closeErr = errors.Join(ix.group.Close(), ix.producer.Close(), ix.client.Close())
+	})
+	return ix.closeErr
 }
 
 // process applies one batch: source messages first (stage 1), then the
