@@ -161,29 +161,31 @@ func (s *Server) failed(c *gin.Context, err error) {
 	s.storeError(c, err)
 }
 
-func (s *Server) translate(c *gin.Context) {
+// filterOnly reads a body of just a filter and a time zone and compiles
+// it; it answers the error itself and returns nil then.
+func (s *Server) filterOnly(c *gin.Context) *compiled {
 	var req searchRequest
 	if err := decodeBody(c, []string{"filter", "tz"}, &req); err != nil {
 		s.failed(c, err)
-		return
+		return nil
 	}
 	q, err := s.compile(c.Request.Context(), &req)
 	if err != nil {
 		s.failed(c, err)
-		return
+		return nil
 	}
-	c.JSON(http.StatusOK, gin.H{"query": q.query})
+	return q
+}
+
+func (s *Server) translate(c *gin.Context) {
+	if q := s.filterOnly(c); q != nil {
+		c.JSON(http.StatusOK, gin.H{"query": q.query})
+	}
 }
 
 func (s *Server) count(c *gin.Context) {
-	var req searchRequest
-	if err := decodeBody(c, []string{"filter", "tz"}, &req); err != nil {
-		s.failed(c, err)
-		return
-	}
-	q, err := s.compile(c.Request.Context(), &req)
-	if err != nil {
-		s.failed(c, err)
+	q := s.filterOnly(c)
+	if q == nil {
 		return
 	}
 	var resp struct {

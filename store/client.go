@@ -91,7 +91,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 		return err
 	}
 	ct := "application/json"
-	if strings.HasPrefix(path, "/_bulk") || strings.Contains(path, "/_bulk") {
+	if strings.Contains(path, "_bulk") {
 		ct = "application/x-ndjson"
 	}
 	req.Header = http.Header{"Content-Type": {ct}}
