@@ -26,14 +26,41 @@ var demoPeople = []struct {
 	{"1006", "陈晨", "15000000005", "chenchen@example.com", "female", "北京", "silver"},
 }
 
-// demoMessages returns the demo dataset as SDK events: an identify and a
-// few track events per person, with fixed message ids so that loading it
-// twice changes nothing.
-func demoMessages(topic string, now time.Time) []*sarama.ProducerMessage {
+// demoMessages returns the demo dataset: each person's CRM row, orders and
+// items as Debezium changes, and an identify plus a few track events from
+// the SDK. Message ids and source positions are fixed, so loading it twice
+// changes nothing.
+func demoMessages(topic func(string) string, now time.Time) []*sarama.ProducerMessage {
 	var out []*sarama.ProducerMessage
-	add := func(key string, v map[string]any) {
+	send := func(t, key string, v map[string]any) {
 		b, _ := json.Marshal(v)
-		out = append(out, &sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(key), Value: sarama.ByteEncoder(b)})
+		out = append(out, &sarama.ProducerMessage{Topic: topic(t), Key: sarama.StringEncoder(key), Value: sarama.ByteEncoder(b)})
+	}
+	add := func(key string, v map[string]any) { send(indexer.TopicEvents, key, v) }
+	lsn := int64(1000)
+	cdc := func(t string, id int, after map[string]any) {
+		lsn++
+		after["id"] = id
+		send(t, fmt.Sprint(id), map[string]any{"before": nil, "after": after, "op": "r",
+			"source": map[string]any{"lsn": lsn, "ts_ms": now.Add(-72 * time.Hour).UnixMilli()}})
+	}
+	categories := []string{"shoes", "bags", "apparel"}
+	for i, p := range demoPeople {
+		crm := 1001 + i
+		cdc(indexer.TopicCustomers, crm, map[string]any{"name": p.name, "phone": p.phone, "email": p.email,
+			"gender": nullable(p.gender), "city": p.city, "member_level": nullable(p.level), "store_id": fmt.Sprintf("s-%02d", i%3+1),
+			"created_at": now.AddDate(-1, 0, -i).UTC().Format(time.RFC3339)})
+		for j := 0; j <= i%3; j++ {
+			order := crm*10 + j
+			status := []string{"paid", "paid", "refunded"}[j]
+			created := now.AddDate(0, 0, -(i+1)*(j+2)).UTC().Format(time.RFC3339)
+			cdc(indexer.TopicOrders, order, map[string]any{"customer_id": crm, "order_no": fmt.Sprintf("NO-%d", order),
+				"store_id": "s-01", "status": status, "total_amount": 199.5 + float64(100*i+10*j), "created_at": created, "paid_at": created})
+			for k := 0; k < 2; k++ {
+				cdc(indexer.TopicOrderItems, order*10+k, map[string]any{"order_id": order, "sku": fmt.Sprintf("p-%d", 7+k+j),
+					"product_name": []string{"跑步鞋", "帆布包", "卫衣"}[(k+j)%3], "category": categories[(k+j)%3], "quantity": 1 + k, "price": 99.5})
+			}
+		}
 	}
 	for i, p := range demoPeople {
 		day := now.AddDate(0, 0, -i-1).UTC().Truncate(time.Hour)
@@ -94,7 +121,14 @@ func produceDemo(cfg *config.Config) error {
 		return fmt.Errorf("kafka: %w", err)
 	}
 	defer p.Close()
-	return p.SendMessages(demoMessages(cfg.Topic(indexer.TopicEvents), time.Now()))
+	return p.SendMessages(demoMessages(cfg.Topic, time.Now()))
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 func waitFor(ctx context.Context, url string) error {
