@@ -57,36 +57,71 @@ func (v Verdict) Conflict() bool { return v.Status == http.StatusConflict }
 // Blocked reports that the index refuses writes (read-only block).
 func (v Verdict) Blocked() bool { return v.Type == "cluster_block_exception" }
 
-// Bulk sends the ops in one _bulk request and returns one verdict per op,
-// in order. An error means the request as a whole failed and nothing can be
-// assumed about any item.
+// MaxBulkBytes bounds one _bulk request body; Bulk splits larger batches.
+const MaxBulkBytes = 8 << 20
+
+// Bulk sends the ops in _bulk requests of at most MaxBulkBytes and returns
+// one verdict per op, in order. An error means a request as a whole failed
+// and nothing can be assumed about any item.
 func (c *Client) Bulk(ctx context.Context, ops []Op) ([]Verdict, error) {
-	if len(ops) == 0 {
-		return nil, nil
-	}
+	out := make([]Verdict, 0, len(ops))
 	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	for _, op := range ops {
-		meta := map[string]any{"_index": op.Index, "_id": op.ID}
-		if op.Routing != "" {
-			meta["routing"] = op.Routing
-		}
-		if op.VersionType != "" {
-			meta["version"] = op.Version
-			meta["version_type"] = op.VersionType
-		}
-		if op.RetryOnConflict > 0 {
-			meta["retry_on_conflict"] = op.RetryOnConflict
-		}
-		if err := enc.Encode(map[string]any{string(op.Action): meta}); err != nil {
+	first := 0
+	for i, op := range ops {
+		n := buf.Len()
+		if err := encodeOp(&buf, op); err != nil {
 			return nil, err
 		}
-		if op.Action != Delete {
-			if err := enc.Encode(op.Body); err != nil {
-				return nil, fmt.Errorf("store: encode %s/%s: %w", op.Index, op.ID, err)
+		if buf.Len() > MaxBulkBytes && i > first {
+			// Send what came before this op; it starts the next request.
+			rest := append([]byte(nil), buf.Bytes()[n:]...)
+			v, err := c.sendBulk(ctx, buf.Bytes()[:n], i-first)
+			if err != nil {
+				return nil, err
 			}
+			out = append(out, v...)
+			buf.Reset()
+			buf.Write(rest)
+			first = i
 		}
 	}
+	if len(ops) > first {
+		v, err := c.sendBulk(ctx, buf.Bytes(), len(ops)-first)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v...)
+	}
+	return out, nil
+}
+
+// encodeOp appends the op's action line and, but for deletes, its source.
+func encodeOp(buf *bytes.Buffer, op Op) error {
+	enc := json.NewEncoder(buf)
+	meta := map[string]any{"_index": op.Index, "_id": op.ID}
+	if op.Routing != "" {
+		meta["routing"] = op.Routing
+	}
+	if op.VersionType != "" {
+		meta["version"] = op.Version
+		meta["version_type"] = op.VersionType
+	}
+	if op.RetryOnConflict > 0 {
+		meta["retry_on_conflict"] = op.RetryOnConflict
+	}
+	if err := enc.Encode(map[string]any{string(op.Action): meta}); err != nil {
+		return err
+	}
+	if op.Action != Delete {
+		if err := enc.Encode(op.Body); err != nil {
+			return fmt.Errorf("store: encode %s/%s: %w", op.Index, op.ID, err)
+		}
+	}
+	return nil
+}
+
+// sendBulk sends one _bulk body of n items.
+func (c *Client) sendBulk(ctx context.Context, body []byte, n int) ([]Verdict, error) {
 	var resp struct {
 		Items []map[string]struct {
 			Status int `json:"status"`
@@ -96,13 +131,13 @@ func (c *Client) Bulk(ctx context.Context, ops []Op) ([]Verdict, error) {
 			} `json:"error"`
 		} `json:"items"`
 	}
-	if err := c.Do(ctx, http.MethodPost, "/_bulk", buf.Bytes(), &resp); err != nil {
+	if err := c.Do(ctx, http.MethodPost, "/_bulk", body, &resp); err != nil {
 		return nil, err
 	}
-	if len(resp.Items) != len(ops) {
-		return nil, fmt.Errorf("store: bulk answered %d items for %d ops", len(resp.Items), len(ops))
+	if len(resp.Items) != n {
+		return nil, fmt.Errorf("store: bulk answered %d items for %d ops", len(resp.Items), n)
 	}
-	out := make([]Verdict, len(ops))
+	out := make([]Verdict, n)
 	for i, item := range resp.Items {
 		for _, r := range item {
 			out[i].Status = r.Status
