@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -82,14 +83,27 @@ func fixture(now time.Time) (customers []map[string]any, events []map[string]any
 type apiTest struct {
 	t   *testing.T
 	srv *httptest.Server
+	st  *store.Client
+	cfg *config.Config
 }
 
 func setup(t *testing.T) *apiTest {
 	env := harness.Services(t)
 	cfg := env.Config(t)
 	srv := env.StartAPI(t, cfg)
-	load(t, env.Store(t), cfg)
-	return &apiTest{t: t, srv: srv}
+	st := env.Store(t)
+	load(t, st, cfg)
+	return &apiTest{t: t, srv: srv, st: st, cfg: cfg}
+}
+
+// setSpend changes a customer's total spend in place, as a new order would.
+func (a *apiTest) setSpend(id string, spend float64) {
+	a.t.Helper()
+	idx := mapping.Customers.Alias(a.cfg.IndexPrefix)
+	body := map[string]any{"doc": map[string]any{"metrics": map[string]any{"total_spend": spend}}}
+	if err := a.st.Do(context.Background(), "POST", "/"+idx+"/_update/"+id+"?refresh=true", body, nil); err != nil {
+		a.t.Fatal(err)
+	}
 }
 
 func load(t *testing.T, st *store.Client, cfg *config.Config) {
@@ -302,6 +316,43 @@ func TestSearchSortsPagesWithACursorAndProjectsFields(t *testing.T) {
 	if got := strings.Join(seen, ","); got != "c1,c5,c2,c3,c4" {
 		t.Fatalf("pages gave %s", got)
 	}
+}
+
+// Paging by a value that changes meanwhile neither repeats nor skips
+// anyone: the cursor reads one snapshot.
+func TestPagingBySpendIsStableWhileSpendsChange(t *testing.T) {
+	a := setup(t)
+	var seen []string
+	cursor := "null"
+	for page := 0; page < 5; page++ {
+		code, body := a.do("POST", "/v1/customers/search", `{"size":2,"sort":[{"field":"metrics.total_spend","order":"desc"}],"cursor":`+cursor+`}`)
+		if code != 200 {
+			t.Fatalf("page %d: %d %v", page, code, body)
+		}
+		for _, c := range body["customers"].([]any) {
+			seen = append(seen, c.(map[string]any)["customer_id"].(string))
+		}
+		if page == 0 {
+			// c1 (first) drops to the bottom, c4 (last) jumps to the top.
+			a.setSpend("c1", 0)
+			a.setSpend("c4", 5000)
+		}
+		if body["next_cursor"] == nil {
+			break
+		}
+		cursor = fmt.Sprintf("%q", body["next_cursor"])
+	}
+	if got := strings.Join(seen, ","); got != "c1,c5,c2,c3,c4" {
+		t.Fatalf("pages gave %s, want every customer once, in the order of the first page's snapshot", got)
+	}
+	if code, body := a.do("POST", "/v1/customers/search", `{"size":2,"sort":[{"field":"metrics.total_spend","order":"desc"}],"cursor":"`+
+		encodeTestCursor(`{"a":[1,"c1"],"s":"metrics.total_spend:desc,","p":"bm9wZQ"}`)+`"}`); code != 400 {
+		t.Errorf("a cursor with an unknown snapshot: %d %v, want 400", code, body)
+	}
+}
+
+func encodeTestCursor(s string) string {
+	return strings.TrimRight(base64.URLEncoding.EncodeToString([]byte(s)), "=")
 }
 
 func TestTranslateReturnsTheDSLSearchUses(t *testing.T) {

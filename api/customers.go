@@ -66,7 +66,8 @@ func (s *Server) lookup(c *gin.Context) {
 }
 
 type searchResponse struct {
-	Hits struct {
+	PITID string `json:"pit_id"`
+	Hits  struct {
 		Total struct {
 			Value int64 `json:"value"`
 		} `json:"total"`

@@ -199,16 +199,24 @@ func (s *Server) count(c *gin.Context) {
 }
 
 // cursor is the opaque next_cursor: the sort values of the last customer
-// of a page, and the sort it belongs to. Paging is search_after on the
-// request's sort with customer_id as the final tie-breaker, so a page
-// never repeats or skips a customer whose sort values do not change while
-// the client pages; a customer whose sort values change meanwhile may
-// move to another page. Exports, which need a snapshot, use a point in
-// time instead.
+// of a page, the sort they belong to, and, when the sort is on values that
+// can change, a point in time.
+//
+// Paging is search_after on the request's sort with customer_id as the
+// final tie-breaker. Under the default sort (customer_id alone) that is
+// stable by itself: ids never change, so no customer repeats or is skipped
+// while documents change. A sort on other fields (total spend, say) could
+// move a customer across the page boundary while it changes, so when such
+// a page is full, the search opens a point in time and every later page
+// reads that same snapshot.
 type cursor struct {
 	After []any  `json:"a"`
 	Sort  string `json:"s"`
+	PIT   string `json:"p,omitempty"`
 }
+
+// pitKeepAlive is how long a cursor's snapshot lives after each page.
+const pitKeepAlive = "5m"
 
 func (s *Server) search(c *gin.Context) {
 	var req searchRequest
@@ -241,13 +249,18 @@ func (s *Server) search(c *gin.Context) {
 		return
 	}
 	body := gin.H{"query": q.query, "size": size, "sort": sortBody, "track_total_hits": true}
+	path := "/" + s.customers + "/_search"
+	var cur cursor
 	if req.Cursor != nil && *req.Cursor != "" {
-		cur, err := decodeCursor(*req.Cursor)
-		if err != nil || cur.Sort != sortKey {
+		if cur, err = decodeCursor(*req.Cursor); err != nil || cur.Sort != sortKey {
 			s.failed(c, invalid("cursor", "cursor is not one this search returned (it is malformed, or the sort changed)"))
 			return
 		}
 		body["search_after"] = cur.After
+		if cur.PIT != "" {
+			body["pit"] = gin.H{"id": cur.PIT, "keep_alive": pitKeepAlive}
+			path = "/_search"
+		}
 	}
 	if len(req.Fields) > 0 {
 		include, err := projection(cat, req.Fields)
@@ -260,7 +273,13 @@ func (s *Server) search(c *gin.Context) {
 		body["_source"] = gin.H{"excludes": []string{"relation"}}
 	}
 	var resp searchResponse
-	if err := s.st.Do(ctx, http.MethodPost, "/"+s.customers+"/_search", body, &resp); err != nil {
+	if err := s.st.Do(ctx, http.MethodPost, path, body, &resp); err != nil {
+		if st := store.StatusOf(err); cur.PIT != "" && st != 0 && st != http.StatusTooManyRequests && st != http.StatusServiceUnavailable {
+			// OpenSearch answers 404 for an expired snapshot and 400 or 500
+			// for an id it cannot read.
+			s.failed(c, invalid("cursor", "cursor expired or invalid: its snapshot lives %s after each page; search again", pitKeepAlive))
+			return
+		}
 		s.failed(c, err)
 		return
 	}
@@ -270,9 +289,36 @@ func (s *Server) search(c *gin.Context) {
 	}
 	var next any
 	if n := len(resp.Hits.Hits); n == size {
-		next = encodeCursor(cursor{After: resp.Hits.Hits[n-1].Sort, Sort: sortKey})
+		nc := cursor{After: resp.Hits.Hits[n-1].Sort, Sort: sortKey, PIT: resp.PITID}
+		if nc.PIT == "" && len(req.Sort) > 0 {
+			if nc.PIT, err = s.openPIT(ctx); err != nil {
+				s.failed(c, err)
+				return
+			}
+		}
+		next = encodeCursor(nc)
+	} else if cur.PIT != "" {
+		s.closePIT(cur.PIT)
 	}
 	c.JSON(http.StatusOK, gin.H{"total": resp.Hits.Total.Value, "customers": customers, "next_cursor": next})
+}
+
+func (s *Server) openPIT(ctx context.Context) (string, error) {
+	var resp struct {
+		PITID string `json:"pit_id"`
+	}
+	err := s.st.Do(ctx, http.MethodPost, "/"+s.customers+"/_search/point_in_time?keep_alive="+pitKeepAlive, nil, &resp)
+	return resp.PITID, err
+}
+
+// closePIT frees a snapshot no page needs any more; if it fails, the
+// keep-alive frees it anyway.
+func (s *Server) closePIT(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.st.Do(ctx, http.MethodDelete, "/_search/point_in_time", gin.H{"pit_id": []string{id}}, nil); err != nil {
+		s.log.Warn("close point in time", "err", err)
+	}
 }
 
 // sortClause validates the requested sort and appends the customer_id
