@@ -190,7 +190,7 @@ func (r *Resolver) claim(ctx context.Context, ids map[string]Identity, cids map[
 			lost = append(lost, ops[i].ID)
 			delete(cids, ops[i].ID)
 		default:
-			return nil, fmt.Errorf("identity: claim %s: %d %s: %s", ops[i].ID, v.Status, v.Type, v.Reason)
+			return nil, fmt.Errorf("identity: claim %s: %w", ops[i].ID, &store.Error{Status: v.Status, Type: v.Type, Reason: v.Reason})
 		}
 	}
 	return lost, nil

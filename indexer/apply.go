@@ -2,7 +2,6 @@ package indexer
 
 import (
 	"context"
-	"errors"
 	"strings"
 
 	"github.com/IBM/sarama"
@@ -78,25 +77,14 @@ func (ix *Indexer) applyEvents(ctx context.Context, events []parsedEvent, dirty 
 	if err != nil {
 		return nil, err
 	}
-	ops := make([]store.Op, 0, len(events)+len(events)/4)
-	updates := map[string]*profileUpdate{}
-	var order []string
-	docs := make([]map[string]any, 0, len(events))
+
+	// First the events themselves: only an event that is stored (or was
+	// already, for a redelivery) may change its customer's profile.
+	ops := make([]store.Op, len(events))
+	docs := make([]map[string]any, len(events))
 	for i, pe := range events {
-		cid, e := cids[i], pe.ev
-		doc := eventDoc(cid, e)
-		docs = append(docs, doc)
-		ops = append(ops, store.Op{Action: store.Create, Index: ix.events, ID: e.MessageID, Routing: cid, Body: doc})
-		u := updates[cid]
-		if u == nil {
-			u = newProfileUpdate()
-			updates[cid] = u
-			order = append(order, cid)
-		}
-		foldEvent(u, e)
-	}
-	for _, cid := range order {
-		ops = append(ops, ix.rows.profileOp(cid, updates[cid]))
+		docs[i] = eventDoc(cids[i], pe.ev)
+		ops[i] = store.Op{Action: store.Create, Index: ix.events, ID: pe.ev.MessageID, Routing: cids[i], Body: docs[i]}
 	}
 	if err := ix.props.prepare(ctx, docs); err != nil {
 		return nil, err
@@ -106,30 +94,46 @@ func (ix *Indexer) applyEvents(ctx context.Context, events []parsedEvent, dirty 
 		return nil, err
 	}
 	var rejects []rejected
-	var retry []error
-	for i, v := range verdicts {
-		switch {
-		case v.OK(), v.Conflict() && ops[i].Action == store.Create:
-			if ops[i].Action == store.Update {
-				ix.m.applied.WithLabelValues("profile").Inc()
-			} else if v.OK() {
-				ix.m.applied.WithLabelValues("event").Inc()
-			}
-		case v.Retryable():
-			retry = append(retry, itemError(ops[i], v))
-		case i < len(events):
-			rejects = append(rejects, rejected{events[i].msg, "event rejected by OpenSearch: " + v.Type + ": " + v.Reason})
-		default:
-			cid := order[i-len(events)]
-			for j, pe := range events {
-				if cids[j] == cid {
-					rejects = append(rejects, rejected{pe.msg, "profile rejected by OpenSearch: " + v.Type + ": " + v.Reason})
-				}
+	refused := map[int]bool{}
+	if err := ix.judge("event", ops, verdicts, func(i int, reason string) {
+		refused[i] = true
+		rejects = append(rejects, rejected{events[i].msg, "event refused by OpenSearch: " + reason})
+	}); err != nil {
+		return nil, err
+	}
+
+	// Then what the stored events say about their customers, one profile
+	// update per customer.
+	updates := map[string]*profileUpdate{}
+	var order []string
+	for i, pe := range events {
+		if refused[i] {
+			continue
+		}
+		u := updates[cids[i]]
+		if u == nil {
+			u = newProfileUpdate()
+			updates[cids[i]] = u
+			order = append(order, cids[i])
+		}
+		foldEvent(u, pe.ev)
+	}
+	ops = ops[:0]
+	for _, cid := range order {
+		ops = append(ops, ix.rows.profileOp(cid, updates[cid]))
+	}
+	verdicts, err = ix.bulk(ctx, "apply_profiles", ops)
+	if err != nil {
+		return nil, err
+	}
+	if err := ix.judge("profile", ops, verdicts, func(i int, reason string) {
+		for j, pe := range events {
+			if cids[j] == order[i] && !refused[j] {
+				rejects = append(rejects, rejected{pe.msg, "stored, but its customer's profile was refused by OpenSearch: " + reason})
 			}
 		}
-	}
-	if len(retry) > 0 {
-		return nil, errors.Join(retry...)
+	}); err != nil {
+		return nil, err
 	}
 	for _, cid := range order {
 		dirty[cid] = true

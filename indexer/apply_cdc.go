@@ -2,7 +2,6 @@ package indexer
 
 import (
 	"context"
-	"errors"
 
 	"github.com/IBM/sarama"
 
@@ -138,22 +137,12 @@ func (ix *Indexer) applyChanges(ctx context.Context, changes []parsedChange, dir
 		return nil, err
 	}
 	var rejects []rejected
-	var retry []error
-	for i, v := range verdicts {
-		switch {
-		case v.OK():
-			ix.m.applied.WithLabelValues("row").Inc()
-		case v.Conflict(): // the store already holds a newer change
-		case v.Retryable():
-			retry = append(retry, itemError(ops[i].op, v))
-		default:
-			for _, m := range ops[i].rc.msgs {
-				rejects = append(rejects, rejected{m, "row rejected by OpenSearch: " + v.Type + ": " + v.Reason})
-			}
+	if err := ix.judge("row", opsOf(ops), verdicts, func(i int, reason string) {
+		for _, m := range ops[i].rc.msgs {
+			rejects = append(rejects, rejected{m, "row refused by OpenSearch: " + reason})
 		}
-	}
-	if len(retry) > 0 {
-		return nil, errors.Join(retry...)
+	}); err != nil {
+		return nil, err
 	}
 	for cid := range touched {
 		dirty[cid] = true

@@ -119,16 +119,27 @@ func ParseChange(topicSuffix string, key, value []byte) (*Change, error) {
 	default:
 		return nil, bad("unknown op %q", env.Op)
 	}
-	if c.TS, err = intOf(env.Source.TsMs); err != nil || c.TS <= 0 {
-		if c.TS, err = intOf(env.TsMs); err != nil || c.TS <= 0 {
-			return nil, bad("source.ts_ms is missing or not an integer")
+	// The position orders a row's changes: source.lsn, else source.ts_ms
+	// (CONTRACT §1.2). The envelope's own ts_ms is when Debezium read the
+	// change, not where it stands in the source: it never orders changes.
+	// TS, for last-writer-wins against SDK traits, is the source commit
+	// time, else that read time.
+	if env.Source.TsMs != "" {
+		if c.TS, err = intOf(env.Source.TsMs); err != nil || c.TS <= 0 {
+			return nil, bad("source.ts_ms %q is not a positive integer", env.Source.TsMs)
 		}
+	} else if env.TsMs != "" {
+		c.TS, _ = intOf(env.TsMs)
 	}
-	c.Pos = c.TS
-	if env.Source.LSN != "" {
+	switch {
+	case env.Source.LSN != "":
 		if c.Pos, err = intOf(env.Source.LSN); err != nil || c.Pos <= 0 {
 			return nil, bad("source.lsn %q is not a positive integer", env.Source.LSN)
 		}
+	case env.Source.TsMs != "":
+		c.Pos = c.TS
+	default:
+		return nil, bad("neither source.lsn nor source.ts_ms: the change has no source position to order it by")
 	}
 	row := env.After
 	if c.Deleted() {
@@ -150,11 +161,17 @@ func ParseChange(topicSuffix string, key, value []byte) (*Change, error) {
 	if c.Key, err = rowKey(decoded["id"], key); err != nil {
 		return nil, err
 	}
+	if len(c.Key) > MaxIDBytes {
+		return nil, bad("row key is longer than %d bytes", MaxIDBytes)
+	}
 	delete(decoded, "id")
 	if tbl.parent != "" {
 		p, _ := scalarString(decoded[tbl.parent])
 		if p == "" && !c.Deleted() {
 			return nil, bad("%s is required", tbl.parent)
+		}
+		if len(p) > MaxIDBytes {
+			return nil, bad("%s is longer than %d bytes", tbl.parent, MaxIDBytes)
 		}
 		c.Parent = p
 	}

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -141,7 +142,43 @@ func (ix *Indexer) Close() error {
 // process applies one batch: source messages first (stage 1), then the
 // dirty markers (stage 2). It returns only when all of it is applied or
 // dead-lettered, or when ctx ends.
+//
+// A request OpenSearch refuses as a whole, for good (a 4xx other than 408,
+// 409 and 429), would be refused on every retry and stop the stream. The
+// batch is then split in halves, applied in order, down to the single
+// message that makes the request fail, which is dead-lettered with
+// OpenSearch's answer. Every step is idempotent, so re-applying a half that
+// partly went through is safe.
 func (ix *Indexer) process(ctx context.Context, msgs []*sarama.ConsumerMessage) error {
+	err := ix.processOnce(ctx, msgs)
+	var perm *permanentError
+	if !errors.As(err, &perm) {
+		return err
+	}
+	if len(msgs) == 1 {
+		return ix.deadLetter(ctx, []rejected{{msgs[0], "OpenSearch refused a request made from this message: " + perm.Error()}})
+	}
+	ix.log.Warn("batch refused for good, splitting it to find the message", "messages", len(msgs), "err", perm)
+	mid := len(msgs) / 2
+	if err := ix.process(ctx, msgs[:mid]); err != nil {
+		return err
+	}
+	return ix.process(ctx, msgs[mid:])
+}
+
+// permanentError is a request OpenSearch will refuse however often it is
+// sent.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+func permanent(err error) bool {
+	s := store.StatusOf(err)
+	return s >= 400 && s < 500 && s != http.StatusRequestTimeout && s != http.StatusConflict && s != http.StatusTooManyRequests
+}
+
+func (ix *Indexer) processOnce(ctx context.Context, msgs []*sarama.ConsumerMessage) error {
 	var sources, dirty []*sarama.ConsumerMessage
 	dirtyTopic := ix.cfg.Topic(TopicDirty)
 	for _, m := range msgs {
@@ -166,14 +203,19 @@ func (ix *Indexer) process(ctx context.Context, msgs []*sarama.ConsumerMessage) 
 	return nil
 }
 
-// step runs f until it succeeds or ctx ends, backing off between tries.
-// Every step is idempotent, so a retry after a partial failure is safe.
+// step runs f until it succeeds, fails for good, or ctx ends, backing off
+// between tries. Every step is idempotent, so a retry after a partial
+// failure is safe.
 func (ix *Indexer) step(ctx context.Context, name string, f func() error) error {
 	b := newBackoff(100*time.Millisecond, 10*time.Second)
-	return retry(ctx, b, func(error) bool { return ctx.Err() == nil }, func(err error, d time.Duration) {
+	err := retry(ctx, b, func(err error) bool { return ctx.Err() == nil && !permanent(err) }, func(err error, d time.Duration) {
 		ix.m.retries.WithLabelValues(name).Inc()
 		ix.log.Warn("step failed, retrying", "step", name, "err", err, "in", d)
 	}, f)
+	if err != nil && permanent(err) {
+		return &permanentError{err}
+	}
+	return err
 }
 
 // deadLetter sends the rejected messages to the dead-letter topic.
@@ -246,8 +288,28 @@ func (ix *Indexer) bulkDemoting(ctx context.Context, step string, ops []store.Op
 	return verdicts, err
 }
 
-// itemError turns a verdict that may succeed later into an error that makes
-// the step retry.
-func itemError(op store.Op, v store.Verdict) error {
-	return fmt.Errorf("%s %s/%s: %d %s: %s", op.Action, op.Index, op.ID, v.Status, v.Type, v.Reason)
+// judge sorts a bulk's verdicts: applied items are counted under kind (or
+// "delete"); a version conflict on a create or a versioned write (a
+// duplicate, or a newer change already stored) and a delete of nothing are
+// fine as they are; items that may succeed later make the returned error,
+// so that the step retries; the rest are refused for good and reported to
+// reject with OpenSearch's reason.
+func (ix *Indexer) judge(kind string, ops []store.Op, verdicts []store.Verdict, reject func(i int, reason string)) error {
+	var retry []error
+	for i, v := range verdicts {
+		op := ops[i]
+		switch {
+		case v.OK() && op.Action == store.Delete:
+			ix.m.applied.WithLabelValues("delete").Inc()
+		case v.OK():
+			ix.m.applied.WithLabelValues(kind).Inc()
+		case v.Conflict() && (op.Action == store.Create || op.VersionType != ""):
+		case op.Action == store.Delete && v.Status == http.StatusNotFound:
+		case v.Retryable():
+			retry = append(retry, fmt.Errorf("%s %s/%s: %d %s: %s", op.Action, op.Index, op.ID, v.Status, v.Type, v.Reason))
+		default:
+			reject(i, v.Type+": "+v.Reason)
+		}
+	}
+	return errors.Join(retry...)
 }

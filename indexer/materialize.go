@@ -2,8 +2,6 @@ package indexer
 
 import (
 	"context"
-	"errors"
-	"net/http"
 
 	"github.com/IBM/sarama"
 
@@ -61,23 +59,10 @@ func (ix *Indexer) writeDocuments(ctx context.Context, cids []string, markers ma
 		return nil, err
 	}
 	var rejects []rejected
-	var retry []error
-	for i, v := range verdicts {
-		op := ops[i]
-		switch {
-		case v.OK():
-			ix.m.applied.WithLabelValues(map[store.Action]string{store.Index: "document", store.Delete: "delete"}[op.Action]).Inc()
-		case op.Action == store.Delete && v.Status == http.StatusNotFound:
-		case v.Retryable():
-			retry = append(retry, itemError(op, v))
-		default:
-			for _, m := range markers[op.ID] {
-				rejects = append(rejects, rejected{m, "document of " + op.ID + " rejected by OpenSearch: " + v.Type + ": " + v.Reason})
-			}
+	err = ix.judge("document", ops, verdicts, func(i int, reason string) {
+		for _, m := range markers[ops[i].ID] {
+			rejects = append(rejects, rejected{m, "document of " + ops[i].ID + " refused by OpenSearch: " + reason})
 		}
-	}
-	if len(retry) > 0 {
-		return nil, errors.Join(retry...)
-	}
-	return rejects, nil
+	})
+	return rejects, err
 }

@@ -61,6 +61,11 @@ func (e *Event) Channel() string {
 	return s
 }
 
+// MaxIDBytes bounds every identifier a message brings (message ids, user
+// and device ids, row keys): they become parts of OpenSearch document ids,
+// which may not exceed 512 bytes.
+const MaxIDBytes = 256
+
 // errBad marks a message that can never be applied; it goes to the
 // dead-letter topic with the reason.
 var errBad = errors.New("bad message")
@@ -100,6 +105,11 @@ func ParseEvent(value []byte, fallback time.Time) (*Event, error) {
 		return nil, bad("missing type")
 	default:
 		return nil, bad("unknown type %q", e.Type)
+	}
+	for name, v := range map[string]string{"messageId": e.MessageID, "userId": e.UserID, "anonymousId": e.AnonymousID, "previousId": e.PreviousID} {
+		if len(v) > MaxIDBytes {
+			return nil, bad("%s is longer than %d bytes", name, MaxIDBytes)
+		}
 	}
 	if e.Type == "track" && strings.TrimSpace(e.Event) == "" {
 		return nil, bad("track event has no event name")

@@ -62,6 +62,8 @@ func TestParseEventRejectsBadMessagesWithAReason(t *testing.T) {
 		{"numeric timestamp", `{"type":"track","userId":"1","event":"x","timestamp":12}`, "not an RFC 3339 string"},
 		{"track without name", `{"type":"track","userId":"1"}`, "no event name"},
 		{"alias without previous", `{"type":"alias","userId":"1"}`, "previousId"},
+		{"overlong message id", `{"type":"track","userId":"1","event":"x","messageId":"` + strings.Repeat("m", 600) + `"}`, "messageId is longer"},
+		{"overlong user id", `{"type":"track","userId":"` + strings.Repeat("u", 300) + `","event":"x"}`, "userId is longer"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
