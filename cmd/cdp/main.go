@@ -1,6 +1,7 @@
 // Command cdp is the customer data platform's search service: `cdp serve`
 // (the HTTP API), `cdp index` (the Kafka indexer), `cdp run` (both), and
-// `cdp demo` (loads the demo dataset through Kafka).
+// `cdp demo` (loads the demo dataset through Kafka). `cdp index` alone
+// serves /healthz and /metrics on the HTTP address.
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
@@ -100,6 +102,7 @@ func run(parent context.Context, cfg *config.Config, serve, index bool) error {
 		defer ix.Close()
 		g.Go(func() error { return ix.Run(ctx) })
 	}
+	var handler http.Handler
 	if serve {
 		rdb := redis.NewClient(&redis.Options{Addr: cfg.RedisAddr})
 		defer rdb.Close()
@@ -108,26 +111,45 @@ func run(parent context.Context, cfg *config.Config, serve, index bool) error {
 			{Name: "kafka", Func: func(ctx context.Context) error { return indexer.Ping(ctx, cfg.KafkaBrokers) }},
 			{Name: "redis", Func: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 		}
-		srv := &http.Server{Addr: cfg.HTTPAddr, Handler: api.New(cfg, st, checks, reg, reg, log), ReadHeaderTimeout: 10 * time.Second}
-		ln, err := net.Listen("tcp", cfg.HTTPAddr)
-		if err != nil {
-			return err
-		}
-		log.Info("API listening", "addr", ln.Addr().String())
-		g.Go(func() error {
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
+		handler = api.New(cfg, st, checks, reg, reg, log)
+	} else {
+		// An indexer on its own still answers for its health and metrics.
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"status":"ok"}`))
 		})
-		g.Go(func() error {
-			<-ctx.Done()
-			shutdown, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
-			defer cancel()
-			return srv.Shutdown(shutdown)
-		})
+		handler = mux
+	}
+	if err := serveHTTP(ctx, g, cfg, handler, log); err != nil {
+		return err
 	}
 	err = g.Wait()
 	log.Info("stopped", "err", err)
 	return err
+}
+
+// serveHTTP serves handler on the configured address until ctx ends, then
+// drains it within the grace period.
+func serveHTTP(ctx context.Context, g *errgroup.Group, cfg *config.Config, handler http.Handler, log *slog.Logger) error {
+	srv := &http.Server{Addr: cfg.HTTPAddr, Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	log.Info("HTTP listening", "addr", ln.Addr().String())
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+		defer cancel()
+		return srv.Shutdown(shutdown)
+	})
+	return nil
 }
