@@ -16,10 +16,12 @@ run: deps-up build
 	@scripts/run.sh
 
 ## test: start the services if needed, then lint, unit and integration tests with -race,
-## and a short fuzzing run of the filter parser
+## a short fuzzing run of the filter parser, and the chaos suite (it stops and starts
+## the services through scripts/deps.sh, so it runs alone, after everything else)
 test: deps-up lint
 	$(GO) test $(GOTEST_FLAGS) ./...
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./query
+	CDP_CHAOS=1 $(GO) test -race -count=1 -p 1 -timeout 20m -v ./testing/chaos/
 
 FUZZTIME ?= 20s
 
@@ -43,3 +45,4 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null; git ls-files --others --exclude-standard '*.go' 2>/dev/null)); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+

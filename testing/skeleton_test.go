@@ -105,7 +105,7 @@ func TestAnEventProducedToKafkaIsServedByTheAPI(t *testing.T) {
 		t.Errorf("unknown identity type: %d %v, want 400", code, body)
 	}
 
-	letters := env.Messages(t, cfg.Topic(indexer.TopicDLQ))
+	letters := env.ReadTopic(t, cfg.Topic(indexer.TopicDLQ))
 	if len(letters) != 1 {
 		t.Fatalf("%d dead letters, want the one invalid message", len(letters))
 	}

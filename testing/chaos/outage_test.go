@@ -1,0 +1,136 @@
+package chaos_test
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	harness "cdp/testing"
+)
+
+// outage is how long a stopped service stays down.
+const outage = 30 * time.Second
+
+// OpenSearch stops for 30s in the middle of the stream (the stream goes on
+// into Kafka meanwhile) and comes back: the same indexer process, never
+// restarted, catches up with no loss.
+func TestOpenSearchDownFor30sMidStream(t *testing.T) {
+	env := chaos(t)
+	opensearch := env.DepsService(t, "opensearch")
+	cfg := testConfig(t, env)
+	d := dataset(t, 11, 300)
+	env.Bootstrap(t, cfg)
+	env.CreateTopics(t, cfg)
+	n := len(d.Messages)
+	a, b := n*4/10, n*7/10
+
+	env.Produce(t, cfg, d.Messages[:a])
+	ix := env.StartIndexerProcess(t, cfg, "indexer")
+	at, _ := env.WaitProgress(t, cfg, 2*time.Minute, "a third of the first part applied", func(p harness.Progress) bool {
+		return p.SourceCommitted >= int64(a/3)
+	})
+	t.Logf("stopping OpenSearch mid-stream: %s", at)
+	opensearch.Down(t)
+	downAt := time.Now()
+	env.Produce(t, cfg, d.Messages[a:b])
+	time.Sleep(time.Until(downAt.Add(outage))) // the outage itself: nothing to wait for
+	if !ix.Running() {
+		t.Fatalf("the indexer exited during the OpenSearch outage: %v", ix.ExitError())
+	}
+	during, err := env.Progress(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("after %s without OpenSearch: %s; %d retries logged", outage, during, ix.LogCount("retrying"))
+	opensearch.Up(t)
+	env.Produce(t, cfg, d.Messages[b:])
+	env.WaitIdle(t, cfg, 3*time.Minute)
+	verify(t, env, cfg, d, ix)
+}
+
+// Kafka stops for 30s in the middle of the stream and comes back: the same
+// indexer process rejoins and catches up with no loss.
+func TestKafkaDownFor30sMidStream(t *testing.T) {
+	env := chaos(t)
+	kafka := env.DepsService(t, "kafka")
+	cfg := testConfig(t, env)
+	d := dataset(t, 12, 300)
+	env.Bootstrap(t, cfg)
+	env.CreateTopics(t, cfg)
+	a := len(d.Messages) / 2
+
+	env.Produce(t, cfg, d.Messages[:a])
+	ix := env.StartIndexerProcess(t, cfg, "indexer")
+	at, _ := env.WaitProgress(t, cfg, 2*time.Minute, "a third of the first half applied", func(p harness.Progress) bool {
+		return p.SourceCommitted >= int64(a/3)
+	})
+	t.Logf("stopping Kafka mid-stream: %s", at)
+	kafka.Down(t)
+	downAt := time.Now()
+	time.Sleep(time.Until(downAt.Add(outage))) // the outage itself: nothing to wait for
+	if !ix.Running() {
+		t.Fatalf("the indexer exited during the Kafka outage: %v", ix.ExitError())
+	}
+	kafka.Up(t)
+	env.Produce(t, cfg, d.Messages[a:])
+	env.WaitIdle(t, cfg, 3*time.Minute)
+	verify(t, env, cfg, d, ix)
+}
+
+// Two indexer processes share the partitions of one consumer group; one is
+// killed (-9) in the middle of the stream: the other takes its partitions
+// over and the final state is exact.
+func TestTwoIndexersShareTheGroupAndOneIsKilled(t *testing.T) {
+	env := chaos(t)
+	cfg := testConfig(t, env)
+	d := dataset(t, 13, 500)
+	env.Bootstrap(t, cfg)
+	env.CreateTopics(t, cfg)
+
+	a := env.StartIndexerProcess(t, cfg, "indexer-a")
+	b := env.StartIndexerProcess(t, cfg, "indexer-b")
+	harness.Eventually(t, time.Minute, func() (bool, string) {
+		members, state, err := env.GroupMembers(cfg)
+		if err != nil {
+			return false, err.Error()
+		}
+		if state != "Stable" || len(members) != 2 {
+			return false, "group " + state + ", members " + fmtMembers(members)
+		}
+		for _, n := range members {
+			if n == 0 {
+				return false, "a member without partitions: " + fmtMembers(members)
+			}
+		}
+		return true, ""
+	})
+	env.Produce(t, cfg, d.Messages)
+	at, _ := env.WaitProgress(t, cfg, 2*time.Minute, "30% applied", func(p harness.Progress) bool {
+		return p.SourceCommitted >= int64(len(d.Messages))*3/10
+	})
+	if at.SourceCommitted == int64(len(d.Messages)) {
+		t.Fatalf("everything was applied before the kill: %s", at)
+	}
+	b.Kill(t)
+	t.Logf("kill -9 %s mid-stream: %s", b.Name, at)
+	env.WaitIdle(t, cfg, 3*time.Minute)
+	verify(t, env, cfg, d, a)
+	members, _, err := env.GroupMembers(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(members) != 1 {
+		t.Errorf("group members after the kill: %s, want the survivor alone", fmtMembers(members))
+	}
+}
+
+func fmtMembers(m map[string]int) string {
+	var parts []string
+	for id, n := range m {
+		parts = append(parts, fmt.Sprintf("%s: %d partitions", id, n))
+	}
+	sort.Strings(parts)
+	return "[" + strings.Join(parts, ", ") + "]"
+}

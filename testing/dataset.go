@@ -1,0 +1,644 @@
+package harness
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"math/rand/v2"
+	"sort"
+	"strconv"
+	"time"
+
+	"cdp/indexer"
+)
+
+// Message is one Kafka message of a generated stream.
+type Message struct {
+	Topic string // the topic suffix: indexer.TopicCustomers, indexer.TopicEvents, …
+	Key   []byte // nil: no key
+	Value []byte // nil: a tombstone
+	// What the message says, when it says something the model applies
+	// (nil for tombstones and for poison that is not even JSON).
+	Change *Change
+	Event  *Event
+	// Poison, when not empty, is why the indexer must dead-letter the
+	// message (a word the reason must contain); the model ignores it.
+	Poison string
+	// Where Produce put it.
+	Partition int32
+	Offset    int64
+}
+
+// Dataset is a generated stream and the reference model it leads to.
+type Dataset struct {
+	Messages []Message
+	Stats    DatasetStats
+	// MaxLSN is the highest source position in the stream, and LastTime
+	// the latest source or event time: messages added later must be newer.
+	MaxLSN   int64
+	LastTime time.Time
+	model    *Model
+}
+
+// DatasetStats counts what a generated stream holds.
+type DatasetStats struct {
+	Customers, SDKOnlyUsers, AnonymousDevices, Orders, Items int // distinct rows and people
+	CDCMessages, EventMessages, Tombstones                   int
+	Updates, Deletes, OrderMoves, ItemMoves                  int // row changes by kind
+	SchemaWrapped, StructKeys                                int // encodings: schema-wrapped order changes, Debezium struct keys
+	Duplicates, Stale                                        int // redelivered copies; changes delivered after a newer one of their row
+}
+
+func (s DatasetStats) String() string {
+	return fmt.Sprintf("%d customers (+%d SDK-only users, %d anonymous devices), %d orders, %d items; "+
+		"%d CDC messages (%d tombstones, %d schema-wrapped, %d with struct keys), %d event messages; "+
+		"%d updates, %d deletes, %d order moves, %d item moves, %d duplicates, %d stale",
+		s.Customers, s.SDKOnlyUsers, s.AnonymousDevices, s.Orders, s.Items, s.CDCMessages, s.Tombstones, s.SchemaWrapped, s.StructKeys,
+		s.EventMessages, s.Updates, s.Deletes, s.OrderMoves, s.ItemMoves, s.Duplicates, s.Stale)
+}
+
+// Model is the reference model of everything in Messages that is not
+// poison. Tests that add messages of their own apply them with AddChange
+// and AddEvent, or to the model directly.
+func (d *Dataset) Model() *Model { return d.model }
+
+// Expected is the final state the stream must lead to: the documents by
+// person key ("crm_id:…" or "anonymous_id:…").
+func (d *Dataset) Expected() (map[string]Doc, error) { return d.model.Docs() }
+
+// AddChange appends a change to the stream and applies it to the model.
+func (d *Dataset) AddChange(c *Change) {
+	d.Messages = append(d.Messages, changeMessage(c))
+	d.model.ApplyChange(c)
+	d.MaxLSN = max(d.MaxLSN, c.LSN)
+}
+
+// AddEvent appends an event to the stream and applies it to the model.
+func (d *Dataset) AddEvent(e *Event) {
+	d.Messages = append(d.Messages, EventMessage(e))
+	d.model.ApplyEvent(e)
+}
+
+// Epoch is where generated source times start.
+var Epoch = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+
+// NewDataset generates a reproducible stream about the given number of CRM
+// customers: about 3 orders per customer and 2 items per order, SDK events
+// (track, page, identify; a device id with some), SDK-only users and
+// anonymous devices, with updates, deletes (and tombstones), orders moving
+// between customers, items moving between orders, changes of a row
+// delivered after a newer one, children before their parents, Debezium
+// struct keys and schema-wrapped messages, and about 4% redelivered
+// duplicates. It has about 15 messages per customer. The reference model
+// has applied all of it.
+func NewDataset(seed uint64, customers int) *Dataset {
+	g := &generator{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), n: customers}
+	return g.run()
+}
+
+var (
+	names      = []string{"张三", "李四", "王芳", "赵敏", "陈晨", "刘洋", "杨静", "黄磊", "周杰", "吴敏", "Alice Chen", "Bob Li", "Carol Wang", "David Zhao"}
+	cities     = []string{"北京", "上海", "广州", "深圳", "杭州", "成都", "武汉", "南京"}
+	levels     = []string{"bronze", "silver", "gold", "platinum"}
+	categories = []string{"shoes", "bags", "beauty", "food", "toys", "books"}
+	products   = []string{"跑步鞋", "Leather Bag", "口红", "Green Tea", "积木", "Go 编程", "Sneaker Pro", "面霜"}
+	trackNames = []string{"view_product", "add_to_cart", "search", "share"}
+	channels   = []string{"miniprogram", "app", "web"}
+)
+
+type generator struct {
+	r     *rand.Rand
+	n     int
+	plans []*plan
+	stats DatasetStats
+	nextO int
+	nextI int
+	nextE int
+	// rows created so far, for moves
+	customerKeys []string
+	orderKeys    []string
+}
+
+// plan is one change or event on the timeline: t is when it happened in
+// the source, emit when it is delivered.
+type plan struct {
+	t, emit   float64
+	change    *Change
+	event     *Event
+	tombstone bool
+}
+
+// row collects the versions of one source row in time order.
+type row struct {
+	table, key string
+	structKey  bool
+	versions   []*plan
+}
+
+func (g *generator) chance(p float64) bool  { return g.r.Float64() < p }
+func (g *generator) pick(s []string) string { return s[g.r.IntN(len(s))] }
+
+func (g *generator) newRow(table, key string) *row {
+	return &row{table: table, key: key, structKey: g.chance(0.2)}
+}
+
+func (g *generator) add(r *row, t float64, op string, c *Change) {
+	c.Table, c.Key, c.Op, c.StructKey = r.table, r.key, op, r.structKey
+	c.Schema = r.table == TableOrders && g.chance(0.15) // Debezium's schema wrapper, base64 decimals, epoch times
+	p := &plan{t: t, change: c}
+	r.versions = append(r.versions, p)
+	g.plans = append(g.plans, p)
+	if c.Schema {
+		g.stats.SchemaWrapped++
+	}
+	if c.StructKey {
+		g.stats.StructKeys++
+	}
+	switch op {
+	case "u":
+		g.stats.Updates++
+	case "d":
+		g.stats.Deletes++
+	}
+}
+
+func (g *generator) date(from, to time.Time) time.Time {
+	d := to.Sub(from)
+	return from.Add(time.Duration(g.r.Int64N(int64(d)))).Truncate(time.Second)
+}
+
+func (g *generator) run() *Dataset {
+	var rows []*row
+	for i := 0; i < g.n; i++ {
+		g.customerKeys = append(g.customerKeys, strconv.Itoa(100000+i))
+	}
+	for i := 0; i < g.n; i++ {
+		key := g.customerKeys[i]
+		b := g.r.Float64() * 0.8
+		deleted := g.chance(0.03)
+		cr := g.newRow(TableCustomers, key)
+		rows = append(rows, cr)
+		c := g.customer(i)
+		op := "c"
+		if g.chance(0.2) {
+			op = "r" // a snapshot read
+		}
+		g.add(cr, b, op, &Change{Customer: c})
+		if g.chance(0.3) {
+			u := *c
+			u.Extra = copyMap(c.Extra)
+			u.Name, u.City, u.MemberLevel = g.pick(names), g.pick(cities), g.pick(levels)
+			u.Extra["points"] = float64(g.r.IntN(5000))
+			u.UpdatedAt = c.UpdatedAt.Add(time.Hour * time.Duration(1+g.r.IntN(500)))
+			g.add(cr, b+0.01+g.r.Float64()*0.19, "u", &Change{Customer: &u})
+			c = &u
+		}
+		if deleted {
+			g.add(cr, b+0.3+g.r.Float64()*0.05, "d", &Change{Customer: c})
+		}
+		g.stats.Customers++
+
+		// Orders: created around the customer (sometimes before it: a
+		// child before its parent), updated, moved, deleted.
+		for range 1 + g.r.IntN(5) {
+			or := g.newRow(TableOrders, strconv.Itoa(1000000+g.nextO))
+			g.nextO++
+			g.stats.Orders++
+			rows = append(rows, or)
+			g.orderKeys = append(g.orderKeys, or.key)
+			created := b - 0.002 + g.r.Float64()*0.052
+			t := created
+			o := g.order(key)
+			g.add(or, t, "c", &Change{Order: o})
+			if g.chance(0.25) {
+				u := *o
+				switch o.Status {
+				case "created":
+					if g.chance(0.7) {
+						u.Status, u.PaidAt = "paid", o.CreatedAt.Add(time.Duration(1+g.r.IntN(3600))*time.Second)
+					} else {
+						u.Status = "cancelled"
+					}
+				case "paid":
+					u.Status = "refunded"
+				default:
+					u.StoreID = fmt.Sprintf("s-%02d", g.r.IntN(20))
+				}
+				t += 0.001 + g.r.Float64()*0.1
+				g.add(or, t, "u", &Change{Order: &u})
+				o = &u
+			}
+			if g.chance(0.02) && g.n > 1 {
+				u := *o
+				for u.CustomerID == o.CustomerID {
+					u.CustomerID = g.pick(g.customerKeys)
+				}
+				t += 0.001 + g.r.Float64()*0.1
+				g.add(or, t, "u", &Change{Order: &u})
+				g.stats.OrderMoves++
+				o = &u
+			}
+			if g.chance(0.05) {
+				t += 0.001 + g.r.Float64()*0.1
+				g.add(or, t, "d", &Change{Order: o})
+			}
+			// Items: around their order (sometimes before it).
+			for range 1 + g.r.IntN(3) {
+				ir := g.newRow(TableOrderItems, strconv.Itoa(5000000+g.nextI))
+				g.nextI++
+				g.stats.Items++
+				rows = append(rows, ir)
+				ti := created - 0.001 + g.r.Float64()*0.003
+				it := g.item(or.key)
+				g.add(ir, ti, "c", &Change{Item: it})
+				if g.chance(0.05) {
+					u := *it
+					u.Quantity = 1 + g.r.IntN(9)
+					ti += 0.001 + g.r.Float64()*0.1
+					g.add(ir, ti, "u", &Change{Item: &u})
+					it = &u
+				}
+				if g.chance(0.015) {
+					u := *it
+					for u.OrderID == it.OrderID {
+						u.OrderID = g.pick(g.orderKeys)
+					}
+					ti += 0.001 + g.r.Float64()*0.1
+					g.add(ir, ti, "u", &Change{Item: &u})
+					g.stats.ItemMoves++
+					it = &u
+				}
+				if g.chance(0.03) {
+					ti += 0.001 + g.r.Float64()*0.1
+					g.add(ir, ti, "d", &Change{Item: it})
+				}
+			}
+		}
+
+		// Events of the customer, all before a delete of the customer
+		// (an event after it is a case the contract leaves open).
+		device := ""
+		if g.chance(0.4) {
+			device = "dev-" + key
+		}
+		for range g.r.IntN(6) {
+			g.event(b+g.r.Float64()*0.15, key, device, "")
+		}
+		if g.chance(0.2) {
+			t := b + g.r.Float64()*0.15
+			if !deleted && g.chance(0.5) {
+				t = b + 0.22 + g.r.Float64()*0.08 // newer than every CRM change: the identify wins
+			}
+			traits := map[string]any{"vip_card": fmt.Sprintf("VIP-%d", g.r.IntN(100000))}
+			if g.chance(0.6) {
+				traits["city"] = g.pick(cities)
+			}
+			g.event(t, key, device, "identify", traits)
+		}
+	}
+	// Users known only from the SDK, and anonymous devices.
+	for j := range max(1, g.n/50) {
+		user := strconv.Itoa(900000 + j)
+		g.stats.SDKOnlyUsers++
+		b := g.r.Float64() * 0.9
+		g.event(b, user, "", "identify", map[string]any{"name": g.pick(names), "vip_card": fmt.Sprintf("VIP-S%d", j)})
+		for range g.r.IntN(3) {
+			g.event(b+g.r.Float64()*0.05, user, "", "")
+		}
+	}
+	for j := range max(1, g.n/20) {
+		dev := fmt.Sprintf("anon-%d", j)
+		g.stats.AnonymousDevices++
+		b := g.r.Float64() * 0.9
+		for range 1 + g.r.IntN(3) {
+			g.event(b+g.r.Float64()*0.05, "", dev, "")
+		}
+	}
+
+	// Source times and positions follow the timeline.
+	sort.SliceStable(g.plans, func(i, j int) bool { return g.plans[i].t < g.plans[j].t })
+	var lsn int64
+	var last time.Time
+	for i, p := range g.plans {
+		ms := Epoch.UnixMilli() + int64(i)*1000 + g.r.Int64N(1000)
+		last = time.UnixMilli(ms).UTC()
+		p.emit = p.t
+		if p.change != nil {
+			lsn++
+			p.change.LSN, p.change.TsMs = lsn*10, ms
+		} else {
+			p.event.Timestamp = last
+		}
+	}
+	// Delivery: some changes arrive after a newer change of their row (an
+	// older update, or a create after the delete), tombstones follow
+	// deletes, and some messages are delivered twice.
+	extra := []*plan{}
+	for _, r := range rows {
+		for k, p := range r.versions {
+			if k+1 < len(r.versions) {
+				stale := 0.15
+				if r.versions[k+1].change.Deleted() || r.versions[k+1].change.Table == TableOrders && r.versions[k+1].change.Order.CustomerID != p.change.Order.CustomerID {
+					stale = 0.5 // deletes and moves are where stale changes hurt
+				}
+				if g.chance(stale) {
+					p.emit = r.versions[k+1].emit + g.r.Float64()*0.01
+					g.stats.Stale++
+				}
+			}
+			if p.change.Deleted() && g.chance(0.7) {
+				extra = append(extra, &plan{emit: p.emit + g.r.Float64()*0.001, change: p.change, tombstone: true})
+				g.stats.Tombstones++
+			}
+		}
+	}
+	all := append(g.plans, extra...)
+	for _, p := range all[:len(all):len(all)] {
+		if g.chance(0.04) {
+			dup := *p
+			dup.emit = p.emit + g.r.Float64()*0.05
+			all = append(all, &dup)
+			g.stats.Duplicates++
+		}
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].emit < all[j].emit })
+
+	d := &Dataset{model: NewModel(), MaxLSN: lsn * 10, LastTime: last}
+	for _, p := range all {
+		var m Message
+		switch {
+		case p.tombstone:
+			m = Message{Topic: topicOf(p.change.Table), Key: rowKey(p.change)}
+			g.stats.CDCMessages++
+		case p.change != nil:
+			g.stats.CDCMessages++
+			d.model.ApplyChange(p.change)
+			m = changeMessage(p.change)
+		default:
+			g.stats.EventMessages++
+			d.model.ApplyEvent(p.event)
+			m = EventMessage(p.event)
+		}
+		d.Messages = append(d.Messages, m)
+	}
+	d.Stats = g.stats
+	return d
+}
+
+func copyMap(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func (g *generator) customer(i int) *CustomerRow {
+	c := &CustomerRow{
+		Name:        g.pick(names),
+		Phone:       fmt.Sprintf("13%09d", i),
+		Email:       fmt.Sprintf("User%d@Example.com", i),
+		Birthday:    g.date(time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2006, 1, 1, 0, 0, 0, 0, time.UTC)).Format("2006-01-02"),
+		City:        g.pick(cities),
+		MemberLevel: g.pick(levels),
+		StoreID:     fmt.Sprintf("s-%02d", g.r.IntN(20)),
+		CreatedAt:   g.date(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)),
+		Extra:       map[string]any{"points": float64(g.r.IntN(5000))},
+	}
+	c.UpdatedAt = c.CreatedAt.Add(time.Hour)
+	switch g.r.IntN(3) {
+	case 0:
+		c.Phone = " " + c.Phone + " "
+	case 1:
+		c.Phone = "+86 " + c.Phone
+	}
+	if g.chance(0.5) {
+		c.Email = "  " + c.Email
+	}
+	switch g.r.IntN(3) {
+	case 0:
+		c.Gender = "male"
+	case 1:
+		c.Gender = "female"
+	}
+	if g.chance(0.3) {
+		c.OwnerID = fmt.Sprintf("u-%d", g.r.IntN(50))
+	}
+	if g.chance(0.5) {
+		c.Extra["wechat_openid"] = fmt.Sprintf("wx-%d", i)
+	}
+	if g.chance(0.2) {
+		c.Extra["is_employee"] = g.chance(0.5)
+	}
+	return c
+}
+
+func (g *generator) order(customerKey string) *OrderRow {
+	o := &OrderRow{
+		CustomerID: customerKey,
+		OrderNo:    fmt.Sprintf("NO-%d", g.nextO),
+		StoreID:    fmt.Sprintf("s-%02d", g.r.IntN(20)),
+		TotalCents: 100 + g.r.Int64N(200000),
+		CreatedAt:  g.date(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 10, 31, 0, 0, 0, 0, time.UTC)),
+	}
+	switch x := g.r.Float64(); {
+	case x < 0.6:
+		o.Status = "paid"
+	case x < 0.8:
+		o.Status = "created"
+	case x < 0.9:
+		o.Status = "refunded"
+	default:
+		o.Status = "cancelled"
+	}
+	if o.Status == "paid" || o.Status == "refunded" {
+		o.PaidAt = o.CreatedAt.Add(time.Duration(1+g.r.IntN(3600)) * time.Second)
+	}
+	return o
+}
+
+func (g *generator) item(orderKey string) *ItemRow {
+	return &ItemRow{OrderID: orderKey, SKU: fmt.Sprintf("p-%d", g.r.IntN(500)), ProductName: g.pick(products),
+		Category: g.pick(categories), Quantity: 1 + g.r.IntN(5), PriceCents: 50 + g.r.Int64N(50000)}
+}
+
+// event plans an SDK event of a user (or of a device alone when user is
+// ""); typ "" is a track or page event.
+func (g *generator) event(t float64, user, device, typ string, traits ...map[string]any) {
+	e := &Event{MessageID: fmt.Sprintf("ev-%d-%d", g.nextE, g.r.IntN(1e6)), UserID: user, AnonymousID: device, Channel: g.pick(channels)}
+	g.nextE++
+	switch {
+	case typ == "identify":
+		e.Type, e.Traits = "identify", traits[0]
+	case g.chance(0.25):
+		e.Type, e.Properties = "page", map[string]any{"path": fmt.Sprintf("/p/%d", g.r.IntN(100))}
+	default:
+		e.Type, e.Name = "track", g.pick(trackNames)
+		e.Properties = map[string]any{"sku": fmt.Sprintf("p-%d", g.r.IntN(500)), "category": g.pick(categories), "price": float64(g.r.IntN(100000)) / 100}
+	}
+	g.plans = append(g.plans, &plan{t: t, event: e})
+}
+
+// ---------------------------------------------------------------- encoding --
+
+func topicOf(table string) string {
+	switch table {
+	case TableCustomers:
+		return indexer.TopicCustomers
+	case TableOrders:
+		return indexer.TopicOrders
+	}
+	return indexer.TopicOrderItems
+}
+
+func rowKey(c *Change) []byte {
+	if c.StructKey {
+		return []byte(`{"id":` + c.Key + `}`)
+	}
+	return []byte(c.Key)
+}
+
+func jsonTime(t time.Time, offset bool) string {
+	if offset {
+		return t.In(time.FixedZone("", 8*3600)).Format("2006-01-02T15:04:05.000-07:00")
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000Z")
+}
+
+func intOrString(key string) any {
+	if n, err := strconv.ParseInt(key, 10, 64); err == nil {
+		return n
+	}
+	return key
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// rowImage is the Debezium row image of a change.
+func rowImage(c *Change) map[string]any {
+	img := map[string]any{"id": intOrString(c.Key)}
+	offset := c.LSN%3 == 0 // some timestamps with a +08:00 offset
+	switch {
+	case c.Customer != nil:
+		r := c.Customer
+		for k, v := range r.Extra {
+			img[k] = v
+		}
+		for k, v := range map[string]string{"name": r.Name, "phone": r.Phone, "email": r.Email, "gender": r.Gender, "birthday": r.Birthday,
+			"city": r.City, "member_level": r.MemberLevel, "store_id": r.StoreID, "owner_id": r.OwnerID} {
+			img[k] = nullable(v)
+		}
+		img["created_at"] = jsonTime(r.CreatedAt, offset)
+		img["updated_at"] = jsonTime(r.UpdatedAt, offset)
+	case c.Order != nil:
+		r := c.Order
+		img["customer_id"] = intOrString(r.CustomerID)
+		img["order_no"], img["store_id"], img["status"] = r.OrderNo, r.StoreID, r.Status
+		if c.Schema {
+			img["total_amount"] = decimalBase64(r.TotalCents)
+			img["created_at"] = r.CreatedAt.UnixMilli()
+			img["paid_at"] = nil
+			if !r.PaidAt.IsZero() {
+				img["paid_at"] = r.PaidAt.UnixMicro()
+			}
+		} else {
+			img["total_amount"] = json.Number(money(r.TotalCents))
+			img["created_at"] = jsonTime(r.CreatedAt, offset)
+			img["paid_at"] = nil
+			if !r.PaidAt.IsZero() {
+				img["paid_at"] = jsonTime(r.PaidAt, offset)
+			}
+		}
+	case c.Item != nil:
+		r := c.Item
+		img["order_id"] = intOrString(r.OrderID)
+		img["sku"], img["product_name"], img["category"] = r.SKU, r.ProductName, r.Category
+		img["quantity"] = r.Quantity
+		img["price"] = json.Number(money(r.PriceCents))
+	}
+	return img
+}
+
+// decimalBase64 is Debezium's encoding of a decimal of scale 2: the
+// unscaled value's big-endian two's complement bytes, in base64.
+func decimalBase64(cents int64) string {
+	b := big.NewInt(cents).Bytes()
+	if len(b) == 0 || b[0]&0x80 != 0 {
+		b = append([]byte{0}, b...)
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+var orderSchema = json.RawMessage(`{"type":"struct","name":"shop.orders.Envelope","fields":[
+ {"field":"before","type":"struct","optional":true,"fields":[{"field":"id","type":"int64"},{"field":"customer_id","type":"int64"},{"field":"order_no","type":"string"},{"field":"store_id","type":"string"},{"field":"status","type":"string"},{"field":"total_amount","type":"bytes","name":"org.apache.kafka.connect.data.Decimal","parameters":{"scale":"2","connect.decimal.precision":"12"}},{"field":"created_at","type":"int64","name":"io.debezium.time.Timestamp"},{"field":"paid_at","type":"int64","optional":true,"name":"io.debezium.time.MicroTimestamp"}]},
+ {"field":"after","type":"struct","optional":true,"fields":[{"field":"id","type":"int64"},{"field":"customer_id","type":"int64"},{"field":"order_no","type":"string"},{"field":"store_id","type":"string"},{"field":"status","type":"string"},{"field":"total_amount","type":"bytes","name":"org.apache.kafka.connect.data.Decimal","parameters":{"scale":"2","connect.decimal.precision":"12"}},{"field":"created_at","type":"int64","name":"io.debezium.time.Timestamp"},{"field":"paid_at","type":"int64","optional":true,"name":"io.debezium.time.MicroTimestamp"}]},
+ {"field":"source","type":"struct","fields":[{"field":"table","type":"string"},{"field":"lsn","type":"int64"},{"field":"ts_ms","type":"int64"}]},
+ {"field":"op","type":"string"},{"field":"ts_ms","type":"int64","optional":true}]}`)
+
+// ChangeValue encodes a change as a Debezium message value.
+func ChangeValue(c *Change) []byte {
+	env := map[string]any{"before": nil, "after": nil, "op": c.Op, "ts_ms": c.TsMs + 7,
+		"source": map[string]any{"table": c.Table, "lsn": c.LSN, "ts_ms": c.TsMs}}
+	if c.Deleted() {
+		env["before"] = rowImage(c)
+	} else {
+		env["after"] = rowImage(c)
+	}
+	var v any = env
+	if c.Schema && c.Order != nil {
+		v = map[string]any{"schema": orderSchema, "payload": env}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func changeMessage(c *Change) Message {
+	return Message{Topic: topicOf(c.Table), Key: rowKey(c), Value: ChangeValue(c), Change: c}
+}
+
+// EventValue encodes an event as an SDK message.
+func EventValue(e *Event) []byte {
+	v := map[string]any{"type": e.Type, "messageId": e.MessageID, "timestamp": jsonTime(e.Timestamp, e.Timestamp.UnixMilli()%2 == 0)}
+	if e.UserID != "" {
+		v["userId"] = e.UserID
+	}
+	if e.AnonymousID != "" {
+		v["anonymousId"] = e.AnonymousID
+	}
+	if e.Name != "" {
+		v["event"] = e.Name
+	}
+	if e.Properties != nil {
+		v["properties"] = e.Properties
+	}
+	if e.Traits != nil {
+		v["traits"] = e.Traits
+	}
+	if e.Channel != "" {
+		v["context"] = map[string]any{"channel": e.Channel, "ip": "10.0.0.1"}
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// EventMessage is an event as a Kafka message, keyed by the user id, else
+// the device id (CONTRACT §1.1).
+func EventMessage(e *Event) Message {
+	key := e.UserID
+	if key == "" {
+		key = e.AnonymousID
+	}
+	return Message{Topic: indexer.TopicEvents, Key: []byte(key), Value: EventValue(e), Event: e}
+}

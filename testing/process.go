@@ -1,0 +1,249 @@
+package harness
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"cdp/config"
+)
+
+// ModuleRoot is the directory of the cdp module (where go.mod is).
+func ModuleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("not inside the cdp module")
+	}
+	return filepath.Dir(mod), nil
+}
+
+var binary struct {
+	once      sync.Once
+	dir, path string
+	err       error
+}
+
+// CDPBinary builds cmd/cdp once per test binary and returns its path. With
+// CDP_TEST_BINARY_RACE=1 it is built with -race (several times slower).
+// Call RemoveBinaries from TestMain to delete it.
+func CDPBinary(t testing.TB) string {
+	t.Helper()
+	binary.once.Do(func() {
+		root, err := ModuleRoot()
+		if err != nil {
+			binary.err = err
+			return
+		}
+		if binary.dir, err = os.MkdirTemp("", "cdp-test-bin-"); err != nil {
+			binary.err = err
+			return
+		}
+		binary.path = filepath.Join(binary.dir, "cdp")
+		args := []string{"build", "-o", binary.path}
+		if os.Getenv("CDP_TEST_BINARY_RACE") == "1" {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, "./cmd/cdp")...)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			binary.err = fmt.Errorf("go build ./cmd/cdp: %v\n%s", err, out)
+		}
+	})
+	if binary.err != nil {
+		t.Fatal(binary.err)
+	}
+	return binary.path
+}
+
+// RemoveBinaries deletes what CDPBinary built.
+func RemoveBinaries() {
+	if binary.dir != "" {
+		os.RemoveAll(binary.dir)
+	}
+}
+
+// Process is a `cdp index` process of the test's own.
+type Process struct {
+	Name    string
+	Started time.Time
+	LogPath string
+
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// StartIndexerProcess starts `cdp index` for cfg (every setting passed as
+// a flag, so the environment cannot redirect it), logging at info level to
+// a file of the test's. The process is stopped when the test ends, and
+// the end of its log shown if the test failed.
+func (e *Env) StartIndexerProcess(t testing.TB, cfg *config.Config, name string) *Process {
+	t.Helper()
+	bin := CDPBinary(t)
+	log, err := os.Create(filepath.Join(t.TempDir(), name+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "index",
+		"--opensearch-url", cfg.OpenSearchURL,
+		"--kafka-brokers", strings.Join(cfg.KafkaBrokers, ","),
+		"--redis-addr", cfg.RedisAddr,
+		"--http-addr", cfg.HTTPAddr,
+		"--index-prefix", cfg.IndexPrefix,
+		"--topic-prefix", cfg.TopicPrefix,
+		"--consumer-group", cfg.ConsumerGroup,
+		"--timezone", cfg.Timezone,
+		"--batch-size", strconv.Itoa(cfg.BatchSize),
+		"--batch-wait", cfg.BatchWait.String(),
+		"--shutdown-grace", cfg.ShutdownGrace.String(),
+		"--log-level", "info",
+	)
+	cmd.Stdout, cmd.Stderr = log, log
+	p := &Process{Name: name, LogPath: log.Name(), cmd: cmd, done: make(chan struct{})}
+	p.Started = time.Now()
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		p.err = cmd.Wait()
+		log.Close()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		if p.Running() {
+			p.terminate(15 * time.Second)
+		}
+		if t.Failed() {
+			t.Logf("last lines of %s's log (%s):\n%s", name, p.LogPath, p.LogTail(15))
+		}
+	})
+	return p
+}
+
+// Pid is the process id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Running reports whether the process has not exited.
+func (p *Process) Running() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// ExitError is how the process ended (nil while it runs or after a clean
+// exit).
+func (p *Process) ExitError() error {
+	if p.Running() {
+		return nil
+	}
+	return p.err
+}
+
+// Kill sends SIGKILL (kill -9) and waits for the process to be gone.
+func (p *Process) Kill(t testing.TB) {
+	t.Helper()
+	if !p.Running() {
+		t.Fatalf("%s exited before it could be killed: %v", p.Name, p.err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatalf("kill -9 %s: %v", p.Name, err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s (pid %d) still alive 10s after SIGKILL", p.Name, p.Pid())
+	}
+}
+
+// Stop sends SIGTERM and waits up to timeout, then kills.
+func (p *Process) Stop(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	if !p.terminate(timeout) {
+		t.Errorf("%s did not stop within %s of SIGTERM: killed", p.Name, timeout)
+	}
+}
+
+func (p *Process) terminate(timeout time.Duration) (clean bool) {
+	if !p.Running() {
+		return true
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return true
+	case <-time.After(timeout):
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+		<-p.done
+		return false
+	}
+}
+
+// Log returns the process's log so far.
+func (p *Process) Log() string {
+	b, _ := os.ReadFile(p.LogPath)
+	return string(b)
+}
+
+// LogTail returns the last n lines of the log, each cut to 300 bytes.
+func (p *Process) LogTail(n int) string {
+	lines := strings.Split(strings.TrimRight(p.Log(), "\n"), "\n")
+	lines = lines[max(0, len(lines)-n):]
+	for i, l := range lines {
+		if len(l) > 300 {
+			lines[i] = l[:300] + "…"
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// LogCount counts the log lines containing s.
+func (p *Process) LogCount(s string) int {
+	n := 0
+	sc := bufio.NewScanner(bytes.NewReader([]byte(p.Log())))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), s) {
+			n++
+		}
+	}
+	return n
+}
+
+// WaitLog waits until the log has a line containing s, failing the test
+// if the process exits first.
+func (p *Process) WaitLog(t testing.TB, s string, timeout time.Duration) {
+	t.Helper()
+	Eventually(t, timeout, func() (bool, string) {
+		if !p.Running() {
+			t.Fatalf("%s exited (%v) before logging %q:\n%s", p.Name, p.err, s, p.LogTail(30))
+		}
+		return p.LogCount(s) > 0, fmt.Sprintf("%s has not logged %q yet", p.Name, s)
+	})
+}
+
+// RunCommand runs a command with a timeout and returns its combined output.
+func RunCommand(ctx context.Context, dir string, name string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}

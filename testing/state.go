@@ -1,0 +1,176 @@
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"cdp/config"
+	"cdp/mapping"
+	"cdp/store"
+)
+
+// State is what the service holds now: every customer document in its
+// comparable form by person key, and the events index's count per person.
+type State struct {
+	Docs map[string]Doc
+	// CustomerIDs maps person keys to customer ids.
+	CustomerIDs map[string]string
+	// Events counts the stored events per person; events of customers
+	// without a document are counted under "".
+	Events      map[string]int
+	EventsTotal int
+	// Problems are documents that cannot be told apart or attributed.
+	Problems []string
+}
+
+// ReadState reads every customer document and the event counts.
+func (e *Env) ReadState(ctx context.Context, cfg *config.Config) (*State, error) {
+	st, err := store.New(e.OpenSearchURL)
+	if err != nil {
+		return nil, err
+	}
+	customers, events := mapping.Customers.Alias(cfg.IndexPrefix), mapping.Events.Alias(cfg.IndexPrefix)
+	if err := st.Refresh(ctx, customers, events); err != nil {
+		return nil, err
+	}
+	s := &State{Docs: map[string]Doc{}, CustomerIDs: map[string]string{}, Events: map[string]int{}}
+	personOf := map[string]string{}
+	var after []any
+	for {
+		body := map[string]any{"size": 5000, "sort": []any{map[string]any{"customer_id": "asc"}}, "query": map[string]any{"match_all": map[string]any{}}}
+		if after != nil {
+			body["search_after"] = after
+		}
+		var resp struct {
+			Hits struct {
+				Hits []struct {
+					ID     string          `json:"_id"`
+					Source json.RawMessage `json:"_source"`
+					Sort   []any           `json:"sort"`
+				} `json:"hits"`
+			} `json:"hits"`
+		}
+		if err := st.Do(ctx, http.MethodPost, "/"+customers+"/_search", body, &resp); err != nil {
+			return nil, err
+		}
+		for _, h := range resp.Hits.Hits {
+			var raw map[string]any
+			if err := json.Unmarshal(h.Source, &raw); err != nil {
+				return nil, fmt.Errorf("document %s: %w", h.ID, err)
+			}
+			d := CanonicalDoc(raw)
+			key, err := PersonKey(d)
+			if err != nil {
+				s.Problems = append(s.Problems, fmt.Sprintf("document %s: %v", h.ID, err))
+				continue
+			}
+			if other, dup := s.CustomerIDs[key]; dup {
+				s.Problems = append(s.Problems, fmt.Sprintf("%s has two documents: %s and %s", key, other, h.ID))
+				continue
+			}
+			s.Docs[key], s.CustomerIDs[key], personOf[h.ID] = d, h.ID, key
+		}
+		if len(resp.Hits.Hits) < 5000 {
+			break
+		}
+		after = resp.Hits.Hits[len(resp.Hits.Hits)-1].Sort
+	}
+
+	var afterKey map[string]any
+	for {
+		comp := map[string]any{"size": 5000, "sources": []any{map[string]any{"cid": map[string]any{"terms": map[string]any{"field": "customer_id"}}}}}
+		if afterKey != nil {
+			comp["after"] = afterKey
+		}
+		body := map[string]any{"size": 0, "track_total_hits": true, "aggs": map[string]any{"by": map[string]any{"composite": comp}}}
+		var resp struct {
+			Hits struct {
+				Total struct {
+					Value int `json:"value"`
+				} `json:"total"`
+			} `json:"hits"`
+			Aggregations struct {
+				By struct {
+					AfterKey map[string]any `json:"after_key"`
+					Buckets  []struct {
+						Key      map[string]any `json:"key"`
+						DocCount int            `json:"doc_count"`
+					} `json:"buckets"`
+				} `json:"by"`
+			} `json:"aggregations"`
+		}
+		if err := st.Do(ctx, http.MethodPost, "/"+events+"/_search", body, &resp); err != nil {
+			return nil, err
+		}
+		s.EventsTotal = resp.Hits.Total.Value
+		for _, b := range resp.Aggregations.By.Buckets {
+			cid, _ := b.Key["cid"].(string)
+			s.Events[personOf[cid]] += b.DocCount
+		}
+		if len(resp.Aggregations.By.Buckets) < 5000 || resp.Aggregations.By.AfterKey == nil {
+			break
+		}
+		afterKey = resp.Aggregations.By.AfterKey
+	}
+	return s, nil
+}
+
+// Compare lists how the state differs from the model's expectation: the
+// documents, and the number of stored events per person (each message id
+// once) and in all.
+func (s *State) Compare(m *Model, limit int) ([]string, error) {
+	want, err := m.Docs()
+	if err != nil {
+		return nil, err
+	}
+	out := append([]string{}, s.Problems...)
+	out = append(out, DiffDocs(want, s.Docs, limit)...)
+	wantEvents := m.EventsPerPerson()
+	var keys []string
+	for k := range want {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if _, ok := s.Docs[k]; ok && s.Events[k] != wantEvents[k] {
+			out = append(out, fmt.Sprintf("%s: %d events stored, want %d", k, s.Events[k], wantEvents[k]))
+		}
+	}
+	if s.EventsTotal != m.EventCount() {
+		out = append(out, fmt.Sprintf("%d events stored in all, want %d (one per message id)", s.EventsTotal, m.EventCount()))
+	}
+	if limit > 0 && len(out) > limit {
+		out = append(out[:limit], fmt.Sprintf("… and %d more differences", len(out)-limit))
+	}
+	return out, nil
+}
+
+// VerifyState waits (up to timeout) until the service holds exactly what
+// the model expects, and fails the test with the differences otherwise.
+// It returns the state it saw.
+func (e *Env) VerifyState(t testing.TB, cfg *config.Config, m *Model, timeout time.Duration) *State {
+	t.Helper()
+	var state *State
+	Eventually(t, timeout, func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		s, err := e.ReadState(ctx, cfg)
+		if err != nil {
+			return false, err.Error()
+		}
+		state = s
+		diff, err := s.Compare(m, 40)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(diff) == 0, fmt.Sprintf("%d documents, %d events; differences from the expected state:\n%s",
+			len(s.Docs), s.EventsTotal, strings.Join(diff, "\n"))
+	})
+	return state
+}
