@@ -77,7 +77,7 @@ func (c *Config) Register(fs *pflag.FlagSet, getenv func(string) string) {
 	str(&c.Timezone, setting{"timezone", "CDP_TIMEZONE", "IANA time zone for calendar logic"}, "Asia/Shanghai")
 	str(&c.LogLevel, setting{"log-level", "CDP_LOG_LEVEL", "debug, info, warn or error"}, "info")
 	num(&c.MaxDynamicFields, setting{"max-dynamic-fields", "CDP_MAX_DYNAMIC_FIELDS", "most distinct attrs (and event property) keys given a mapping; more are kept unindexed"}, 3000)
-	num(&c.BatchSize, setting{"batch-size", "CDP_BATCH_SIZE", "most Kafka messages the indexer applies in one batch"}, 1000)
+	num(&c.BatchSize, setting{"batch-size", "CDP_BATCH_SIZE", "most Kafka messages the indexer applies in one batch"}, 5000)
 	dur(&c.BatchWait, setting{"batch-wait", "CDP_BATCH_WAIT", "longest the indexer waits to fill a batch"}, 50*time.Millisecond)
 	dur(&c.ShutdownGrace, setting{"shutdown-grace", "CDP_SHUTDOWN_GRACE", "time allowed to flush and commit on SIGTERM"}, 20*time.Second)
 }
