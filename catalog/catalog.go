@@ -179,4 +179,3 @@ func Mapping(t mapping.Type) map[string]any {
 	}
 	return nil
 }
-
