@@ -206,9 +206,14 @@ func (s *Server) count(c *gin.Context) {
 // final tie-breaker. Under the default sort (customer_id alone) that is
 // stable by itself: ids never change, so no customer repeats or is skipped
 // while documents change. A sort on other fields (total spend, say) could
-// move a customer across the page boundary while it changes, so when such
-// a page is full, the search opens a point in time and every later page
-// reads that same snapshot.
+// move a customer across a page boundary while it changes, so the first
+// request for a second page opens a point in time, and that page and every
+// later one read the same snapshot. It is opened then, not with the first
+// page: most list views never ask for a second page, and a point in time
+// is a scarce resource of the cluster (300 open per node by default). The
+// trade-off: a change between the first and second page can still move a
+// customer across that one boundary. When OpenSearch refuses a new point
+// in time, paging goes on without one.
 type cursor struct {
 	After []any  `json:"a"`
 	Sort  string `json:"s"`
@@ -257,6 +262,12 @@ func (s *Server) search(c *gin.Context) {
 			return
 		}
 		body["search_after"] = cur.After
+		if cur.PIT == "" && len(req.Sort) > 0 {
+			if cur.PIT, err = s.openPIT(ctx); err != nil {
+				s.log.Warn("paging without a point in time", "err", err)
+				cur.PIT = ""
+			}
+		}
 		if cur.PIT != "" {
 			body["pit"] = gin.H{"id": cur.PIT, "keep_alive": pitKeepAlive}
 			path = "/_search"
@@ -289,14 +300,7 @@ func (s *Server) search(c *gin.Context) {
 	}
 	var next any
 	if n := len(resp.Hits.Hits); n == size {
-		nc := cursor{After: resp.Hits.Hits[n-1].Sort, Sort: sortKey, PIT: resp.PITID}
-		if nc.PIT == "" && len(req.Sort) > 0 {
-			if nc.PIT, err = s.openPIT(ctx); err != nil {
-				s.failed(c, err)
-				return
-			}
-		}
-		next = encodeCursor(nc)
+		next = encodeCursor(cursor{After: resp.Hits.Hits[n-1].Sort, Sort: sortKey, PIT: resp.PITID})
 	} else if cur.PIT != "" {
 		s.closePIT(cur.PIT)
 	}
