@@ -46,3 +46,17 @@ lint:
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+# ---- benchmarks (cmd/bench): the service against OpenSearch's own limit, side by side.
+.PHONY: bench bench-quick
+BENCH_CUSTOMERS ?= 100000
+BENCH_FLAGS ?=
+
+## bench: BENCH_CUSTOMERS customers (1000000 is the full run); writes out/bench-*.json and docs/benchmarks.md
+bench: deps-up build
+	$(GO) build -o bin/bench ./cmd/bench
+	bin/bench -customers $(BENCH_CUSTOMERS) -command "make bench BENCH_CUSTOMERS=$(BENCH_CUSTOMERS)" $(BENCH_FLAGS)
+
+## bench-quick: the pull-request check: 10,000 customers and shorter measuring windows
+bench-quick: deps-up build
+	$(GO) build -o bin/bench ./cmd/bench
+	bin/bench -customers 10000 -query-duration 2s -fresh-duration 15s -export-rounds 3 -command "make bench-quick" $(BENCH_FLAGS)

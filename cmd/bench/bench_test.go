@@ -1,0 +1,306 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func msd(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+
+func TestPercentileIsNearestRank(t *testing.T) {
+	var v []time.Duration
+	for i := 100; i >= 1; i-- { // unsorted on purpose: Summarize sorts
+		v = append(v, msd(i))
+	}
+	s := Summarize(v)
+	if s.Count != 100 || s.P50Ms != 50 || s.P90Ms != 90 || s.P99Ms != 99 || s.P999Ms != 100 || s.MaxMs != 100 || s.MeanMs != 50.5 {
+		t.Fatalf("summary of 1..100 ms: %+v", s)
+	}
+	for _, c := range []struct {
+		samples []int
+		p       float64
+		want    int
+	}{
+		{[]int{7}, 50, 7}, {[]int{7}, 99, 7},
+		{[]int{1, 2}, 50, 1}, {[]int{1, 2}, 51, 2},
+		{[]int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 99, 10}, // 10 samples: p99 is the maximum
+		{[]int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, 0, 1},
+	} {
+		sorted := make([]time.Duration, len(c.samples))
+		for i, x := range c.samples {
+			sorted[i] = msd(x)
+		}
+		if got := Percentile(sorted, c.p); got != msd(c.want) {
+			t.Errorf("p%v of %v = %v, want %dms", c.p, c.samples, got, c.want)
+		}
+	}
+	if got := Percentile(nil, 99); got != 0 {
+		t.Errorf("p99 of nothing = %v", got)
+	}
+	var s2 Samples
+	s2.Add(msd(3))
+	s2.Fail(nil)
+	if sum := s2.Summary(); sum.Count != 1 || sum.Errors != 1 || sum.P99Ms != 3 {
+		t.Errorf("samples summary: %+v", sum)
+	}
+}
+
+// The timetable is computed from the start and the rate, never from when
+// earlier requests were sent or answered.
+func TestOpenLoopTimetable(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	var slept []time.Time
+	got := map[int]time.Time{}
+	OpenLoop{Rate: 400, N: 1000,
+		Now:   func() time.Time { return start },
+		Sleep: func(_ context.Context, t time.Time) { mu.Lock(); slept = append(slept, t); mu.Unlock() },
+	}.Run(context.Background(), func(i int, due time.Time) { mu.Lock(); got[i] = due; mu.Unlock() })
+	if len(got) != 1000 || len(slept) != 1000 {
+		t.Fatalf("%d requests, %d sleeps; want 1000", len(got), len(slept))
+	}
+	for i := 0; i < 1000; i++ {
+		want := start.Add(time.Duration(i) * 2500 * time.Microsecond)
+		if !got[i].Equal(want) || !slept[i].Equal(want) {
+			t.Fatalf("request %d due %v (slept until %v), want %v", i, got[i].Sub(start), slept[i].Sub(start), want.Sub(start))
+		}
+	}
+}
+
+// A request that is never answered does not hold back the ones behind it.
+func TestOpenLoopDoesNotWaitForAnswers(t *testing.T) {
+	const n = 50
+	release := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		OpenLoop{Rate: 1000, N: n}.Run(context.Background(), func(i int, _ time.Time) {
+			switch i {
+			case 0:
+				<-release // answered only once the last request was sent
+			case n - 1:
+				close(release)
+			}
+		})
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the open loop waited for an answer before sending the next request")
+	}
+}
+
+// When the server keeps up with less than the offered rate, the queueing
+// shows in the latencies, which are measured from the due times.
+func TestOpenLoopQueueingShowsInLatency(t *testing.T) {
+	const n = 20
+	lat := make([]time.Duration, n)
+	OpenLoop{Rate: 1000, N: n, MaxInFlight: 1}.Run(context.Background(), func(i int, due time.Time) {
+		time.Sleep(5 * time.Millisecond) // a server of one that takes 5 ms; a request is due every 1 ms
+		lat[i] = time.Since(due)
+	})
+	// Request 19 is due at 19 ms but cannot start before 19 × 5 ms.
+	if lat[n-1] < 70*time.Millisecond || lat[n-1] <= lat[0] {
+		t.Fatalf("latencies do not show the queue: first %v, last %v", lat[0], lat[n-1])
+	}
+}
+
+func TestOpenLoopStopsWithContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	calls := 0
+	OpenLoop{Rate: 1000, N: 1_000_000}.Run(ctx, func(int, time.Time) {
+		mu.Lock()
+		calls++
+		if calls == 10 {
+			cancel()
+		}
+		mu.Unlock()
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if calls > 1000 {
+		t.Fatalf("%d calls after cancel", calls)
+	}
+}
+
+func TestPacer(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	p := NewPacer(1000, t0)
+	for _, c := range []struct {
+		at   time.Duration
+		want int
+	}{{0, 0}, {msd(10), 10}, {msd(10), 0}, {msd(25), 15}, {msd(24), 0}, {time.Second, 975}} {
+		if got := p.Take(t0.Add(c.at)); got != c.want {
+			t.Errorf("Take at %v = %d, want %d", c.at, got, c.want)
+		}
+	}
+}
+
+func TestRateFor(t *testing.T) {
+	tune := queryTuning{Util: 0.5, MaxRate: 100, Duration: 4 * time.Second, MinN: 50, MaxN: 300}
+	for _, c := range []struct {
+		means []time.Duration
+		rate  float64
+		n     int
+	}{
+		{[]time.Duration{msd(10), msd(10)}, 25, 100},       // 0.5 / 20 ms
+		{[]time.Duration{msd(1), msd(1)}, 100, 300},        // capped by MaxRate, then MaxN
+		{[]time.Duration{msd(100), msd(150)}, 2, 50},       // slow: at least MinN
+		{[]time.Duration{0, 0}, 100, 300},                  // too fast to measure
+		{[]time.Duration{msd(2), msd(3), msd(5)}, 50, 200}, // five-target style
+	} {
+		rate, n := tune.rateFor(c.means...)
+		if rate != c.rate || n != c.n {
+			t.Errorf("rateFor(%v) = %v/s × %d, want %v/s × %d", c.means, rate, n, c.rate, c.n)
+		}
+	}
+}
+
+func TestLatencyGoal(t *testing.T) {
+	direct := Summary{Count: 100, P99Ms: 20}
+	for _, c := range []struct {
+		api  Summary
+		want bool
+	}{
+		{Summary{Count: 100, P99Ms: 22}, true}, // 1.05 × 20 + 1 = 22
+		{Summary{Count: 100, P99Ms: 22.01}, false},
+		{Summary{Count: 100, P99Ms: 5}, true},
+		{Summary{Count: 100, P99Ms: 5, Errors: 1}, false}, // a failed request fails the goal
+		{Summary{}, false},
+	} {
+		if got := latencyGoal(c.api, direct); got != c.want {
+			t.Errorf("latencyGoal(%+v) = %v", c.api, got)
+		}
+	}
+}
+
+// The direct query sorts as api/search.go's sortClause does.
+func TestRawSortMatchesTheAPI(t *testing.T) {
+	b, _ := json.Marshal(rawSort([]sortSpec{{"metrics.total_spend", "desc"}}))
+	want := `[{"metrics.total_spend":{"missing":"_last","order":"desc","unmapped_type":"keyword"}},{"customer_id":"asc"}]`
+	if string(b) != want {
+		t.Fatalf("rawSort = %s\nwant     %s", b, want)
+	}
+	b, _ = json.Marshal(rawSort(nil))
+	if string(b) != `[{"customer_id":"asc"}]` {
+		t.Fatalf("default sort = %s", b)
+	}
+}
+
+func TestShapesAreValidAndNamedOnce(t *testing.T) {
+	if len(shapes) < 10 {
+		t.Fatalf("%d shapes, the issue asks for at least 10", len(shapes))
+	}
+	seen := map[string]bool{}
+	for _, s := range shapes {
+		if seen[s.Name] {
+			t.Errorf("shape %q twice", s.Name)
+		}
+		seen[s.Name] = true
+		var v map[string]any
+		if err := json.Unmarshal(s.Filter, &v); err != nil || len(v) == 0 {
+			t.Errorf("shape %q: filter %s is not a JSON object", s.Name, s.Filter)
+		}
+	}
+}
+
+func sampleReport() *Report {
+	r := &Report{Command: "make bench-quick", Seconds: 120,
+		Machine:  Machine{NProc: 2, MemoryGiB: 23.5, CPUModel: "Test CPU", OpenSearchVersion: "opensearch 3.6.0", KafkaVersion: "4.3.1", Date: "2026-11-23T00:00:00Z"},
+		Settings: Settings{Customers: 10000, Seed: 1, QueryUtil: 0.5},
+		Indexing: IndexingResult{Changes: 1000, CustomerDocs: 100, EventDocs: 900, IndexerSeconds: 10, IndexerCustomerDocsSec: 10, RawSeconds: 9,
+			RawCustomerDocsSec: 11.1, Ratio: 0.9},
+		Freshness: FreshnessResult{Latency: Summary{Count: 100, P50Ms: 600, P99Ms: 1400}, Pass: true},
+		Queries: []QueryResult{
+			{Shape: "term", Condition: "idle", API: Summary{Count: 100, P50Ms: 3, P99Ms: 9}, Direct: Summary{Count: 100, P50Ms: 2, P99Ms: 8}, Pass: true},
+			{Shape: "deep mix", Condition: "indexing", API: Summary{Count: 100, P99Ms: 30}, Direct: Summary{Count: 100, P99Ms: 10}, Pass: false},
+		},
+		Lookups: LookupResult{PassByID: true, PassByPhone: true},
+		Export:  ExportResult{APIDocs: 800, RawDocs: 1000, Ratio: 0.8, Pass: false},
+		Memory: []PhaseMemory{
+			{Phase: "indexing", IndexerRSSMiB: 100, APIRSSMiB: 30, IndexerHWMMiB: 120, APIHWMMiB: 31, HWMIsPhasePeak: true},
+			{Phase: "queries", IndexerRSSMiB: 50, APIRSSMiB: 60, IndexerHWMMiB: 300, HWMIsPhasePeak: false},
+		},
+	}
+	r.computeGoals()
+	return r
+}
+
+func TestGoals(t *testing.T) {
+	r := sampleReport()
+	want := map[string]bool{"indexing throughput": true, "event-to-searchable": true, "API latency": false, "export throughput": false, "memory": true}
+	if len(r.Goals) != len(want) {
+		t.Fatalf("%d goals: %+v", len(r.Goals), r.Goals)
+	}
+	for _, g := range r.Goals {
+		if w, ok := want[g.Name]; !ok || g.Pass != w {
+			t.Errorf("goal %q pass = %v, want %v (%s)", g.Name, g.Pass, w, g.Actual)
+		}
+	}
+	if !strings.Contains(r.Goals[2].Actual, "deep mix (indexing)") {
+		t.Errorf("API latency goal does not name the failing shape: %s", r.Goals[2].Actual)
+	}
+	// A per-phase VmHWM counts only where it was reset at the phase start.
+	if got := peakOf(r.Memory, "index"); got != 120 {
+		t.Errorf("indexer peak %v, want 120", got)
+	}
+	if got := peakOf(r.Memory, "serve"); got != 60 {
+		t.Errorf("API peak %v, want 60", got)
+	}
+}
+
+func TestMarkdown(t *testing.T) {
+	r := sampleReport()
+	var b bytes.Buffer
+	r.Markdown(&b, "out/bench-x.json")
+	md := b.String()
+	for _, want := range []string{
+		"# Benchmarks",
+		"`make bench-quick`",
+		"2 CPUs (Test CPU), 23.5 GiB memory",
+		"opensearch 3.6.0, Kafka 4.3.1",
+		"| goal | target | measured | result |",
+		"| indexing throughput | indexer ≥ 0.85 × raw _bulk (customer docs/s) | 0.900 (10 vs 11 customer docs/s) | **PASS** |",
+		"| export throughput |",
+		"**FAIL**",
+		"| term | idle | 0 | 0.0 | 100 | 3.00 | 9.00 | 2.00 | 8.00 |",
+		"| queries | 0 | 50 | n/a |",
+		"out/bench-x.json",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("Markdown lacks %q\n%s", want, md)
+		}
+	}
+	// Every table row has as many cells as its header.
+	var cols int
+	for _, line := range strings.Split(md, "\n") {
+		if !strings.HasPrefix(line, "|") {
+			cols = 0
+			continue
+		}
+		n := strings.Count(strings.ReplaceAll(line, `\|`, ""), "|")
+		if cols == 0 {
+			cols = n
+		} else if n != cols {
+			t.Errorf("row with %d separators under a header of %d: %s", n, cols, line)
+		}
+	}
+	lines := r.summaryLines()
+	if len(lines) != 2+len(r.Queries)+4 {
+		t.Errorf("%d summary lines: %q", len(lines), lines)
+	}
+}
+
+func TestTableEscapesPipes(t *testing.T) {
+	var b bytes.Buffer
+	table(&b, []string{"a", "b"}, [][]string{{"x|y", "z"}})
+	if want := "| a | b |\n| --- | --- |\n| x\\|y | z |\n\n"; b.String() != want {
+		t.Fatalf("table:\n%s\nwant\n%s", b.String(), want)
+	}
+}

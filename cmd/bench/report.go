@@ -1,0 +1,261 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Report is everything one run measured; it is written as JSON and as
+// the Markdown of docs/benchmarks.md.
+type Report struct {
+	Command   string          `json:"command"`
+	Started   string          `json:"started"`
+	Seconds   float64         `json:"seconds"`
+	Machine   Machine         `json:"machine"`
+	Settings  Settings        `json:"settings"`
+	Dataset   DatasetInfo     `json:"dataset"`
+	Indexing  IndexingResult  `json:"indexing"`
+	Freshness FreshnessResult `json:"freshness"`
+	Queries   []QueryResult   `json:"queries"`
+	Lookups   LookupResult    `json:"lookups"`
+	Export    ExportResult    `json:"export"`
+	Memory    []PhaseMemory   `json:"memory"`
+	Goals     []Goal          `json:"goals"`
+	// BenchPeakRSSMiB is the bench's own peak memory (the generated
+	// stream and the read-back documents are held in memory).
+	BenchPeakRSSMiB float64  `json:"bench_peak_rss_mib"`
+	Notes           []string `json:"notes,omitempty"`
+}
+
+// Settings are the knobs of the run.
+type Settings struct {
+	Customers         int     `json:"customers"`
+	Seed              uint64  `json:"seed"`
+	EventsPerCustomer float64 `json:"events_per_customer"`
+	Prefix            string  `json:"prefix"`
+	BatchSize         string  `json:"indexer_batch_size"`
+	BatchWait         string  `json:"indexer_batch_wait"`
+	QueryUtil         float64 `json:"query_offered_utilization"`
+	QueryMaxRate      float64 `json:"query_max_rate_per_target"`
+	QuerySeconds      float64 `json:"query_seconds_per_shape"`
+	FreshSeconds      float64 `json:"freshness_seconds"`
+	LoadFraction      float64 `json:"load_fraction_of_max"`
+}
+
+// DatasetInfo is what was generated.
+type DatasetInfo struct {
+	Customers, SDKOnlyUsers, AnonymousDevices, Orders, Items int
+	CDCMessages, EventMessages, ExtraEvents, Messages        int
+	Summary                                                  string
+}
+
+// Goal is one target of the issue with its verdict.
+type Goal struct {
+	Name   string `json:"name"`
+	Target string `json:"target"`
+	Actual string `json:"actual"`
+	Pass   bool   `json:"pass"`
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "FAIL"
+}
+
+// rssGoalMiB is the resident memory goal of each process.
+const rssGoalMiB = 256
+
+// computeGoals turns the results into the issue's five goals.
+func (r *Report) computeGoals() {
+	ix := r.Indexing
+	r.Goals = []Goal{{
+		Name: "indexing throughput", Target: "indexer ≥ 0.85 × raw _bulk (customer docs/s)",
+		Actual: fmt.Sprintf("%.3f (%.0f vs %.0f customer docs/s)", ix.Ratio, ix.IndexerCustomerDocsSec, ix.RawCustomerDocsSec),
+		Pass:   ix.Ratio >= 0.85,
+	}, {
+		Name: "event-to-searchable", Target: "p99 ≤ 1.5 s at half the indexer's maximum",
+		Actual: fmt.Sprintf("p99 %.0f ms (p50 %.0f ms, %d lost)", r.Freshness.Latency.P99Ms, r.Freshness.Latency.P50Ms, r.Freshness.Lost),
+		Pass:   r.Freshness.Pass,
+	}}
+	var bad []string
+	n := 0
+	for _, q := range r.Queries {
+		n++
+		if !q.Pass {
+			bad = append(bad, q.Shape+" ("+q.Condition+")")
+		}
+	}
+	for _, l := range []struct {
+		name string
+		ok   bool
+	}{{"360 by id", r.Lookups.PassByID}, {"360 by phone", r.Lookups.PassByPhone}} {
+		n++
+		if !l.ok {
+			bad = append(bad, l.name)
+		}
+	}
+	actual := fmt.Sprintf("%d of %d pass", n-len(bad), n)
+	if len(bad) > 0 {
+		actual += "; failing: " + strings.Join(bad, ", ")
+	}
+	r.Goals = append(r.Goals, Goal{Name: "API latency", Target: "API p99 ≤ 1.05 × direct p99 + 1 ms (every query shape and 360 lookup)",
+		Actual: actual, Pass: len(bad) == 0 && n > 0})
+	r.Goals = append(r.Goals, Goal{Name: "export throughput", Target: "API cursor paging ≥ 0.9 × raw PIT + search_after",
+		Actual: fmt.Sprintf("%.3f (%.0f vs %.0f docs/s)", r.Export.Ratio, r.Export.APIDocs, r.Export.RawDocs), Pass: r.Export.Pass})
+	ixPeak, apiPeak := peakOf(r.Memory, "index"), peakOf(r.Memory, "serve")
+	r.Goals = append(r.Goals, Goal{Name: "memory", Target: fmt.Sprintf("peak RSS ≤ %d MiB (indexer and API, every phase)", rssGoalMiB),
+		Actual: fmt.Sprintf("indexer %.0f MiB, API %.0f MiB", ixPeak, apiPeak), Pass: ixPeak > 0 && ixPeak <= rssGoalMiB && apiPeak > 0 && apiPeak <= rssGoalMiB})
+}
+
+// summaryLines is one line per metric, for the terminal.
+func (r *Report) summaryLines() []string {
+	ix := r.Indexing
+	out := []string{
+		fmt.Sprintf("indexing:   indexer %.0f customer docs/s (%.0f changes/s) vs raw _bulk %.0f customer docs/s (%.0f changes/s): ratio %.3f [goal ≥ 0.85: %s]",
+			ix.IndexerCustomerDocsSec, ix.IndexerChangesSec, ix.RawCustomerDocsSec, ix.RawChangesSec, ix.Ratio, verdict(ix.Ratio >= 0.85)),
+		fmt.Sprintf("freshness:  event-to-searchable p50 %.0f ms, p99 %.0f ms at %.0f changes/s (%d markers, %d lost) [goal p99 ≤ 1500 ms: %s]",
+			r.Freshness.Latency.P50Ms, r.Freshness.Latency.P99Ms, r.Freshness.Load.ActualRate, r.Freshness.Latency.Count, r.Freshness.Lost, verdict(r.Freshness.Pass)),
+	}
+	for _, q := range r.Queries {
+		errs := ""
+		if q.API.Errors+q.Direct.Errors > 0 {
+			errs = fmt.Sprintf(", %d API and %d direct requests FAILED", q.API.Errors, q.Direct.Errors)
+		}
+		out = append(out, fmt.Sprintf("query:      %-28s %-8s API p50/p99 %.1f/%.1f ms vs direct %.1f/%.1f ms (×%.2f p99%s) [goal: %s]",
+			q.Shape, q.Condition, q.API.P50Ms, q.API.P99Ms, q.Direct.P50Ms, q.Direct.P99Ms, q.RatioP99, errs, verdict(q.Pass)))
+	}
+	l := r.Lookups
+	out = append(out,
+		fmt.Sprintf("360 by id:    API p50/p99 %.1f/%.1f ms vs raw GET %.1f/%.1f ms, GET+events %.1f/%.1f ms [goal vs GET+events: %s]",
+			l.ByID.P50Ms, l.ByID.P99Ms, l.RawGet.P50Ms, l.RawGet.P99Ms, l.RawGetEvents.P50Ms, l.RawGetEvents.P99Ms, verdict(l.PassByID)),
+		fmt.Sprintf("360 by phone: API p50/p99 %.1f/%.1f ms vs raw identity search+events %.1f/%.1f ms [goal: %s]",
+			l.ByPhone.P50Ms, l.ByPhone.P99Ms, l.RawPhoneEvents.P50Ms, l.RawPhoneEvents.P99Ms, verdict(l.PassByPhone)),
+		fmt.Sprintf("export:     API cursor paging %.0f docs/s vs raw PIT %.0f docs/s (%d customers): ratio %.3f [goal ≥ 0.9: %s]",
+			r.Export.APIDocs, r.Export.RawDocs, r.Export.Audience, r.Export.Ratio, verdict(r.Export.Pass)),
+	)
+	ixPeak, apiPeak := peakOf(r.Memory, "index"), peakOf(r.Memory, "serve")
+	out = append(out, fmt.Sprintf("memory:     peak RSS indexer %.0f MiB, API %.0f MiB [goal ≤ %d MiB: %s]",
+		ixPeak, apiPeak, rssGoalMiB, verdict(ixPeak > 0 && ixPeak <= rssGoalMiB && apiPeak > 0 && apiPeak <= rssGoalMiB)))
+	return out
+}
+
+func f0(v float64) string { return fmt.Sprintf("%.0f", v) }
+func f1(v float64) string { return fmt.Sprintf("%.1f", v) }
+func f2(v float64) string { return fmt.Sprintf("%.2f", v) }
+
+// table writes a Markdown table.
+func table(w io.Writer, head []string, rows [][]string) {
+	fmt.Fprintf(w, "| %s |\n", strings.Join(head, " | "))
+	seps := make([]string, len(head))
+	for i := range seps {
+		seps[i] = "---"
+	}
+	fmt.Fprintf(w, "| %s |\n", strings.Join(seps, " | "))
+	for _, r := range rows {
+		cells := make([]string, len(r))
+		for i, c := range r {
+			cells[i] = strings.ReplaceAll(c, "|", `\|`)
+		}
+		fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
+	}
+	fmt.Fprintln(w)
+}
+
+// Markdown renders docs/benchmarks.md.
+func (r *Report) Markdown(w io.Writer, jsonPath string) {
+	m := r.Machine
+	fmt.Fprintf(w, "# Benchmarks\n\n")
+	fmt.Fprintf(w, "The latest run of `cmd/bench` (`make bench`; `make bench-quick` for pull requests). Every number of the\n"+
+		"service is measured side by side with the same work done directly against OpenSearch, on the same node, in the\n"+
+		"same run. This file is overwritten by each run; the full results are in `%s`.\n\n", jsonPath)
+	fmt.Fprintf(w, "- Command: `%s`\n", r.Command)
+	fmt.Fprintf(w, "- Date: %s (run took %.0f s); commit %s\n", m.Date, r.Seconds, m.GitCommit)
+	fmt.Fprintf(w, "- Machine: %d CPUs (%s), %.1f GiB memory, Linux %s, load average at start %s\n", m.NProc, m.CPUModel, m.MemoryGiB, m.Kernel, m.LoadAvgAtStart)
+	fmt.Fprintf(w, "- Services: %s, Kafka %s, all on this machine; %s\n", m.OpenSearchVersion, m.KafkaVersion, m.GoVersion)
+	d := r.Dataset
+	fmt.Fprintf(w, "- Data: %d CRM customers, %d orders, %d items, %d events (%d added to the dataset's own), %d Kafka messages in all (seed %d)\n\n",
+		d.Customers, d.Orders, d.Items, d.EventMessages+d.ExtraEvents, d.ExtraEvents, d.Messages, r.Settings.Seed)
+
+	fmt.Fprintf(w, "## Goals\n\n")
+	var rows [][]string
+	for _, g := range r.Goals {
+		rows = append(rows, []string{g.Name, g.Target, g.Actual, "**" + verdict(g.Pass) + "**"})
+	}
+	table(w, []string{"goal", "target", "measured", "result"}, rows)
+
+	ix := r.Indexing
+	fmt.Fprintf(w, "## 1. Indexing\n\n%d changes (CDC rows, tombstones and events) through Kafka and `cdp index`, against `_bulk` of the %d final documents (%d customers and their %d events, with routing) into an index with the same settings and mapping (refresh interval %s, %d concurrent requests of %d documents; only the `_bulk` requests are timed). The indexer is timed from its consumer group's first assignment until every change and dirty marker is committed (startup before that: %.1f s).\n\n",
+		ix.Changes, ix.RawDocs, ix.CustomerDocs, ix.EventDocs, ix.RefreshInterval, ix.RawWorkers, ix.RawBatchDocs, ix.IndexerStartupSeconds)
+	table(w, []string{"", "seconds", "customer docs/s", "changes/s", "all docs/s"}, [][]string{
+		{"indexer (Kafka → `cdp index`)", f1(ix.IndexerSeconds), f0(ix.IndexerCustomerDocsSec), f0(ix.IndexerChangesSec), f0(float64(ix.CustomerDocs+ix.EventDocs) / max(ix.IndexerSeconds, 1e-9))},
+		{"raw `_bulk` of the final documents", f1(ix.RawSeconds), f0(ix.RawCustomerDocsSec), f0(ix.RawChangesSec), f0(ix.RawDocsSec)},
+		{"ratio (indexer / raw)", "", f2(ix.Ratio), f2(ix.Ratio), ""},
+	})
+	fmt.Fprintf(w, "Customer documents: %d (the reference model expects %d); events: %d (expected %d); dead-lettered: %d.\n\n",
+		ix.CustomerDocs, ix.ExpectedCustomerDocs, ix.EventDocs, ix.ExpectedEventDocs, ix.DeadLettered)
+
+	fr := r.Freshness
+	fmt.Fprintf(w, "## 2. Freshness\n\nWhile the indexer is fed %.0f changes/s (target %.0f: half its measured maximum), marker events are produced open-loop at %.1f/s and the events view is polled every %.0f ms; latency runs from the marker's scheduled send time until a search first returns it.\n\n",
+		fr.Load.ActualRate, fr.Load.TargetRate, fr.MarkerRate, fr.PollInterval)
+	table(w, []string{"markers", "p50 ms", "p90 ms", "p99 ms", "max ms", "lost", "source lag at end", "goal p99 ≤ 1500 ms"}, [][]string{{
+		fmt.Sprint(fr.Latency.Count), f0(fr.Latency.P50Ms), f0(fr.Latency.P90Ms), f0(fr.Latency.P99Ms), f0(fr.Latency.MaxMs), fmt.Sprint(fr.Lost), fmt.Sprint(fr.Load.LagAtEnd), verdict(fr.Pass)}})
+
+	fmt.Fprintf(w, "## 3. Queries\n\nEach filter goes through `POST /v1/customers/search` (size %d) and, directly, the DSL of `POST /v1/filters/translate` to `_search` on the customers alias with the same size, sort, `_source` and `track_total_hits`. API and direct requests alternate on one open-loop timetable (latency from the scheduled send time); the rate offers about %.0f%% of one server, from a closed-loop calibration. *indexing*: the same while the indexer is fed half its maximum.\n\n",
+		searchSize, 100*r.Settings.QueryUtil)
+	rows = nil
+	for _, q := range r.Queries {
+		rows = append(rows, []string{q.Shape, q.Condition, fmt.Sprint(q.Matches), f1(q.RateEach), fmt.Sprint(q.API.Count),
+			f2(q.API.P50Ms), f2(q.API.P99Ms), f2(q.Direct.P50Ms), f2(q.Direct.P99Ms), f2(q.RatioP50), f2(q.RatioP99),
+			fmt.Sprintf("%d / %d", q.API.Errors, q.Direct.Errors), verdict(q.Pass)})
+	}
+	table(w, []string{"shape", "while", "matches", "req/s each", "n", "API p50", "API p99", "direct p50", "direct p99", "ratio p50", "ratio p99", "errors API / direct", "goal"}, rows)
+
+	l := r.Lookups
+	fmt.Fprintf(w, "## 4. Customer 360\n\n%d customers with a phone, looked up in turn; five request kinds alternate on one open-loop timetable at %.1f/s each. The API also fetches the 50 newest events, so the fair baselines are GET + the events search (by id) and the identity search + the events search (by phone).\n\n", l.Sample, l.RateEach)
+	row := func(name string, s Summary, goal string) []string {
+		return []string{name, fmt.Sprint(s.Count), f2(s.P50Ms), f2(s.P90Ms), f2(s.P99Ms), f2(s.MaxMs), fmt.Sprint(s.Errors), goal}
+	}
+	table(w, []string{"request", "n", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors", "goal"}, [][]string{
+		row("API `GET /v1/customers/{id}`", l.ByID, verdict(l.PassByID)+" vs GET + events"),
+		row("API `GET /v1/customers/lookup?type=phone`", l.ByPhone, verdict(l.PassByPhone)+" vs identity search + events"),
+		row("raw GET `_doc/{id}`", l.RawGet, ""),
+		row("raw GET + events search", l.RawGetEvents, ""),
+		row("raw identity search + events search", l.RawPhoneEvents, ""),
+	})
+
+	e := r.Export
+	fmt.Fprintf(w, "## 5. Export\n\nAn audience of %d customers (`city neq 北京`), %d fields, pages of %d: the API's cursor paging of `POST /v1/customers/search` against a point in time + `search_after` loop with the same query, sort and fields; best of %d rounds each.\n\n",
+		e.Audience, len(e.Fields), e.PageSize, len(e.Rounds))
+	table(w, []string{"", "docs/s"}, [][]string{{"API cursor paging", f0(e.APIDocs)}, {"raw PIT + search_after", f0(e.RawDocs)}, {"ratio", fmt.Sprintf("%.3f (%s)", e.Ratio, verdict(e.Pass))}})
+
+	fmt.Fprintf(w, "## 6. Memory and CPU\n\nPeak resident memory of the two `cdp` processes per phase: VmRSS sampled from `/proc/<pid>/status`, and VmHWM read at the end of the phase (reset at its start through `clear_refs` where the kernel allows it); the CPU time each used in the phase, OpenSearch's (when `scripts/deps.sh` runs it), and how busy all %d CPUs were, whatever else ran on the machine.\n\n", r.Machine.NProc)
+	rows = nil
+	for _, p := range r.Memory {
+		hwm := func(v float64) string {
+			if !p.HWMIsPhasePeak {
+				return "n/a"
+			}
+			return f0(v)
+		}
+		osCPU := "n/a"
+		if p.OpenSearchCPU > 0 {
+			osCPU = f1(p.OpenSearchCPU)
+		}
+		rows = append(rows, []string{p.Phase, f0(p.Seconds), f0(p.IndexerRSSMiB), hwm(p.IndexerHWMMiB), f1(p.IndexerCPU), f0(p.APIRSSMiB), hwm(p.APIHWMMiB), f1(p.APICPU),
+			osCPU, f0(p.MachineBusyPct)})
+	}
+	table(w, []string{"phase", "seconds", "indexer RSS peak MiB", "indexer VmHWM MiB", "indexer CPU s", "API RSS peak MiB", "API VmHWM MiB", "API CPU s", "OpenSearch CPU s", "machine busy %"}, rows)
+
+	if len(r.Notes) > 0 {
+		fmt.Fprintf(w, "## Notes\n\n")
+		for _, n := range r.Notes {
+			fmt.Fprintf(w, "- %s\n", n)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "## Running it\n\n`make bench` runs 100,000 customers by default (`BENCH_CUSTOMERS=1000000 make bench` is the full run); `make bench-quick` runs 10,000 with shorter measuring windows, for pull requests. Both start the services if needed (`scripts/deps.sh up`) and build `bin/cdp` first. `go run ./cmd/bench -h` lists the knobs; `go run ./cmd/bench -render out/bench-….json` rewrites this file from saved results. Each run uses an index prefix, topic prefix and consumer group of its own and deletes them at the end (`-keep` keeps them). This run took %.0f s. The bench itself peaked at %.0f MiB: it holds the generated stream, the reference model and the read-back documents in memory, which grows with the customers (by linear extrapolation about %.0f GiB for 1,000,000 customers).\n",
+		r.Seconds, r.BenchPeakRSSMiB, r.BenchPeakRSSMiB*1e6/float64(max(1, r.Settings.Customers))/1024)
+}
