@@ -15,6 +15,9 @@ type shape struct {
 	Filter json.RawMessage `json:"filter"`
 	// Sort is the API's sort; empty means the default (customer_id).
 	Sort []sortSpec `json:"sort,omitempty"`
+	// Count measures POST /v1/customers/count against _count instead of
+	// search against _search.
+	Count bool `json:"count,omitempty"`
 }
 
 type sortSpec struct {
@@ -50,6 +53,10 @@ var shapes = []shape{
 			{"aggregate":{"path":"orders","fn":"sum","field":"orders.total_amount"},"op":"between","value":[100,3000]},
 			{"field":"member_level","op":"in","value":["gold","platinum"]}]}]}`),
 		Sort: []sortSpec{{"metrics.total_spend", "desc"}}},
+	{Name: "count: negation", Filter: raw(`{"field":"gender","op":"neq","value":"male"}`), Count: true},
+	{Name: "count: nested any", Filter: raw(`{"nested":"orders","match":"any","where":{"all":[
+		{"field":"orders.status","op":"eq","value":"paid"},{"field":"orders.total_amount","op":"gt","value":1000}]}}`), Count: true},
+	{Name: "count: event count in window", Filter: raw(`{"event":"view_product","within":"30d","op":"gte","value":2}`), Count: true},
 }
 
 func raw(s string) json.RawMessage {
@@ -81,6 +88,7 @@ type QueryResult struct {
 // under indexing so that both conditions see the same offered load.
 type queryPlan struct {
 	shape            shape
+	apiPath, rawPath string
 	apiBody, rawBody []byte
 	matches          int64
 	rate             float64
@@ -162,41 +170,51 @@ func planQueries(ctx context.Context, api, os endpoint, customers string, tune q
 		if err != nil {
 			return nil, fmt.Errorf("shape %q: translate: %w", s.Name, err)
 		}
-		apiReq := map[string]any{"filter": s.Filter, "size": searchSize}
-		if len(s.Sort) > 0 {
-			apiReq["sort"] = s.Sort
-		}
 		p := &queryPlan{shape: s}
-		p.apiBody, _ = json.Marshal(apiReq)
-		p.rawBody, _ = json.Marshal(map[string]any{"query": dsl, "size": searchSize, "sort": rawSort(s.Sort),
-			"track_total_hits": true, "_source": map[string]any{"excludes": []string{"relation"}}})
-		var a struct {
+		if s.Count {
+			p.apiPath, p.rawPath = "/v1/customers/count", "/"+customers+"/_count"
+			p.apiBody, _ = json.Marshal(map[string]any{"filter": s.Filter})
+			p.rawBody, _ = json.Marshal(map[string]any{"query": dsl})
+		} else {
+			apiReq := map[string]any{"filter": s.Filter, "size": searchSize}
+			if len(s.Sort) > 0 {
+				apiReq["sort"] = s.Sort
+			}
+			p.apiPath, p.rawPath = "/v1/customers/search", "/"+customers+"/_search"
+			p.apiBody, _ = json.Marshal(apiReq)
+			p.rawBody, _ = json.Marshal(map[string]any{"query": dsl, "size": searchSize, "sort": rawSort(s.Sort),
+				"track_total_hits": true, "_source": map[string]any{"excludes": []string{"relation"}}})
+		}
+		// Both answer shapes decode into one struct: search's total and
+		// hits.total.value, count's count.
+		var a, r struct {
 			Total int64 `json:"total"`
-		}
-		if err := api.json(ctx, http.MethodPost, "/v1/customers/search", p.apiBody, &a); err != nil {
-			return nil, fmt.Errorf("shape %q: API: %w", s.Name, err)
-		}
-		var r struct {
-			Hits struct {
+			Count int64 `json:"count"`
+			Hits  struct {
 				Total struct {
 					Value int64 `json:"value"`
 				} `json:"total"`
 			} `json:"hits"`
 		}
-		if err := os.json(ctx, http.MethodPost, "/"+customers+"/_search", p.rawBody, &r); err != nil {
+		if err := api.json(ctx, http.MethodPost, p.apiPath, p.apiBody, &a); err != nil {
+			return nil, fmt.Errorf("shape %q: API: %w", s.Name, err)
+		}
+		if err := os.json(ctx, http.MethodPost, p.rawPath, p.rawBody, &r); err != nil {
 			return nil, fmt.Errorf("shape %q: direct: %w", s.Name, err)
 		}
+		a.Total += a.Count
+		r.Hits.Total.Value += r.Count
 		if a.Total != r.Hits.Total.Value {
 			return nil, fmt.Errorf("shape %q: the API counts %d customers, the direct query %d", s.Name, a.Total, r.Hits.Total.Value)
 		}
 		p.matches = a.Total
 		means, err := calibrate(ctx, []func(context.Context) error{
 			func(ctx context.Context) error {
-				_, err := api.do(ctx, http.MethodPost, "/v1/customers/search", p.apiBody)
+				_, err := api.do(ctx, http.MethodPost, p.apiPath, p.apiBody)
 				return err
 			},
 			func(ctx context.Context) error {
-				_, err := os.do(ctx, http.MethodPost, "/"+customers+"/_search", p.rawBody)
+				_, err := os.do(ctx, http.MethodPost, p.rawPath, p.rawBody)
 				return err
 			},
 		}, 3, 10)
@@ -219,13 +237,13 @@ func runQueries(ctx context.Context, api, os endpoint, customers string, plans [
 		OpenLoop{Rate: 2 * p.rate, N: 2 * p.n}.Run(ctx, func(i int, due time.Time) {
 			if i%2 == 0 {
 				timed(&a, due, func() error {
-					_, err := api.do(ctx, http.MethodPost, "/v1/customers/search", p.apiBody)
+					_, err := api.do(ctx, http.MethodPost, p.apiPath, p.apiBody)
 					return err
 				})
 				return
 			}
 			timed(&d, due, func() error {
-				_, err := os.do(ctx, http.MethodPost, "/"+customers+"/_search", p.rawBody)
+				_, err := os.do(ctx, http.MethodPost, p.rawPath, p.rawBody)
 				return err
 			})
 		})
