@@ -157,6 +157,26 @@ func validPrefix(p string) bool {
 	return true
 }
 
+// Args returns command-line flags that reproduce these settings, for
+// starting a `cdp` process with them (tests, the bench).
+func (c *Config) Args() []string {
+	return []string{
+		"--opensearch-url", c.OpenSearchURL,
+		"--kafka-brokers", strings.Join(c.KafkaBrokers, ","),
+		"--redis-addr", c.RedisAddr,
+		"--http-addr", c.HTTPAddr,
+		"--index-prefix", c.IndexPrefix,
+		"--topic-prefix", c.TopicPrefix,
+		"--consumer-group", c.ConsumerGroup,
+		"--timezone", c.Timezone,
+		"--log-level", c.LogLevel,
+		"--max-dynamic-fields", strconv.Itoa(c.MaxDynamicFields),
+		"--batch-size", strconv.Itoa(c.BatchSize),
+		"--batch-wait", c.BatchWait.String(),
+		"--shutdown-grace", c.ShutdownGrace.String(),
+	}
+}
+
 // Topic returns the full name of a topic from its suffix ("events",
 // "cdc.customers", "dlq", …).
 func (c *Config) Topic(suffix string) string { return c.TopicPrefix + suffix }

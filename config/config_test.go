@@ -1,6 +1,7 @@
 package config
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -63,5 +64,21 @@ func TestValidateNamesEveryBadSetting(t *testing.T) {
 				t.Fatalf("err = %v, want mention of %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestArgsReproduceEverySetting(t *testing.T) {
+	env := map[string]string{"CDP_INDEX_PREFIX": "p1", "CDP_BATCH_SIZE": "7", "CDP_BATCH_WAIT": "3s", "CDP_TIMEZONE": "UTC",
+		"CDP_MAX_DYNAMIC_FIELDS": "9", "CDP_LOG_LEVEL": "warn", "CDP_KAFKA_BROKERS": "a:1,b:2", "CDP_SHUTDOWN_GRACE": "4s"}
+	want, err := load(t, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := load(t, nil, want.Args()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("from Args:\n got  %+v\n want %+v", got, want)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -99,20 +98,8 @@ func (e *Env) StartIndexerProcess(t testing.TB, cfg *config.Config, name string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "index",
-		"--opensearch-url", cfg.OpenSearchURL,
-		"--kafka-brokers", strings.Join(cfg.KafkaBrokers, ","),
-		"--redis-addr", cfg.RedisAddr,
-		"--http-addr", cfg.HTTPAddr,
-		"--index-prefix", cfg.IndexPrefix,
-		"--topic-prefix", cfg.TopicPrefix,
-		"--consumer-group", cfg.ConsumerGroup,
-		"--timezone", cfg.Timezone,
-		"--batch-size", strconv.Itoa(cfg.BatchSize),
-		"--batch-wait", cfg.BatchWait.String(),
-		"--shutdown-grace", cfg.ShutdownGrace.String(),
-		"--log-level", "info",
-	)
+	args := append([]string{"index"}, cfg.Args()...)
+	cmd := exec.Command(bin, append(args, "--log-level", "info")...)
 	cmd.Stdout, cmd.Stderr = log, log
 	p := &Process{Name: name, LogPath: log.Name(), cmd: cmd, done: make(chan struct{})}
 	p.Started = time.Now()

@@ -104,13 +104,13 @@ type lagWatch struct {
 }
 
 func (w *lagWatch) run(ctx context.Context, cfg *config.Config) {
-	r, err := newProgressReader(cfg)
+	r, err := harness.NewProgressReader(cfg)
 	if err != nil {
 		return
 	}
-	defer r.close()
+	defer r.Close()
 	for ctx.Err() == nil {
-		if p, err := r.read(); err == nil {
+		if p, err := r.Read(); err == nil {
 			lag := p.SourceEnd - p.SourceCommitted
 			w.mu.Lock()
 			w.max = max(w.max, lag)

@@ -16,6 +16,7 @@ import (
 	"cdp/config"
 	"cdp/indexer"
 	"cdp/mapping"
+	harness "cdp/testing"
 )
 
 // IndexingResult compares the indexer with _bulk of the same final
@@ -83,17 +84,17 @@ func groupStable(ctx context.Context, cfg *config.Config, p *proc) error {
 // waitIdle polls the group's progress until everything produced is applied
 // and committed, logging now and then.
 func waitIdle(ctx context.Context, cfg *config.Config, p *proc, total int, log *slog.Logger, what string) (time.Time, error) {
-	pr0, err := newProgressReader(cfg)
+	pr0, err := harness.NewProgressReader(cfg)
 	if err != nil {
 		return time.Time{}, err
 	}
-	defer pr0.close()
+	defer pr0.Close()
 	start, lastLog := time.Now(), time.Now()
 	for {
 		if err := p.exitError(); err != nil {
 			return time.Time{}, err
 		}
-		pr, err := pr0.read()
+		pr, err := pr0.Read()
 		now := time.Now()
 		if err == nil && pr.Idle() {
 			return now, nil

@@ -33,19 +33,11 @@ type proc struct {
 	cpu0     float64          // CPU seconds at the start of the phase
 }
 
-// startCDP starts `cdp <sub>` with every setting the bench decides passed
-// as a flag; the rest (batch size, log level, …) comes from the CDP_*
-// environment as usual.
+// startCDP starts `cdp <sub>` with cfg's settings as flags (cfg was
+// filled from the CDP_* environment, so batch size, log level, … still
+// come from there).
 func startCDP(bin, sub string, cfg *config.Config, logPath string) (*proc, error) {
-	args := []string{sub,
-		"--opensearch-url", cfg.OpenSearchURL,
-		"--kafka-brokers", strings.Join(cfg.KafkaBrokers, ","),
-		"--redis-addr", cfg.RedisAddr,
-		"--http-addr", cfg.HTTPAddr,
-		"--index-prefix", cfg.IndexPrefix,
-		"--topic-prefix", cfg.TopicPrefix,
-		"--consumer-group", cfg.ConsumerGroup,
-	}
+	args := append([]string{sub}, cfg.Args()...)
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
