@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -75,5 +76,30 @@ func TestBulkErrorsNameTheStatusAndReason(t *testing.T) {
 	e := decodeError(429, []byte(`{"error":{"type":"es_rejected_execution_exception","reason":"queue full"},"status":429}`))
 	if e.Status != 429 || e.Type != "es_rejected_execution_exception" || !Unavailable(e) {
 		t.Fatalf("%+v", e)
+	}
+}
+
+func TestOnlyOpenSearchsOwnFailuresCountAsUnavailable(t *testing.T) {
+	c, err := New("http://127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := c.Do(context.Background(), http.MethodGet, "/", nil, nil)
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"connection refused", refused, true},
+		{"429", &Error{Status: 429}, true},
+		{"503", &Error{Status: 503}, true},
+		{"400", &Error{Status: 400}, false},
+		{"a body we could not decode", errors.New("store: decode: unexpected end of JSON input"), false},
+		{"nil", nil, false},
+	}
+	for _, tt := range tests {
+		if got := Unavailable(tt.err); got != tt.want {
+			t.Errorf("%s: Unavailable(%v) = %v, want %v", tt.name, tt.err, got, tt.want)
+		}
 	}
 }

@@ -50,15 +50,20 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("opensearch: %d %s: %s", e.Status, e.Type, e.Reason)
 }
 
+// ErrUnreachable wraps a request that got no answer from OpenSearch
+// (connection refused, reset, timed out).
+var ErrUnreachable = errors.New("opensearch unreachable")
+
 // Unavailable reports whether err means OpenSearch could not be reached or
 // answered that it cannot serve now, so the caller should answer 503 or
-// retry later.
+// retry later. Any other error (a body we could not encode or decode) is
+// not OpenSearch's doing.
 func Unavailable(err error) bool {
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Status == http.StatusTooManyRequests || e.Status >= 500
 	}
-	return err != nil && !errors.Is(err, context.Canceled)
+	return errors.Is(err, ErrUnreachable)
 }
 
 // StatusOf returns the HTTP status of an *Error, or 0.
@@ -97,12 +102,12 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 	req.Header = http.Header{"Content-Type": {ct}}
 	resp, err := c.os.Stream(req)
 	if err != nil {
-		return fmt.Errorf("store: %s %s: %w", method, path, err)
+		return fmt.Errorf("store: %s %s: %w: %w", method, path, ErrUnreachable, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return fmt.Errorf("store: %s %s: read: %w", method, path, err)
+		return fmt.Errorf("store: %s %s: read: %w: %w", method, path, ErrUnreachable, err)
 	}
 	if resp.StatusCode >= 300 {
 		return decodeError(resp.StatusCode, data)
