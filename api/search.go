@@ -116,8 +116,9 @@ type compiled struct {
 	loc   *time.Location
 }
 
-// compile parses the filter against the live catalog (reloading it once
-// when the filter names a field it does not know yet) and translates it.
+// compile parses the filter against the live catalog (reloading it, at
+// most once a second, when the filter does not parse: it may name a field
+// declared since) and translates it.
 func (s *Server) compile(ctx context.Context, req *searchRequest) (*compiled, error) {
 	loc := s.cfg.Location
 	if req.TZ != "" {
@@ -138,7 +139,7 @@ func (s *Server) compile(ctx context.Context, req *searchRequest) (*compiled, er
 	f, err := (&query.Parser{Catalog: cat}).Parse(raw)
 	var qe *query.Error
 	if errors.As(err, &qe) {
-		if cat, err = s.fields.Reload(ctx); err != nil {
+		if cat, err = s.fields.ReloadStale(ctx); err != nil {
 			return nil, err
 		}
 		f, err = (&query.Parser{Catalog: cat}).Parse(raw)

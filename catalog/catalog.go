@@ -52,6 +52,24 @@ func (r *Registry) Catalog(ctx context.Context) (*mapping.Catalog, error) {
 	return r.Reload(ctx)
 }
 
+// minReload is the least time between two reloads asked for by
+// ReloadStale, so that a stream of filters naming unknown fields does not
+// become a stream of reads.
+const minReload = time.Second
+
+// ReloadStale reloads the catalog unless it was loaded less than a second
+// ago, for a reader that met a field the catalog does not know: it may
+// have been declared or discovered since.
+func (r *Registry) ReloadStale(ctx context.Context) (*mapping.Catalog, error) {
+	r.mu.Lock()
+	cat, recent := r.cat, time.Since(r.loaded) < minReload
+	r.mu.Unlock()
+	if cat != nil && recent {
+		return cat, nil
+	}
+	return r.Reload(ctx)
+}
+
 // Reload reads every dynamic field now.
 func (r *Registry) Reload(ctx context.Context) (*mapping.Catalog, error) {
 	var fields []mapping.Field
