@@ -90,15 +90,17 @@ func TestTwoIndexersShareTheGroupAndOneIsKilled(t *testing.T) {
 		}
 		return true, ""
 	})
-	env.Produce(t, cfg, d.Messages)
+	// Half the stream, the kill once both have applied some of it, then the
+	// rest: the kill lands mid-stream however fast the indexers are, and
+	// the survivor must take the dead one's partitions over.
+	half := len(d.Messages) / 2
+	env.Produce(t, cfg, d.Messages[:half])
 	at, _ := env.WaitProgress(t, cfg, 2*time.Minute, "30% applied", func(p harness.Progress) bool {
 		return p.SourceCommitted >= int64(len(d.Messages))*3/10
 	})
-	if at.SourceCommitted == int64(len(d.Messages)) {
-		t.Fatalf("everything was applied before the kill: %s", at)
-	}
 	b.Kill(t)
 	t.Logf("kill -9 %s mid-stream: %s", b.Name, at)
+	env.Produce(t, cfg, d.Messages[half:])
 	env.WaitIdle(t, cfg, 3*time.Minute)
 	verify(t, env, cfg, d, a)
 	members, _, err := env.GroupMembers(cfg)
