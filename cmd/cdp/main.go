@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -113,8 +114,12 @@ func run(parent context.Context, cfg *config.Config, serve, index bool) error {
 		}
 		handler = api.New(cfg, st, checks, reg, reg, log)
 	} else {
-		// An indexer on its own still answers for its health and metrics.
+		// An indexer on its own still answers for its health and metrics,
+		// and for profiles (the address is loopback unless set otherwise).
 		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
