@@ -30,6 +30,8 @@ type Config struct {
 	MaxDynamicFields int
 	BatchSize        int
 	BatchWait        time.Duration
+	RebuildBatchSize int
+	SourceLanes      int
 	ShutdownGrace    time.Duration
 
 	// Location is Timezone loaded by Validate.
@@ -79,6 +81,8 @@ func (c *Config) Register(fs *pflag.FlagSet, getenv func(string) string) {
 	num(&c.MaxDynamicFields, setting{"max-dynamic-fields", "CDP_MAX_DYNAMIC_FIELDS", "most distinct attrs (and event property) keys given a mapping; more are kept unindexed"}, 3000)
 	num(&c.BatchSize, setting{"batch-size", "CDP_BATCH_SIZE", "most Kafka messages the indexer applies in one batch"}, 5000)
 	dur(&c.BatchWait, setting{"batch-wait", "CDP_BATCH_WAIT", "longest the indexer waits to fill a batch"}, 50*time.Millisecond)
+	num(&c.RebuildBatchSize, setting{"rebuild-batch-size", "CDP_REBUILD_BATCH_SIZE", "most dirty markers the indexer coalesces into one round of document rebuilds; it takes that many only while it is behind"}, 50000)
+	num(&c.SourceLanes, setting{"source-lanes", "CDP_SOURCE_LANES", "batches of source messages the indexer applies at once, each from its own share of the partitions"}, 2)
 	dur(&c.ShutdownGrace, setting{"shutdown-grace", "CDP_SHUTDOWN_GRACE", "time allowed to flush and commit on SIGTERM"}, 20*time.Second)
 }
 
@@ -133,6 +137,12 @@ func (c *Config) Validate() error {
 	if c.BatchSize < 1 || c.BatchSize > 100000 {
 		errs = append(errs, fmt.Errorf("batch-size %d: want 1..100000", c.BatchSize))
 	}
+	if c.RebuildBatchSize < 1 || c.RebuildBatchSize > 1000000 {
+		errs = append(errs, fmt.Errorf("rebuild-batch-size %d: want 1..1000000", c.RebuildBatchSize))
+	}
+	if c.SourceLanes < 1 || c.SourceLanes > 64 {
+		errs = append(errs, fmt.Errorf("source-lanes %d: want 1..64", c.SourceLanes))
+	}
 	if c.MaxDynamicFields < 0 || c.MaxDynamicFields > 8000 {
 		errs = append(errs, fmt.Errorf("max-dynamic-fields %d: want 0..8000 (the index allows 20000 fields; a string key takes 2)", c.MaxDynamicFields))
 	}
@@ -173,6 +183,8 @@ func (c *Config) Args() []string {
 		"--max-dynamic-fields", strconv.Itoa(c.MaxDynamicFields),
 		"--batch-size", strconv.Itoa(c.BatchSize),
 		"--batch-wait", c.BatchWait.String(),
+		"--rebuild-batch-size", strconv.Itoa(c.RebuildBatchSize),
+		"--source-lanes", strconv.Itoa(c.SourceLanes),
 		"--shutdown-grace", c.ShutdownGrace.String(),
 	}
 }

@@ -54,6 +54,8 @@ func TestValidateNamesEveryBadSetting(t *testing.T) {
 		{"--timezone", "Mars/Olympus", "timezone"},
 		{"--redis-addr", "nohost", "redis-addr"},
 		{"--batch-size", "0", "batch-size"},
+		{"--rebuild-batch-size", "0", "rebuild-batch-size"},
+		{"--source-lanes", "0", "source-lanes"},
 		{"--log-level", "loud", "log-level"},
 		{"--kafka-brokers", " ", "kafka-brokers"},
 	}
@@ -69,7 +71,7 @@ func TestValidateNamesEveryBadSetting(t *testing.T) {
 
 func TestArgsReproduceEverySetting(t *testing.T) {
 	env := map[string]string{"CDP_INDEX_PREFIX": "p1", "CDP_BATCH_SIZE": "7", "CDP_BATCH_WAIT": "3s", "CDP_TIMEZONE": "UTC",
-		"CDP_MAX_DYNAMIC_FIELDS": "9", "CDP_LOG_LEVEL": "warn", "CDP_KAFKA_BROKERS": "a:1,b:2", "CDP_SHUTDOWN_GRACE": "4s"}
+		"CDP_MAX_DYNAMIC_FIELDS": "9", "CDP_LOG_LEVEL": "warn", "CDP_KAFKA_BROKERS": "a:1,b:2", "CDP_SHUTDOWN_GRACE": "4s", "CDP_REBUILD_BATCH_SIZE": "11", "CDP_SOURCE_LANES": "3"}
 	want, err := load(t, env)
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,9 @@ package indexer
 
 import (
 	"context"
+	"errors"
 	"strings"
+	"sync"
 
 	"github.com/IBM/sarama"
 
@@ -40,21 +42,37 @@ func (ix *Indexer) applySources(ctx context.Context, msgs []*sarama.ConsumerMess
 	if err := ix.deadLetter(ctx, bad); err != nil {
 		return nil, err
 	}
-	dirty := map[string]bool{}
-	var rejects []rejected
-	err := ix.step(ctx, "apply_sources", func() error {
-		evRejects, err := ix.applyEvents(ctx, events, dirty)
-		if err != nil {
+	// Events and CDC changes touch different rows and documents, so they
+	// are applied side by side; each half retries on its own.
+	var (
+		evDirty, chDirty     = map[string]bool{}, map[string]bool{}
+		evRejects, chRejects []rejected
+		evErr, chErr         error
+		wg                   sync.WaitGroup
+	)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		evErr = ix.step(ctx, "apply_events", func() (err error) {
+			evRejects, err = ix.applyEvents(ctx, events, evDirty)
 			return err
-		}
-		chRejects, err := ix.applyChanges(ctx, changes, dirty)
-		rejects = append(evRejects, chRejects...)
-		return err
-	})
-	if err != nil {
+		})
+	}()
+	go func() {
+		defer wg.Done()
+		chErr = ix.step(ctx, "apply_changes", func() (err error) {
+			chRejects, err = ix.applyChanges(ctx, changes, chDirty)
+			return err
+		})
+	}()
+	wg.Wait()
+	if err := errors.Join(evErr, chErr); err != nil {
 		return nil, err
 	}
-	return dirty, ix.deadLetter(ctx, rejects)
+	for cid := range chDirty {
+		evDirty[cid] = true
+	}
+	return evDirty, ix.deadLetter(ctx, append(evRejects, chRejects...))
 }
 
 type parsedEvent struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -16,43 +17,74 @@ type batchProcessor interface {
 	process(ctx context.Context, msgs []*sarama.ConsumerMessage) error
 }
 
-// groupHandler feeds the messages of every claimed partition into one
-// batching loop per session, and marks and commits offsets only after a
-// batch is applied. Offsets of a partition are committed in order, so the
-// committed offset never passes a message that is not durably written.
+// lane is one batching loop of the group handler: the messages of its
+// topics are applied in batches of at most size, in arrival order.
+//
+// A greedy lane, once it has waited its wait, keeps taking whatever has
+// already arrived, up to size: while it is behind it works in large
+// batches (document rebuilds coalesce there), and when it keeps up its
+// batches stay small and fresh.
+type lane struct {
+	name   string
+	size   int                               // most weight in a batch
+	weigh  func(*sarama.ConsumerMessage) int // a message's weight; nil: 1
+	wait   time.Duration
+	greedy bool
+	in     chan *sarama.ConsumerMessage
+}
+
+// groupHandler feeds the messages of every claimed partition into its
+// lanes, one batching loop per lane and session, and marks and commits
+// offsets only after a batch is applied. A partition belongs to one lane,
+// so its offsets are committed in order, and the committed offset never
+// passes a message that is not durably written.
 type groupHandler struct {
 	proc      batchProcessor
 	log       *slog.Logger
-	size      int
-	wait      time.Duration
+	lanes     []*lane
+	route     func(topic string, partition int32) int // the lane of a partition
 	grace     time.Duration
 	hard      context.Context // ends grace after shutdown: in-flight work is abandoned then
 	onLag     func(topic string, partition int32, lag int64)
 	onConsume func(topic string)
+	onBatch   func(lane string, messages int, took time.Duration)
 
-	in     chan *sarama.ConsumerMessage
-	done   chan struct{}
-	cancel context.CancelFunc
+	commitMu sync.Mutex
+	done     chan struct{}
+	cancel   context.CancelFunc
 }
 
 func (h *groupHandler) Setup(s sarama.ConsumerGroupSession) error {
-	h.in = make(chan *sarama.ConsumerMessage, h.size)
-	h.done = make(chan struct{})
 	ctx, cancel := context.WithCancel(h.hard)
 	h.cancel = cancel
-	go h.loop(ctx, s)
+	h.done = make(chan struct{})
+	var wg sync.WaitGroup
+	for _, l := range h.lanes {
+		l.in = make(chan *sarama.ConsumerMessage, min(l.size, 1000))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h.loop(ctx, s, l)
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(h.done)
+	}()
 	h.log.Info("partitions assigned", "claims", s.Claims(), "generation", s.GenerationID())
 	return nil
 }
 
-// Cleanup runs after every ConsumeClaim has returned: the loop finishes
-// the batch in hand (within the grace period) and exits.
+// Cleanup runs after every ConsumeClaim has returned: the lanes finish
+// the batches in hand (within the grace period) and exit.
 func (h *groupHandler) Cleanup(s sarama.ConsumerGroupSession) error {
-	close(h.in)
+	for _, l := range h.lanes {
+		close(l.in)
+	}
 	select {
 	case <-h.done:
 	case <-time.After(h.grace):
-		h.log.Warn("abandoning the batch in hand: it will be redelivered", "grace", h.grace)
+		h.log.Warn("abandoning the batches in hand: they will be redelivered", "grace", h.grace)
 		h.cancel()
 		<-h.done
 	}
@@ -61,6 +93,7 @@ func (h *groupHandler) Cleanup(s sarama.ConsumerGroupSession) error {
 }
 
 func (h *groupHandler) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	in := h.lanes[h.route(claim.Topic(), claim.Partition())].in
 	for {
 		select {
 		case msg, ok := <-claim.Messages():
@@ -70,7 +103,7 @@ func (h *groupHandler) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.
 			h.onConsume(msg.Topic)
 			h.onLag(msg.Topic, msg.Partition, claim.HighWaterMarkOffset()-msg.Offset-1)
 			select {
-			case h.in <- msg:
+			case in <- msg:
 			case <-s.Context().Done():
 				return nil
 			}
@@ -80,19 +113,22 @@ func (h *groupHandler) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.
 	}
 }
 
-func (h *groupHandler) loop(ctx context.Context, s sarama.ConsumerGroupSession) {
-	defer close(h.done)
+func (h *groupHandler) loop(ctx context.Context, s sarama.ConsumerGroupSession, l *lane) {
 	for s.Context().Err() == nil {
-		batch, open := h.collect(s.Context())
+		batch, open := l.collect(s.Context())
 		if len(batch) > 0 {
+			start := time.Now()
 			if err := h.proc.process(ctx, batch); err != nil {
-				h.log.Warn("batch not applied: it will be redelivered", "messages", len(batch), "err", err)
+				h.log.Warn("batch not applied: it will be redelivered", "lane", l.name, "messages", len(batch), "err", err)
 				return
 			}
+			h.commitMu.Lock()
 			for _, m := range batch {
 				s.MarkMessage(m, "")
 			}
 			s.Commit()
+			h.commitMu.Unlock()
+			h.onBatch(l.name, len(batch), time.Since(start))
 		}
 		if !open {
 			return
@@ -101,28 +137,54 @@ func (h *groupHandler) loop(ctx context.Context, s sarama.ConsumerGroupSession) 
 }
 
 // collect waits for one message, then takes more until the batch is full
-// or the batch wait has passed. open is false once the input is closed.
-func (h *groupHandler) collect(session context.Context) (batch []*sarama.ConsumerMessage, open bool) {
+// or the lane's wait has passed; a greedy lane then goes on taking what
+// has already arrived. open is false once the input is closed.
+func (l *lane) collect(session context.Context) (batch []*sarama.ConsumerMessage, open bool) {
+	weight := 0
+	take := func(m *sarama.ConsumerMessage) {
+		batch = append(batch, m)
+		if l.weigh == nil {
+			weight++
+		} else {
+			weight += l.weigh(m)
+		}
+	}
 	select {
-	case m, ok := <-h.in:
+	case m, ok := <-l.in:
 		if !ok {
 			return nil, false
 		}
-		batch = append(batch, m)
+		take(m)
 	case <-session.Done():
 		return nil, true
 	}
-	timer := time.NewTimer(h.wait)
+	timer := time.NewTimer(l.wait)
 	defer timer.Stop()
-	for len(batch) < h.size {
+	waiting := true
+	for weight < l.size {
+		if !waiting {
+			select {
+			case m, ok := <-l.in:
+				if !ok {
+					return batch, false
+				}
+				take(m)
+				continue
+			default:
+				return batch, true
+			}
+		}
 		select {
-		case m, ok := <-h.in:
+		case m, ok := <-l.in:
 			if !ok {
 				return batch, false
 			}
-			batch = append(batch, m)
+			take(m)
 		case <-timer.C:
-			return batch, true
+			if !l.greedy {
+				return batch, true
+			}
+			waiting = false
 		case <-session.Done():
 			return batch, true
 		}

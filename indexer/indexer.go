@@ -1,16 +1,18 @@
 // Package indexer consumes CDC and SDK events from Kafka and keeps one
 // customer document per person in OpenSearch.
 //
-// It works in two stages inside one consumer group:
+// It works in two stages inside one consumer group, side by side:
 //
 //  1. Source messages (SDK events, CDC rows) are checked, their identities
 //     resolved to a customer id, and written to the row store and the events
-//     index. Then the customers they touched are marked dirty by a message
-//     on an internal topic keyed by customer id.
+//     index. Then the customers they touched are marked dirty on an
+//     internal topic, each on the partition its id hashes to.
 //  2. Dirty markers are coalesced per batch; each dirty customer's document
-//     is rebuilt from all of its rows and written once.
+//     is rebuilt from all of its rows and written once. While the indexer
+//     is behind, these batches grow, so that a customer changed many
+//     times meanwhile is rebuilt once.
 //
-// Because a customer id always hashes to the same partition of the dirty
+// Because a customer is always marked on the same partition of the dirty
 // topic, one consumer at a time owns a customer: two writes to one
 // document are never in flight together, whatever topic the changes came
 // from. Offsets are committed only after a batch is durably written or
@@ -70,7 +72,9 @@ func New(cfg *config.Config, st *store.Client, reg prometheus.Registerer, log *s
 	if err := EnsureTopics(cfg.KafkaBrokers, topics, Partitions); err != nil {
 		return nil, err
 	}
-	client, err := sarama.NewClient(cfg.KafkaBrokers, KafkaConfig("cdp-indexer"))
+	kc := KafkaConfig("cdp-indexer")
+	kc.Producer.Partitioner = dirtyPartitioner(cfg.Topic(TopicDirty))
+	client, err := sarama.NewClient(cfg.KafkaBrokers, kc)
 	if err != nil {
 		return nil, fmt.Errorf("indexer: kafka: %w", err)
 	}
@@ -79,7 +83,10 @@ func New(cfg *config.Config, st *store.Client, reg prometheus.Registerer, log *s
 		client.Close()
 		return nil, fmt.Errorf("indexer: consumer group: %w", err)
 	}
-	producer, err := sarama.NewSyncProducerFromClient(client)
+	// The producer has connections of its own: Kafka answers the requests
+	// of one connection in order, so sharing the consumer's would queue
+	// every dirty marker behind a fetch waiting for data.
+	producer, err := sarama.NewSyncProducer(cfg.KafkaBrokers, kc)
 	if err != nil {
 		group.Close()
 		client.Close()
@@ -121,10 +128,32 @@ func (ix *Indexer) Run(ctx context.Context) error {
 	for _, t := range append(SourceTopics, TopicDirty) {
 		topics = append(topics, ix.cfg.Topic(t))
 	}
+	// Stage 1 and stage 2 run side by side: applying source messages
+	// never waits for document rebuilds, and the rebuilds coalesce
+	// whatever markers piled up meanwhile. Source partitions are spread
+	// over several lanes: stage 1 is indifferent to the order of
+	// messages of different partitions (row versions are source
+	// positions, events are written once, profile merges commute), and
+	// the changes of one row share a partition, so they stay in order.
+	dirty := ix.cfg.Topic(TopicDirty)
+	lanes := []*lane{{name: "rebuilds", size: ix.cfg.RebuildBatchSize, weigh: markerWeight, wait: ix.cfg.BatchWait, greedy: true}}
+	for i := range ix.cfg.SourceLanes {
+		lanes = append(lanes, &lane{name: fmt.Sprintf("sources-%d", i), size: ix.cfg.BatchSize, wait: ix.cfg.BatchWait})
+	}
 	h := &groupHandler{
-		proc: ix, log: ix.log, size: ix.cfg.BatchSize, wait: ix.cfg.BatchWait, grace: ix.cfg.ShutdownGrace, hard: hard,
+		proc: ix, log: ix.log, grace: ix.cfg.ShutdownGrace, hard: hard, lanes: lanes,
+		route: func(topic string, partition int32) int {
+			if topic == dirty {
+				return 0
+			}
+			return 1 + int(partition)%ix.cfg.SourceLanes
+		},
 		onLag:     ix.m.setLag,
 		onConsume: func(topic string) { ix.m.consumed.WithLabelValues(topic).Inc() },
+		onBatch: func(lane string, messages int, took time.Duration) {
+			ix.m.batchSize.WithLabelValues(lane).Observe(float64(messages))
+			ix.m.batchSeconds.WithLabelValues(lane).Observe(took.Seconds())
+		},
 	}
 	ix.log.Info("indexer consuming", "topics", topics, "group", ix.cfg.ConsumerGroup)
 	return consume(ctx, ix.group, topics, h, ix.log)
@@ -207,6 +236,8 @@ func (ix *Indexer) processOnce(ctx context.Context, msgs []*sarama.ConsumerMessa
 // between tries. Every step is idempotent, so a retry after a partial
 // failure is safe.
 func (ix *Indexer) step(ctx context.Context, name string, f func() error) error {
+	start := time.Now()
+	defer func() { ix.m.stepSeconds.WithLabelValues(name).Observe(time.Since(start).Seconds()) }()
 	b := newBackoff(100*time.Millisecond, 10*time.Second)
 	err := retry(ctx, b, func(err error) bool { return ctx.Err() == nil && !permanent(err) }, func(err error, d time.Duration) {
 		ix.m.retries.WithLabelValues(name).Inc()
@@ -239,9 +270,14 @@ func (ix *Indexer) markDirty(cids map[string]bool) error {
 	if len(cids) == 0 {
 		return nil
 	}
-	msgs := make([]*sarama.ProducerMessage, 0, len(cids))
-	for cid := range cids {
-		msgs = append(msgs, &sarama.ProducerMessage{Topic: ix.cfg.Topic(TopicDirty), Key: sarama.StringEncoder(cid), Value: sarama.StringEncoder("{}")})
+	topic := ix.cfg.Topic(TopicDirty)
+	parts, err := ix.client.Partitions(topic)
+	if err != nil {
+		return fmt.Errorf("dirty topic: %w", err)
+	}
+	msgs, err := markerMessages(topic, cids, int32(len(parts)))
+	if err != nil {
+		return err
 	}
 	return ix.producer.SendMessages(msgs)
 }

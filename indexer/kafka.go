@@ -41,6 +41,10 @@ func KafkaConfig(clientID string) *sarama.Config {
 	c.Consumer.Group.Session.Timeout = 10 * time.Second
 	c.Consumer.Group.Heartbeat.Interval = 3 * time.Second
 	c.Consumer.Fetch.Default = 4 << 20
+	// A fetch with nothing to return waits this long on the broker, and
+	// Kafka answers one connection's requests in order: offset commits,
+	// which share the connection, wait behind it.
+	c.Consumer.MaxWaitTime = 50 * time.Millisecond
 	c.Producer.RequiredAcks = sarama.WaitForAll
 	c.Producer.Idempotent = true
 	c.Net.MaxOpenRequests = 1

@@ -11,28 +11,45 @@ import (
 
 // materialize is stage 2: it rebuilds the document of every customer
 // marked dirty in the batch, one write per customer however many markers
-// the batch holds.
+// the batch holds. While the indexer is behind, the rebuilds lane takes
+// large batches, so a customer changed many times is rebuilt once.
 func (ix *Indexer) materialize(ctx context.Context, msgs []*sarama.ConsumerMessage) error {
 	byCID := map[string][]*sarama.ConsumerMessage{}
 	var cids []string
-	for _, m := range msgs {
-		cid := string(m.Key)
-		if _, ok := byCID[cid]; !ok {
-			cids = append(cids, cid)
-		}
-		byCID[cid] = append(byCID[cid], m)
-	}
 	var rejects []rejected
-	err := ix.step(ctx, "materialize", func() error {
-		var err error
-		rejects, err = ix.writeDocuments(ctx, cids, byCID)
-		return err
-	})
-	if err != nil {
-		return err
+	for _, m := range msgs {
+		marked, err := markedCustomers(m)
+		if err != nil {
+			rejects = append(rejects, rejected{m, err.Error()})
+			continue
+		}
+		for _, cid := range marked {
+			if _, ok := byCID[cid]; !ok {
+				cids = append(cids, cid)
+			}
+			byCID[cid] = append(byCID[cid], m)
+		}
+	}
+	for start := 0; start < len(cids); start += rebuildChunk {
+		chunk := cids[start:min(start+rebuildChunk, len(cids))]
+		err := ix.step(ctx, "materialize", func() error {
+			r, err := ix.writeDocuments(ctx, chunk, byCID)
+			if err == nil {
+				rejects = append(rejects, r...)
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
 	}
 	return ix.deadLetter(ctx, rejects)
 }
+
+// rebuildChunk is how many customers are rebuilt with one read of the row
+// store and one _bulk: a large batch of markers is worked through in
+// chunks, so memory stays bounded however far behind the indexer is.
+const rebuildChunk = 2000
 
 func (ix *Indexer) writeDocuments(ctx context.Context, cids []string, markers map[string][]*sarama.ConsumerMessage) ([]rejected, error) {
 	srcs, err := ix.rows.sources(ctx, cids)

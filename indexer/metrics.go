@@ -15,6 +15,9 @@ type metrics struct {
 	demoted      *prometheus.CounterVec
 	lag          *prometheus.GaugeVec
 	bulkSeconds  *prometheus.HistogramVec
+	stepSeconds  *prometheus.HistogramVec
+	batchSeconds *prometheus.HistogramVec
+	batchSize    *prometheus.HistogramVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -44,8 +47,21 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "cdp_indexer_bulk_seconds", Help: "Latency of bulk writes to OpenSearch, by step.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
 		}, []string{"step"}),
+		stepSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "cdp_indexer_step_seconds", Help: "Time a batch step took, its retries included, by step.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}, []string{"step"}),
+		batchSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "cdp_indexer_batch_seconds", Help: "Time to apply and commit a batch, by lane.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
+		}, []string{"lane"}),
+		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "cdp_indexer_batch_messages", Help: "Messages in a batch, by lane.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 10),
+		}, []string{"lane"}),
 	}
-	reg.MustRegister(m.consumed, m.applied, m.deadLettered, m.retries, m.parked, m.demoted, m.lag, m.bulkSeconds)
+	reg.MustRegister(m.consumed, m.applied, m.deadLettered, m.retries, m.parked, m.demoted, m.lag, m.bulkSeconds,
+		m.stepSeconds, m.batchSeconds, m.batchSize)
 	return m
 }
 

@@ -1,0 +1,81 @@
+package indexer
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/IBM/sarama"
+)
+
+// A dirty marker names customers whose documents must be rebuilt. Stage 1
+// sends one marker per partition of the dirty topic and batch, holding
+// every customer of the batch that hashes to that partition: a customer
+// is always marked on the same partition (so one consumer at a time owns
+// its document), and a batch costs a handful of messages rather than one
+// per customer, which made marking the slowest step of stage 1.
+type marker struct {
+	Customers []string `json:"customers"`
+}
+
+// markerPartition is the dirty-topic partition of a customer: the one
+// Kafka's hash partitioner gives its id as a key.
+func markerPartition(cid string, partitions int32) (int32, error) {
+	return sarama.NewHashPartitioner("").Partition(&sarama.ProducerMessage{Key: sarama.StringEncoder(cid)}, partitions)
+}
+
+// markerMessages groups the customers by partition, one message each.
+func markerMessages(topic string, cids map[string]bool, partitions int32) ([]*sarama.ProducerMessage, error) {
+	byPartition := map[int32][]string{}
+	for cid := range cids {
+		p, err := markerPartition(cid, partitions)
+		if err != nil {
+			return nil, err
+		}
+		byPartition[p] = append(byPartition[p], cid)
+	}
+	msgs := make([]*sarama.ProducerMessage, 0, len(byPartition))
+	for p, list := range byPartition {
+		v, err := json.Marshal(marker{Customers: list})
+		if err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Partition: p, Key: sarama.StringEncoder(list[0]), Value: sarama.ByteEncoder(v)})
+	}
+	return msgs, nil
+}
+
+// markedCustomers reads a marker. A marker with no customers list names
+// its key (the form of one customer per message).
+func markedCustomers(m *sarama.ConsumerMessage) ([]string, error) {
+	var mk marker
+	if len(m.Value) > 0 {
+		if err := json.Unmarshal(m.Value, &mk); err != nil {
+			return nil, fmt.Errorf("dirty marker: %w", err)
+		}
+	}
+	if mk.Customers == nil && len(m.Key) > 0 {
+		return []string{string(m.Key)}, nil
+	}
+	return mk.Customers, nil
+}
+
+// markerWeight is how many customers a marker names, for sizing rebuild
+// batches; a marker that cannot be read weighs one.
+func markerWeight(m *sarama.ConsumerMessage) int {
+	cids, err := markedCustomers(m)
+	if err != nil || len(cids) == 0 {
+		return 1
+	}
+	return len(cids)
+}
+
+// dirtyPartitioner places markers on the partition they name and every
+// other message by the hash of its key.
+func dirtyPartitioner(dirtyTopic string) sarama.PartitionerConstructor {
+	return func(topic string) sarama.Partitioner {
+		if topic == dirtyTopic {
+			return sarama.NewManualPartitioner(topic)
+		}
+		return sarama.NewHashPartitioner(topic)
+	}
+}

@@ -1,0 +1,73 @@
+package indexer
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/IBM/sarama"
+)
+
+func TestMarkersPutEachCustomerOnItsOwnPartitionOnce(t *testing.T) {
+	cids := map[string]bool{}
+	for i := range 500 {
+		cids[fmt.Sprintf("c-%d", i)] = true
+	}
+	msgs, err := markerMessages("dirty", cids, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 4 {
+		t.Fatalf("%d messages for 500 customers on 4 partitions, want 4", len(msgs))
+	}
+	seen := map[string]bool{}
+	for _, pm := range msgs {
+		v, _ := pm.Value.Encode()
+		k, _ := pm.Key.Encode()
+		got, err := markedCustomers(&sarama.ConsumerMessage{Key: k, Value: v})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cid := range got {
+			// The partition a key-hashing producer would pick for the
+			// customer alone: markers of one customer never move.
+			want, _ := sarama.NewHashPartitioner("dirty").Partition(&sarama.ProducerMessage{Key: sarama.StringEncoder(cid)}, 4)
+			if pm.Partition != want {
+				t.Fatalf("customer %s on partition %d, its key hashes to %d", cid, pm.Partition, want)
+			}
+			if seen[cid] {
+				t.Fatalf("customer %s marked twice", cid)
+			}
+			seen[cid] = true
+		}
+	}
+	if len(seen) != len(cids) {
+		t.Fatalf("%d customers marked, want %d", len(seen), len(cids))
+	}
+}
+
+func TestMarkedCustomers(t *testing.T) {
+	tests := []struct {
+		name       string
+		key, value string
+		want       []string
+		weight     int
+		wantErr    bool
+	}{
+		{name: "a marker lists its customers", key: "a", value: `{"customers":["a","b","c"]}`, want: []string{"a", "b", "c"}, weight: 3},
+		{name: "a marker of one customer per message names its key", key: "k1", value: `{}`, want: []string{"k1"}, weight: 1},
+		{name: "an unreadable marker is an error and weighs one", key: "k1", value: `{"customers":`, wantErr: true, weight: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := &sarama.ConsumerMessage{Key: []byte(tt.key), Value: []byte(tt.value)}
+			got, err := markedCustomers(m)
+			if (err != nil) != tt.wantErr || !slices.Equal(got, tt.want) {
+				t.Fatalf("markedCustomers = %v, %v; want %v (error %v)", got, err, tt.want, tt.wantErr)
+			}
+			if w := markerWeight(m); w != tt.weight {
+				t.Fatalf("weight %d, want %d", w, tt.weight)
+			}
+		})
+	}
+}
