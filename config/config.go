@@ -34,6 +34,10 @@ type Config struct {
 	SourceLanes      int
 	ShutdownGrace    time.Duration
 
+	// MemoryLimitMiB is the Go runtime's soft memory limit; 0 leaves it
+	// to GOMEMLIMIT.
+	MemoryLimitMiB int
+
 	// Location is Timezone loaded by Validate.
 	Location *time.Location
 }
@@ -83,6 +87,7 @@ func (c *Config) Register(fs *pflag.FlagSet, getenv func(string) string) {
 	dur(&c.BatchWait, setting{"batch-wait", "CDP_BATCH_WAIT", "longest the indexer waits to fill a batch"}, 50*time.Millisecond)
 	num(&c.RebuildBatchSize, setting{"rebuild-batch-size", "CDP_REBUILD_BATCH_SIZE", "most dirty markers the indexer coalesces into one round of document rebuilds; it takes that many only while it is behind"}, 50000)
 	num(&c.SourceLanes, setting{"source-lanes", "CDP_SOURCE_LANES", "batches of source messages the indexer applies at once, each from its own share of the partitions"}, 2)
+	num(&c.MemoryLimitMiB, setting{"memory-limit-mib", "CDP_MEMORY_LIMIT_MIB", "soft memory limit of the process in MiB: the garbage collector works harder as it nears it (0: none, or GOMEMLIMIT)"}, 192)
 	dur(&c.ShutdownGrace, setting{"shutdown-grace", "CDP_SHUTDOWN_GRACE", "time allowed to flush and commit on SIGTERM"}, 20*time.Second)
 }
 
@@ -143,6 +148,9 @@ func (c *Config) Validate() error {
 	if c.SourceLanes < 1 || c.SourceLanes > 64 {
 		errs = append(errs, fmt.Errorf("source-lanes %d: want 1..64", c.SourceLanes))
 	}
+	if c.MemoryLimitMiB < 0 || c.MemoryLimitMiB > 0 && c.MemoryLimitMiB < 32 {
+		errs = append(errs, fmt.Errorf("memory-limit-mib %d: want 0 (none) or at least 32", c.MemoryLimitMiB))
+	}
 	if c.MaxDynamicFields < 0 || c.MaxDynamicFields > 8000 {
 		errs = append(errs, fmt.Errorf("max-dynamic-fields %d: want 0..8000 (the index allows 20000 fields; a string key takes 2)", c.MaxDynamicFields))
 	}
@@ -186,6 +194,7 @@ func (c *Config) Args() []string {
 		"--rebuild-batch-size", strconv.Itoa(c.RebuildBatchSize),
 		"--source-lanes", strconv.Itoa(c.SourceLanes),
 		"--shutdown-grace", c.ShutdownGrace.String(),
+		"--memory-limit-mib", strconv.Itoa(c.MemoryLimitMiB),
 	}
 }
 

@@ -56,6 +56,7 @@ func TestValidateNamesEveryBadSetting(t *testing.T) {
 		{"--batch-size", "0", "batch-size"},
 		{"--rebuild-batch-size", "0", "rebuild-batch-size"},
 		{"--source-lanes", "0", "source-lanes"},
+		{"--memory-limit-mib", "8", "memory-limit-mib"},
 		{"--log-level", "loud", "log-level"},
 		{"--kafka-brokers", " ", "kafka-brokers"},
 	}
@@ -71,7 +72,7 @@ func TestValidateNamesEveryBadSetting(t *testing.T) {
 
 func TestArgsReproduceEverySetting(t *testing.T) {
 	env := map[string]string{"CDP_INDEX_PREFIX": "p1", "CDP_BATCH_SIZE": "7", "CDP_BATCH_WAIT": "3s", "CDP_TIMEZONE": "UTC",
-		"CDP_MAX_DYNAMIC_FIELDS": "9", "CDP_LOG_LEVEL": "warn", "CDP_KAFKA_BROKERS": "a:1,b:2", "CDP_SHUTDOWN_GRACE": "4s", "CDP_REBUILD_BATCH_SIZE": "11", "CDP_SOURCE_LANES": "3"}
+		"CDP_MAX_DYNAMIC_FIELDS": "9", "CDP_LOG_LEVEL": "warn", "CDP_KAFKA_BROKERS": "a:1,b:2", "CDP_SHUTDOWN_GRACE": "4s", "CDP_REBUILD_BATCH_SIZE": "11", "CDP_SOURCE_LANES": "3", "CDP_MEMORY_LIMIT_MIB": "64"}
 	want, err := load(t, env)
 	if err != nil {
 		t.Fatal(err)

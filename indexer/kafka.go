@@ -40,7 +40,7 @@ func KafkaConfig(clientID string) *sarama.Config {
 	c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
 	c.Consumer.Group.Session.Timeout = 10 * time.Second
 	c.Consumer.Group.Heartbeat.Interval = 3 * time.Second
-	c.Consumer.Fetch.Default = 4 << 20
+	c.Consumer.Fetch.Default = 1 << 20
 	// A fetch with nothing to return waits this long on the broker, and
 	// Kafka answers one connection's requests in order: offset commits,
 	// which share the connection, wait behind it.
