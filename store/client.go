@@ -25,9 +25,19 @@ type Client struct {
 // New returns a client for the cluster at url. The transport's own retries
 // are off: callers retry with their own context and backoff, so that a
 // bulk write is never silently replayed behind their back.
+//
+// Its transport keeps up to 256 idle connections (net/http's default
+// keeps 2, so a busy API opened a new connection for most requests) and
+// does not ask for compressed answers: OpenSearch runs beside the service,
+// where compressing and inflating every answer costs both ends CPU and
+// buys nothing.
 func New(url string) (*Client, error) {
 	disable := false
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = 512, 256
+	tr.DisableCompression = true
 	c, err := opensearch.NewClient(opensearch.Config{
+		Transport:             tr,
 		Addresses:             []string{url},
 		DisableRetry:          true,
 		DiscoverNodesOnStart:  &disable,
