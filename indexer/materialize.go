@@ -49,7 +49,7 @@ func (ix *Indexer) materialize(ctx context.Context, msgs []*sarama.ConsumerMessa
 // rebuildChunk is how many customers are rebuilt with one read of the row
 // store and one _bulk: a large batch of markers is worked through in
 // chunks, so memory stays bounded however far behind the indexer is.
-const rebuildChunk = 2000
+const rebuildChunk = 500
 
 func (ix *Indexer) writeDocuments(ctx context.Context, cids []string, markers map[string][]*sarama.ConsumerMessage) ([]rejected, error) {
 	srcs, err := ix.rows.sources(ctx, cids)
