@@ -1,13 +1,17 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 
 	"cdp/identity"
+	"cdp/store"
 )
 
 // recentEvents is how many events the 360 view shows, newest first.
@@ -15,18 +19,29 @@ const recentEvents = 50
 
 // getCustomer serves the 360 view by customer id.
 func (s *Server) getCustomer(c *gin.Context) {
-	var doc map[string]any
-	found, err := s.st.GetSource(c.Request.Context(), s.customers, c.Param("customer_id"), &doc)
-	if err != nil {
+	id := c.Param("customer_id")
+	var resp struct {
+		Found  bool            `json:"found"`
+		Source json.RawMessage `json:"_source"`
+	}
+	err := s.st.Do(c.Request.Context(), http.MethodGet, "/"+s.customers+"/_doc/"+url.PathEscape(id)+"?_source_excludes=relation", nil, &resp)
+	if err != nil && store.StatusOf(err) != http.StatusNotFound {
 		s.storeError(c, err)
 		return
 	}
-	// A GET sees through the alias filter: an event id is no customer.
-	if !found || doc["relation"] != "customer" {
-		writeError(c, http.StatusNotFound, "customer_not_found", "no customer "+c.Param("customer_id"))
+	// A GET sees through the alias filter: an event is found by its id
+	// too, but only a customer's document has its own id as customer_id.
+	var head struct {
+		CustomerID string `json:"customer_id"`
+	}
+	if resp.Found {
+		_ = json.Unmarshal(resp.Source, &head)
+	}
+	if !resp.Found || head.CustomerID != id {
+		writeError(c, http.StatusNotFound, "customer_not_found", "no customer "+id)
 		return
 	}
-	s.view(c, doc)
+	s.view(c, id, resp.Source)
 }
 
 // lookup serves the 360 view by any identity, normalized as at ingestion.
@@ -41,7 +56,7 @@ func (s *Server) lookup(c *gin.Context) {
 		writeError(c, http.StatusBadRequest, "invalid_parameter", "value is required")
 		return
 	}
-	query := map[string]any{"size": 1, "query": map[string]any{"nested": map[string]any{
+	query := map[string]any{"size": 1, "_source": map[string]any{"excludes": []string{"relation"}}, "query": map[string]any{"nested": map[string]any{
 		"path": "identities",
 		"query": map[string]any{"bool": map[string]any{"filter": []any{
 			map[string]any{"term": map[string]any{"identities.type": typ}},
@@ -57,12 +72,7 @@ func (s *Server) lookup(c *gin.Context) {
 		writeError(c, http.StatusNotFound, "customer_not_found", "no customer with "+typ+" "+value)
 		return
 	}
-	var doc map[string]any
-	if err := json.Unmarshal(resp.Hits.Hits[0].Source, &doc); err != nil {
-		s.storeError(c, err)
-		return
-	}
-	s.view(c, doc)
+	s.view(c, resp.Hits.Hits[0].ID, resp.Hits.Hits[0].Source)
 }
 
 type searchResponse struct {
@@ -80,30 +90,38 @@ type searchResponse struct {
 }
 
 // view answers with the document plus its newest events and its segments.
-func (s *Server) view(c *gin.Context, doc map[string]any) {
-	cid, _ := doc["customer_id"].(string)
+// The JSON of OpenSearch is passed through as it is, not decoded and
+// encoded again.
+func (s *Server) view(c *gin.Context, cid string, doc json.RawMessage) {
 	query := map[string]any{
-		"size":  recentEvents,
-		"query": map[string]any{"term": map[string]any{"customer_id": cid}},
-		"sort":  []any{map[string]any{"timestamp": "desc"}, map[string]any{"event_id": "desc"}},
+		"size":    recentEvents,
+		"_source": map[string]any{"excludes": []string{"relation"}},
+		"query":   map[string]any{"term": map[string]any{"customer_id": cid}},
+		"sort":    []any{map[string]any{"timestamp": "desc"}, map[string]any{"event_id": "desc"}},
 	}
 	var resp searchResponse
 	if err := s.st.Do(c.Request.Context(), http.MethodPost, "/"+s.events+"/_search", query, &resp); err != nil {
 		s.storeError(c, err)
 		return
 	}
-	events := make([]map[string]any, 0, len(resp.Hits.Hits))
-	for _, h := range resp.Hits.Hits {
-		var ev map[string]any
-		if err := json.Unmarshal(h.Source, &ev); err != nil {
-			s.storeError(c, err)
-			return
-		}
-		delete(ev, "relation")
-		events = append(events, ev)
+	obj := bytes.TrimSpace(doc)
+	if len(obj) < 2 || obj[0] != '{' || obj[len(obj)-1] != '}' {
+		s.storeError(c, fmt.Errorf("customer %s: the stored document is not a JSON object", cid))
+		return
 	}
-	delete(doc, "relation")
-	doc["recent_events"] = events
-	doc["segments"] = []string{}
-	c.JSON(http.StatusOK, doc)
+	var b bytes.Buffer
+	b.Grow(len(obj) + 512*len(resp.Hits.Hits) + 64)
+	b.Write(obj[:len(obj)-1])
+	if len(bytes.TrimSpace(obj[1:len(obj)-1])) > 0 {
+		b.WriteByte(',')
+	}
+	b.WriteString(`"recent_events":[`)
+	for i, h := range resp.Hits.Hits {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(h.Source)
+	}
+	b.WriteString(`],"segments":[]}`)
+	c.Data(http.StatusOK, "application/json; charset=utf-8", b.Bytes())
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -295,17 +296,33 @@ func (s *Server) search(c *gin.Context) {
 		s.failed(c, err)
 		return
 	}
-	customers := make([]json.RawMessage, len(resp.Hits.Hits))
-	for i, h := range resp.Hits.Hits {
-		customers[i] = h.Source
-	}
-	var next any
+	next := []byte("null")
 	if n := len(resp.Hits.Hits); n == size {
-		next = encodeCursor(cursor{After: resp.Hits.Hits[n-1].Sort, Sort: sortKey, PIT: resp.PITID})
+		next, _ = json.Marshal(encodeCursor(cursor{After: resp.Hits.Hits[n-1].Sort, Sort: sortKey, PIT: resp.PITID}))
 	} else if cur.PIT != "" {
 		s.closePIT(cur.PIT)
 	}
-	c.JSON(http.StatusOK, gin.H{"total": resp.Hits.Total.Value, "customers": customers, "next_cursor": next})
+	// The documents are passed through as OpenSearch wrote them, not
+	// decoded and encoded again (encoding/json would also re-validate and
+	// compact each one).
+	var b bytes.Buffer
+	b.WriteString(`{"total":`)
+	b.WriteString(strconv.FormatInt(resp.Hits.Total.Value, 10))
+	b.WriteString(`,"customers":[`)
+	for i, h := range resp.Hits.Hits {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if len(h.Source) == 0 {
+			b.WriteString("{}")
+			continue
+		}
+		b.Write(h.Source)
+	}
+	b.WriteString(`],"next_cursor":`)
+	b.Write(next)
+	b.WriteByte('}')
+	c.Data(http.StatusOK, "application/json; charset=utf-8", b.Bytes())
 }
 
 func (s *Server) openPIT(ctx context.Context) (string, error) {
