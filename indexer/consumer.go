@@ -20,14 +20,17 @@ type batchProcessor interface {
 // lane is one batching loop of the group handler: the messages of its
 // topics are applied in batches of at most size, in arrival order.
 //
-// A greedy lane, once it has waited its wait, keeps taking whatever has
-// already arrived, up to size: while it is behind it works in large
-// batches (document rebuilds coalesce there), and when it keeps up its
-// batches stay small and fresh.
+// A greedy lane, once it has waited its wait, keeps taking messages until
+// none comes for another wait, up to size: while it is behind it works in
+// large batches (document rebuilds coalesce there), and when it keeps up
+// its batches stay small and fresh.
 type lane struct {
-	name   string
-	size   int                               // most weight in a batch
-	weigh  func(*sarama.ConsumerMessage) int // a message's weight; nil: 1
+	name string
+	size int // most messages in a batch, or most distinct keys when keys is set
+	// keys, when set, names what a message is about (the customers of a
+	// dirty marker): a batch is full when it is about size distinct keys,
+	// however many messages repeat them.
+	keys   func(*sarama.ConsumerMessage) []string
 	wait   time.Duration
 	greedy bool
 	in     chan *sarama.ConsumerMessage
@@ -137,17 +140,24 @@ func (h *groupHandler) loop(ctx context.Context, s sarama.ConsumerGroupSession, 
 }
 
 // collect waits for one message, then takes more until the batch is full
-// or the lane's wait has passed; a greedy lane then goes on taking what
-// has already arrived. open is false once the input is closed.
+// or the lane's wait has passed; a greedy lane then goes on until no
+// message comes for a wait. open is false once the input is closed.
 func (l *lane) collect(session context.Context) (batch []*sarama.ConsumerMessage, open bool) {
 	weight := 0
+	var seen map[string]struct{}
 	take := func(m *sarama.ConsumerMessage) {
 		batch = append(batch, m)
-		if l.weigh == nil {
+		if l.keys == nil {
 			weight++
-		} else {
-			weight += l.weigh(m)
+			return
 		}
+		if seen == nil {
+			seen = map[string]struct{}{}
+		}
+		for _, k := range l.keys(m) {
+			seen[k] = struct{}{}
+		}
+		weight = len(seen)
 	}
 	select {
 	case m, ok := <-l.in:
@@ -160,31 +170,25 @@ func (l *lane) collect(session context.Context) (batch []*sarama.ConsumerMessage
 	}
 	timer := time.NewTimer(l.wait)
 	defer timer.Stop()
-	waiting := true
+	greedy := false // past the wait, in a greedy lane
 	for weight < l.size {
-		if !waiting {
-			select {
-			case m, ok := <-l.in:
-				if !ok {
-					return batch, false
-				}
-				take(m)
-				continue
-			default:
-				return batch, true
-			}
-		}
 		select {
 		case m, ok := <-l.in:
 			if !ok {
 				return batch, false
 			}
 			take(m)
+			if greedy {
+				timer.Reset(l.wait)
+			}
 		case <-timer.C:
-			if !l.greedy {
+			if !l.greedy || greedy {
 				return batch, true
 			}
-			waiting = false
+			// Go on while messages keep coming, until a gap of wait: a
+			// backlog arrives fetch after fetch, with short gaps between.
+			greedy = true
+			timer.Reset(l.wait)
 		case <-session.Done():
 			return batch, true
 		}

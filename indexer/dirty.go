@@ -59,14 +59,12 @@ func markedCustomers(m *sarama.ConsumerMessage) ([]string, error) {
 	return mk.Customers, nil
 }
 
-// markerWeight is how many customers a marker names, for sizing rebuild
-// batches; a marker that cannot be read weighs one.
-func markerWeight(m *sarama.ConsumerMessage) int {
-	cids, err := markedCustomers(m)
-	if err != nil || len(cids) == 0 {
-		return 1
-	}
-	return len(cids)
+// markerKeys are the customers a marker names, for sizing rebuild
+// batches by distinct customers; a marker that cannot be read names
+// nothing (materialize dead-letters it).
+func markerKeys(m *sarama.ConsumerMessage) []string {
+	cids, _ := markedCustomers(m)
+	return cids
 }
 
 // dirtyPartitioner places markers on the partition they name and every

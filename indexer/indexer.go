@@ -48,9 +48,13 @@ type Indexer struct {
 	rows     *rowStore
 	m        *metrics
 
-	client   sarama.Client
-	group    sarama.ConsumerGroup
-	producer sarama.SyncProducer
+	// Two members of the consumer group, each with its own connections:
+	// one reads the source topics, the other the dirty markers. A fetch
+	// answer is one buffer that every message read from it keeps alive,
+	// so markers waiting for a long rebuild, read alongside source
+	// messages, held hundreds of MiB of source data.
+	sources, rebuilds member
+	producer          sarama.SyncProducer
 
 	customers, events string
 	attrs, props      *dynamicFields
@@ -74,22 +78,22 @@ func New(cfg *config.Config, st *store.Client, reg prometheus.Registerer, log *s
 	}
 	kc := KafkaConfig("cdp-indexer")
 	kc.Producer.Partitioner = dirtyPartitioner(cfg.Topic(TopicDirty))
-	client, err := sarama.NewClient(cfg.KafkaBrokers, kc)
+	sources, err := join(cfg, kc)
 	if err != nil {
-		return nil, fmt.Errorf("indexer: kafka: %w", err)
+		return nil, err
 	}
-	group, err := sarama.NewConsumerGroupFromClient(cfg.ConsumerGroup, client)
+	rebuilds, err := join(cfg, kc)
 	if err != nil {
-		client.Close()
-		return nil, fmt.Errorf("indexer: consumer group: %w", err)
+		sources.close()
+		return nil, err
 	}
 	// The producer has connections of its own: Kafka answers the requests
 	// of one connection in order, so sharing the consumer's would queue
 	// every dirty marker behind a fetch waiting for data.
 	producer, err := sarama.NewSyncProducer(cfg.KafkaBrokers, kc)
 	if err != nil {
-		group.Close()
-		client.Close()
+		rebuilds.close()
+		sources.close()
 		return nil, fmt.Errorf("indexer: producer: %w", err)
 	}
 	p := cfg.IndexPrefix
@@ -99,8 +103,8 @@ func New(cfg *config.Config, st *store.Client, reg prometheus.Registerer, log *s
 	for _, d := range []*dynamicFields{attrs, props} {
 		if err := d.load(context.Background()); err != nil {
 			producer.Close()
-			group.Close()
-			client.Close()
+			rebuilds.close()
+			sources.close()
 			return nil, err
 		}
 	}
@@ -109,13 +113,34 @@ func New(cfg *config.Config, st *store.Client, reg prometheus.Registerer, log *s
 		cfg: cfg, log: log, st: st, m: newMetrics(reg),
 		resolver:  identity.NewResolver(st, mapping.Identities.Alias(p), 1<<20),
 		rows:      &rowStore{st: st, index: mapping.Rows.Alias(p)},
-		client:    client,
-		group:     group,
+		sources:   sources,
+		rebuilds:  rebuilds,
 		producer:  producer,
 		customers: mapping.Customers.Alias(p),
 		events:    mapping.Events.Alias(p),
 	}, nil
 }
+
+// member is one member of the consumer group, on connections of its own.
+type member struct {
+	client sarama.Client
+	group  sarama.ConsumerGroup
+}
+
+func join(cfg *config.Config, kc *sarama.Config) (member, error) {
+	client, err := sarama.NewClient(cfg.KafkaBrokers, kc)
+	if err != nil {
+		return member{}, fmt.Errorf("indexer: kafka: %w", err)
+	}
+	group, err := sarama.NewConsumerGroupFromClient(cfg.ConsumerGroup, client)
+	if err != nil {
+		client.Close()
+		return member{}, fmt.Errorf("indexer: consumer group: %w", err)
+	}
+	return member{client: client, group: group}, nil
+}
+
+func (m member) close() error { return errors.Join(m.group.Close(), m.client.Close()) }
 
 // Run consumes until ctx ends, then finishes the batch in hand within the
 // configured grace period, commits, and returns.
@@ -124,9 +149,22 @@ func (ix *Indexer) Run(ctx context.Context) error {
 	defer cancelHard()
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(ix.cfg.ShutdownGrace, cancelHard) })
 	defer stop()
-	topics := make([]string, 0, len(SourceTopics)+1)
-	for _, t := range append(SourceTopics, TopicDirty) {
-		topics = append(topics, ix.cfg.Topic(t))
+	sourceTopics := make([]string, 0, len(SourceTopics))
+	for _, t := range SourceTopics {
+		sourceTopics = append(sourceTopics, ix.cfg.Topic(t))
+	}
+	dirtyTopics := []string{ix.cfg.Topic(TopicDirty)}
+	onBatch := func(lane string, messages int, took time.Duration) {
+		ix.m.batchSize.WithLabelValues(lane).Observe(float64(messages))
+		ix.m.batchSeconds.WithLabelValues(lane).Observe(took.Seconds())
+	}
+	handler := func(lanes []*lane) *groupHandler {
+		return &groupHandler{
+			proc: ix, log: ix.log, grace: ix.cfg.ShutdownGrace, hard: hard, lanes: lanes,
+			onLag:     ix.m.setLag,
+			onConsume: func(topic string) { ix.m.consumed.WithLabelValues(topic).Inc() },
+			onBatch:   onBatch,
+		}
 	}
 	// Stage 1 and stage 2 run side by side: applying source messages
 	// never waits for document rebuilds, and the rebuilds coalesce
@@ -135,35 +173,36 @@ func (ix *Indexer) Run(ctx context.Context) error {
 	// messages of different partitions (row versions are source
 	// positions, events are written once, profile merges commute), and
 	// the changes of one row share a partition, so they stay in order.
-	dirty := ix.cfg.Topic(TopicDirty)
-	lanes := []*lane{{name: "rebuilds", size: ix.cfg.RebuildBatchSize, weigh: markerWeight, wait: ix.cfg.BatchWait, greedy: true}}
+	var sourceLanes []*lane
 	for i := range ix.cfg.SourceLanes {
-		lanes = append(lanes, &lane{name: fmt.Sprintf("sources-%d", i), size: ix.cfg.BatchSize, wait: ix.cfg.BatchWait})
+		sourceLanes = append(sourceLanes, &lane{name: fmt.Sprintf("sources-%d", i), size: ix.cfg.BatchSize, wait: ix.cfg.BatchWait})
 	}
-	h := &groupHandler{
-		proc: ix, log: ix.log, grace: ix.cfg.ShutdownGrace, hard: hard, lanes: lanes,
-		route: func(topic string, partition int32) int {
-			if topic == dirty {
-				return 0
-			}
-			return 1 + int(partition)%ix.cfg.SourceLanes
-		},
-		onLag:     ix.m.setLag,
-		onConsume: func(topic string) { ix.m.consumed.WithLabelValues(topic).Inc() },
-		onBatch: func(lane string, messages int, took time.Duration) {
-			ix.m.batchSize.WithLabelValues(lane).Observe(float64(messages))
-			ix.m.batchSeconds.WithLabelValues(lane).Observe(took.Seconds())
-		},
-	}
-	ix.log.Info("indexer consuming", "topics", topics, "group", ix.cfg.ConsumerGroup)
-	return consume(ctx, ix.group, topics, h, ix.log)
+	sh := handler(sourceLanes)
+	sh.route = func(_ string, partition int32) int { return int(partition) % len(sourceLanes) }
+	rh := handler([]*lane{{name: "rebuilds", size: ix.cfg.RebuildBatchSize, keys: markerKeys, wait: ix.cfg.BatchWait, greedy: true}})
+	rh.route = func(string, int32) int { return 0 }
+
+	ix.log.Info("indexer consuming", "topics", append(sourceTopics, dirtyTopics...), "group", ix.cfg.ConsumerGroup)
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		errs[0] = consume(ctx, ix.sources.group, sourceTopics, sh, ix.log)
+	}()
+	go func() {
+		defer wg.Done()
+		errs[1] = consume(ctx, ix.rebuilds.group, dirtyTopics, rh, ix.log)
+	}()
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // Close leaves the group and closes the Kafka connections. Calling it
 // again does nothing.
 func (ix *Indexer) Close() error {
 	ix.closeOnce.Do(func() {
-		ix.closeErr = errors.Join(ix.group.Close(), ix.producer.Close(), ix.client.Close())
+		ix.closeErr = errors.Join(ix.sources.close(), ix.rebuilds.close(), ix.producer.Close())
 	})
 	return ix.closeErr
 }
@@ -271,7 +310,7 @@ func (ix *Indexer) markDirty(cids map[string]bool) error {
 		return nil
 	}
 	topic := ix.cfg.Topic(TopicDirty)
-	parts, err := ix.client.Partitions(topic)
+	parts, err := ix.rebuilds.client.Partitions(topic)
 	if err != nil {
 		return fmt.Errorf("dirty topic: %w", err)
 	}

@@ -40,7 +40,11 @@ func KafkaConfig(clientID string) *sarama.Config {
 	c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategyRange()}
 	c.Consumer.Group.Session.Timeout = 10 * time.Second
 	c.Consumer.Group.Heartbeat.Interval = 3 * time.Second
+	// Every message keeps its whole fetch answer alive until it is
+	// dropped, so answers are kept small: 1 MiB per partition, 8 MiB in
+	// all.
 	c.Consumer.Fetch.Default = 1 << 20
+	c.Consumer.Fetch.MaxBytes = 8 << 20
 	// A fetch with nothing to return waits this long on the broker, and
 	// Kafka answers one connection's requests in order: offset commits,
 	// which share the connection, wait behind it.
