@@ -50,6 +50,26 @@ type DatasetStats struct {
 	Duplicates, Stale                                        int // redelivered copies; changes delivered after a newer one of their row
 }
 
+// Add adds the counts of o to s (for a stream made of several datasets).
+func (s *DatasetStats) Add(o DatasetStats) {
+	s.Customers += o.Customers
+	s.SDKOnlyUsers += o.SDKOnlyUsers
+	s.AnonymousDevices += o.AnonymousDevices
+	s.Orders += o.Orders
+	s.Items += o.Items
+	s.CDCMessages += o.CDCMessages
+	s.EventMessages += o.EventMessages
+	s.Tombstones += o.Tombstones
+	s.Updates += o.Updates
+	s.Deletes += o.Deletes
+	s.OrderMoves += o.OrderMoves
+	s.ItemMoves += o.ItemMoves
+	s.SchemaWrapped += o.SchemaWrapped
+	s.StructKeys += o.StructKeys
+	s.Duplicates += o.Duplicates
+	s.Stale += o.Stale
+}
+
 func (s DatasetStats) String() string {
 	return fmt.Sprintf("%d customers (+%d SDK-only users, %d anonymous devices), %d orders, %d items; "+
 		"%d CDC messages (%d tombstones, %d schema-wrapped, %d with struct keys), %d event messages; "+
@@ -93,7 +113,20 @@ var Epoch = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 // duplicates. It has about 15 messages per customer. The reference model
 // has applied all of it.
 func NewDataset(seed uint64, customers int) *Dataset {
-	g := &generator{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), n: customers}
+	return NewDatasetAt(seed, customers, 0)
+}
+
+// DatasetKeySpan is how far apart the key spaces of two datasets made by
+// NewDatasetAt must start (bases 0, DatasetKeySpan, 2×DatasetKeySpan, …)
+// to share no row, identity or event id, for up to 100,000 customers each.
+const DatasetKeySpan = 10_000_000
+
+// NewDatasetAt is NewDataset with every key, phone, email, device and
+// event id moved by base, so that datasets at bases DatasetKeySpan apart
+// describe different people and can be streamed one after another. Base 0
+// is NewDataset.
+func NewDatasetAt(seed uint64, customers, base int) *Dataset {
+	g := &generator{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), n: customers, base: base}
 	return g.run()
 }
 
@@ -110,6 +143,7 @@ var (
 type generator struct {
 	r     *rand.Rand
 	n     int
+	base  int // added to every numeric key (NewDatasetAt)
 	plans []*plan
 	stats DatasetStats
 	nextO int
@@ -171,7 +205,7 @@ func (g *generator) date(from, to time.Time) time.Time {
 func (g *generator) run() *Dataset {
 	var rows []*row
 	for i := 0; i < g.n; i++ {
-		g.customerKeys = append(g.customerKeys, strconv.Itoa(100000+i))
+		g.customerKeys = append(g.customerKeys, strconv.Itoa(100000+g.base+i))
 	}
 	for i := 0; i < g.n; i++ {
 		key := g.customerKeys[i]
@@ -202,7 +236,7 @@ func (g *generator) run() *Dataset {
 		// Orders: created around the customer (sometimes before it: a
 		// child before its parent), updated, moved, deleted.
 		for range 1 + g.r.IntN(5) {
-			or := g.newRow(TableOrders, strconv.Itoa(1000000+g.nextO))
+			or := g.newRow(TableOrders, strconv.Itoa(1000000+g.base+g.nextO))
 			g.nextO++
 			g.stats.Orders++
 			rows = append(rows, or)
@@ -245,7 +279,7 @@ func (g *generator) run() *Dataset {
 			}
 			// Items: around their order (sometimes before it).
 			for range 1 + g.r.IntN(3) {
-				ir := g.newRow(TableOrderItems, strconv.Itoa(5000000+g.nextI))
+				ir := g.newRow(TableOrderItems, strconv.Itoa(5000000+g.base+g.nextI))
 				g.nextI++
 				g.stats.Items++
 				rows = append(rows, ir)
@@ -299,7 +333,7 @@ func (g *generator) run() *Dataset {
 	}
 	// Users known only from the SDK, and anonymous devices.
 	for j := range max(1, g.n/50) {
-		user := strconv.Itoa(900000 + j)
+		user := strconv.Itoa(900000 + g.base + j)
 		g.stats.SDKOnlyUsers++
 		b := g.r.Float64() * 0.9
 		g.event(b, user, "", "identify", map[string]any{"name": g.pick(names), "vip_card": fmt.Sprintf("VIP-S%d", j)})
@@ -308,7 +342,7 @@ func (g *generator) run() *Dataset {
 		}
 	}
 	for j := range max(1, g.n/20) {
-		dev := fmt.Sprintf("anon-%d", j)
+		dev := fmt.Sprintf("anon-%d", g.base+j)
 		g.stats.AnonymousDevices++
 		b := g.r.Float64() * 0.9
 		for range 1 + g.r.IntN(3) {
@@ -397,8 +431,8 @@ func copyMap(m map[string]any) map[string]any {
 func (g *generator) customer(i int) *CustomerRow {
 	c := &CustomerRow{
 		Name:        g.pick(names),
-		Phone:       fmt.Sprintf("13%09d", i),
-		Email:       fmt.Sprintf("User%d@Example.com", i),
+		Phone:       fmt.Sprintf("13%09d", g.base+i),
+		Email:       fmt.Sprintf("User%d@Example.com", g.base+i),
 		Birthday:    g.date(time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2006, 1, 1, 0, 0, 0, 0, time.UTC)).Format("2006-01-02"),
 		City:        g.pick(cities),
 		MemberLevel: g.pick(levels),
@@ -426,7 +460,7 @@ func (g *generator) customer(i int) *CustomerRow {
 		c.OwnerID = fmt.Sprintf("u-%d", g.r.IntN(50))
 	}
 	if g.chance(0.5) {
-		c.Extra["wechat_openid"] = fmt.Sprintf("wx-%d", i)
+		c.Extra["wechat_openid"] = fmt.Sprintf("wx-%d", g.base+i)
 	}
 	if g.chance(0.2) {
 		c.Extra["is_employee"] = g.chance(0.5)
@@ -437,7 +471,7 @@ func (g *generator) customer(i int) *CustomerRow {
 func (g *generator) order(customerKey string) *OrderRow {
 	o := &OrderRow{
 		CustomerID: customerKey,
-		OrderNo:    fmt.Sprintf("NO-%d", g.nextO),
+		OrderNo:    fmt.Sprintf("NO-%d", g.base+g.nextO),
 		StoreID:    fmt.Sprintf("s-%02d", g.r.IntN(20)),
 		TotalCents: 100 + g.r.Int64N(200000),
 		CreatedAt:  g.date(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 10, 31, 0, 0, 0, 0, time.UTC)),
@@ -466,7 +500,11 @@ func (g *generator) item(orderKey string) *ItemRow {
 // event plans an SDK event of a user (or of a device alone when user is
 // ""); typ "" is a track or page event.
 func (g *generator) event(t float64, user, device, typ string, traits ...map[string]any) {
-	e := &Event{MessageID: fmt.Sprintf("ev-%d-%d", g.nextE, g.r.IntN(1e6)), UserID: user, AnonymousID: device, Channel: g.pick(channels)}
+	id := fmt.Sprintf("ev-%d-%d", g.nextE, g.r.IntN(1e6))
+	if g.base != 0 {
+		id = fmt.Sprintf("ev%d-%s", g.base, id[3:])
+	}
+	e := &Event{MessageID: id, UserID: user, AnonymousID: device, Channel: g.pick(channels)}
 	g.nextE++
 	switch {
 	case typ == "identify":

@@ -21,13 +21,13 @@ type kmsg struct {
 	key, value []byte
 }
 
-// workload is a generated stream: harness.NewDataset (CDC customers,
-// orders and items with updates, deletes, moves, stale and duplicate
-// deliveries, and SDK events), topped up with track and page events of
-// live CRM customers to the wanted events per customer.
+// workload is what was generated and produced: harness.NewDataset (CDC
+// customers, orders and items with updates, deletes, moves, stale and
+// duplicate deliveries, and SDK events), topped up with track and page
+// events of live CRM customers to the wanted events per customer.
 type workload struct {
-	msgs  []kmsg
-	stats harness.DatasetStats
+	messages int
+	stats    harness.DatasetStats
 	// extraEvents are the events added to the dataset's own.
 	extraEvents int
 	// events is the number of event messages (the dataset's and the extra).
@@ -50,8 +50,8 @@ var (
 // events are spread over the last 60 days before now (so windows such as
 // "within 30d" select some of them) and put at random places of the stream.
 // idPrefix keeps their message ids apart from other workloads'.
-func compose(seed uint64, customers int, eventsPerCustomer float64, now time.Time, idPrefix string) (*harness.Dataset, []harness.Message, []string, int) {
-	ds := harness.NewDataset(seed, customers)
+func compose(seed uint64, customers, base int, eventsPerCustomer float64, now time.Time, idPrefix string) (*harness.Dataset, []harness.Message, []string, int) {
+	ds := harness.NewDatasetAt(seed, customers, base)
 	deleted := map[string]bool{}
 	seen := map[string]bool{}
 	var crm, live []string
@@ -111,22 +111,50 @@ func compose(seed uint64, customers int, eventsPerCustomer float64, now time.Tim
 	return ds, out, live, len(adds)
 }
 
-// generate builds the main workload and evaluates the reference model for
-// the documents that must exist at the end.
-func generate(seed uint64, customers int, eventsPerCustomer float64, now time.Time) (*workload, error) {
-	ds, msgs, live, extra := compose(seed, customers, eventsPerCustomer, now, "bx")
-	w := &workload{stats: ds.Stats, live: live, extraEvents: extra, events: ds.Stats.EventMessages + extra}
-	w.msgs = make([]kmsg, len(msgs))
-	for i, m := range msgs {
-		w.msgs[i] = kmsg{m.Topic, m.Key, m.Value}
+// chunkCustomers is the most customers generated at once. A larger run is
+// generated and produced in chunks of different people, one after
+// another, so that the bench's memory stays that of one chunk: the
+// 1,000,000-customer full run is ten chunks.
+const chunkCustomers = 100_000
+
+// generateAndProduce generates the main workload chunk by chunk, produces
+// each chunk to Kafka as fast as it takes them, and evaluates the
+// reference model for the documents that must exist at the end. It
+// returns the time spent producing.
+func generateAndProduce(ctx context.Context, cfg *config.Config, seed uint64, customers int, eventsPerCustomer float64, now time.Time,
+	logf func(string)) (*workload, time.Duration, error) {
+	w := &workload{}
+	var took time.Duration
+	for k, done := 0, 0; done < customers && ctx.Err() == nil; k++ {
+		n := min(chunkCustomers, customers-done)
+		ds, msgs, live, extra := compose(seed+uint64(k)*7919, n, k*harness.DatasetKeySpan, eventsPerCustomer, now, fmt.Sprintf("bx%d", k))
+		docs, err := ds.Expected()
+		if err != nil {
+			return nil, 0, err
+		}
+		st := ds.Stats
+		w.stats.Add(st)
+		w.messages += len(msgs)
+		w.extraEvents += extra
+		w.events += st.EventMessages + extra
+		w.live = append(w.live, live...)
+		w.expectedCustomers += len(docs)
+		w.expectedEvents += ds.Model().EventCount()
+		ds, docs = nil, nil
+		kms := make([]kmsg, len(msgs))
+		for i, m := range msgs {
+			kms[i] = kmsg{m.Topic, m.Key, m.Value}
+		}
+		msgs = nil
+		d, err := produceAll(ctx, cfg, kms)
+		if err != nil {
+			return nil, 0, err
+		}
+		took += d
+		done += n
+		logf(fmt.Sprintf("generated and produced %d of %d customers (%d messages so far)", done, customers, w.messages))
 	}
-	docs, err := ds.Expected()
-	if err != nil {
-		return nil, err
-	}
-	w.expectedCustomers = len(docs)
-	w.expectedEvents = ds.Model().EventCount()
-	return w, nil
+	return w, took, ctx.Err()
 }
 
 // loadChunk is a further workload for background load: a dataset of its own
@@ -136,7 +164,7 @@ func generate(seed uint64, customers int, eventsPerCustomer float64, now time.Ti
 // stale, and with event ids of its own.
 func loadChunk(k int, seed uint64, customers int, eventsPerCustomer float64, now time.Time) []kmsg {
 	s := seed + uint64(1000+k)
-	_, msgs, _, _ := compose(s, customers, eventsPerCustomer, now, fmt.Sprintf("bl%d", k))
+	_, msgs, _, _ := compose(s, customers, 0, eventsPerCustomer, now, fmt.Sprintf("bl%d", k))
 	lsnBase := int64(k+1) * 10_000_000_000
 	shift := (time.Duration(k+1) * 24 * time.Hour).Milliseconds()
 	out := make([]kmsg, 0, len(msgs))

@@ -169,15 +169,6 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	defer cleanup(cfg, osURL, rawIndex, o.keep, log)
 
 	// ---- data
-	log.Info("phase 0/7: generating the dataset")
-	w, err := generate(o.seed, o.customers, o.eventsPerCustomer, time.Now())
-	if err != nil {
-		return err
-	}
-	rep.Dataset = DatasetInfo{Customers: w.stats.Customers, SDKOnlyUsers: w.stats.SDKOnlyUsers, AnonymousDevices: w.stats.AnonymousDevices,
-		Orders: w.stats.Orders, Items: w.stats.Items, CDCMessages: w.stats.CDCMessages, EventMessages: w.stats.EventMessages,
-		ExtraEvents: w.extraEvents, Messages: len(w.msgs), Summary: w.stats.String()}
-	log.Info("dataset", "messages", len(w.msgs), "summary", w.stats.String(), "extra_events", w.extraEvents)
 	topics := make([]string, len(indexer.AllTopics))
 	for i, t := range indexer.AllTopics {
 		topics[i] = cfg.Topic(t)
@@ -185,16 +176,20 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	if err := indexer.EnsureTopics(cfg.KafkaBrokers, topics, indexer.Partitions); err != nil {
 		return err
 	}
-	log.Info("producing the stream to Kafka", "messages", len(w.msgs))
-	pd, err := produceAll(ctx, cfg, w.msgs)
+	log.Info("phase 0/7: generating the dataset and producing it to Kafka", "chunk_customers", chunkCustomers)
+	w, pd, err := generateAndProduce(ctx, cfg, o.seed, o.customers, o.eventsPerCustomer, time.Now(), logf)
 	if err != nil {
 		return err
 	}
+	rep.Dataset = DatasetInfo{Customers: w.stats.Customers, SDKOnlyUsers: w.stats.SDKOnlyUsers, AnonymousDevices: w.stats.AnonymousDevices,
+		Orders: w.stats.Orders, Items: w.stats.Items, CDCMessages: w.stats.CDCMessages, EventMessages: w.stats.EventMessages,
+		ExtraEvents: w.extraEvents, Messages: w.messages, Summary: w.stats.String()}
+	log.Info("dataset", "messages", w.messages, "summary", w.stats.String(), "extra_events", w.extraEvents)
 	ix := &rep.Indexing
-	ix.Changes, ix.ProduceSeconds = len(w.msgs), round2(pd.Seconds())
+	ix.Changes, ix.ProduceSeconds = w.messages, round2(pd.Seconds())
 	ix.ExpectedCustomerDocs, ix.ExpectedEventDocs = w.expectedCustomers, w.expectedEvents
-	live, msgsPerCustomer := w.live, float64(len(w.msgs))/float64(max(1, o.customers))
-	w = nil // the stream is in Kafka now
+	live, msgsPerCustomer := w.live, float64(w.messages)/float64(max(1, o.customers))
+	w = nil
 	log.Info("produced", "seconds", ix.ProduceSeconds, "per_sec", int(float64(ix.Changes)/pd.Seconds()))
 
 	// ---- processes
@@ -267,18 +262,20 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	// ---- 1b. raw _bulk
 	log.Info("phase 2/7: raw _bulk of the same final documents")
 	mem.begin("raw-bulk")
-	bodies, nDocs, nBytes, err := readBack(ctx, osURL, mapping.Customers.Physical(cfg.IndexPrefix), o.bulkDocs)
+	sp, nDocs, err := readBack(ctx, osURL, mapping.Customers.Physical(cfg.IndexPrefix), o.bulkDocs, o.outDir)
 	if err != nil {
 		return fmt.Errorf("read back: %w", err)
 	}
+	defer sp.close()
+	nBytes := sp.size
 	if ix.RefreshInterval, err = createRawIndex(ctx, osURL, mapping.Customers.Physical(cfg.IndexPrefix), rawIndex); err != nil {
 		return fmt.Errorf("create %s: %w", rawIndex, err)
 	}
-	rd, err := rawBulk(ctx, osURL, rawIndex, bodies, o.bulkWorkers)
+	rd, err := rawBulk(ctx, osURL, rawIndex, sp, o.bulkWorkers)
+	sp.close()
 	if err != nil {
 		return fmt.Errorf("raw bulk: %w", err)
 	}
-	bodies = nil
 	ix.RawIndex, ix.RawDocs, ix.RawBytes, ix.RawWorkers, ix.RawBatchDocs = rawIndex, nDocs, nBytes, o.bulkWorkers, o.bulkDocs
 	ix.RawSeconds = round3(rd.Seconds())
 	if n, err := countDocs(ctx, osURL, rawIndex); err != nil || n != int64(nDocs) {

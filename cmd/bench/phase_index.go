@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -129,27 +131,55 @@ func countDocs(ctx context.Context, os endpoint, index string) (int64, error) {
 	return resp.Count, err
 }
 
-// bulkBody is one prepared _bulk request.
+// bulkBody is one prepared _bulk request: a stretch of the spool file.
 type bulkBody struct {
-	body []byte
-	docs int
+	off, len int64
+	docs     int
 }
+
+// spool holds prepared _bulk requests in a temporary file, so that a
+// run's read-back documents (5.5 GiB for 1,000,000 customers) need not fit
+// in memory; the raw baseline reads them back from the page cache.
+type spool struct {
+	f      *os.File
+	bodies []bulkBody
+	size   int64
+}
+
+func (s *spool) close() {
+	if s != nil && s.f != nil {
+		s.f.Close()
+		os.Remove(s.f.Name())
+		s.f = nil
+	}
+}
+
+// createTemp is os.CreateTemp, for functions whose endpoint parameter is
+// named os.
+func createTemp(dir, pattern string) (*os.File, error) { return os.CreateTemp(dir, pattern) }
 
 // readBack reads every document of the physical customers index (the
 // customers and their event children) as _bulk index actions with their
-// routing, in batches of batchDocs.
-func readBack(ctx context.Context, os endpoint, index string, batchDocs int) ([]bulkBody, int, int64, error) {
-	var out []bulkBody
+// routing, in batches of batchDocs, into a spool file in dir.
+func readBack(ctx context.Context, os endpoint, index string, batchDocs int, dir string) (*spool, int, error) {
+	f, err := createTemp(dir, "bench-bulk-*.ndjson")
+	if err != nil {
+		return nil, 0, err
+	}
+	sp := &spool{f: f}
+	w := bufio.NewWriterSize(f, 1<<20)
 	var buf bytes.Buffer
 	var n, inBatch int
-	var bytesTotal int64
-	flush := func() {
-		if inBatch > 0 {
-			out = append(out, bulkBody{body: append([]byte(nil), buf.Bytes()...), docs: inBatch})
-			bytesTotal += int64(buf.Len())
-			buf.Reset()
-			inBatch = 0
+	flush := func() error {
+		if inBatch == 0 {
+			return nil
 		}
+		sp.bodies = append(sp.bodies, bulkBody{off: sp.size, len: int64(buf.Len()), docs: inBatch})
+		sp.size += int64(buf.Len())
+		_, err := w.Write(buf.Bytes())
+		buf.Reset()
+		inBatch = 0
+		return err
 	}
 	type hit struct {
 		ID      string          `json:"_id"`
@@ -162,7 +192,7 @@ func readBack(ctx context.Context, os endpoint, index string, batchDocs int) ([]
 			Hits []hit `json:"hits"`
 		} `json:"hits"`
 	}
-	err := os.json(ctx, http.MethodPost, "/"+index+"/_search?scroll=2m", map[string]any{
+	err = os.json(ctx, http.MethodPost, "/"+index+"/_search?scroll=2m", map[string]any{
 		"size": 5000, "sort": []string{"_doc"}, "query": map[string]any{"match_all": map[string]any{}},
 	}, &page)
 	for err == nil && len(page.Hits.Hits) > 0 {
@@ -178,8 +208,13 @@ func readBack(ctx context.Context, os endpoint, index string, batchDocs int) ([]
 			buf.WriteByte('\n')
 			n++
 			if inBatch++; inBatch >= batchDocs {
-				flush()
+				if err = flush(); err != nil {
+					break
+				}
 			}
+		}
+		if err != nil {
+			break
 		}
 		id := page.ScrollID
 		page.Hits.Hits = nil
@@ -188,8 +223,17 @@ func readBack(ctx context.Context, os endpoint, index string, batchDocs int) ([]
 	if page.ScrollID != "" {
 		_, _ = os.do(context.WithoutCancel(ctx), http.MethodDelete, "/_search/scroll", map[string]any{"scroll_id": page.ScrollID})
 	}
-	flush()
-	return out, n, bytesTotal, err
+	if err == nil {
+		err = flush()
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	if err != nil {
+		sp.close()
+		return nil, 0, err
+	}
+	return sp, n, nil
 }
 
 // createRawIndex creates index with the customers index's settings (from
@@ -220,9 +264,11 @@ func createRawIndex(ctx context.Context, os endpoint, source, index string) (str
 	return refresh, err
 }
 
-// rawBulk sends the prepared bodies with workers concurrent requests and
-// returns the time from the first request to the last answer.
-func rawBulk(ctx context.Context, os endpoint, index string, bodies []bulkBody, workers int) (time.Duration, error) {
+// rawBulk sends the spooled bodies with workers concurrent requests and
+// returns the time from the first request to the last answer (reading a
+// body from the spool, in the page cache, included).
+func rawBulk(ctx context.Context, os endpoint, index string, sp *spool, workers int) (time.Duration, error) {
+	bodies := sp.bodies
 	var next atomic.Int64
 	var firstErr error
 	var mu sync.Mutex
@@ -244,7 +290,11 @@ func rawBulk(ctx context.Context, os endpoint, index string, bodies []bulkBody, 
 						Error  any `json:"error"`
 					} `json:"items"`
 				}
-				err := os.json(ctx, http.MethodPost, "/"+index+"/_bulk", bodies[i].body, &resp)
+				body := make([]byte, bodies[i].len)
+				_, err := sp.f.ReadAt(body, bodies[i].off)
+				if err == nil {
+					err = os.json(ctx, http.MethodPost, "/"+index+"/_bulk", body, &resp)
+				}
 				if err == nil && resp.Errors {
 					for _, it := range resp.Items {
 						for _, r := range it {
