@@ -148,7 +148,12 @@ func (s *Server) compile(ctx context.Context, req *searchRequest) (*compiled, er
 	if err != nil {
 		return nil, err
 	}
-	return &compiled{query: query.Translate(f, query.Options{Now: time.Now(), Location: loc}), loc: loc}, nil
+	// Rolling windows end at the request's second, not its millisecond:
+	// the same filter asked again within that second is then the same
+	// query, which OpenSearch answers from its request cache (counts of
+	// event windows took twice as long as the same query sent twice).
+	now := time.Now().Truncate(time.Second)
+	return &compiled{query: query.Translate(f, query.Options{Now: now, Location: loc}), loc: loc}, nil
 }
 
 // failed answers for an error of compile or of OpenSearch.

@@ -57,7 +57,9 @@
 //
 // in_last and within are the closed window [now − n, now]: n hours are
 // exact hours, n days end at the same wall-clock time n days earlier in the
-// time zone. Now comes from Options, truncated to the millisecond.
+// time zone. Now comes from Options, truncated to the millisecond (the API
+// passes the request's time truncated to the second, so that a filter
+// repeated within a second is one cacheable query).
 //
 // # Keywords and text
 //
