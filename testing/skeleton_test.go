@@ -87,6 +87,8 @@ func TestAnEventProducedToKafkaIsServedByTheAPI(t *testing.T) {
 	cid := doc["customer_id"].(string)
 	if code, byID := getJSON(t, srv.URL+"/v1/customers/"+cid); code != http.StatusOK || byID["name"] != "张三" {
 		t.Errorf("GET by id: %d %v", code, byID)
+	} else if evs, _ := byID["recent_events"].([]any); len(evs) != 2 || byID["segments"] == nil || byID["relation"] != nil {
+		t.Errorf("GET by id: recent_events %v, segments %v, relation %v; want 2 events, [] and no join field", byID["recent_events"], byID["segments"], byID["relation"])
 	}
 	for _, q := range []string{"type=phone&value=13800000000", "type=email&value=ZHANG@example.com", "type=anonymous_id&value=dev-9f2"} {
 		if code, body := getJSON(t, srv.URL+"/v1/customers/lookup?"+q); code != http.StatusOK || body["customer_id"] != cid {
