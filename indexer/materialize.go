@@ -2,10 +2,8 @@ package indexer
 
 import (
 	"context"
-	"sync"
 
 	"github.com/IBM/sarama"
-	"golang.org/x/sync/errgroup"
 
 	"cdp/customer"
 	"cdp/store"
@@ -32,28 +30,18 @@ func (ix *Indexer) materialize(ctx context.Context, msgs []*sarama.ConsumerMessa
 			byCID[cid] = append(byCID[cid], m)
 		}
 	}
-	// Chunks hold distinct customers, so they can be written side by
-	// side: one is read from the row store and built while OpenSearch
-	// indexes another.
-	var mu sync.Mutex
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(rebuildWorkers)
 	for start := 0; start < len(cids); start += rebuildChunk {
 		chunk := cids[start:min(start+rebuildChunk, len(cids))]
-		g.Go(func() error {
-			return ix.step(gctx, "materialize", func() error {
-				r, err := ix.writeDocuments(gctx, chunk, byCID)
-				if err == nil {
-					mu.Lock()
-					rejects = append(rejects, r...)
-					mu.Unlock()
-				}
-				return err
-			})
+		err := ix.step(ctx, "materialize", func() error {
+			r, err := ix.writeDocuments(ctx, chunk, byCID)
+			if err == nil {
+				rejects = append(rejects, r...)
+			}
+			return err
 		})
-	}
-	if err := g.Wait(); err != nil {
-		return err
+		if err != nil {
+			return err
+		}
 	}
 	return ix.deadLetter(ctx, rejects)
 }
@@ -62,11 +50,6 @@ func (ix *Indexer) materialize(ctx context.Context, msgs []*sarama.ConsumerMessa
 // store and one _bulk: a large batch of markers is worked through in
 // chunks, so memory stays bounded however far behind the indexer is.
 const rebuildChunk = 500
-
-// rebuildWorkers is how many chunks are rebuilt at once. With one, neither
-// the indexer nor OpenSearch was busy while a large batch was rebuilt
-// (35% and 87% of one core of two).
-const rebuildWorkers = 2
 
 func (ix *Indexer) writeDocuments(ctx context.Context, cids []string, markers map[string][]*sarama.ConsumerMessage) ([]rejected, error) {
 	srcs, err := ix.rows.sources(ctx, cids)
