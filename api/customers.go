@@ -5,13 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 
 	"cdp/identity"
-	"cdp/store"
 )
 
 // recentEvents is how many events the 360 view shows, newest first.
@@ -20,12 +18,9 @@ const recentEvents = 50
 // getCustomer serves the 360 view by customer id.
 func (s *Server) getCustomer(c *gin.Context) {
 	id := c.Param("customer_id")
-	var resp struct {
-		Found  bool            `json:"found"`
-		Source json.RawMessage `json:"_source"`
-	}
-	err := s.st.Do(c.Request.Context(), http.MethodGet, "/"+s.customers+"/_doc/"+url.PathEscape(id)+"?_source_excludes=relation", nil, &resp)
-	if err != nil && store.StatusOf(err) != http.StatusNotFound {
+	var doc json.RawMessage
+	found, err := s.st.GetSource(c.Request.Context(), s.customers, id, &doc, "relation")
+	if err != nil {
 		s.storeError(c, err)
 		return
 	}
@@ -34,14 +29,14 @@ func (s *Server) getCustomer(c *gin.Context) {
 	var head struct {
 		CustomerID string `json:"customer_id"`
 	}
-	if resp.Found {
-		_ = json.Unmarshal(resp.Source, &head)
+	if found {
+		_ = json.Unmarshal(doc, &head)
 	}
-	if !resp.Found || head.CustomerID != id {
+	if !found || head.CustomerID != id {
 		writeError(c, http.StatusNotFound, "customer_not_found", "no customer "+id)
 		return
 	}
-	s.view(c, id, resp.Source)
+	s.view(c, id, doc)
 }
 
 // lookup serves the 360 view by any identity, normalized as at ingestion.

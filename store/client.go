@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -171,13 +172,18 @@ func (c *Client) Refresh(ctx context.Context, indices ...string) error {
 	return c.Do(ctx, http.MethodPost, "/"+strings.Join(indices, ",")+"/_refresh", nil, nil)
 }
 
-// GetSource returns the _source of one document; found is false on 404.
-func (c *Client) GetSource(ctx context.Context, index, id string, out any) (found bool, err error) {
+// GetSource returns the _source of one document, without the excluded
+// fields; found is false on 404.
+func (c *Client) GetSource(ctx context.Context, index, id string, out any, excludes ...string) (found bool, err error) {
 	var doc struct {
 		Found  bool            `json:"found"`
 		Source json.RawMessage `json:"_source"`
 	}
-	err = c.Do(ctx, http.MethodGet, "/"+index+"/_doc/"+escapeID(id), nil, &doc)
+	path := "/" + index + "/_doc/" + escapeID(id)
+	if len(excludes) > 0 {
+		path += "?_source_excludes=" + url.QueryEscape(strings.Join(excludes, ","))
+	}
+	err = c.Do(ctx, http.MethodGet, path, nil, &doc)
 	if StatusOf(err) == http.StatusNotFound {
 		return false, nil
 	}
