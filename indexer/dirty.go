@@ -17,17 +17,13 @@ type marker struct {
 	Customers []string `json:"customers"`
 }
 
-// markerPartition is the dirty-topic partition of a customer: the one
-// Kafka's hash partitioner gives its id as a key.
-func markerPartition(cid string, partitions int32) (int32, error) {
-	return sarama.NewHashPartitioner("").Partition(&sarama.ProducerMessage{Key: sarama.StringEncoder(cid)}, partitions)
-}
-
 // markerMessages groups the customers by partition, one message each.
 func markerMessages(topic string, cids map[string]bool, partitions int32) ([]*sarama.ProducerMessage, error) {
+	// A customer goes where Kafka's hash partitioner puts its id as a key.
+	hash := sarama.NewHashPartitioner(topic)
 	byPartition := map[int32][]string{}
 	for cid := range cids {
-		p, err := markerPartition(cid, partitions)
+		p, err := hash.Partition(&sarama.ProducerMessage{Key: sarama.StringEncoder(cid)}, partitions)
 		if err != nil {
 			return nil, err
 		}
