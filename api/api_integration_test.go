@@ -291,6 +291,42 @@ func TestBadRequestsAnswer400NotAServerError(t *testing.T) {
 	}
 }
 
+func TestEveryJSONEndpointAnswers400ForABodyThatIsNotAJSONObject(t *testing.T) {
+	a := setup(t)
+	endpoints := []string{"/v1/customers/search", "/v1/customers/count", "/v1/filters/translate", "/v1/fields"}
+	bodies := []struct{ name, body string }{
+		{"empty", ""},
+		{"only white space", " \n\t "},
+		{"null", "null"},
+		{"a list", `[{"filter":{"all":[]}}]`},
+		{"a string", `"filter"`},
+		{"not JSON", "filter=all"},
+		{"an object with trailing data", `{} {}`},
+	}
+	for _, ep := range endpoints {
+		for _, b := range bodies {
+			t.Run(ep+" "+b.name, func(t *testing.T) {
+				code, body := a.do("POST", ep, b.body)
+				e, _ := body["error"].(map[string]any)
+				if code != 400 || e["code"] != "invalid_json" || e["message"] == "" {
+					t.Fatalf("%d %v, want 400 invalid_json", code, body)
+				}
+			})
+		}
+	}
+}
+
+func TestANullFilterIsRejectedNotReadAsEveryone(t *testing.T) {
+	a := setup(t)
+	for _, ep := range []string{"/v1/customers/search", "/v1/customers/count", "/v1/filters/translate"} {
+		code, body := a.do("POST", ep, `{"filter": null}`)
+		e, _ := body["error"].(map[string]any)
+		if code != 400 || e["code"] != "invalid_filter" || e["path"] != "filter" {
+			t.Errorf("%s: %d %v, want 400 invalid_filter at filter", ep, code, body)
+		}
+	}
+}
+
 func TestSearchSortsPagesWithACursorAndProjectsFields(t *testing.T) {
 	a := setup(t)
 	var seen []string

@@ -62,8 +62,14 @@ func decodeBody(c *gin.Context, allowed []string, into any) error {
 	if len(body) > maxBody {
 		return invalid("", "the body is larger than %d bytes", maxBody)
 	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		body = []byte("{}")
+	// An empty body is a client that forgot to send one, never "match
+	// everything" (CONTRACT §4); nor is a JSON null, which decodes into a
+	// map without error.
+	switch trimmed := bytes.TrimSpace(body); {
+	case len(trimmed) == 0:
+		return &badRequest{code: "invalid_json", message: "the body is empty: a JSON object is expected"}
+	case trimmed[0] != '{':
+		return &badRequest{code: "invalid_json", message: "the body is not a JSON object"}
 	}
 	var keys map[string]json.RawMessage
 	if err := json.Unmarshal(body, &keys); err != nil {
@@ -130,8 +136,13 @@ func (s *Server) compile(ctx context.Context, req *searchRequest) (*compiled, er
 		loc = l
 	}
 	raw := req.Filter
-	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+	switch {
+	case raw == nil:
+		// No filter key: every customer, as {"all": []} says explicitly.
 		raw = json.RawMessage(`{"all":[]}`)
+	case string(bytes.TrimSpace(raw)) == "null":
+		return nil, &badRequest{code: "invalid_filter", path: "filter",
+			message: `filter is null: send a filter object, or {"all": []} to match every customer`}
 	}
 	cat, err := s.fields.Catalog(ctx)
 	if err != nil {
