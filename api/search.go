@@ -148,13 +148,13 @@ func (s *Server) compile(ctx context.Context, req *searchRequest) (*compiled, er
 	if err != nil {
 		return nil, err
 	}
-	f, err := (&query.Parser{Catalog: cat}).Parse(raw)
+	f, err := (&query.Parser{Catalog: cat, Limits: s.cfg.FilterLimits}).Parse(raw)
 	var qe *query.Error
 	if errors.As(err, &qe) {
 		if cat, err = s.fields.ReloadStale(ctx); err != nil {
 			return nil, err
 		}
-		f, err = (&query.Parser{Catalog: cat}).Parse(raw)
+		f, err = (&query.Parser{Catalog: cat, Limits: s.cfg.FilterLimits}).Parse(raw)
 	}
 	if err != nil {
 		return nil, err

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"cdp/query"
 )
 
 // Config is the configuration shared by `cdp serve`, `cdp index` and `cdp run`.
@@ -37,6 +39,10 @@ type Config struct {
 	// MemoryLimitMiB is the Go runtime's soft memory limit; 0 leaves it
 	// to GOMEMLIMIT.
 	MemoryLimitMiB int
+
+	// FilterLimits bound the cost of one filter (the API answers 400
+	// beyond them).
+	FilterLimits query.Limits
 
 	// Location is Timezone loaded by Validate.
 	Location *time.Location
@@ -89,6 +95,12 @@ func (c *Config) Register(fs *pflag.FlagSet, getenv func(string) string) {
 	num(&c.SourceLanes, setting{"source-lanes", "CDP_SOURCE_LANES", "batches of source messages the indexer applies at once, each from its own share of the partitions"}, 2)
 	num(&c.MemoryLimitMiB, setting{"memory-limit-mib", "CDP_MEMORY_LIMIT_MIB", "soft memory limit of the process in MiB: the garbage collector works harder as it nears it (0: none, or GOMEMLIMIT)"}, 192)
 	dur(&c.ShutdownGrace, setting{"shutdown-grace", "CDP_SHUTDOWN_GRACE", "time allowed to flush and commit on SIGTERM"}, 20*time.Second)
+	d, l := query.DefaultLimits, &c.FilterLimits
+	num(&l.MaxStringBytes, setting{"filter-max-string-bytes", "CDP_FILTER_MAX_STRING_BYTES", "longest string value of a filter condition, in bytes"}, d.MaxStringBytes)
+	num(&l.MaxPatternChars, setting{"filter-max-pattern-chars", "CDP_FILTER_MAX_PATTERN_CHARS", "longest contains, not_contains or starts_with value, in characters"}, d.MaxPatternChars)
+	num(&l.MaxConditions, setting{"filter-max-conditions", "CDP_FILTER_MAX_CONDITIONS", "most leaf conditions of one filter, saved segments included"}, d.MaxConditions)
+	num(&l.MaxPatternWork, setting{"filter-max-pattern-work", "CDP_FILTER_MAX_PATTERN_WORK", "most characters of all contains, not_contains and starts_with values of one filter together"}, d.MaxPatternWork)
+	num(&l.MaxTerms, setting{"filter-max-terms", "CDP_FILTER_MAX_TERMS", "most values of all conditions of one filter together"}, d.MaxTerms)
 }
 
 // FromEnv returns the configuration given by the environment alone.
@@ -160,6 +172,15 @@ func (c *Config) Validate() error {
 	if c.ShutdownGrace <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown-grace %s: must be positive", c.ShutdownGrace))
 	}
+	for name, v := range map[string]int{
+		"filter-max-string-bytes": c.FilterLimits.MaxStringBytes, "filter-max-pattern-chars": c.FilterLimits.MaxPatternChars,
+		"filter-max-conditions": c.FilterLimits.MaxConditions, "filter-max-pattern-work": c.FilterLimits.MaxPatternWork,
+		"filter-max-terms": c.FilterLimits.MaxTerms,
+	} {
+		if v < 1 {
+			errs = append(errs, fmt.Errorf("%s %d: must be positive", name, v))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -195,6 +216,11 @@ func (c *Config) Args() []string {
 		"--source-lanes", strconv.Itoa(c.SourceLanes),
 		"--shutdown-grace", c.ShutdownGrace.String(),
 		"--memory-limit-mib", strconv.Itoa(c.MemoryLimitMiB),
+		"--filter-max-string-bytes", strconv.Itoa(c.FilterLimits.MaxStringBytes),
+		"--filter-max-pattern-chars", strconv.Itoa(c.FilterLimits.MaxPatternChars),
+		"--filter-max-conditions", strconv.Itoa(c.FilterLimits.MaxConditions),
+		"--filter-max-pattern-work", strconv.Itoa(c.FilterLimits.MaxPatternWork),
+		"--filter-max-terms", strconv.Itoa(c.FilterLimits.MaxTerms),
 	}
 }
 

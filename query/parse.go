@@ -48,6 +48,8 @@ type Parser struct {
 	// Segments resolves segment nodes; when nil every segment node is an
 	// unknown segment.
 	Segments SegmentResolver
+	// Limits bound the cost of a filter; zero fields take DefaultLimits.
+	Limits Limits
 }
 
 // Parse parses and validates a filter against the catalog, without
@@ -59,11 +61,12 @@ func Parse(raw []byte, cat *mapping.Catalog) (Filter, error) {
 // Parse parses and validates a filter. Validation errors are *Error; an
 // error of the SegmentResolver is returned as it is.
 func (p *Parser) Parse(raw []byte) (Filter, error) {
-	return p.parse(raw, nil)
+	return p.parse(raw, nil, &budget{Limits: p.Limits.withDefaults()})
 }
 
-// parse parses raw with the chain of segments being expanded.
-func (p *Parser) parse(raw []byte, chain []string) (Filter, error) {
+// parse parses raw with the chain of segments being expanded, spending
+// from b.
+func (p *Parser) parse(raw []byte, chain []string, b *budget) (Filter, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var v any
@@ -73,7 +76,7 @@ func (p *Parser) parse(raw []byte, chain []string) (Filter, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, errorf("", "the filter is not valid JSON: data after the filter")
 	}
-	w := walker{Parser: p, chain: chain}
+	w := walker{Parser: p, chain: chain, budget: b}
 	return w.node(v, "", scope{})
 }
 
@@ -101,7 +104,8 @@ func (s scope) name() string {
 // walker turns decoded JSON into a Filter.
 type walker struct {
 	*Parser
-	chain []string
+	chain  []string
+	budget *budget
 }
 
 // kinds are the keys that name a node's kind, in the order they are looked
@@ -262,6 +266,9 @@ func (w *walker) where(obj map[string]any, at string, sc scope) (Filter, error) 
 var aggregateFns = []string{"count", "sum", "avg", "min", "max"}
 
 func (w *walker) aggregate(obj map[string]any, at string, sc scope) (Filter, error) {
+	if err := w.budget.condition(at); err != nil {
+		return nil, err
+	}
 	aat := join(at, "aggregate")
 	spec, ok := obj["aggregate"].(map[string]any)
 	if !ok {
@@ -301,6 +308,9 @@ func (w *walker) aggregate(obj map[string]any, at string, sc scope) (Filter, err
 	if a.Compare, err = parseCompare(obj, at, false); err != nil {
 		return nil, err
 	}
+	if err := w.budget.values(join(at, "value"), len(a.Compare.Values)); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -308,8 +318,14 @@ func (w *walker) event(obj map[string]any, at string, sc scope) (Filter, error) 
 	if sc.event || sc.nested != "" {
 		return nil, errorf(at, "an event condition cannot be used in %s", sc.name())
 	}
+	if err := w.budget.condition(at); err != nil {
+		return nil, err
+	}
 	name, err := str(obj["event"], join(at, "event"), "the event name")
 	if err != nil {
+		return nil, err
+	}
+	if err := w.budget.stringValue(join(at, "event"), "", name); err != nil {
 		return nil, err
 	}
 	e := &Event{Name: name, Compare: Compare{Op: "gte", Values: []json.Number{"1"}}}
@@ -330,6 +346,9 @@ func (w *walker) event(obj map[string]any, at string, sc scope) (Filter, error) 
 		return e, nil
 	}
 	if e.Compare, err = parseCompare(obj, at, true); err != nil {
+		return nil, err
+	}
+	if err := w.budget.values(join(at, "value"), len(e.Compare.Values)); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -389,7 +408,7 @@ func (w *walker) segment(v any, at string, sc scope) (Filter, error) {
 	if !found {
 		return nil, errorf(sat, "unknown segment %q", id)
 	}
-	f, err := w.parse(raw, append(slices.Clip(w.chain), id))
+	f, err := w.parse(raw, append(slices.Clip(w.chain), id), w.budget)
 	if e := (*Error)(nil); errors.As(err, &e) {
 		return nil, errorf(sat, "segment %q is invalid at %q: %s", id, e.Path, e.Message)
 	}
@@ -400,6 +419,9 @@ func (w *walker) segment(v any, at string, sc scope) (Filter, error) {
 }
 
 func (w *walker) cond(obj map[string]any, at string, sc scope) (Filter, error) {
+	if err := w.budget.condition(at); err != nil {
+		return nil, err
+	}
 	fat := join(at, "field")
 	name, err := str(obj["field"], fat, "the field")
 	if err != nil {
@@ -429,8 +451,11 @@ func (w *walker) cond(obj map[string]any, at string, sc scope) (Filter, error) {
 		return nil, errorf(join(at, "op"), "op %q is not allowed on %s field %s: use one of %s",
 			op, f.Type, name, strings.Join(f.Ops(), ", "))
 	}
-	vals, err := operands(obj, at, op, operand(f.Type, op))
+	vals, err := operands(obj, at, op, w.limited(op, operand(f.Type, op)))
 	if err != nil {
+		return nil, err
+	}
+	if err := w.budget.values(join(at, "value"), len(vals)); err != nil {
 		return nil, err
 	}
 	return &Cond{Field: f, Op: op, Values: vals}, nil
@@ -519,6 +544,19 @@ func operands(obj map[string]any, at, op string, conv operandFunc) ([]any, error
 		out[i] = c
 	}
 	return out, nil
+}
+
+// limited wraps conv so that every string operand is checked against the
+// filter's limits before it is converted.
+func (w *walker) limited(op string, conv operandFunc) operandFunc {
+	return func(v any, at string) (any, error) {
+		if s, ok := v.(string); ok {
+			if err := w.budget.stringValue(at, op, s); err != nil {
+				return nil, err
+			}
+		}
+		return conv(v, at)
+	}
 }
 
 // operand returns the operand converter of a field type and operator.
