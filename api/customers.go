@@ -15,9 +15,17 @@ import (
 // recentEvents is how many events the 360 view shows, newest first.
 const recentEvents = 50
 
+// maxIDBytes is the longest document id OpenSearch takes; no customer id
+// or identity value is longer.
+const maxIDBytes = 512
+
 // getCustomer serves the 360 view by customer id.
 func (s *Server) getCustomer(c *gin.Context) {
 	id := c.Param("customer_id")
+	if len(id) > maxIDBytes {
+		writeError(c, http.StatusBadRequest, "invalid_parameter", fmt.Sprintf("a customer id is at most %d bytes long", maxIDBytes))
+		return
+	}
 	var doc json.RawMessage
 	found, err := s.st.GetSource(c.Request.Context(), s.customers, id, &doc, "relation")
 	if err != nil {
@@ -49,6 +57,10 @@ func (s *Server) lookup(c *gin.Context) {
 	value = identity.Normalize(typ, value)
 	if value == "" {
 		writeError(c, http.StatusBadRequest, "invalid_parameter", "value is required")
+		return
+	}
+	if len(value) > maxIDBytes {
+		writeError(c, http.StatusBadRequest, "invalid_parameter", fmt.Sprintf("value is at most %d bytes long", maxIDBytes))
 		return
 	}
 	query := map[string]any{"size": 1, "_source": map[string]any{"excludes": []string{"relation"}}, "query": map[string]any{"nested": map[string]any{

@@ -89,7 +89,8 @@ func (s *Server) declareField(c *gin.Context) {
 	body := gin.H{"properties": gin.H{"attrs": gin.H{"properties": gin.H{key: catalog.Mapping(req.Type)}}}}
 	if err := s.st.Do(ctx, http.MethodPut, "/"+s.customers+"/_mapping", body, nil); err != nil {
 		if store.StatusOf(err) == http.StatusBadRequest {
-			writeError(c, http.StatusConflict, "field_conflict", req.Name+" is already mapped with another type: "+err.Error())
+			s.log.Warn("mapping update refused", "field", req.Name, "err", err, "request_id", c.GetString(requestIDKey))
+			writeError(c, http.StatusConflict, "field_conflict", req.Name+" is already mapped with another type")
 			return
 		}
 		s.failed(c, err)

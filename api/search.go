@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -84,9 +85,9 @@ func decodeBody(c *gin.Context, allowed []string, into any) error {
 	if err := dec.Decode(into); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return invalid(te.Field, "%s must be %s, not a JSON %s", te.Field, te.Type, te.Value)
+			return invalid(te.Field, "%s must be %s, not a JSON %s", te.Field, jsonKind(te.Type), te.Value)
 		}
-		return &badRequest{code: "invalid_json", message: err.Error()}
+		return &badRequest{code: "invalid_json", message: "the body is not valid JSON"}
 	}
 	return nil
 }
@@ -98,6 +99,28 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// jsonKind names the JSON a Go type is decoded from, in a client's words
+// ("a list", not "[]api.sortSpec").
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	}
+	return "an object"
 }
 
 // writeBad answers a 400 for err when it is a *badRequest or a
@@ -173,7 +196,8 @@ func (s *Server) failed(c *gin.Context, err error) {
 		return
 	}
 	if store.StatusOf(err) == http.StatusBadRequest {
-		writeError(c, http.StatusBadRequest, "query_rejected", "OpenSearch rejected the query: "+err.Error())
+		s.log.Warn("opensearch rejected a query", "route", c.FullPath(), "err", err, "request_id", c.GetString(requestIDKey))
+		writeError(c, http.StatusBadRequest, "query_rejected", "the search service could not run this query; the request id names it in the service's log")
 		return
 	}
 	s.storeError(c, err)

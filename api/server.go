@@ -3,6 +3,8 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -43,12 +45,18 @@ func New(cfg *config.Config, st *store.Client, checks []Check, reg prometheus.Re
 	s := &Server{cfg: cfg, st: st, checks: checks, log: log, fields: catalog.New(st, mapping.Fields.Alias(cfg.IndexPrefix)),
 		customers: mapping.Customers.Alias(cfg.IndexPrefix), events: mapping.Events.Alias(cfg.IndexPrefix)}
 	r := gin.New()
+	r.Use(requestID)
 	r.Use(gin.CustomRecovery(func(c *gin.Context, err any) {
-		log.Error("panic in handler", "path", c.FullPath(), "err", err)
+		log.Error("panic in handler", "path", c.FullPath(), "err", err, "request_id", c.GetString(requestIDKey))
 		writeError(c, http.StatusInternalServerError, "internal", "internal error")
 	}))
 	r.Use(observe(reg, log))
 	r.HandleMethodNotAllowed = true
+	// A path with a trailing slash, or in another case, is a 404 in the
+	// contract's shape, not a redirect with an HTML body.
+	r.RedirectTrailingSlash, r.RedirectFixedPath = false, false
+	gate := newGate(Admission{InFlight: cfg.HTTPInFlight, Queue: cfg.HTTPQueue, QueueWait: cfg.HTTPQueueWait,
+		BodyBytes: DefaultAdmission.BodyBytes, BodyTimeout: DefaultAdmission.BodyTimeout}, reg)
 	r.NoRoute(func(c *gin.Context) {
 		writeError(c, http.StatusNotFound, "not_found", "no route "+c.Request.Method+" "+c.Request.URL.Path)
 	})
@@ -60,7 +68,7 @@ func New(cfg *config.Config, st *store.Client, checks []Check, reg prometheus.Re
 	r.GET("/readyz", s.ready)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(gather, promhttp.HandlerOpts{})))
 
-	v1 := r.Group("/v1")
+	v1 := r.Group("/v1", gate.readBody, gate.admit)
 	v1.GET("/customers", s.searchBox)
 	v1.GET("/customers/lookup", s.lookup)
 	v1.POST("/customers/search", s.search)
@@ -80,23 +88,64 @@ type apiError struct {
 	Path    string `json:"path,omitempty"`
 }
 
+// errorBody is the JSON of an error answer. RequestID is the id the
+// answer's X-Request-Id header carries, under which the log holds the
+// details a response never shows (index names, addresses, OpenSearch's
+// own words).
+type errorBody struct {
+	apiError
+	RequestID string `json:"request_id,omitempty"`
+}
+
 func writeError(c *gin.Context, status int, code, msg string) {
-	c.AbortWithStatusJSON(status, gin.H{"error": apiError{Code: code, Message: msg}})
+	c.AbortWithStatusJSON(status, gin.H{"error": errorBody{apiError: apiError{Code: code, Message: msg}, RequestID: c.GetString(requestIDKey)}})
 }
 
 // storeError answers for a failed OpenSearch call: 503 when it is down or
-// overloaded, else 500 (a bug: the request was ours).
+// sheds load, else 500 (a bug: the request was ours). The details go to
+// the log, under the request id the answer carries.
 func (s *Server) storeError(c *gin.Context, err error) {
 	if errors.Is(c.Request.Context().Err(), context.Canceled) {
 		c.Abort()
 		return
 	}
 	if store.Unavailable(err) {
-		writeError(c, http.StatusServiceUnavailable, "search_unavailable", "OpenSearch is unavailable: "+err.Error())
+		s.log.Warn("opensearch unavailable", "route", c.FullPath(), "err", err, "request_id", c.GetString(requestIDKey))
+		c.Header("Retry-After", retryAfter)
+		writeError(c, http.StatusServiceUnavailable, "search_unavailable", "the search service is unavailable or overloaded; retry shortly")
 		return
 	}
-	s.log.Error("opensearch request failed", "path", c.FullPath(), "err", err)
+	s.log.Error("opensearch request failed", "route", c.FullPath(), "err", err, "request_id", c.GetString(requestIDKey))
 	writeError(c, http.StatusInternalServerError, "internal", "internal error")
+}
+
+// requestIDKey is the gin context key of the request id.
+const requestIDKey = "request_id"
+
+// requestID gives every request an id: the caller's X-Request-Id when it
+// is a sane token, else a new random one; the answer carries it back.
+func requestID(c *gin.Context) {
+	id := c.GetHeader("X-Request-Id")
+	if !saneRequestID(id) {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	c.Set(requestIDKey, id)
+	c.Header("X-Request-Id", id)
+	c.Next()
+}
+
+func saneRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Server) ready(c *gin.Context) {
@@ -105,7 +154,8 @@ func (s *Server) ready(c *gin.Context) {
 	status, code := gin.H{}, http.StatusOK
 	for _, ch := range s.checks {
 		if err := ch.Func(ctx); err != nil {
-			status[ch.Name] = err.Error()
+			s.log.Warn("readiness check failed", "service", ch.Name, "err", err, "request_id", c.GetString(requestIDKey))
+			status[ch.Name] = "unreachable"
 			code = http.StatusServiceUnavailable
 		} else {
 			status[ch.Name] = "ok"
@@ -134,7 +184,7 @@ func observe(reg prometheus.Registerer, log *slog.Logger) gin.HandlerFunc {
 		status := c.Writer.Status()
 		dur.WithLabelValues(route, c.Request.Method, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
 		if status >= 500 {
-			log.Error("request failed", "route", route, "status", status)
+			log.Error("request failed", "route", route, "status", status, "request_id", c.GetString(requestIDKey))
 		}
 	}
 }

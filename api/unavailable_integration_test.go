@@ -1,13 +1,16 @@
 package api_test
 
 import (
+	"encoding/json"
 	"net"
+	"strings"
 	"testing"
 
 	harness "cdp/testing"
 )
 
-// OpenSearch being down is a 503 naming it, never a 500.
+// OpenSearch being down is a 503 in the contract's words, never a 500, and
+// never with OpenSearch's address or the service's index names in it.
 func TestOpenSearchDownAnswers503(t *testing.T) {
 	env := harness.Services(t)
 	cfg := env.Config(t)
@@ -28,12 +31,22 @@ func TestOpenSearchDownAnswers503(t *testing.T) {
 		{"GET", "/v1/customers?q=张", ""},
 		{"POST", "/v1/customers/search", `{"filter":{"field":"gender","op":"eq","value":"male"}}`},
 		{"POST", "/v1/customers/count", `{}`},
+		{"POST", "/v1/filters/translate", `{"filter":{"field":"attrs.unknown_yet","op":"eq","value":"x"}}`},
 		{"GET", "/v1/fields", ""},
 		{"GET", "/readyz", ""},
 	} {
 		code, body := a.do(c.method, c.path, c.body)
 		if code != 503 {
 			t.Errorf("%s %s with OpenSearch down: %d %v, want 503", c.method, c.path, code, body)
+		}
+		raw, _ := json.Marshal(body)
+		for _, secret := range []string{strings.TrimPrefix(dead, "http://"), cfg.IndexPrefix + "-", "_search", "exception", "dial", "store:"} {
+			if strings.Contains(strings.ToLower(string(raw)), strings.ToLower(secret)) {
+				t.Errorf("%s %s: the answer %s gives away %q", c.method, c.path, raw, secret)
+			}
+		}
+		if e, ok := body["error"].(map[string]any); ok && c.path != "/readyz" && e["request_id"] == "" {
+			t.Errorf("%s %s: %s carries no request id", c.method, c.path, raw)
 		}
 	}
 }

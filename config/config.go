@@ -44,6 +44,12 @@ type Config struct {
 	// beyond them).
 	FilterLimits query.Limits
 
+	// Admission control of the API: requests working on OpenSearch at
+	// once, how many more may wait, and for how long, before a 429.
+	HTTPInFlight  int
+	HTTPQueue     int
+	HTTPQueueWait time.Duration
+
 	// Location is Timezone loaded by Validate.
 	Location *time.Location
 }
@@ -95,6 +101,9 @@ func (c *Config) Register(fs *pflag.FlagSet, getenv func(string) string) {
 	num(&c.SourceLanes, setting{"source-lanes", "CDP_SOURCE_LANES", "batches of source messages the indexer applies at once, each from its own share of the partitions"}, 2)
 	num(&c.MemoryLimitMiB, setting{"memory-limit-mib", "CDP_MEMORY_LIMIT_MIB", "soft memory limit of the process in MiB: the garbage collector works harder as it nears it (0: none, or GOMEMLIMIT)"}, 192)
 	dur(&c.ShutdownGrace, setting{"shutdown-grace", "CDP_SHUTDOWN_GRACE", "time allowed to flush and commit on SIGTERM"}, 20*time.Second)
+	num(&c.HTTPInFlight, setting{"http-inflight", "CDP_HTTP_INFLIGHT", "most API requests working on OpenSearch at once"}, 16)
+	num(&c.HTTPQueue, setting{"http-queue", "CDP_HTTP_QUEUE", "most API requests waiting for a place; more are answered 429"}, 64)
+	dur(&c.HTTPQueueWait, setting{"http-queue-wait", "CDP_HTTP_QUEUE_WAIT", "longest an API request waits for a place before a 429"}, 250*time.Millisecond)
 	d, l := query.DefaultLimits, &c.FilterLimits
 	num(&l.MaxStringBytes, setting{"filter-max-string-bytes", "CDP_FILTER_MAX_STRING_BYTES", "longest string value of a filter condition, in bytes"}, d.MaxStringBytes)
 	num(&l.MaxPatternChars, setting{"filter-max-pattern-chars", "CDP_FILTER_MAX_PATTERN_CHARS", "longest contains, not_contains or starts_with value, in characters"}, d.MaxPatternChars)
@@ -172,7 +181,14 @@ func (c *Config) Validate() error {
 	if c.ShutdownGrace <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown-grace %s: must be positive", c.ShutdownGrace))
 	}
+	if c.HTTPQueueWait <= 0 {
+		errs = append(errs, fmt.Errorf("http-queue-wait %s: must be positive", c.HTTPQueueWait))
+	}
+	if c.HTTPQueue < 0 {
+		errs = append(errs, fmt.Errorf("http-queue %d: must not be negative", c.HTTPQueue))
+	}
 	for name, v := range map[string]int{
+		"http-inflight":           c.HTTPInFlight,
 		"filter-max-string-bytes": c.FilterLimits.MaxStringBytes, "filter-max-pattern-chars": c.FilterLimits.MaxPatternChars,
 		"filter-max-conditions": c.FilterLimits.MaxConditions, "filter-max-pattern-work": c.FilterLimits.MaxPatternWork,
 		"filter-max-terms": c.FilterLimits.MaxTerms,
@@ -216,6 +232,9 @@ func (c *Config) Args() []string {
 		"--source-lanes", strconv.Itoa(c.SourceLanes),
 		"--shutdown-grace", c.ShutdownGrace.String(),
 		"--memory-limit-mib", strconv.Itoa(c.MemoryLimitMiB),
+		"--http-inflight", strconv.Itoa(c.HTTPInFlight),
+		"--http-queue", strconv.Itoa(c.HTTPQueue),
+		"--http-queue-wait", c.HTTPQueueWait.String(),
 		"--filter-max-string-bytes", strconv.Itoa(c.FilterLimits.MaxStringBytes),
 		"--filter-max-pattern-chars", strconv.Itoa(c.FilterLimits.MaxPatternChars),
 		"--filter-max-conditions", strconv.Itoa(c.FilterLimits.MaxConditions),
