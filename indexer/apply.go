@@ -11,6 +11,7 @@ import (
 	"cdp/customer"
 	"cdp/identity"
 	"cdp/store"
+	"cdp/wire"
 )
 
 // applySources is stage 1: it writes what the source messages say to the
@@ -23,14 +24,14 @@ func (ix *Indexer) applySources(ctx context.Context, msgs []*sarama.ConsumerMess
 	for _, m := range msgs {
 		switch m.Topic {
 		case ix.cfg.Topic(TopicEvents):
-			e, err := ParseEvent(m.Value, m.Timestamp)
+			e, err := wire.ParseEvent(m.Value, m.Timestamp)
 			if err != nil {
 				bad = append(bad, rejected{m, err.Error()})
 				continue
 			}
 			events = append(events, parsedEvent{msg: m, ev: e})
 		default:
-			c, err := ParseChange(strings.TrimPrefix(m.Topic, ix.cfg.TopicPrefix), m.Key, m.Value)
+			c, err := parseChange(strings.TrimPrefix(m.Topic, ix.cfg.TopicPrefix), m.Key, m.Value)
 			switch {
 			case err != nil:
 				bad = append(bad, rejected{m, err.Error()})
@@ -77,7 +78,7 @@ func (ix *Indexer) applySources(ctx context.Context, msgs []*sarama.ConsumerMess
 
 type parsedEvent struct {
 	msg *sarama.ConsumerMessage
-	ev  *Event
+	ev  *wire.Event
 }
 
 // applyEvents resolves the events' customers, stores each event once (its
@@ -89,7 +90,7 @@ func (ix *Indexer) applyEvents(ctx context.Context, events []parsedEvent, dirty 
 	}
 	reqs := make([][]identity.Identity, 0, len(events))
 	for _, pe := range events {
-		reqs = append(reqs, pe.ev.Identities())
+		reqs = append(reqs, identities(pe.ev))
 	}
 	cids, err := ix.resolver.Resolve(ctx, reqs)
 	if err != nil {
@@ -160,7 +161,7 @@ func (ix *Indexer) applyEvents(ctx context.Context, events []parsedEvent, dirty 
 }
 
 // foldEvent adds what one event says about its customer to u.
-func foldEvent(u *profileUpdate, e *Event) {
+func foldEvent(u *profileUpdate, e *wire.Event) {
 	ms := e.Timestamp.UnixMilli()
 	u.seen(ms)
 	if e.UserID != "" {
@@ -177,20 +178,20 @@ func foldEvent(u *profileUpdate, e *Event) {
 	for k, v := range e.Traits {
 		name := k
 		if !customer.IsProfileField(k) {
-			name = sanitizeKey(k)
+			name = wire.SanitizeKey(k)
 		}
 		if name != "" {
-			u.setTrait(name, customer.Trait{V: sanitizeValue(v), TS: ms, MID: e.MessageID})
+			u.setTrait(name, customer.Trait{V: wire.SanitizeValue(v), TS: ms, MID: e.MessageID})
 		}
 	}
 }
 
-func eventDoc(cid string, e *Event) map[string]any {
+func eventDoc(cid string, e *wire.Event) map[string]any {
 	doc := map[string]any{
 		"event_id": e.MessageID, "customer_id": cid, "type": e.Type, "event": e.Name(),
 		"relation":   map[string]any{"name": "event", "parent": cid},
 		"timestamp":  e.Timestamp.Format("2006-01-02T15:04:05.000Z07:00"),
-		"properties": sanitizeMap(e.Properties),
+		"properties": wire.SanitizeMap(e.Properties),
 	}
 	for k, v := range map[string]string{"channel": e.Channel(), "user_id": e.UserID, "anonymous_id": e.AnonymousID} {
 		if v != "" {

@@ -12,14 +12,14 @@ import (
 
 type parsedChange struct {
 	msg *sarama.ConsumerMessage
-	ch  *Change
+	ch  *change
 }
 
 // rowChanges are the changes of one row in a batch, in arrival order.
 type rowChanges struct {
 	rid   string
 	msgs  []*sarama.ConsumerMessage
-	final *Change
+	final *change
 }
 
 // applyChanges writes CDC changes to the row store. Per row, only the
@@ -157,7 +157,7 @@ type orderedOp struct {
 
 // newRow returns the row to store for the newest change, or nil when the
 // store already holds a newer one.
-func newRow(c *Change, old *customer.Row, cidOf map[string]string) *customer.Row {
+func newRow(c *change, old *customer.Row, cidOf map[string]string) *customer.Row {
 	if old != nil && old.Pos > c.Pos {
 		return nil
 	}

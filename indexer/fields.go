@@ -121,7 +121,10 @@ func (d *dynamicFields) prepare(ctx context.Context, docs []map[string]any) erro
 }
 
 // typeOf types a key by its first JSON value (CONTRACT §2); "" for a
-// value with no type to map yet (null, an empty list).
+// value with no type to map yet (null, an empty list). A list of strings
+// comes in either form: []string as wire.SanitizeValue makes it (event
+// properties), []any as JSON decoding gives it back (customer documents
+// are rebuilt from rows read back from the row store).
 func typeOf(v any) mapping.Type {
 	switch x := v.(type) {
 	case string:
@@ -130,12 +133,25 @@ func typeOf(v any) mapping.Type {
 		if len(x) > 0 {
 			return mapping.KeywordArray
 		}
+	case []any:
+		if len(x) > 0 && allStrings(x) {
+			return mapping.KeywordArray
+		}
 	case float64:
 		return mapping.Number
 	case bool:
 		return mapping.Boolean
 	}
 	return ""
+}
+
+func allStrings(list []any) bool {
+	for _, e := range list {
+		if _, ok := e.(string); !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // rejectedField matches OpenSearch's reason for a value its mapping refuses.

@@ -1,10 +1,14 @@
 package indexer
 
 import (
+	"encoding/json"
 	"reflect"
 	"testing"
+	"time"
 
+	"cdp/customer"
 	"cdp/mapping"
+	"cdp/wire"
 )
 
 func TestARejectedDynamicFieldIsMovedToTheUnindexedTwin(t *testing.T) {
@@ -36,41 +40,102 @@ func TestARejectionOutsideTheDynamicObjectCannotBeHelped(t *testing.T) {
 
 func TestDynamicKeysAreTypedByTheirFirstJSONValue(t *testing.T) {
 	tests := []struct {
-		v    any
-		want mapping.Type
+		name, json string
+		want       mapping.Type
 	}{
-		{"s", mapping.Keyword}, {[]string{"a"}, mapping.KeywordArray}, {1.5, mapping.Number}, {true, mapping.Boolean}, {nil, ""}, {[]string{}, ""},
+		{"a string is a keyword", `"s"`, mapping.Keyword},
+		{"a list of strings is a keyword array", `["a","b"]`, mapping.KeywordArray},
+		{"a list of one string is a keyword array", `["a"]`, mapping.KeywordArray},
+		{"an empty list types nothing yet", `[]`, ""},
+		{"a number is a number", `1.5`, mapping.Number},
+		{"a boolean is a boolean", `true`, mapping.Boolean},
+		{"null types nothing yet", `null`, ""},
 	}
 	for _, tt := range tests {
-		if got := typeOf(tt.v); got != tt.want {
-			t.Errorf("typeOf(%#v) = %q, want %q", tt.v, got, tt.want)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			// Documents are rebuilt from rows read back from the row store:
+			// values reach typeOf as JSON decoding gives them.
+			var v any
+			if err := json.Unmarshal([]byte(tt.json), &v); err != nil {
+				t.Fatal(err)
+			}
+			if got := typeOf(v); got != tt.want {
+				t.Errorf("typeOf(%s) = %q, want %q", tt.json, got, tt.want)
+			}
+			// Event documents are typed straight from the sanitized values.
+			if got := typeOf(wire.SanitizeValue(v)); got != tt.want {
+				t.Errorf("typeOf(SanitizeValue(%s)) = %q, want %q", tt.json, got, tt.want)
+			}
+		})
 	}
 }
 
-func TestSourceNamesAreSanitizedIntoSafeFieldNames(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"Extra Col.1", "extra_col_1"}, {"会员卡号", "会员卡号"}, {"__private", "private"}, {"", ""}, {"...", ""},
-		{"a.b.c", "a_b_c"}, {string(make([]byte, 100)), ""},
+// A list column of a CDC customers row, and a list trait of an identify,
+// are typed on the way real messages take: decoded, stored as a row, read
+// back from the row store as JSON, and built into the document's attrs.
+func TestListsFromCDCRowsAndIdentifyTraitsAreTypedAsKeywordArrays(t *testing.T) {
+	tests := []struct {
+		name, topic, msg string
+		want             mapping.Type
+	}{
+		{"a CDC column holding a list of strings", TopicCustomers,
+			`{"after":{"id":1,"name":"a","labels":["vip","b2b"]},"source":{"lsn":1,"ts_ms":1},"op":"c"}`, mapping.KeywordArray},
+		{"a CDC column holding an empty list", TopicCustomers,
+			`{"after":{"id":1,"name":"a","labels":[]},"source":{"lsn":1,"ts_ms":1},"op":"c"}`, ""},
+		{"a CDC column holding a string", TopicCustomers,
+			`{"after":{"id":1,"name":"a","labels":"vip"},"source":{"lsn":1,"ts_ms":1},"op":"c"}`, mapping.Keyword},
+		{"an identify trait holding a list of strings", TopicEvents,
+			`{"type":"identify","messageId":"m1","userId":"1","traits":{"labels":["vip","b2b"]}}`, mapping.KeywordArray},
+		{"an identify trait holding an empty list", TopicEvents,
+			`{"type":"identify","messageId":"m1","userId":"1","traits":{"labels":[]}}`, ""},
 	}
 	for _, tt := range tests {
-		if got := sanitizeKey(tt.in); got != tt.want {
-			t.Errorf("sanitizeKey(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-	if got := sanitizeKey(string(make([]rune, 0)) + "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz"); len(got) != maxKeyLen {
-		t.Errorf("a long name is cut to %d characters, got %d", maxKeyLen, len(got))
+		t.Run(tt.name, func(t *testing.T) {
+			var s customer.Sources
+			if tt.topic == TopicEvents {
+				e, err := wire.ParseEvent([]byte(tt.msg), time.Now())
+				if err != nil {
+					t.Fatal(err)
+				}
+				u := newProfileUpdate()
+				foldEvent(u, e)
+				// What profileMerge leaves in the row store.
+				s.Profile = readBack(t, map[string]any{"rid": rowID(customer.KindProfile, "c1"), "kind": customer.KindProfile,
+					"customer_id": "c1", "traits": u.traits, "first_seen": u.firstSeen, "last_seen": u.lastSeen}).Profile
+			} else {
+				c, err := parseChange(tt.topic, []byte("1"), []byte(tt.msg))
+				if err != nil {
+					t.Fatal(err)
+				}
+				row := newRow(c, nil, map[string]string{"1": "c1"})
+				s.Customer = &readBack(t, row).Row
+			}
+			doc, ok := customer.Build("c1", s)
+			if !ok {
+				t.Fatal("no document")
+			}
+			v, ok := doc["attrs"].(map[string]any)["labels"]
+			if !ok {
+				t.Fatalf("attrs = %v, want labels", doc["attrs"])
+			}
+			if got := typeOf(v); got != tt.want {
+				t.Errorf("attrs.labels = %#v is typed %q, want %q", v, got, tt.want)
+			}
+		})
 	}
 }
 
-func TestObjectsAndMixedListsAreKeptAsJSONText(t *testing.T) {
-	if got := sanitizeValue(map[string]any{"a": 1.0}); got != `{"a":1}` {
-		t.Errorf("object: %v", got)
+// readBack returns a row as the second stage reads it: the JSON the row
+// store holds, decoded again.
+func readBack(t *testing.T, row any) *hit {
+	t.Helper()
+	src, err := json.Marshal(row)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := sanitizeValue([]any{"a", 1.0}); got != `["a",1]` {
-		t.Errorf("mixed list: %v", got)
+	h, err := decodeHit(src)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := sanitizeValue([]any{"a", "b"}); !reflect.DeepEqual(got, []string{"a", "b"}) {
-		t.Errorf("list of strings: %#v", got)
-	}
+	return h
 }

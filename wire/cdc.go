@@ -1,4 +1,4 @@
-package indexer
+package wire
 
 import (
 	"bytes"
@@ -9,15 +9,20 @@ import (
 	"strconv"
 	"strings"
 	"time"
+)
 
-	"cdp/customer"
+// Source tables of the CDC topics (CONTRACT §1.2).
+const (
+	TableCustomers  = "customers"
+	TableOrders     = "orders"
+	TableOrderItems = "order_items"
 )
 
 // Change is one Debezium change event of a CDC table, decoded and checked.
 type Change struct {
-	Kind string // customer.KindCustomer, KindOrder or KindItem
-	Key  string
-	Op   string // c, u, d or r
+	Table string // TableCustomers, TableOrders or TableOrderItems
+	Key   string
+	Op    string // c, u, d or r
 	// Pos is the source position: source.lsn, else source.ts_ms.
 	Pos int64
 	// TS is source.ts_ms.
@@ -33,11 +38,11 @@ type Change struct {
 // Deleted reports whether the change removes the row.
 func (c *Change) Deleted() bool { return c.Op == "d" }
 
-// cdcTable describes a source table: its row kind, the column naming its
-// parent, and the declared column types.
+// cdcTable describes a source table: the column naming its parent, and the
+// declared column types.
 type cdcTable struct {
-	kind, parent string
-	columns      map[string]colType
+	parent  string
+	columns map[string]colType
 }
 
 type colType int
@@ -50,17 +55,20 @@ const (
 	colTime
 )
 
+// cdcTables declares the columns of each source table (CONTRACT §1.2). It
+// is kept a plain map on purpose: the column types are to be derived from
+// the field schema later, in this one place.
 var cdcTables = map[string]cdcTable{
-	TopicCustomers: {kind: customer.KindCustomer, columns: map[string]colType{
+	TableCustomers: {columns: map[string]colType{
 		"id": colString, "name": colString, "phone": colString, "email": colString, "gender": colString, "birthday": colDate,
 		"city": colString, "member_level": colString, "store_id": colString, "owner_id": colString,
 		"created_at": colTime, "updated_at": colTime,
 	}},
-	TopicOrders: {kind: customer.KindOrder, parent: "customer_id", columns: map[string]colType{
+	TableOrders: {parent: "customer_id", columns: map[string]colType{
 		"id": colString, "customer_id": colString, "order_no": colString, "store_id": colString, "status": colString,
 		"total_amount": colNumber, "created_at": colTime, "paid_at": colTime,
 	}},
-	TopicOrderItems: {kind: customer.KindItem, parent: "order_id", columns: map[string]colType{
+	TableOrderItems: {parent: "order_id", columns: map[string]colType{
 		"id": colString, "order_id": colString, "sku": colString, "product_name": colString, "category": colString,
 		"quantity": colNumber, "price": colNumber,
 	}},
@@ -88,13 +96,15 @@ type field struct {
 	Fields     []field           `json:"fields"`
 }
 
-// ParseChange decodes a Debezium message of the table behind topicSuffix.
-// key is the Kafka key (plain "1001" or a Debezium struct {"id": 1001}).
-// A nil change with a nil error is a tombstone: nothing to apply.
-func ParseChange(topicSuffix string, key, value []byte) (*Change, error) {
-	tbl, ok := cdcTables[topicSuffix]
+// ParseChange decodes a Debezium message of a source table (TableCustomers,
+// TableOrders or TableOrderItems). key is the Kafka key (plain "1001" or a
+// Debezium struct {"id": 1001}). A nil change with a nil error is a
+// tombstone: nothing to apply. An error about the message wraps ErrBad and
+// says what is wrong.
+func ParseChange(table string, key, value []byte) (*Change, error) {
+	tbl, ok := cdcTables[table]
 	if !ok {
-		return nil, fmt.Errorf("no CDC table for topic %q", topicSuffix)
+		return nil, fmt.Errorf("no CDC table %q", table)
 	}
 	if len(bytes.TrimSpace(value)) == 0 || string(bytes.TrimSpace(value)) == "null" {
 		return nil, nil
@@ -109,7 +119,7 @@ func ParseChange(topicSuffix string, key, value []byte) (*Change, error) {
 	if err := dec.Decode(&env); err != nil {
 		return nil, bad("invalid Debezium envelope: %v", err)
 	}
-	c := &Change{Kind: tbl.kind, Op: env.Op}
+	c := &Change{Table: table, Op: env.Op}
 	switch env.Op {
 	case "c", "u", "r", "d":
 	case "t":
@@ -154,15 +164,15 @@ func ParseChange(topicSuffix string, key, value []byte) (*Change, error) {
 		if err != nil {
 			return nil, bad("column %s: %v", col, err)
 		}
-		if name := sanitizeKey(col); name != "" {
+		if name := SanitizeKey(col); name != "" {
 			decoded[name] = dv
 		}
 	}
 	if c.Key, err = rowKey(decoded["id"], key); err != nil {
 		return nil, err
 	}
-	if len(c.Key) > MaxIDBytes {
-		return nil, bad("row key is longer than %d bytes", MaxIDBytes)
+	if len(c.Key) > maxIDBytes {
+		return nil, bad("row key is longer than %d bytes", maxIDBytes)
 	}
 	delete(decoded, "id")
 	if tbl.parent != "" {
@@ -170,8 +180,8 @@ func ParseChange(topicSuffix string, key, value []byte) (*Change, error) {
 		if p == "" && !c.Deleted() {
 			return nil, bad("%s is required", tbl.parent)
 		}
-		if len(p) > MaxIDBytes {
-			return nil, bad("%s is longer than %d bytes", tbl.parent, MaxIDBytes)
+		if len(p) > maxIDBytes {
+			return nil, bad("%s is longer than %d bytes", tbl.parent, maxIDBytes)
 		}
 		c.Parent = p
 	}
@@ -246,7 +256,7 @@ func decodeColumn(want colType, f field, v any) (any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("timestamp: %v", err)
 		}
-		return customer.FormatMillis(ms), nil
+		return formatTime(time.UnixMilli(ms)), nil
 	case "io.debezium.time.MicroTimestamp":
 		us, err := intOf(v)
 		if err != nil {
@@ -282,7 +292,7 @@ func decodeColumn(want colType, f field, v any) (any, error) {
 	case colTime:
 		return parseTime(v)
 	}
-	return sanitizeValue(convertNumber(v)), nil
+	return SanitizeValue(convertNumber(v)), nil
 }
 
 func decodeDecimal(v any, scaleText string) (any, error) {
@@ -344,7 +354,7 @@ func parseTime(v any) (any, error) {
 		if n > 1e14 || n < -1e14 { // microseconds
 			return formatTime(time.UnixMicro(n)), nil
 		}
-		return customer.FormatMillis(n), nil
+		return formatTime(time.UnixMilli(n)), nil
 	case string:
 		x = strings.TrimSpace(x)
 		for _, layout := range timeLayouts {
@@ -356,6 +366,8 @@ func parseTime(v any) (any, error) {
 	return nil, fmt.Errorf("want a timestamp, got %s", jsonText(v))
 }
 
+// formatTime renders an instant as the document does: RFC 3339 in UTC, to
+// the millisecond.
 func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 
 func scalarString(v any) (string, bool) {

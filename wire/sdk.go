@@ -1,16 +1,12 @@
-package indexer
+package wire
 
 import (
 	"bytes"
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"strings"
 	"time"
-
-	"cdp/identity"
 )
 
 // Event is an SDK message (Segment-spec shaped, CONTRACT §1.1).
@@ -39,17 +35,31 @@ func (e *Event) Name() string {
 	return e.Event
 }
 
+// Identity types an event's ids stand for (CONTRACT §1.1, §5): the same
+// names package identity uses.
+const (
+	CRMID       = "crm_id"       // userId
+	AnonymousID = "anonymous_id" // anonymousId, and previousId of an alias
+)
+
+// Identity is one identifier an event speaks for. It has the shape of
+// identity.Identity, so the indexer converts one into the other.
+type Identity struct {
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}
+
 // Identities returns the identities the event speaks for, in precedence
 // order: the user id (a CRM id), then the device id; for alias, the
 // previous id is the same person.
-func (e *Event) Identities() []identity.Identity {
-	var out []identity.Identity
+func (e *Event) Identities() []Identity {
+	var out []Identity
 	if e.UserID != "" {
-		out = append(out, identity.Identity{Type: identity.CRMID, Value: e.UserID})
+		out = append(out, Identity{Type: CRMID, Value: e.UserID})
 	}
 	for _, a := range []string{e.AnonymousID, e.PreviousID} {
 		if a != "" {
-			out = append(out, identity.Identity{Type: identity.AnonymousID, Value: a})
+			out = append(out, Identity{Type: AnonymousID, Value: a})
 		}
 	}
 	return out
@@ -61,22 +71,9 @@ func (e *Event) Channel() string {
 	return s
 }
 
-// MaxIDBytes bounds every identifier a message brings (message ids, user
-// and device ids, row keys): they become parts of OpenSearch document ids,
-// which may not exceed 512 bytes.
-const MaxIDBytes = 256
-
-// errBad marks a message that can never be applied; it goes to the
-// dead-letter topic with the reason.
-var errBad = errors.New("bad message")
-
-func bad(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", errBad, fmt.Sprintf(format, args...))
-}
-
 // ParseEvent decodes and checks one SDK message. fallback is the time used
 // when the message carries no timestamp (the Kafka message's own time).
-// An error wraps errBad and says what is wrong.
+// An error wraps ErrBad and says what is wrong.
 func ParseEvent(value []byte, fallback time.Time) (*Event, error) {
 	if len(bytes.TrimSpace(value)) == 0 {
 		return nil, bad("empty message")
@@ -107,8 +104,8 @@ func ParseEvent(value []byte, fallback time.Time) (*Event, error) {
 		return nil, bad("unknown type %q", e.Type)
 	}
 	for name, v := range map[string]string{"messageId": e.MessageID, "userId": e.UserID, "anonymousId": e.AnonymousID, "previousId": e.PreviousID} {
-		if len(v) > MaxIDBytes {
-			return nil, bad("%s is longer than %d bytes", name, MaxIDBytes)
+		if len(v) > maxIDBytes {
+			return nil, bad("%s is longer than %d bytes", name, maxIDBytes)
 		}
 	}
 	if e.Type == "track" && strings.TrimSpace(e.Event) == "" {

@@ -1,4 +1,4 @@
-package indexer
+package wire
 
 import (
 	"encoding/json"
@@ -9,11 +9,11 @@ import (
 // maxKeyLen bounds the length of a dynamic field name.
 const maxKeyLen = 64
 
-// sanitizeKey turns a source column, trait or property name into a safe
+// SanitizeKey turns a source column, trait or property name into a safe
 // field name: lowercase letters, digits and '_' (other Unicode letters are
 // kept, so Chinese names survive), at most 64 characters. Dots, which
 // OpenSearch would read as object paths, become '_'. "" means unusable.
-func sanitizeKey(k string) string {
+func SanitizeKey(k string) string {
 	var b strings.Builder
 	n := 0
 	for _, r := range strings.TrimSpace(k) {
@@ -39,11 +39,11 @@ func sanitizeKey(k string) string {
 	return s
 }
 
-// sanitizeValue keeps the JSON value types the dynamic mapping types by
+// SanitizeValue keeps the JSON value types the dynamic mapping types by
 // their first value (string, number, boolean, list of strings); anything
 // else (objects, mixed lists) is kept as its JSON text, so that a source
 // can never grow the mapping without bound.
-func sanitizeValue(v any) any {
+func SanitizeValue(v any) any {
 	switch x := v.(type) {
 	case nil, string, float64, bool:
 		return x
@@ -66,12 +66,12 @@ func jsonText(v any) string {
 	return string(b)
 }
 
-// sanitizeMap applies sanitizeKey and sanitizeValue to every entry.
-func sanitizeMap(m map[string]any) map[string]any {
+// SanitizeMap applies SanitizeKey and SanitizeValue to every entry.
+func SanitizeMap(m map[string]any) map[string]any {
 	out := make(map[string]any, len(m))
 	for k, v := range m {
-		if k = sanitizeKey(k); k != "" {
-			out[k] = sanitizeValue(v)
+		if k = SanitizeKey(k); k != "" {
+			out[k] = SanitizeValue(v)
 		}
 	}
 	return out

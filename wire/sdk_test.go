@@ -1,4 +1,4 @@
-package indexer
+package wire
 
 import (
 	"errors"
@@ -68,7 +68,7 @@ func TestParseEventRejectsBadMessagesWithAReason(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := ParseEvent([]byte(tt.msg), time.Now())
-			if !errors.Is(err, errBad) || !strings.Contains(err.Error(), tt.reason) {
+			if !errors.Is(err, ErrBad) || !strings.Contains(err.Error(), tt.reason) {
 				t.Fatalf("err = %v, want a bad-message error mentioning %q", err, tt.reason)
 			}
 		})
