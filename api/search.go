@@ -15,9 +15,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"cdp/mapping"
 	"cdp/query"
 	"cdp/query/dsl"
+	"cdp/schema"
 	"cdp/store"
 )
 
@@ -350,7 +350,7 @@ func (s *Server) closePIT(id string) {
 
 // sortClause validates the requested sort and appends the customer_id
 // tie-breaker. key identifies the sort inside cursors.
-func sortClause(cat *mapping.Catalog, specs []sortSpec) ([]any, string, error) {
+func sortClause(cat *schema.Catalog, specs []sortSpec) ([]any, string, error) {
 	out := make([]any, 0, len(specs)+1)
 	var key strings.Builder
 	for i, sp := range specs {
@@ -378,7 +378,7 @@ func sortClause(cat *mapping.Catalog, specs []sortSpec) ([]any, string, error) {
 
 // projection checks the requested fields: catalog fields and the
 // document's top-level objects; customer_id always comes back.
-func projection(cat *mapping.Catalog, fields []string) ([]string, error) {
+func projection(cat *schema.Catalog, fields []string) ([]string, error) {
 	top := map[string]bool{"identities": true, "attrs": true, "metrics": true, "orders": true, "attrs_unindexed": true}
 	out := []string{"customer_id"}
 	for i, f := range fields {

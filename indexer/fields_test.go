@@ -4,7 +4,7 @@ import (
 	"reflect"
 	"testing"
 
-	"cdp/mapping"
+	"cdp/schema"
 )
 
 func TestARejectedDynamicFieldIsMovedToTheUnindexedTwin(t *testing.T) {
@@ -37,9 +37,9 @@ func TestARejectionOutsideTheDynamicObjectCannotBeHelped(t *testing.T) {
 func TestDynamicKeysAreTypedByTheirFirstJSONValue(t *testing.T) {
 	tests := []struct {
 		v    any
-		want mapping.Type
+		want schema.Type
 	}{
-		{"s", mapping.Keyword}, {[]string{"a"}, mapping.KeywordArray}, {1.5, mapping.Number}, {true, mapping.Boolean}, {nil, ""}, {[]string{}, ""},
+		{"s", schema.Keyword}, {[]string{"a"}, schema.KeywordArray}, {1.5, schema.Number}, {true, schema.Boolean}, {nil, ""}, {[]string{}, ""},
 	}
 	for _, tt := range tests {
 		if got := typeOf(tt.v); got != tt.want {

@@ -4,8 +4,8 @@ import (
 	"strings"
 	"time"
 
-	"cdp/mapping"
 	"cdp/query/dsl"
+	"cdp/schema"
 )
 
 // The parent-child join of the customers index: every customer document
@@ -127,7 +127,7 @@ func (t *translator) cond(c *Cond, at string) dsl.Query {
 
 // leaf translates a positive operator on one field, in the field's own
 // nested context.
-func (t *translator) leaf(f mapping.Field, op string, vals []any) dsl.Query {
+func (t *translator) leaf(f schema.Field, op string, vals []any) dsl.Query {
 	name := f.Name
 	switch op {
 	case "eq":
@@ -157,7 +157,7 @@ func (t *translator) leaf(f mapping.Field, op string, vals []any) dsl.Query {
 	case "lte":
 		return dsl.Range{Field: name, LTE: vals[0]}
 	case "between":
-		if f.Type == mapping.Date {
+		if f.Type == schema.Date {
 			return dsl.Range{Field: name, GTE: t.dayStart(f, vals[0].(Date), 0), LT: t.dayStart(f, vals[1].(Date), 1)}
 		}
 		return dsl.Range{Field: name, GTE: vals[0], LTE: vals[1]}
@@ -192,7 +192,7 @@ var calendarFields = map[string]bool{"birthday": true}
 
 // dayStart returns, as an RFC 3339 instant, the start of the calendar day
 // plusDays after the day d names in the request's time zone.
-func (t *translator) dayStart(f mapping.Field, d Date, plusDays int) string {
+func (t *translator) dayStart(f schema.Field, d Date, plusDays int) string {
 	y, m, day := d.Day(t.loc)
 	loc := t.loc
 	if calendarFields[f.Name] {
