@@ -1,0 +1,36 @@
+package customer
+
+import (
+	"reflect"
+	"testing"
+)
+
+// TestTheColumnsComeFromTheSchema pins what the builder takes from package
+// schema: which columns and traits set root fields, and how order and
+// item rows fill their objects.
+func TestTheColumnsComeFromTheSchema(t *testing.T) {
+	if want := []string{"name", "gender", "birthday", "phone", "email", "city", "member_level", "store_id", "owner_id"}; !reflect.DeepEqual(ProfileFields, want) {
+		t.Errorf("profile fields %v, want %v", ProfileFields, want)
+	}
+	if len(renamedColumns) != 1 || renamedColumns[0].Name != "created_at" || renamedColumns[0].Field != "registered_at" {
+		t.Errorf("renamed columns %v, want created_at → registered_at", renamedColumns)
+	}
+	for _, c := range append([]string{"id", "created_at", "updated_at"}, ProfileFields...) {
+		if !customerColumns[c] {
+			t.Errorf("column %s would go under attrs", c)
+		}
+	}
+	if len(customerColumns) != len(ProfileFields)+3 {
+		t.Errorf("customer columns %v", customerColumns)
+	}
+	o := map[string]any{}
+	orderFields.fill(o, Row{Key: "o1", Data: map[string]any{"order_no": "N1", "total_amount": 9.5, "customer_id": "1", "extra": 1, "paid_at": nil}})
+	if want := map[string]any{"order_id": "o1", "order_no": "N1", "total_amount": 9.5}; !reflect.DeepEqual(o, want) {
+		t.Errorf("order object %v, want %v", o, want)
+	}
+	it := map[string]any{}
+	itemFields.fill(it, Row{Key: "i1", Data: map[string]any{"sku": "p-7", "order_id": "o1", "price": 3.0}})
+	if want := map[string]any{"sku": "p-7", "price": 3.0}; !reflect.DeepEqual(it, want) {
+		t.Errorf("item object %v, want %v", it, want)
+	}
+}
