@@ -288,7 +288,7 @@ func (s *Server) search(c *gin.Context) {
 		}
 		body["_source"] = gin.H{"includes": include}
 	} else {
-		body["_source"] = gin.H{"excludes": []string{"relation"}}
+		body["_source"] = gin.H{"excludes": []string{schema.JoinField}}
 	}
 	var resp searchResponse
 	if err := s.st.Do(ctx, http.MethodPost, path, body, &resp); err != nil {
@@ -377,12 +377,13 @@ func sortClause(cat *schema.Catalog, specs []sortSpec) ([]any, string, error) {
 }
 
 // projection checks the requested fields: catalog fields and the
-// document's top-level objects; customer_id always comes back.
+// document's top-level objects (schema.Objects); customer_id always comes
+// back.
 func projection(cat *schema.Catalog, fields []string) ([]string, error) {
-	top := map[string]bool{"identities": true, "attrs": true, "metrics": true, "orders": true, "attrs_unindexed": true}
+	top := schema.Objects()
 	out := []string{"customer_id"}
 	for i, f := range fields {
-		if _, ok := cat.Lookup(f); !ok && !top[f] {
+		if _, ok := cat.Lookup(f); !ok && !contains(top, f) {
 			return nil, invalid(fmt.Sprintf("fields[%d]", i), "unknown field %q", f)
 		}
 		out = append(out, f)
