@@ -3,14 +3,23 @@ package customer
 import (
 	"reflect"
 	"testing"
+
+	"cdp/schema"
 )
 
-// TestTheColumnsComeFromTheSchema pins what the builder takes from package
-// schema: which columns and traits set root fields, and how order and
-// item rows fill their objects.
+// TestTheColumnsComeFromTheSchema checks what the builder takes from
+// package schema: which columns and traits set root fields (at least those
+// of CONTRACT §1.1), and how order and item rows fill their objects.
 func TestTheColumnsComeFromTheSchema(t *testing.T) {
-	if want := []string{"name", "gender", "birthday", "phone", "email", "city", "member_level", "store_id", "owner_id"}; !reflect.DeepEqual(ProfileFields, want) {
-		t.Errorf("profile fields %v, want %v", ProfileFields, want)
+	for _, f := range []string{"name", "gender", "birthday", "phone", "email", "city", "member_level", "store_id", "owner_id"} {
+		if !IsProfileField(f) {
+			t.Errorf("%s is not a profile field (all: %v)", f, ProfileFields)
+		}
+	}
+	for _, f := range ProfileFields {
+		if fd, ok := schema.Base().Lookup(f); !ok || fd.Column != f || fd.NestedPath != "" {
+			t.Errorf("profile field %s is not a root field set by its column: %+v", f, fd)
+		}
 	}
 	if len(renamedColumns) != 1 || renamedColumns[0].Name != "created_at" || renamedColumns[0].Field != "registered_at" {
 		t.Errorf("renamed columns %v, want created_at → registered_at", renamedColumns)
