@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"cdp/identity"
+	"cdp/schema"
 )
 
 // recentEvents is how many events the 360 view shows, newest first.
@@ -27,7 +28,7 @@ func (s *Server) getCustomer(c *gin.Context) {
 		return
 	}
 	var doc json.RawMessage
-	found, err := s.st.GetSource(c.Request.Context(), s.customers, id, &doc, "relation")
+	found, err := s.st.GetSource(c.Request.Context(), s.customers, id, &doc, schema.JoinField)
 	if err != nil {
 		s.storeError(c, err)
 		return
@@ -63,7 +64,7 @@ func (s *Server) lookup(c *gin.Context) {
 		writeError(c, http.StatusBadRequest, "invalid_parameter", fmt.Sprintf("value is at most %d bytes long", maxIDBytes))
 		return
 	}
-	query := map[string]any{"size": 1, "_source": map[string]any{"excludes": []string{"relation"}}, "query": map[string]any{"nested": map[string]any{
+	query := map[string]any{"size": 1, "_source": map[string]any{"excludes": []string{schema.JoinField}}, "query": map[string]any{"nested": map[string]any{
 		"path": "identities",
 		"query": map[string]any{"bool": map[string]any{"filter": []any{
 			map[string]any{"term": map[string]any{"identities.type": typ}},
@@ -102,7 +103,7 @@ type searchResponse struct {
 func (s *Server) view(c *gin.Context, cid string, doc json.RawMessage) {
 	query := map[string]any{
 		"size":    recentEvents,
-		"_source": map[string]any{"excludes": []string{"relation"}},
+		"_source": map[string]any{"excludes": []string{schema.JoinField}},
 		"query":   map[string]any{"term": map[string]any{"customer_id": cid}},
 		"sort":    []any{map[string]any{"timestamp": "desc"}, map[string]any{"event_id": "desc"}},
 	}

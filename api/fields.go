@@ -13,18 +13,18 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"cdp/catalog"
-	"cdp/mapping"
+	"cdp/schema"
 	"cdp/store"
 )
 
 // fieldView is a catalog entry as GET /v1/fields shows it: the field
 // (its nested path under "nested" when it has one) and its operators.
 type fieldView struct {
-	mapping.Field
+	schema.Field
 	Operators []string `json:"operators"`
 }
 
-func view(f mapping.Field) fieldView {
+func view(f schema.Field) fieldView {
 	v := fieldView{Field: f, Operators: f.Ops()}
 	if v.Operators == nil {
 		v.Operators = []string{}
@@ -50,11 +50,11 @@ var declaredName = regexp.MustCompile(`^attrs\.[\p{Ll}\p{Lo}0-9][\p{Ll}\p{Lo}0-9
 
 // declareRequest is the body of POST /v1/fields.
 type declareRequest struct {
-	Name       string              `json:"name"`
-	Label      mapping.Label       `json:"label"`
-	Type       mapping.Type        `json:"type"`
-	Candidates []mapping.Candidate `json:"candidates"`
-	Default    any                 `json:"default"`
+	Name       string             `json:"name"`
+	Label      schema.Label       `json:"label"`
+	Type       schema.Type        `json:"type"`
+	Candidates []schema.Candidate `json:"candidates"`
+	Default    any                `json:"default"`
 }
 
 // declareField declares a dynamic business field before data arrives:
@@ -69,7 +69,7 @@ func (s *Server) declareField(c *gin.Context) {
 		s.failed(c, invalid("name", "name must be attrs.<key>, the key lowercase letters, digits and _ (at most 64), got %q", req.Name))
 		return
 	}
-	if req.Type == mapping.Nested || catalog.Mapping(req.Type) == nil {
+	if req.Type == schema.Nested || schema.TypeMapping(req.Type) == nil {
 		s.failed(c, invalid("type", "type must be one of keyword, text, number, date, boolean, keyword_array, got %q", req.Type))
 		return
 	}
@@ -85,8 +85,8 @@ func (s *Server) declareField(c *gin.Context) {
 	}
 	f.Candidates, f.Default = req.Candidates, req.Default
 	ctx := c.Request.Context()
-	key := strings.TrimPrefix(req.Name, mapping.AttrsPrefix)
-	body := gin.H{"properties": gin.H{"attrs": gin.H{"properties": gin.H{key: catalog.Mapping(req.Type)}}}}
+	key := strings.TrimPrefix(req.Name, schema.AttrsPrefix)
+	body := gin.H{"properties": gin.H{"attrs": gin.H{"properties": gin.H{key: schema.TypeMapping(req.Type)}}}}
 	if err := s.st.Do(ctx, http.MethodPut, "/"+s.customers+"/_mapping", body, nil); err != nil {
 		if store.StatusOf(err) == http.StatusBadRequest {
 			s.log.Warn("mapping update refused", "field", req.Name, "err", err, "request_id", c.GetString(requestIDKey))
@@ -137,9 +137,9 @@ func (s *Server) fieldValues(c *gin.Context) {
 		}
 	}
 	type value struct {
-		Value any            `json:"value"`
-		Label *mapping.Label `json:"label,omitempty"`
-		Count *int64         `json:"count,omitempty"`
+		Value any           `json:"value"`
+		Label *schema.Label `json:"label,omitempty"`
+		Count *int64        `json:"count,omitempty"`
 	}
 	out := []value{}
 	if len(f.Candidates) > 0 {
@@ -153,12 +153,12 @@ func (s *Server) fieldValues(c *gin.Context) {
 		c.JSON(http.StatusOK, gin.H{"field": name, "values": out})
 		return
 	}
-	if f.Type != mapping.Keyword && f.Type != mapping.KeywordArray && f.Type != mapping.Boolean {
+	if f.Type != schema.Keyword && f.Type != schema.KeywordArray && f.Type != schema.Boolean {
 		writeError(c, http.StatusBadRequest, "no_candidate_values", name+" is a "+string(f.Type)+" field: it has no candidate values")
 		return
 	}
 	terms := gin.H{"field": name, "size": size}
-	if q != "" && f.Type != mapping.Boolean {
+	if q != "" && f.Type != schema.Boolean {
 		terms["include"] = ".*" + caseless(q) + ".*"
 	}
 	agg := gin.H{"values": gin.H{"terms": terms}}

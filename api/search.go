@@ -16,9 +16,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"cdp/mapping"
 	"cdp/query"
 	"cdp/query/dsl"
+	"cdp/schema"
 	"cdp/store"
 )
 
@@ -323,7 +323,7 @@ func (s *Server) search(c *gin.Context) {
 		}
 		body["_source"] = gin.H{"includes": include}
 	} else {
-		body["_source"] = gin.H{"excludes": []string{"relation"}}
+		body["_source"] = gin.H{"excludes": []string{schema.JoinField}}
 	}
 	var resp searchResponse
 	if err := s.st.Do(ctx, http.MethodPost, path, body, &resp); err != nil {
@@ -385,7 +385,7 @@ func (s *Server) closePIT(id string) {
 
 // sortClause validates the requested sort and appends the customer_id
 // tie-breaker. key identifies the sort inside cursors.
-func sortClause(cat *mapping.Catalog, specs []sortSpec) ([]any, string, error) {
+func sortClause(cat *schema.Catalog, specs []sortSpec) ([]any, string, error) {
 	out := make([]any, 0, len(specs)+1)
 	var key strings.Builder
 	for i, sp := range specs {
@@ -412,12 +412,13 @@ func sortClause(cat *mapping.Catalog, specs []sortSpec) ([]any, string, error) {
 }
 
 // projection checks the requested fields: catalog fields and the
-// document's top-level objects; customer_id always comes back.
-func projection(cat *mapping.Catalog, fields []string) ([]string, error) {
-	top := map[string]bool{"identities": true, "attrs": true, "metrics": true, "orders": true, "attrs_unindexed": true}
+// document's top-level objects (schema.Objects); customer_id always comes
+// back.
+func projection(cat *schema.Catalog, fields []string) ([]string, error) {
+	top := schema.Objects()
 	out := []string{"customer_id"}
 	for i, f := range fields {
-		if _, ok := cat.Lookup(f); !ok && !top[f] {
+		if _, ok := cat.Lookup(f); !ok && !contains(top, f) {
 			return nil, invalid(fmt.Sprintf("fields[%d]", i), "unknown field %q", f)
 		}
 		out = append(out, f)

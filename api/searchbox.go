@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"cdp/identity"
+	"cdp/schema"
 )
 
 // nonDigits strips a phone fragment to its digits.
@@ -65,7 +66,7 @@ func (s *Server) searchBox(c *gin.Context) {
 		"query":            gin.H{"bool": gin.H{"should": should, "minimum_should_match": 1}},
 		"sort":             []any{"_score", gin.H{"customer_id": "asc"}},
 		"track_total_hits": true,
-		"_source":          gin.H{"excludes": []string{"relation"}},
+		"_source":          gin.H{"excludes": []string{schema.JoinField}},
 		"highlight": gin.H{"pre_tags": []string{"<em>"}, "post_tags": []string{"</em>"}, "fields": gin.H{
 			"name.chars": gin.H{"number_of_fragments": 0}, "phone.digits": gin.H{"number_of_fragments": 0},
 			"email.lc": gin.H{"number_of_fragments": 0},

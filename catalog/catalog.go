@@ -1,5 +1,5 @@
 // Package catalog is the live field catalog: the fixed fields of package
-// mapping plus the dynamic business fields (attrs.<name>) and event
+// schema plus the dynamic business fields (attrs.<name>) and event
 // properties (properties.<name>), declared through the API or discovered by
 // the indexer, kept in the fields index so that every process sees them.
 package catalog
@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"cdp/mapping"
+	"cdp/schema"
 	"cdp/store"
 )
 
@@ -24,7 +24,7 @@ type Registry struct {
 	ttl   time.Duration
 
 	mu     sync.Mutex
-	cat    *mapping.Catalog
+	cat    *schema.Catalog
 	loaded time.Time
 }
 
@@ -35,14 +35,14 @@ func New(st *store.Client, index string) *Registry {
 
 // record is a field as stored: the field plus whether the API declared it.
 type record struct {
-	mapping.Field
+	schema.Field
 	Declared  bool   `json:"declared"`
 	CreatedAt string `json:"created_at"`
 }
 
 // Catalog returns the catalog, reloading it when the cached one is older
 // than the registry's time to live.
-func (r *Registry) Catalog(ctx context.Context) (*mapping.Catalog, error) {
+func (r *Registry) Catalog(ctx context.Context) (*schema.Catalog, error) {
 	r.mu.Lock()
 	cat, fresh := r.cat, time.Since(r.loaded) < r.ttl
 	r.mu.Unlock()
@@ -60,7 +60,7 @@ const minReload = time.Second
 // ReloadStale reloads the catalog unless it was loaded less than a second
 // ago, for a reader that met a field the catalog does not know: it may
 // have been declared or discovered since.
-func (r *Registry) ReloadStale(ctx context.Context) (*mapping.Catalog, error) {
+func (r *Registry) ReloadStale(ctx context.Context) (*schema.Catalog, error) {
 	r.mu.Lock()
 	cat, recent := r.cat, time.Since(r.loaded) < minReload
 	r.mu.Unlock()
@@ -71,8 +71,8 @@ func (r *Registry) ReloadStale(ctx context.Context) (*mapping.Catalog, error) {
 }
 
 // Reload reads every dynamic field now.
-func (r *Registry) Reload(ctx context.Context) (*mapping.Catalog, error) {
-	var fields []mapping.Field
+func (r *Registry) Reload(ctx context.Context) (*schema.Catalog, error) {
+	var fields []schema.Field
 	var after []any
 	for {
 		body := map[string]any{"size": 1000, "sort": []any{map[string]any{"name": "asc"}}}
@@ -98,7 +98,7 @@ func (r *Registry) Reload(ctx context.Context) (*mapping.Catalog, error) {
 		}
 		after = resp.Hits.Hits[len(resp.Hits.Hits)-1].Sort
 	}
-	cat := mapping.Base().With(fields...)
+	cat := schema.Base().With(fields...)
 	r.mu.Lock()
 	r.cat, r.loaded = cat, time.Now()
 	r.mu.Unlock()
@@ -107,7 +107,7 @@ func (r *Registry) Reload(ctx context.Context) (*mapping.Catalog, error) {
 
 // Discover records fields the indexer met for the first time. A field
 // already known keeps what it has: the first declaration or discovery wins.
-func (r *Registry) Discover(ctx context.Context, fields []mapping.Field) error {
+func (r *Registry) Discover(ctx context.Context, fields []schema.Field) error {
 	if len(fields) == 0 {
 		return nil
 	}
@@ -137,7 +137,7 @@ var ErrConflict = errors.New("field exists with another type")
 // earlier with the same type takes the declaration's labels and
 // candidates; one of another type is a conflict. created reports whether
 // the field is new.
-func (r *Registry) Declare(ctx context.Context, f mapping.Field) (created bool, err error) {
+func (r *Registry) Declare(ctx context.Context, f schema.Field) (created bool, err error) {
 	rec := record{Field: f, Declared: true, CreatedAt: time.Now().UTC().Format(time.RFC3339)}
 	err = r.st.Do(ctx, http.MethodPut, "/"+r.index+"/_create/"+f.Name+"?refresh=wait_for", rec, nil)
 	if err == nil {
@@ -170,30 +170,11 @@ func (r *Registry) invalidate() {
 
 // DynamicField returns the catalog entry of a dynamic field of the given
 // type, with its name as label until someone declares a better one.
-func DynamicField(name string, t mapping.Type) mapping.Field {
-	return mapping.Field{
-		Name: name, Label: mapping.Label{ZH: name, EN: name}, Type: t,
-		List:     t == mapping.KeywordArray,
-		Sortable: t != mapping.KeywordArray && t != mapping.Text,
+func DynamicField(name string, t schema.Type) schema.Field {
+	return schema.Field{
+		Name: name, Label: schema.Label{ZH: name, EN: name}, Type: t,
+		List:     t == schema.KeywordArray,
+		Sortable: t != schema.KeywordArray && t != schema.Text,
 		Dynamic:  true,
 	}
-}
-
-// Mapping returns the OpenSearch mapping of a dynamic field of type t, the
-// same as the embedded mapping's dynamic templates give.
-func Mapping(t mapping.Type) map[string]any {
-	switch t {
-	case mapping.Keyword, mapping.KeywordArray:
-		return map[string]any{"type": "keyword", "ignore_above": 4096,
-			"fields": map[string]any{"lc": map[string]any{"type": "keyword", "normalizer": "lc", "ignore_above": 4096}}}
-	case mapping.Text:
-		return map[string]any{"type": "text", "analyzer": "cjk"}
-	case mapping.Number:
-		return map[string]any{"type": "double"}
-	case mapping.Date:
-		return map[string]any{"type": "date", "format": "strict_date_optional_time||epoch_millis"}
-	case mapping.Boolean:
-		return map[string]any{"type": "boolean"}
-	}
-	return nil
 }

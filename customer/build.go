@@ -7,19 +7,44 @@ import (
 	"time"
 
 	"cdp/identity"
+	"cdp/schema"
 )
 
-// ProfileFields are the root fields a CRM row or an SDK identify may set.
-var ProfileFields = []string{"name", "gender", "birthday", "phone", "email", "city", "member_level", "store_id", "owner_id"}
-
-// customerColumns are the CRM columns with a place of their own in the
-// document; every other column goes under attrs.
-var customerColumns = map[string]bool{"id": true, "created_at": true, "updated_at": true}
+// The customer table's columns, as package schema declares them.
+var (
+	// ProfileFields are the root fields a CRM row or an SDK identify may
+	// set: those a customers column of the same name sets. The later of
+	// the column and the trait of that name wins.
+	ProfileFields []string
+	// renamedColumns set a root field of another name (created_at →
+	// registered_at); the column wins over a trait of the column's name.
+	renamedColumns []schema.Column
+	// customerColumns are the CRM columns with a place of their own in
+	// the document; every other column goes under attrs.
+	customerColumns = map[string]bool{}
+)
 
 func init() {
-	for _, f := range ProfileFields {
-		customerColumns[f] = true
+	tbl, _ := schema.TableNamed("customers")
+	for _, c := range tbl.Columns() {
+		customerColumns[c.Name] = true
+		switch {
+		case c.Field == c.Name:
+			ProfileFields = append(ProfileFields, c.Name)
+		case c.Field != "":
+			renamedColumns = append(renamedColumns, c)
+		}
 	}
+}
+
+// isRenamedColumn reports whether a trait names a renamed column.
+func isRenamedColumn(name string) bool {
+	for _, c := range renamedColumns {
+		if c.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // IsProfileField reports whether a trait or column name sets a root field.
@@ -78,10 +103,12 @@ func Build(customerID string, s Sources) (map[string]any, bool) {
 			doc[f] = normalizeField(f, v)
 		}
 	}
-	if v, ok := crmValue("created_at"); ok && v != nil {
-		doc["registered_at"] = v
-	} else if t, ok := traits["created_at"]; ok && t.V != nil {
-		doc["registered_at"] = t.V
+	for _, c := range renamedColumns {
+		if v, ok := crmValue(c.Name); ok && v != nil {
+			doc[c.Field] = v
+		} else if t, ok := traits[c.Name]; ok && t.V != nil {
+			doc[c.Field] = t.V
+		}
 	}
 	if crm != nil {
 		latest = crm.TS
@@ -95,7 +122,7 @@ func Build(customerID string, s Sources) (map[string]any, bool) {
 	}
 	for name, t := range traits {
 		latest = max(latest, t.TS)
-		if _, done := attrs[name]; done || IsProfileField(name) || name == "created_at" || t.V == nil {
+		if _, done := attrs[name]; done || IsProfileField(name) || isRenamedColumn(name) || t.V == nil {
 			continue
 		}
 		if _, crmHas := crmValue(name); !crmHas {
@@ -174,11 +201,48 @@ func rank(t string) int {
 	return len(identity.Types)
 }
 
-// orderFields and itemFields are the columns copied into the document.
+// orderFields and itemFields are how order and item rows fill their
+// document objects, as package schema declares it.
 var (
-	orderFields = []string{"order_no", "store_id", "status", "total_amount", "created_at", "paid_at"}
-	itemFields  = []string{"sku", "product_name", "category", "quantity", "price"}
+	orderFields = rowFieldsOf("orders")
+	itemFields  = rowFieldsOf("order_items")
 )
+
+// rowFields are the fields a table's rows set in their objects.
+type rowFields struct {
+	key  string      // the object key the row's key goes to, "" for none
+	cols [][2]string // column, object key
+}
+
+func rowFieldsOf(table string) rowFields {
+	tbl, ok := schema.TableNamed(table)
+	if !ok {
+		panic("customer: schema has no table " + table)
+	}
+	var rf rowFields
+	for _, c := range tbl.Columns() {
+		switch {
+		case c.Field == "":
+		case c.Name == tbl.Key:
+			rf.key = tbl.Leaf(c.Field)
+		default:
+			rf.cols = append(rf.cols, [2]string{c.Name, tbl.Leaf(c.Field)})
+		}
+	}
+	return rf
+}
+
+// fill copies a row's fields into dst.
+func (rf rowFields) fill(dst map[string]any, r Row) {
+	if rf.key != "" {
+		dst[rf.key] = r.Key
+	}
+	for _, c := range rf.cols {
+		if v, ok := r.Data[c[0]]; ok && v != nil {
+			dst[c[1]] = v
+		}
+	}
+}
 
 // buildOrders returns the live orders with their live items, newest first,
 // the metrics computed from them, and the latest source time among them.
@@ -203,13 +267,13 @@ func buildOrders(rows []Row, items map[string][]Row) ([]map[string]any, map[stri
 	var first, last string
 	for _, r := range live {
 		latest = max(latest, r.TS)
-		o := map[string]any{"order_id": r.Key}
-		copyFields(o, r.Data, orderFields)
+		o := map[string]any{}
+		orderFields.fill(o, r)
 		its := make([]map[string]any, 0)
 		for _, it := range sortedLive(items[r.Key]) {
 			latest = max(latest, it.TS)
 			m := map[string]any{}
-			copyFields(m, it.Data, itemFields)
+			itemFields.fill(m, it)
 			its = append(its, m)
 		}
 		o["items"] = its
@@ -248,14 +312,6 @@ func sortedLive(rows []Row) []Row {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out
-}
-
-func copyFields(dst, src map[string]any, fields []string) {
-	for _, f := range fields {
-		if v, ok := src[f]; ok && v != nil {
-			dst[f] = v
-		}
-	}
 }
 
 func str(v any) string {

@@ -10,6 +10,7 @@ import (
 
 	"cdp/customer"
 	"cdp/identity"
+	"cdp/schema"
 	"cdp/store"
 	"cdp/wire"
 )
@@ -189,9 +190,9 @@ func foldEvent(u *profileUpdate, e *wire.Event) {
 func eventDoc(cid string, e *wire.Event) map[string]any {
 	doc := map[string]any{
 		"event_id": e.MessageID, "customer_id": cid, "type": e.Type, "event": e.Name(),
-		"relation":   map[string]any{"name": "event", "parent": cid},
-		"timestamp":  e.Timestamp.Format("2006-01-02T15:04:05.000Z07:00"),
-		"properties": wire.SanitizeMap(e.Properties),
+		schema.JoinField: schema.EventJoin(cid),
+		"timestamp":      e.Timestamp.Format("2006-01-02T15:04:05.000Z07:00"),
+		"properties":     wire.SanitizeMap(e.Properties),
 	}
 	for k, v := range map[string]string{"channel": e.Channel(), "user_id": e.UserID, "anonymous_id": e.AnonymousID} {
 		if v != "" {

@@ -9,7 +9,7 @@ import (
 	"sync"
 
 	"cdp/catalog"
-	"cdp/mapping"
+	"cdp/schema"
 	"cdp/store"
 )
 
@@ -26,13 +26,13 @@ type dynamicFields struct {
 	unindexed string // "attrs_unindexed" or "properties_unindexed"
 	limit     int
 	// discover records the new keys in the field catalog.
-	discover func(context.Context, []mapping.Field) error
+	discover func(context.Context, []schema.Field) error
 
 	mu    sync.Mutex
 	known map[string]bool
 }
 
-func newDynamicFields(st *store.Client, index, object string, limit int, discover func(context.Context, []mapping.Field) error) *dynamicFields {
+func newDynamicFields(st *store.Client, index, object string, limit int, discover func(context.Context, []schema.Field) error) *dynamicFields {
 	return &dynamicFields{st: st, index: index, object: object, unindexed: object + "_unindexed", limit: limit,
 		discover: discover, known: map[string]bool{}}
 }
@@ -67,7 +67,7 @@ func (d *dynamicFields) load(ctx context.Context) error {
 func (d *dynamicFields) prepare(ctx context.Context, docs []map[string]any) error {
 	d.mu.Lock()
 	props := map[string]any{}
-	var fields []mapping.Field
+	var fields []schema.Field
 	for _, doc := range docs {
 		obj, _ := doc[d.object].(map[string]any)
 		for k, v := range obj {
@@ -82,7 +82,7 @@ func (d *dynamicFields) prepare(ctx context.Context, docs []map[string]any) erro
 				d.demoteLocked(doc, k, v)
 				continue
 			}
-			props[k] = catalog.Mapping(t)
+			props[k] = schema.TypeMapping(t)
 			fields = append(fields, catalog.DynamicField(d.object+"."+k, t))
 		}
 	}
@@ -125,22 +125,22 @@ func (d *dynamicFields) prepare(ctx context.Context, docs []map[string]any) erro
 // comes in either form: []string as wire.SanitizeValue makes it (event
 // properties), []any as JSON decoding gives it back (customer documents
 // are rebuilt from rows read back from the row store).
-func typeOf(v any) mapping.Type {
+func typeOf(v any) schema.Type {
 	switch x := v.(type) {
 	case string:
-		return mapping.Keyword
+		return schema.Keyword
 	case []string:
 		if len(x) > 0 {
-			return mapping.KeywordArray
+			return schema.KeywordArray
 		}
 	case []any:
 		if len(x) > 0 && allStrings(x) {
-			return mapping.KeywordArray
+			return schema.KeywordArray
 		}
 	case float64:
-		return mapping.Number
+		return schema.Number
 	case bool:
-		return mapping.Boolean
+		return schema.Boolean
 	}
 	return ""
 }

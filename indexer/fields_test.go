@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"cdp/customer"
-	"cdp/mapping"
+	"cdp/schema"
 	"cdp/wire"
 )
 
@@ -41,14 +41,14 @@ func TestARejectionOutsideTheDynamicObjectCannotBeHelped(t *testing.T) {
 func TestDynamicKeysAreTypedByTheirFirstJSONValue(t *testing.T) {
 	tests := []struct {
 		name, json string
-		want       mapping.Type
+		want       schema.Type
 	}{
-		{"a string is a keyword", `"s"`, mapping.Keyword},
-		{"a list of strings is a keyword array", `["a","b"]`, mapping.KeywordArray},
-		{"a list of one string is a keyword array", `["a"]`, mapping.KeywordArray},
+		{"a string is a keyword", `"s"`, schema.Keyword},
+		{"a list of strings is a keyword array", `["a","b"]`, schema.KeywordArray},
+		{"a list of one string is a keyword array", `["a"]`, schema.KeywordArray},
 		{"an empty list types nothing yet", `[]`, ""},
-		{"a number is a number", `1.5`, mapping.Number},
-		{"a boolean is a boolean", `true`, mapping.Boolean},
+		{"a number is a number", `1.5`, schema.Number},
+		{"a boolean is a boolean", `true`, schema.Boolean},
 		{"null types nothing yet", `null`, ""},
 	}
 	for _, tt := range tests {
@@ -76,16 +76,16 @@ func TestDynamicKeysAreTypedByTheirFirstJSONValue(t *testing.T) {
 func TestListsFromCDCRowsAndIdentifyTraitsAreTypedAsKeywordArrays(t *testing.T) {
 	tests := []struct {
 		name, topic, msg string
-		want             mapping.Type
+		want             schema.Type
 	}{
 		{"a CDC column holding a list of strings", TopicCustomers,
-			`{"after":{"id":1,"name":"a","labels":["vip","b2b"]},"source":{"lsn":1,"ts_ms":1},"op":"c"}`, mapping.KeywordArray},
+			`{"after":{"id":1,"name":"a","labels":["vip","b2b"]},"source":{"lsn":1,"ts_ms":1},"op":"c"}`, schema.KeywordArray},
 		{"a CDC column holding an empty list", TopicCustomers,
 			`{"after":{"id":1,"name":"a","labels":[]},"source":{"lsn":1,"ts_ms":1},"op":"c"}`, ""},
 		{"a CDC column holding a string", TopicCustomers,
-			`{"after":{"id":1,"name":"a","labels":"vip"},"source":{"lsn":1,"ts_ms":1},"op":"c"}`, mapping.Keyword},
+			`{"after":{"id":1,"name":"a","labels":"vip"},"source":{"lsn":1,"ts_ms":1},"op":"c"}`, schema.Keyword},
 		{"an identify trait holding a list of strings", TopicEvents,
-			`{"type":"identify","messageId":"m1","userId":"1","traits":{"labels":["vip","b2b"]}}`, mapping.KeywordArray},
+			`{"type":"identify","messageId":"m1","userId":"1","traits":{"labels":["vip","b2b"]}}`, schema.KeywordArray},
 		{"an identify trait holding an empty list", TopicEvents,
 			`{"type":"identify","messageId":"m1","userId":"1","traits":{"labels":[]}}`, ""},
 	}

@@ -6,6 +6,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"cdp/customer"
+	"cdp/schema"
 	"cdp/store"
 )
 
@@ -61,7 +62,7 @@ func (ix *Indexer) writeDocuments(ctx context.Context, cids []string, markers ma
 	for _, cid := range cids {
 		doc, ok := customer.Build(cid, *srcs[cid])
 		if ok {
-			doc["relation"] = "customer" // the parent of its events (mapping.Customers)
+			doc[schema.JoinField] = schema.CustomerRelation // the parent of its events (mapping.Customers)
 			docs = append(docs, doc)
 			ops = append(ops, store.Op{Action: store.Index, Index: ix.customers, ID: cid, Body: doc})
 		} else {

@@ -1,9 +1,19 @@
+// Package mapping defines the OpenSearch indices the service owns: their
+// names, versions, aliases and mappings.
+//
+// The settings of each index and the mappings of the fields outside the
+// field schema are JSON files embedded from this folder. The customer
+// index's catalog fields, its dynamic objects with their templates and its
+// join field are not written there: they are generated from package
+// schema, so the mapping and the catalog cannot drift apart.
 package mapping
 
 import (
 	"embed"
 	"encoding/json"
 	"fmt"
+
+	"cdp/schema"
 )
 
 //go:embed *.json
@@ -22,6 +32,9 @@ type Index struct {
 	// Views are filtered aliases over the index: each name maps to the
 	// filter its searches see.
 	Views map[string]map[string]any
+	// generate, if set, adds what the schema declares to the mappings
+	// read from file.
+	generate func(mappings map[string]any) error
 }
 
 // View returns the index reached through one of its filtered aliases.
@@ -38,9 +51,9 @@ func (i Index) View(name string) Index {
 // customers match (see package query). Searches go through two filtered
 // aliases, "<prefix>-customers" and "<prefix>-events", so neither ever
 // sees the other's documents.
-var Customers = Index{Name: "customers", Version: 1, file: "customers.json", Views: map[string]map[string]any{
-	"customers": {"term": map[string]any{"relation": "customer"}},
-	"events":    {"term": map[string]any{"relation": "event"}},
+var Customers = Index{Name: "customers", Version: 1, file: "customers.json", generate: customerMappings, Views: map[string]map[string]any{
+	"customers": {"term": map[string]any{schema.JoinField: schema.CustomerRelation}},
+	"events":    {"term": map[string]any{schema.JoinField: schema.EventRelation}},
 }}
 
 // The indices the service creates.
@@ -74,18 +87,44 @@ func (i Index) Physical(prefix string) string {
 
 // Body returns the settings and mappings JSON used to create the index.
 func (i Index) Body() []byte {
-	b, err := files.ReadFile(i.file)
+	body, err := i.body()
 	if err != nil {
-		panic(fmt.Sprintf("mapping: embedded %s missing: %v", i.file, err))
+		panic(err.Error())
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		panic(fmt.Sprintf("mapping: %s: %v", i.file, err))
 	}
 	return b
 }
 
+// body reads the embedded file and adds the generated mappings.
+func (i Index) body() (map[string]any, error) {
+	b, err := files.ReadFile(i.file)
+	if err != nil {
+		return nil, fmt.Errorf("mapping: embedded %s missing: %w", i.file, err)
+	}
+	var body map[string]any
+	if err := json.Unmarshal(b, &body); err != nil {
+		return nil, fmt.Errorf("mapping: %s: %w", i.file, err)
+	}
+	if i.generate != nil {
+		m, ok := body["mappings"].(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("mapping: %s has no mappings object", i.file)
+		}
+		if err := i.generate(m); err != nil {
+			return nil, fmt.Errorf("mapping: %s: %w", i.file, err)
+		}
+	}
+	return body, nil
+}
+
 // CreateBody returns Body with the alias added, ready for PUT /<physical>.
 func (i Index) CreateBody(prefix string) ([]byte, error) {
-	var body map[string]any
-	if err := json.Unmarshal(i.Body(), &body); err != nil {
-		return nil, fmt.Errorf("mapping: %s: %w", i.file, err)
+	body, err := i.body()
+	if err != nil {
+		return nil, err
 	}
 	aliases := map[string]any{}
 	if len(i.Views) == 0 {

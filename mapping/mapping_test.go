@@ -2,103 +2,190 @@ package mapping
 
 import (
 	"encoding/json"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
+
+	"cdp/schema"
 )
 
 // esTypes are the OpenSearch field types each catalog type may be mapped to.
-var esTypes = map[Type][]string{
-	Keyword:      {"keyword"},
-	KeywordArray: {"keyword"},
-	Text:         {"text"},
-	Number:       {"double", "long", "scaled_float", "integer"},
-	Date:         {"date"},
-	Boolean:      {"boolean"},
-	Nested:       {"nested"},
+var esTypes = map[schema.Type][]string{
+	schema.Keyword:      {"keyword"},
+	schema.KeywordArray: {"keyword"},
+	schema.Text:         {"text"},
+	schema.Number:       {"double", "long", "scaled_float", "integer"},
+	schema.Date:         {"date"},
+	schema.Boolean:      {"boolean"},
+	schema.Nested:       {"nested"},
 }
 
-// systemFields are mapped but not in the catalog: containers, and the
-// fields of event documents (join children of customers), which filters
-// reach through event nodes.
-var systemFields = map[string]bool{
-	"identities": true, "identities.type": true, "identities.value": true, "attrs": true, "attrs_unindexed": true, "metrics": true,
-	"relation": true, "event_id": true, "type": true, "event": true, "timestamp": true, "received_at": true, "channel": true,
-	"user_id": true, "anonymous_id": true, "properties": true, "properties_unindexed": true, "context": true,
+// fileFields are what customers.json maps itself, outside the schema: the
+// identities, and the fields of event documents (join children of
+// customers), which filters reach through event nodes, with their types.
+var fileFields = map[string]string{
+	schema.Identities: "nested", schema.Identities + ".type": "keyword", schema.Identities + ".value": "keyword",
+	"event_id": "keyword", "type": "keyword", schema.EventNameField: "keyword", schema.EventTimeField: "date", "received_at": "date",
+	"channel": "keyword", "user_id": "keyword", "anonymous_id": "keyword", "context": "object",
 }
 
-func properties(t *testing.T, idx Index) map[string]string {
+type mappings struct {
+	Properties       map[string]any   `json:"properties"`
+	DynamicTemplates []map[string]any `json:"dynamic_templates"`
+}
+
+func decode(t *testing.T, b []byte) mappings {
 	t.Helper()
 	var body struct {
-		Mappings map[string]any `json:"mappings"`
+		Mappings mappings `json:"mappings"`
 	}
-	if err := json.Unmarshal(idx.Body(), &body); err != nil {
-		t.Fatalf("%s: %v", idx.Name, err)
+	if err := json.Unmarshal(b, &body); err != nil {
+		t.Fatal(err)
 	}
-	out := map[string]string{}
+	return body.Mappings
+}
+
+// flatten returns every mapped path with its definition.
+func flatten(props map[string]any) map[string]map[string]any {
+	out := map[string]map[string]any{}
 	var walk func(prefix string, props map[string]any)
 	walk = func(prefix string, props map[string]any) {
 		for name, raw := range props {
 			def := raw.(map[string]any)
-			path := prefix + name
-			typ, _ := def["type"].(string)
-			if typ == "" {
-				typ = "object"
-			}
-			out[path] = typ
+			out[prefix+name] = def
 			if sub, ok := def["properties"].(map[string]any); ok {
-				walk(path+".", sub)
+				walk(prefix+name+".", sub)
 			}
 		}
 	}
-	walk("", body.Mappings["properties"].(map[string]any))
+	walk("", props)
 	return out
 }
 
-func TestEveryCatalogFieldIsMappedWithItsType(t *testing.T) {
-	mapped := properties(t, Customers)
-	for _, f := range Base().Fields() {
-		got, ok := mapped[f.Name]
+func typeOf(def map[string]any) string {
+	if t, ok := def["type"].(string); ok {
+		return t
+	}
+	return "object"
+}
+
+// roundTrip gives a mapping as it reads back from JSON.
+func roundTrip(t *testing.T, v any) any {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out any
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestEverySchemaFieldIsMappedAsItDeclares(t *testing.T) {
+	mapped := flatten(decode(t, Customers.Body()).Properties)
+	for _, f := range schema.Base().Fields() {
+		def, ok := mapped[f.Name]
 		if !ok {
-			t.Errorf("catalog field %q is not in customers.json", f.Name)
+			t.Errorf("schema field %q is not mapped", f.Name)
 			continue
 		}
-		if !contains(esTypes[f.Type], got) {
-			t.Errorf("field %q: catalog type %s, mapped as %s", f.Name, f.Type, got)
+		if !slices.Contains(esTypes[f.Type], typeOf(def)) {
+			t.Errorf("field %q: schema type %s, mapped as %s", f.Name, f.Type, typeOf(def))
+		}
+		delete(def, "properties") // a nested field's children are checked on their own
+		if want := roundTrip(t, f.OpenSearch()); !reflect.DeepEqual(roundTrip(t, def), want) {
+			t.Errorf("field %q is mapped as %v, the schema says %v", f.Name, def, want)
 		}
 	}
 }
 
-func TestEveryMappedFieldIsInTheCatalog(t *testing.T) {
-	cat := Base()
-	for path := range properties(t, Customers) {
-		if _, ok := cat.Lookup(path); !ok && !systemFields[path] {
-			t.Errorf("customers.json maps %q, which the catalog does not declare", path)
+func TestEveryMappedFieldIsDeclaredOnce(t *testing.T) {
+	cat := schema.Base()
+	known := map[string]bool{schema.JoinField: true}
+	for _, o := range schema.DynamicObjects {
+		known[o.Name], known[o.Unindexed()] = true, true
+	}
+	for path, def := range flatten(decode(t, Customers.Body()).Properties) {
+		_, inSchema := cat.Lookup(path)
+		_, inFile := fileFields[path]
+		container := typeOf(def) == "object" && def["properties"] != nil && !inFile
+		if n := btoi(inSchema) + btoi(inFile) + btoi(known[path]); n > 1 || n == 0 && !container {
+			t.Errorf("%q is mapped; the schema declares it: %v, customers.json: %v, generated: %v", path, inSchema, inFile, known[path])
+		}
+		if inFile && typeOf(def) != fileFields[path] {
+			t.Errorf("%q is mapped as %s, want %s", path, typeOf(def), fileFields[path])
 		}
 	}
 }
 
-func TestNestedFieldsNameTheirInnermostNestedPath(t *testing.T) {
-	for _, f := range Base().Fields() {
-		want := ""
-		for _, p := range NestedPaths {
-			if strings.HasPrefix(f.Name, p+".") {
-				want = p
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// TestTheFileLeavesTheSchemaToTheSchema keeps customers.json from
+// restating what is generated: a field declared in both places would be
+// two declarations to keep in step.
+func TestTheFileLeavesTheSchemaToTheSchema(t *testing.T) {
+	raw, err := files.ReadFile(Customers.file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := decode(t, raw)
+	if len(file.DynamicTemplates) != 0 {
+		t.Errorf("customers.json has dynamic templates: they are generated from schema.DynamicObjects")
+	}
+	for path := range flatten(file.Properties) {
+		if _, ok := fileFields[path]; !ok {
+			t.Errorf("customers.json maps %q: declare it in package schema", path)
+		}
+	}
+	for path := range fileFields {
+		if _, ok := flatten(file.Properties)[path]; !ok {
+			t.Errorf("customers.json does not map %q", path)
+		}
+	}
+}
+
+func TestTheDynamicTemplatesMapAsTheSchemaDoes(t *testing.T) {
+	got := decode(t, Customers.Body()).DynamicTemplates
+	var want []map[string]any
+	for _, o := range schema.DynamicObjects {
+		want = append(want, o.Templates()...)
+	}
+	if !reflect.DeepEqual(roundTrip(t, got), roundTrip(t, want)) {
+		t.Fatalf("dynamic templates\n%v\nwant\n%v", got, want)
+	}
+	// A dynamic key of each JSON type is mapped as a declared field of
+	// the type the indexer gives it.
+	byMatch := map[string]schema.Type{"string": schema.Keyword, "long": schema.Number, "double": schema.Number, "boolean": schema.Boolean}
+	for _, tpl := range got {
+		for name, raw := range tpl {
+			def := raw.(map[string]any)
+			typ, ok := byMatch[def["match_mapping_type"].(string)]
+			if !ok {
+				t.Errorf("template %s: unexpected match_mapping_type %v", name, def["match_mapping_type"])
+				continue
+			}
+			if !reflect.DeepEqual(def["mapping"], roundTrip(t, schema.TypeMapping(typ))) {
+				t.Errorf("template %s maps %v, a declared %s field %v", name, def["mapping"], typ, schema.TypeMapping(typ))
 			}
 		}
-		if f.NestedPath != want {
-			t.Errorf("field %q: nested path %q, want %q", f.Name, f.NestedPath, want)
-		}
-		if want != "" && !f.List {
-			t.Errorf("field %q under %q must be a list", f.Name, want)
-		}
 	}
 }
 
-func TestEveryFieldTypeHasOperators(t *testing.T) {
-	for _, f := range Base().Fields() {
-		if f.Type != Nested && len(f.Ops()) == 0 {
-			t.Errorf("field %q of type %s has no operators", f.Name, f.Type)
-		}
+func TestTheJoinFieldIsTheSchemas(t *testing.T) {
+	def := flatten(decode(t, Customers.Body()).Properties)[schema.JoinField]
+	if !reflect.DeepEqual(roundTrip(t, def), roundTrip(t, schema.JoinMapping())) {
+		t.Fatalf("%s is mapped as %v", schema.JoinField, def)
+	}
+	if def["relations"].(map[string]any)[schema.CustomerRelation] != schema.EventRelation {
+		t.Fatalf("join relations %v", def["relations"])
 	}
 }
 
@@ -126,11 +213,9 @@ func TestTheEventsViewSharesTheCustomersIndex(t *testing.T) {
 	}
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
+func TestAFieldDeclaredTwiceIsAnError(t *testing.T) {
+	m := map[string]any{"properties": map[string]any{"birthday": map[string]any{"type": "date"}}}
+	if err := customerMappings(m); err == nil || !strings.Contains(err.Error(), "birthday") {
+		t.Fatalf("a file mapping birthday too: %v", err)
 	}
-	return false
 }

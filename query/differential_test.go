@@ -18,9 +18,11 @@ import (
 	"github.com/opensearch-project/opensearch-go/v4/opensearchapi"
 
 	"cdp/mapping"
+
 	"cdp/query"
 	"cdp/query/dsl"
 	"cdp/query/querytest"
+	"cdp/schema"
 )
 
 // Knobs of the differential test, from the environment.
@@ -122,7 +124,7 @@ func TestSumsAndAveragesOfCentsAreExactOnOpenSearch(t *testing.T) {
 	}
 	customer := querytest.Customer{ID: "cents", Doc: doc}
 	cluster.bulk(t, cluster.index, []querytest.Customer{customer})
-	p := query.Parser{Catalog: mapping.Base()}
+	p := query.Parser{Catalog: schema.Base()}
 	for _, agg := range []string{
 		`{"path": "orders", "fn": "sum", "field": "orders.total_amount"}, "op": "eq", "value": 0.54`,
 		`{"path": "orders", "fn": "sum", "field": "orders.total_amount"}, "op": "gte", "value": 0.54`,

@@ -52,8 +52,8 @@
 // day the instant falls on in the time zone. Fields holding calendar days
 // without a time (birthday) are stored by OpenSearch as midnight UTC, so
 // their boundaries are computed in UTC: a birthday is the same day in
-// every time zone. The catalog should carry this as a property of the
-// field; until it does, the fields are listed here.
+// every time zone. The catalog carries this as a property of the field
+// (schema.Field.Day).
 //
 // in_last and within are the closed window [now − n, now]: n hours are
 // exact hours, n days end at the same wall-clock time n days earlier in the

@@ -3,7 +3,7 @@ package query
 import (
 	"encoding/json"
 
-	"cdp/mapping"
+	"cdp/schema"
 )
 
 // Filter is a node of a parsed and validated filter tree (CONTRACT §3): one
@@ -31,7 +31,7 @@ type Not struct {
 type Cond struct {
 	// Field is the catalog entry of the field. Event properties that are not
 	// in the catalog are typed by their value (see the package doc).
-	Field mapping.Field
+	Field schema.Field
 	// Op is one of the operators of the field's type.
 	Op string
 	// Values are the operands: none for is_set and is_not_set, two for
@@ -70,7 +70,7 @@ type Aggregate struct {
 	Fn string
 	// Field is the number field aggregated by every Fn but count, where it
 	// is the zero Field.
-	Field mapping.Field
+	Field schema.Field
 	// Where selects the elements aggregated; nil selects all of them.
 	Where Filter
 	// Compare is the test applied to the aggregated value.

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"cdp/mapping"
 	"cdp/query"
+	"cdp/schema"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of testdata/")
@@ -20,14 +20,14 @@ var update = flag.Bool("update", false, "rewrite the golden files of testdata/")
 var now = time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
 
 // testCatalog is the base catalog with the dynamic fields the tests use.
-func testCatalog() *mapping.Catalog {
-	return mapping.Base().With(
-		mapping.Field{Name: "attrs.vip", Type: mapping.Boolean, Dynamic: true},
-		mapping.Field{Name: "attrs.score", Type: mapping.Number, Dynamic: true},
-		mapping.Field{Name: "attrs.source", Type: mapping.Keyword, Dynamic: true},
-		mapping.Field{Name: "attrs.interests", Type: mapping.KeywordArray, List: true, Dynamic: true},
-		mapping.Field{Name: "properties.sku", Type: mapping.Keyword, Dynamic: true},
-		mapping.Field{Name: "properties.price", Type: mapping.Number, Dynamic: true},
+func testCatalog() *schema.Catalog {
+	return schema.Base().With(
+		schema.Field{Name: "attrs.vip", Type: schema.Boolean, Dynamic: true},
+		schema.Field{Name: "attrs.score", Type: schema.Number, Dynamic: true},
+		schema.Field{Name: "attrs.source", Type: schema.Keyword, Dynamic: true},
+		schema.Field{Name: "attrs.interests", Type: schema.KeywordArray, List: true, Dynamic: true},
+		schema.Field{Name: "properties.sku", Type: schema.Keyword, Dynamic: true},
+		schema.Field{Name: "properties.price", Type: schema.Number, Dynamic: true},
 	)
 }
 

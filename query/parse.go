@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"cdp/mapping"
+	"cdp/schema"
 )
 
 // Limits of the filter language (CONTRACT §3.2 rule 7).
@@ -44,7 +44,7 @@ type Parser struct {
 	// Catalog holds every field a filter may name: the base fields, the
 	// dynamic attrs.<name> fields, and the properties.<name> fields of
 	// events known so far.
-	Catalog *mapping.Catalog
+	Catalog *schema.Catalog
 	// Segments resolves segment nodes; when nil every segment node is an
 	// unknown segment.
 	Segments SegmentResolver
@@ -54,7 +54,7 @@ type Parser struct {
 
 // Parse parses and validates a filter against the catalog, without
 // segments. Every error it returns is an *Error.
-func Parse(raw []byte, cat *mapping.Catalog) (Filter, error) {
+func Parse(raw []byte, cat *schema.Catalog) (Filter, error) {
 	return (&Parser{Catalog: cat}).Parse(raw)
 }
 
@@ -226,8 +226,8 @@ func (w *walker) nestedPath(v any, at string, sc scope) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if f, ok := w.Catalog.Lookup(path); !ok || f.Type != mapping.Nested {
-		return "", errorf(at, "%q is not a nested list: use one of %s", path, strings.Join(mapping.NestedPaths, ", "))
+	if f, ok := w.Catalog.Lookup(path); !ok || f.Type != schema.Nested {
+		return "", errorf(at, "%q is not a nested list: use one of %s", path, strings.Join(schema.NestedPaths, ", "))
 	}
 	if sc.event || (sc.nested != "" && !strings.HasPrefix(path, sc.nested+".")) || path == sc.nested {
 		return "", errorf(at, "%s cannot be used in %s", path, sc.name())
@@ -297,7 +297,7 @@ func (w *walker) aggregate(obj map[string]any, at string, sc scope) (Filter, err
 			return nil, err
 		}
 		f, ok := w.Catalog.Lookup(s)
-		if !ok || f.Type != mapping.Number || f.NestedPath != path {
+		if !ok || f.Type != schema.Number || f.NestedPath != path {
 			return nil, errorf(fat, "%s of %s needs a number field of %s", a.Fn, path, path)
 		}
 		a.Field = f
@@ -358,8 +358,8 @@ func (w *walker) event(obj map[string]any, at string, sc scope) (Filter, error) 
 // of events must be whole numbers.
 func parseCompare(obj map[string]any, at string, whole bool) (Compare, error) {
 	op, _ := obj["op"].(string)
-	if !slices.Contains(mapping.Operators[mapping.Number], op) {
-		return Compare{}, errorf(join(at, "op"), "op must be one of %s", strings.Join(mapping.Operators[mapping.Number], ", "))
+	if !slices.Contains(schema.Operators[schema.Number], op) {
+		return Compare{}, errorf(join(at, "op"), "op must be one of %s", strings.Join(schema.Operators[schema.Number], ", "))
 	}
 	vals, err := operands(obj, at, op, func(v any, at string) (any, error) {
 		n, err := number(v, at)
@@ -438,10 +438,10 @@ func (w *walker) cond(obj map[string]any, at string, sc scope) (Filter, error) {
 	case !known && isProperty && !propertyName.MatchString(name):
 		return nil, errorf(fat, "%q is not a valid property name", name)
 	case !known && isProperty:
-		f = mapping.Field{Name: name, Type: propertyType(obj["value"]), Dynamic: true}
+		f = schema.Field{Name: name, Type: propertyType(obj["value"]), Dynamic: true}
 	case !known:
 		return nil, errorf(fat, "unknown field %q", name)
-	case f.Type == mapping.Nested:
+	case f.Type == schema.Nested:
 		return nil, errorf(fat, "%s is a nested list: use a nested or aggregate node", name)
 	case sc.nested != "" && !strings.HasPrefix(name, sc.nested+"."):
 		return nil, errorf(fat, "%s is not a field of %s and cannot be used in its where", name, sc.nested)
@@ -464,17 +464,17 @@ func (w *walker) cond(obj map[string]any, at string, sc scope) (Filter, error) {
 // propertyType types an event property missing from the catalog by its
 // value, as the index types it on first sight: strings are keywords,
 // numbers are numbers, booleans are booleans.
-func propertyType(v any) mapping.Type {
+func propertyType(v any) schema.Type {
 	if list, ok := v.([]any); ok && len(list) > 0 {
 		v = list[0]
 	}
 	switch v.(type) {
 	case json.Number:
-		return mapping.Number
+		return schema.Number
 	case bool:
-		return mapping.Boolean
+		return schema.Boolean
 	}
-	return mapping.Keyword
+	return schema.Keyword
 }
 
 // arity is how many operands an operator takes.
@@ -560,11 +560,11 @@ func (w *walker) limited(op string, conv operandFunc) operandFunc {
 }
 
 // operand returns the operand converter of a field type and operator.
-func operand(t mapping.Type, op string) operandFunc {
+func operand(t schema.Type, op string) operandFunc {
 	switch t {
-	case mapping.Number:
+	case schema.Number:
 		return func(v any, at string) (any, error) { return number(v, at) }
-	case mapping.Boolean:
+	case schema.Boolean:
 		return func(v any, at string) (any, error) {
 			b, ok := v.(bool)
 			if !ok {
@@ -572,7 +572,7 @@ func operand(t mapping.Type, op string) operandFunc {
 			}
 			return b, nil
 		}
-	case mapping.Date:
+	case schema.Date:
 		if op == "in_last" || op == "not_in_last" {
 			return func(v any, at string) (any, error) {
 				s, _ := v.(string)

@@ -4,21 +4,22 @@ import (
 	"strings"
 	"time"
 
-	"cdp/mapping"
 	"cdp/query/dsl"
+	"cdp/schema"
 )
 
-// The parent-child join of the customers index: every customer document
-// has JoinField set to CustomerRelation; every event is a child document
-// with JoinField {"name": EventRelation, "parent": <customer_id>}, routed
-// to its customer, holding EventNameField, EventTimeField and
-// properties.<name> fields.
+// The parent-child join of the customers index, as package schema
+// declares it: every customer document has JoinField set to
+// CustomerRelation; every event is a child document with JoinField
+// {"name": EventRelation, "parent": <customer_id>}, routed to its
+// customer, holding EventNameField, EventTimeField and properties.<name>
+// fields.
 const (
-	JoinField        = "relation"
-	CustomerRelation = "customer"
-	EventRelation    = "event"
-	EventNameField   = "event"
-	EventTimeField   = "timestamp"
+	JoinField        = schema.JoinField
+	CustomerRelation = schema.CustomerRelation
+	EventRelation    = schema.EventRelation
+	EventNameField   = schema.EventNameField
+	EventTimeField   = schema.EventTimeField
 )
 
 // Options are the inputs of a translation besides the filter.
@@ -127,7 +128,7 @@ func (t *translator) cond(c *Cond, at string) dsl.Query {
 
 // leaf translates a positive operator on one field, in the field's own
 // nested context.
-func (t *translator) leaf(f mapping.Field, op string, vals []any) dsl.Query {
+func (t *translator) leaf(f schema.Field, op string, vals []any) dsl.Query {
 	name := f.Name
 	switch op {
 	case "eq":
@@ -157,7 +158,7 @@ func (t *translator) leaf(f mapping.Field, op string, vals []any) dsl.Query {
 	case "lte":
 		return dsl.Range{Field: name, LTE: vals[0]}
 	case "between":
-		if f.Type == mapping.Date {
+		if f.Type == schema.Date {
 			return dsl.Range{Field: name, GTE: t.dayStart(f, vals[0].(Date), 0), LT: t.dayStart(f, vals[1].(Date), 1)}
 		}
 		return dsl.Range{Field: name, GTE: vals[0], LTE: vals[1]}
@@ -185,17 +186,15 @@ func escapeWildcard(s string) string {
 	return b.String()
 }
 
-// calendarFields hold calendar days without a time of day ("1990-05-01").
-// OpenSearch stores such a value as midnight UTC, so their day boundaries
-// are computed in UTC, whatever the time zone of the request.
-var calendarFields = map[string]bool{"birthday": true}
-
 // dayStart returns, as an RFC 3339 instant, the start of the calendar day
-// plusDays after the day d names in the request's time zone.
-func (t *translator) dayStart(f mapping.Field, d Date, plusDays int) string {
+// plusDays after the day d names in the request's time zone. A field
+// holding calendar days without a time of day (schema.Field.Day, as
+// "1990-05-01") is stored by OpenSearch as midnight UTC, so its day
+// boundaries are computed in UTC, whatever the time zone of the request.
+func (t *translator) dayStart(f schema.Field, d Date, plusDays int) string {
 	y, m, day := d.Day(t.loc)
 	loc := t.loc
-	if calendarFields[f.Name] {
+	if f.Day {
 		loc = time.UTC
 	}
 	return startOfDay(y, m, day+plusDays, loc).UTC().Format(time.RFC3339)

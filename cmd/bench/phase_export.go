@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"cdp/schema"
 )
 
 // exportFilter selects most customers: everyone not in 北京 (customers
@@ -121,7 +123,7 @@ func runExport(ctx context.Context, api, os endpoint, customers string, rounds i
 	// The PIT is taken on the filtered customers alias; make the relation
 	// filter explicit too, so the raw loop can never read event children.
 	dsl, _ = json.Marshal(map[string]any{"bool": map[string]any{"must": []any{dsl},
-		"filter": []any{map[string]any{"term": map[string]any{"relation": "customer"}}}}})
+		"filter": []any{map[string]any{"term": map[string]any{schema.JoinField: schema.CustomerRelation}}}}})
 	var count struct {
 		Count int64 `json:"count"`
 	}

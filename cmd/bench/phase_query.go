@@ -7,6 +7,8 @@ import (
 	"math"
 	"net/http"
 	"time"
+
+	"cdp/schema"
 )
 
 // shape is one filter of the query phase.
@@ -183,7 +185,7 @@ func planQueries(ctx context.Context, api, os endpoint, customers string, tune q
 			p.apiPath, p.rawPath = "/v1/customers/search", "/"+customers+"/_search"
 			p.apiBody, _ = json.Marshal(apiReq)
 			p.rawBody, _ = json.Marshal(map[string]any{"query": dsl, "size": searchSize, "sort": rawSort(s.Sort),
-				"track_total_hits": true, "_source": map[string]any{"excludes": []string{"relation"}}})
+				"track_total_hits": true, "_source": map[string]any{"excludes": []string{schema.JoinField}}})
 		}
 		// Both answer shapes decode into one struct: search's total and
 		// hits.total.value, count's count.

@@ -3,8 +3,8 @@ package querytest
 import (
 	"slices"
 
-	"cdp/mapping"
 	"cdp/query"
+	"cdp/schema"
 )
 
 // Coverage counts the node and operator combinations a set of filters
@@ -83,7 +83,7 @@ func (c coverage) where(f query.Filter, at string, event bool) {
 }
 
 // placeOf names where a condition stands, for its coverage key.
-func placeOf(f mapping.Field, at string, event bool) string {
+func placeOf(f schema.Field, at string, event bool) string {
 	switch {
 	case event:
 		return "event"
@@ -103,15 +103,15 @@ func placeOf(f mapping.Field, at string, event bool) string {
 // operator on aggregates and events.
 func Missing(c map[string]int) []string {
 	want := []string{"all", "any", "not", "segment", "event within", "event where"}
-	for t, ops := range mapping.Operators {
+	for t, ops := range schema.Operators {
 		for _, op := range ops {
 			want = append(want, "cond "+string(t)+" "+op)
 		}
 	}
-	for _, op := range mapping.Operators[mapping.Number] {
+	for _, op := range schema.Operators[schema.Number] {
 		want = append(want, "aggregate op "+op, "event op "+op)
 	}
-	for _, p := range mapping.NestedPaths {
+	for _, p := range schema.NestedPaths {
 		for _, m := range []string{query.MatchAny, query.MatchNone, query.MatchAll} {
 			want = append(want, "nested "+p+" "+m)
 		}

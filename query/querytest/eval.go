@@ -16,8 +16,8 @@ import (
 	"time"
 	"unicode"
 
-	"cdp/mapping"
 	"cdp/query"
+	"cdp/schema"
 )
 
 // Event is one event of a customer.
@@ -149,7 +149,7 @@ func (e *evaluator) cond(c *query.Cond, o object) bool {
 
 // holds applies a positive operator to the values a field has: it holds
 // when some value satisfies it (has_all: when every operand is among them).
-func (e *evaluator) holds(f mapping.Field, op string, operands []any, vals []any) bool {
+func (e *evaluator) holds(f schema.Field, op string, operands []any, vals []any) bool {
 	switch op {
 	case "is_set":
 		return len(vals) > 0
@@ -170,7 +170,7 @@ func (e *evaluator) holds(f mapping.Field, op string, operands []any, vals []any
 }
 
 // satisfies applies a positive operator to one value.
-func (e *evaluator) satisfies(f mapping.Field, op string, operands []any, v any) bool {
+func (e *evaluator) satisfies(f schema.Field, op string, operands []any, v any) bool {
 	switch op {
 	case "in", "has_any":
 		for _, x := range operands {
@@ -193,10 +193,10 @@ func (e *evaluator) satisfies(f mapping.Field, op string, operands []any, v any)
 		}
 		return matches(s, x)
 	}
-	if f.Type == mapping.Date {
+	if f.Type == schema.Date {
 		return e.date(op, operands, v)
 	}
-	if f.Type == mapping.Number {
+	if f.Type == schema.Number {
 		n, ok := float(v)
 		if !ok {
 			return false

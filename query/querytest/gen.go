@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"cdp/mapping"
+	"cdp/schema"
 )
 
 // Customer is a generated customer: its document and its events.
@@ -26,7 +26,7 @@ type Customer struct {
 type Generator struct {
 	r   *rand.Rand
 	now time.Time
-	cat *mapping.Catalog
+	cat *schema.Catalog
 	// seen holds, per field, the values the generated documents hold.
 	seen map[string][]any
 	// segments are the saved segments filters may refer to, made when first
@@ -40,30 +40,30 @@ func NewGenerator(seed uint64, now time.Time) *Generator {
 	return &Generator{
 		r:    rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		now:  now,
-		cat:  mapping.Base().With(append(slices.Clone(attrFields), propertyFields...)...),
+		cat:  schema.Base().With(append(slices.Clone(attrFields), propertyFields...)...),
 		seen: map[string][]any{},
 	}
 }
 
 // Dynamic fields of the generated documents and events.
 var (
-	attrFields = []mapping.Field{
-		{Name: "attrs.source", Type: mapping.Keyword, Dynamic: true},
-		{Name: "attrs.score", Type: mapping.Number, Dynamic: true},
-		{Name: "attrs.vip", Type: mapping.Boolean, Dynamic: true},
-		{Name: "attrs.interests", Type: mapping.KeywordArray, List: true, Dynamic: true},
+	attrFields = []schema.Field{
+		{Name: "attrs.source", Type: schema.Keyword, Dynamic: true},
+		{Name: "attrs.score", Type: schema.Number, Dynamic: true},
+		{Name: "attrs.vip", Type: schema.Boolean, Dynamic: true},
+		{Name: "attrs.interests", Type: schema.KeywordArray, List: true, Dynamic: true},
 	}
-	propertyFields = []mapping.Field{
-		{Name: "properties.sku", Type: mapping.Keyword, Dynamic: true},
-		{Name: "properties.category", Type: mapping.Keyword, Dynamic: true},
-		{Name: "properties.price", Type: mapping.Number, Dynamic: true},
-		{Name: "properties.first", Type: mapping.Boolean, Dynamic: true},
+	propertyFields = []schema.Field{
+		{Name: "properties.sku", Type: schema.Keyword, Dynamic: true},
+		{Name: "properties.category", Type: schema.Keyword, Dynamic: true},
+		{Name: "properties.price", Type: schema.Number, Dynamic: true},
+		{Name: "properties.first", Type: schema.Boolean, Dynamic: true},
 	}
 )
 
 // Catalog returns the base catalog with the attrs and event property
 // fields of the generated data.
-func (g *Generator) Catalog() *mapping.Catalog { return g.cat }
+func (g *Generator) Catalog() *schema.Catalog { return g.cat }
 
 // The vocabularies of generated values. Some hold wildcard characters, to
 // test their escaping, and mixed case, to test case-insensitivity.

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"cdp/mapping"
+	"cdp/schema"
 )
 
 // Filter returns a random filter of at most depth levels as JSON. It may
@@ -87,7 +87,7 @@ func (g *Generator) node(depth int, p place) node {
 func (g *Generator) deeper(p place) string {
 	switch p.nested {
 	case "":
-		return pick(g.r, mapping.NestedPaths)
+		return pick(g.r, schema.NestedPaths)
 	case "orders":
 		return "orders.items"
 	}
@@ -114,7 +114,7 @@ func (g *Generator) aggregate(path string, depth int) node {
 	if fn != "count" {
 		var fields []string
 		for _, f := range g.cat.Fields() {
-			if f.Type == mapping.Number && f.NestedPath == path {
+			if f.Type == schema.Number && f.NestedPath == path {
 				fields = append(fields, f.Name)
 			}
 		}
@@ -148,7 +148,7 @@ func (g *Generator) event(depth int) node {
 
 // compare adds a random number operator with values from v.
 func (g *Generator) compare(n node, v func() any) node {
-	op := pick(g.r, mapping.Operators[mapping.Number])
+	op := pick(g.r, schema.Operators[schema.Number])
 	n["op"] = op
 	if value := g.operand(op, v); value != nil {
 		n["value"] = value
@@ -170,11 +170,11 @@ func (g *Generator) segment() node {
 }
 
 // fields returns the catalog fields a condition may use at a place.
-func (g *Generator) fields(p place) []mapping.Field {
-	var out []mapping.Field
+func (g *Generator) fields(p place) []schema.Field {
+	var out []schema.Field
 	for _, f := range g.cat.Fields() {
 		isProperty := strings.HasPrefix(f.Name, "properties.")
-		if f.Type == mapping.Nested || isProperty != p.event ||
+		if f.Type == schema.Nested || isProperty != p.event ||
 			(p.nested != "" && !strings.HasPrefix(f.Name, p.nested+".")) {
 			continue
 		}
@@ -212,13 +212,13 @@ func (g *Generator) operand(op string, v func() any) any {
 }
 
 // value returns one operand of a field and operator.
-func (g *Generator) value(f mapping.Field, op string) any {
+func (g *Generator) value(f schema.Field, op string) any {
 	switch f.Type {
-	case mapping.Number:
+	case schema.Number:
 		return number(g.float(f.Name))
-	case mapping.Boolean:
+	case schema.Boolean:
 		return g.chance(0.5)
-	case mapping.Date:
+	case schema.Date:
 		if op == "in_last" || op == "not_in_last" {
 			return g.duration()
 		}
