@@ -9,9 +9,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"cdp/schema"
 )
 
 // Source tables of the CDC topics (CONTRACT §1.2).
+// They name tables of schema.Tables.
 const (
 	TableCustomers  = "customers"
 	TableOrders     = "orders"
@@ -39,40 +42,25 @@ type Change struct {
 func (c *Change) Deleted() bool { return c.Op == "d" }
 
 // cdcTable describes a source table: the column naming its parent, and the
-// declared column types.
+// declared column types ("" for a column the table does not declare).
 type cdcTable struct {
 	parent  string
-	columns map[string]colType
+	columns map[string]schema.ColumnType
 }
 
-type colType int
-
-const (
-	colAny colType = iota // an undeclared column: kept by its JSON type, under attrs
-	colString
-	colNumber
-	colDate
-	colTime
-)
-
-// cdcTables declares the columns of each source table (CONTRACT §1.2). It
-// is kept a plain map on purpose: the column types are to be derived from
-// the field schema later, in this one place.
-var cdcTables = map[string]cdcTable{
-	TableCustomers: {columns: map[string]colType{
-		"id": colString, "name": colString, "phone": colString, "email": colString, "gender": colString, "birthday": colDate,
-		"city": colString, "member_level": colString, "store_id": colString, "owner_id": colString,
-		"created_at": colTime, "updated_at": colTime,
-	}},
-	TableOrders: {parent: "customer_id", columns: map[string]colType{
-		"id": colString, "customer_id": colString, "order_no": colString, "store_id": colString, "status": colString,
-		"total_amount": colNumber, "created_at": colTime, "paid_at": colTime,
-	}},
-	TableOrderItems: {parent: "order_id", columns: map[string]colType{
-		"id": colString, "order_id": colString, "sku": colString, "product_name": colString, "category": colString,
-		"quantity": colNumber, "price": colNumber,
-	}},
-}
+// cdcTables are the source tables of package schema, where every column is
+// declared with the field it sets.
+var cdcTables = func() map[string]cdcTable {
+	out := make(map[string]cdcTable, len(schema.Tables))
+	for _, t := range schema.Tables {
+		cols := map[string]schema.ColumnType{}
+		for _, c := range t.Columns() {
+			cols[c.Name] = c.Type
+		}
+		out[t.Name] = cdcTable{parent: t.Parent, columns: cols}
+	}
+	return out
+}()
 
 // envelope is a Debezium change event, with or without the schema wrapper.
 type envelope struct {
@@ -231,7 +219,7 @@ func columnSchemas(schema *field, before bool) map[string]field {
 // decodeColumn turns a column value into the document's form: decimals to
 // numbers, dates to YYYY-MM-DD, timestamps to RFC 3339 in UTC. Columns the
 // table does not declare keep their JSON type (they go under attrs).
-func decodeColumn(want colType, f field, v any) (any, error) {
+func decodeColumn(want schema.ColumnType, f field, v any) (any, error) {
 	if v == nil {
 		return nil, nil
 	}
@@ -271,13 +259,13 @@ func decodeColumn(want colType, f field, v any) (any, error) {
 		return formatTime(time.Unix(0, ns)), nil
 	}
 	switch want {
-	case colString:
+	case schema.ColString:
 		s, ok := scalarString(v)
 		if !ok {
 			return nil, fmt.Errorf("want a string, got %s", jsonText(v))
 		}
 		return s, nil
-	case colNumber:
+	case schema.ColNumber:
 		switch x := v.(type) {
 		case json.Number:
 			return x.Float64()
@@ -287,10 +275,16 @@ func decodeColumn(want colType, f field, v any) (any, error) {
 			}
 		}
 		return nil, fmt.Errorf("want a number, got %s", jsonText(v))
-	case colDate:
+	case schema.ColDate:
 		return parseDate(v)
-	case colTime:
+	case schema.ColTime:
 		return parseTime(v)
+	case schema.ColBoolean:
+		b, ok := v.(bool)
+		if !ok {
+			return nil, fmt.Errorf("want true or false, got %s", jsonText(v))
+		}
+		return b, nil
 	}
 	return SanitizeValue(convertNumber(v)), nil
 }
