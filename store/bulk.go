@@ -101,19 +101,30 @@ func Judge(op Op, v Verdict) Outcome {
 type ItemError struct {
 	Op      Op
 	Verdict Verdict
+	Outcome Outcome // Retry or Refused
 }
 
 func (e *ItemError) Error() string {
 	return fmt.Sprintf("%s %s/%s: %d %s: %s", e.Op.Action, e.Op.Index, e.Op.ID, e.Verdict.Status, e.Verdict.Type, e.Verdict.Reason)
 }
 
-// Unwrap returns the verdict as an *Error.
-func (e *ItemError) Unwrap() error { return e.Verdict.Err() }
+// Unwrap returns the verdict as an *Error when the item was refused for
+// good, so that StatusOf tells its 4xx. An item worth retrying unwraps to
+// nothing: a read-only block answers 403, which must not pass for a
+// request that can never succeed.
+func (e *ItemError) Unwrap() error {
+	if e.Outcome != Refused {
+		return nil
+	}
+	return e.Verdict.Err()
+}
 
 // CreateIfAbsent sends the ops as creates: a document already stored
 // under an op's id is left as it is, and that op's position is returned in
 // existing. An item failing otherwise makes err, one *ItemError per item,
 // joined; the items that did not fail were written all the same.
+// StatusOf(err) is the 4xx of a refused item, 0 when every failed item is
+// worth retrying.
 func (c *Client) CreateIfAbsent(ctx context.Context, ops []Op) (existing []int, err error) {
 	creates := make([]Op, len(ops))
 	for i, op := range ops {
@@ -126,12 +137,12 @@ func (c *Client) CreateIfAbsent(ctx context.Context, ops []Op) (existing []int, 
 	}
 	var errs []error
 	for i, v := range verdicts {
-		switch Judge(creates[i], v) {
+		switch o := Judge(creates[i], v); o {
 		case Applied:
 		case Unchanged:
 			existing = append(existing, i)
 		default:
-			errs = append(errs, &ItemError{Op: creates[i], Verdict: v})
+			errs = append(errs, &ItemError{Op: creates[i], Verdict: v, Outcome: o})
 		}
 	}
 	return existing, errors.Join(errs...)

@@ -149,10 +149,29 @@ func TestCreateIfAbsentNamesTheExistingAndFailsOnTheRest(t *testing.T) {
 		{Action: Index, Index: "i", ID: "a", Body: 1}, {Index: "i", ID: "b", Body: 2}, {Index: "i", ID: "c", Body: 3},
 	})
 	var item *ItemError
-	if len(existing) != 1 || existing[0] != 1 || !errors.As(err, &item) || item.Op.ID != "c" || !Unavailable(err) {
+	if len(existing) != 1 || existing[0] != 1 || !errors.As(err, &item) || item.Op.ID != "c" || item.Outcome != Retry {
 		t.Fatalf("existing %v, err %v", existing, err)
 	}
 	if want := "create i/c: 429 es_rejected_execution_exception: queue full"; err.Error() != want {
 		t.Fatalf("err %q, want %q", err, want)
+	}
+}
+
+func TestOnlyAnItemRefusedForGoodShowsItsStatus(t *testing.T) {
+	tests := []struct {
+		name string
+		v    Verdict
+		want int
+	}{
+		{"a document the mapping refuses", Verdict{Status: 400, Type: "mapper_parsing_exception"}, 400},
+		{"a read-only index", Verdict{Status: 403, Type: "cluster_block_exception"}, 0},
+		{"an overloaded cluster", Verdict{Status: 429}, 0},
+	}
+	for _, tt := range tests {
+		op := Op{Action: Create, Index: "i", ID: "a"}
+		err := error(&ItemError{Op: op, Verdict: tt.v, Outcome: Judge(op, tt.v)})
+		if got := StatusOf(errors.Join(err)); got != tt.want {
+			t.Errorf("%s: StatusOf = %d, want %d", tt.name, got, tt.want)
+		}
 	}
 }
