@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -70,7 +71,7 @@ func decodeBody(c *gin.Context, allowed []string, into any) error {
 		return &badRequest{code: "invalid_json", message: "the body is not a JSON object: " + err.Error()}
 	}
 	for k := range keys {
-		if !contains(allowed, k) {
+		if !slices.Contains(allowed, k) {
 			return invalid(k, "unknown key %q (allowed: %s)", k, strings.Join(allowed, ", "))
 		}
 	}
@@ -83,15 +84,6 @@ func decodeBody(c *gin.Context, allowed []string, into any) error {
 		return &badRequest{code: "invalid_json", message: err.Error()}
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // writeBad answers a 400 for err when it is a *badRequest or a
@@ -222,13 +214,17 @@ func (s *Server) count(c *gin.Context) {
 // customer across that one boundary. When OpenSearch refuses a new point
 // in time, paging goes on without one.
 type cursor struct {
-	After []any  `json:"a"`
-	Sort  string `json:"s"`
-	PIT   string `json:"p,omitempty"`
+	After []json.RawMessage `json:"a"`
+	Sort  string            `json:"s"`
+	PIT   string            `json:"p,omitempty"`
 }
 
-// pitKeepAlive is how long a cursor's snapshot lives after each page.
-const pitKeepAlive = "5m"
+// pitLife is how long a cursor's snapshot lives after each page;
+// pitKeepAlive spells it for OpenSearch and for error messages.
+const (
+	pitLife      = 5 * time.Minute
+	pitKeepAlive = "5m"
+)
 
 func (s *Server) search(c *gin.Context) {
 	var req searchRequest
@@ -261,7 +257,7 @@ func (s *Server) search(c *gin.Context) {
 		return
 	}
 	body := gin.H{"query": q.query, "size": size, "sort": sortBody, "track_total_hits": true}
-	path := "/" + s.customers + "/_search"
+	index := s.customers
 	var cur cursor
 	if req.Cursor != nil && *req.Cursor != "" {
 		if cur, err = decodeCursor(*req.Cursor); err != nil || cur.Sort != sortKey {
@@ -277,7 +273,7 @@ func (s *Server) search(c *gin.Context) {
 		}
 		if cur.PIT != "" {
 			body["pit"] = gin.H{"id": cur.PIT, "keep_alive": pitKeepAlive}
-			path = "/_search"
+			index = "" // a search under a point in time names no index
 		}
 	}
 	if len(req.Fields) > 0 {
@@ -290,8 +286,8 @@ func (s *Server) search(c *gin.Context) {
 	} else {
 		body["_source"] = gin.H{"excludes": []string{"relation"}}
 	}
-	var resp searchResponse
-	if err := s.st.Do(ctx, http.MethodPost, path, body, &resp); err != nil {
+	resp, err := s.st.Search(ctx, index, body)
+	if err != nil {
 		if st := store.StatusOf(err); cur.PIT != "" && st != 0 && st != http.StatusTooManyRequests && st != http.StatusServiceUnavailable {
 			// OpenSearch answers 404 for an expired snapshot and 400 or 500
 			// for an id it cannot read.
@@ -302,8 +298,8 @@ func (s *Server) search(c *gin.Context) {
 		return
 	}
 	next := []byte("null")
-	if n := len(resp.Hits.Hits); n == size {
-		next, _ = json.Marshal(encodeCursor(cursor{After: resp.Hits.Hits[n-1].Sort, Sort: sortKey, PIT: resp.PITID}))
+	if n := len(resp.Hits); n == size {
+		next, _ = json.Marshal(encodeCursor(cursor{After: resp.Hits[n-1].Sort, Sort: sortKey, PIT: resp.PITID}))
 	} else if cur.PIT != "" {
 		s.closePIT(cur.PIT)
 	}
@@ -312,9 +308,9 @@ func (s *Server) search(c *gin.Context) {
 	// compact each one).
 	var b bytes.Buffer
 	b.WriteString(`{"total":`)
-	b.WriteString(strconv.FormatInt(resp.Hits.Total.Value, 10))
+	b.WriteString(strconv.FormatInt(resp.Total, 10))
 	b.WriteString(`,"customers":[`)
-	for i, h := range resp.Hits.Hits {
+	for i, h := range resp.Hits {
 		if i > 0 {
 			b.WriteByte(',')
 		}
@@ -331,11 +327,7 @@ func (s *Server) search(c *gin.Context) {
 }
 
 func (s *Server) openPIT(ctx context.Context) (string, error) {
-	var resp struct {
-		PITID string `json:"pit_id"`
-	}
-	err := s.st.Do(ctx, http.MethodPost, "/"+s.customers+"/_search/point_in_time?keep_alive="+pitKeepAlive, nil, &resp)
-	return resp.PITID, err
+	return s.st.OpenPIT(ctx, s.customers, pitLife)
 }
 
 // closePIT frees a snapshot no page needs any more; if it fails, the
@@ -343,7 +335,7 @@ func (s *Server) openPIT(ctx context.Context) (string, error) {
 func (s *Server) closePIT(id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := s.st.Do(ctx, http.MethodDelete, "/_search/point_in_time", gin.H{"pit_id": []string{id}}, nil); err != nil {
+	if err := s.st.ClosePIT(ctx, id); err != nil {
 		s.log.Warn("close point in time", "err", err)
 	}
 }
