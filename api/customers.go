@@ -71,30 +71,16 @@ func (s *Server) lookup(c *gin.Context) {
 			map[string]any{"term": map[string]any{"identities.value": value}},
 		}}},
 	}}}
-	var resp searchResponse
-	if err := s.st.Do(c.Request.Context(), http.MethodPost, "/"+s.customers+"/_search", query, &resp); err != nil {
+	res, err := s.st.Search(c.Request.Context(), s.customers, query)
+	if err != nil {
 		s.storeError(c, err)
 		return
 	}
-	if len(resp.Hits.Hits) == 0 {
+	if len(res.Hits) == 0 {
 		writeError(c, http.StatusNotFound, "customer_not_found", "no customer with "+typ+" "+value)
 		return
 	}
-	s.view(c, resp.Hits.Hits[0].ID, resp.Hits.Hits[0].Source)
-}
-
-type searchResponse struct {
-	PITID string `json:"pit_id"`
-	Hits  struct {
-		Total struct {
-			Value int64 `json:"value"`
-		} `json:"total"`
-		Hits []struct {
-			ID     string          `json:"_id"`
-			Source json.RawMessage `json:"_source"`
-			Sort   []any           `json:"sort"`
-		} `json:"hits"`
-	} `json:"hits"`
+	s.view(c, res.Hits[0].ID, res.Hits[0].Source)
 }
 
 // view answers with the document plus its newest events and its segments.
@@ -107,8 +93,8 @@ func (s *Server) view(c *gin.Context, cid string, doc json.RawMessage) {
 		"query":   map[string]any{"term": map[string]any{"customer_id": cid}},
 		"sort":    []any{map[string]any{"timestamp": "desc"}, map[string]any{"event_id": "desc"}},
 	}
-	var resp searchResponse
-	if err := s.st.Do(c.Request.Context(), http.MethodPost, "/"+s.events+"/_search", query, &resp); err != nil {
+	res, err := s.st.Search(c.Request.Context(), s.events, query)
+	if err != nil {
 		s.storeError(c, err)
 		return
 	}
@@ -118,13 +104,13 @@ func (s *Server) view(c *gin.Context, cid string, doc json.RawMessage) {
 		return
 	}
 	var b bytes.Buffer
-	b.Grow(len(obj) + 512*len(resp.Hits.Hits) + 64)
+	b.Grow(len(obj) + 512*len(res.Hits) + 64)
 	b.Write(obj[:len(obj)-1])
 	if len(bytes.TrimSpace(obj[1:len(obj)-1])) > 0 {
 		b.WriteByte(',')
 	}
 	b.WriteString(`"recent_events":[`)
-	for i, h := range resp.Hits.Hits {
+	for i, h := range res.Hits {
 		if i > 0 {
 			b.WriteByte(',')
 		}

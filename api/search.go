@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -77,7 +78,7 @@ func decodeBody(c *gin.Context, allowed []string, into any) error {
 		return &badRequest{code: "invalid_json", message: "the body is not a JSON object: " + err.Error()}
 	}
 	for k := range keys {
-		if !contains(allowed, k) {
+		if !slices.Contains(allowed, k) {
 			return invalid(k, "unknown key %q (allowed: %s)", k, strings.Join(allowed, ", "))
 		}
 	}
@@ -90,15 +91,6 @@ func decodeBody(c *gin.Context, allowed []string, into any) error {
 		return &badRequest{code: "invalid_json", message: "the body is not valid JSON"}
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // jsonKind names the JSON a Go type is decoded from, in a client's words
@@ -257,13 +249,17 @@ func (s *Server) count(c *gin.Context) {
 // customer across that one boundary. When OpenSearch refuses a new point
 // in time, paging goes on without one.
 type cursor struct {
-	After []any  `json:"a"`
-	Sort  string `json:"s"`
-	PIT   string `json:"p,omitempty"`
+	After []json.RawMessage `json:"a"`
+	Sort  string            `json:"s"`
+	PIT   string            `json:"p,omitempty"`
 }
 
-// pitKeepAlive is how long a cursor's snapshot lives after each page.
-const pitKeepAlive = "5m"
+// pitLife is how long a cursor's snapshot lives after each page;
+// pitKeepAlive spells it for OpenSearch and for error messages.
+const (
+	pitLife      = 5 * time.Minute
+	pitKeepAlive = "5m"
+)
 
 func (s *Server) search(c *gin.Context) {
 	var req searchRequest
@@ -296,7 +292,7 @@ func (s *Server) search(c *gin.Context) {
 		return
 	}
 	body := gin.H{"query": q.query, "size": size, "sort": sortBody, "track_total_hits": true}
-	path := "/" + s.customers + "/_search"
+	index := s.customers
 	var cur cursor
 	if req.Cursor != nil && *req.Cursor != "" {
 		if cur, err = decodeCursor(*req.Cursor); err != nil || cur.Sort != sortKey {
@@ -312,7 +308,7 @@ func (s *Server) search(c *gin.Context) {
 		}
 		if cur.PIT != "" {
 			body["pit"] = gin.H{"id": cur.PIT, "keep_alive": pitKeepAlive}
-			path = "/_search"
+			index = "" // a search under a point in time names no index
 		}
 	}
 	if len(req.Fields) > 0 {
@@ -325,8 +321,8 @@ func (s *Server) search(c *gin.Context) {
 	} else {
 		body["_source"] = gin.H{"excludes": []string{schema.JoinField}}
 	}
-	var resp searchResponse
-	if err := s.st.Do(ctx, http.MethodPost, path, body, &resp); err != nil {
+	resp, err := s.st.Search(ctx, index, body)
+	if err != nil {
 		if st := store.StatusOf(err); cur.PIT != "" && st != 0 && st != http.StatusTooManyRequests && st != http.StatusServiceUnavailable {
 			// OpenSearch answers 404 for an expired snapshot and 400 or 500
 			// for an id it cannot read.
@@ -337,8 +333,8 @@ func (s *Server) search(c *gin.Context) {
 		return
 	}
 	next := []byte("null")
-	if n := len(resp.Hits.Hits); n == size {
-		next, _ = json.Marshal(encodeCursor(cursor{After: resp.Hits.Hits[n-1].Sort, Sort: sortKey, PIT: resp.PITID}))
+	if n := len(resp.Hits); n == size {
+		next, _ = json.Marshal(encodeCursor(cursor{After: resp.Hits[n-1].Sort, Sort: sortKey, PIT: resp.PITID}))
 	} else if cur.PIT != "" {
 		s.closePIT(cur.PIT)
 	}
@@ -347,9 +343,9 @@ func (s *Server) search(c *gin.Context) {
 	// compact each one).
 	var b bytes.Buffer
 	b.WriteString(`{"total":`)
-	b.WriteString(strconv.FormatInt(resp.Hits.Total.Value, 10))
+	b.WriteString(strconv.FormatInt(resp.Total, 10))
 	b.WriteString(`,"customers":[`)
-	for i, h := range resp.Hits.Hits {
+	for i, h := range resp.Hits {
 		if i > 0 {
 			b.WriteByte(',')
 		}
@@ -366,11 +362,7 @@ func (s *Server) search(c *gin.Context) {
 }
 
 func (s *Server) openPIT(ctx context.Context) (string, error) {
-	var resp struct {
-		PITID string `json:"pit_id"`
-	}
-	err := s.st.Do(ctx, http.MethodPost, "/"+s.customers+"/_search/point_in_time?keep_alive="+pitKeepAlive, nil, &resp)
-	return resp.PITID, err
+	return s.st.OpenPIT(ctx, s.customers, pitLife)
 }
 
 // closePIT frees a snapshot no page needs any more; if it fails, the
@@ -378,7 +370,7 @@ func (s *Server) openPIT(ctx context.Context) (string, error) {
 func (s *Server) closePIT(id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := s.st.Do(ctx, http.MethodDelete, "/_search/point_in_time", gin.H{"pit_id": []string{id}}, nil); err != nil {
+	if err := s.st.ClosePIT(ctx, id); err != nil {
 		s.log.Warn("close point in time", "err", err)
 	}
 }
@@ -418,7 +410,7 @@ func projection(cat *schema.Catalog, fields []string) ([]string, error) {
 	top := schema.Objects()
 	out := []string{"customer_id"}
 	for i, f := range fields {
-		if _, ok := cat.Lookup(f); !ok && !contains(top, f) {
+		if _, ok := cat.Lookup(f); !ok && !slices.Contains(top, f) {
 			return nil, invalid(fmt.Sprintf("fields[%d]", i), "unknown field %q", f)
 		}
 		out = append(out, f)

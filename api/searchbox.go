@@ -72,25 +72,18 @@ func (s *Server) searchBox(c *gin.Context) {
 			"email.lc": gin.H{"number_of_fragments": 0},
 		}},
 	}
-	var resp struct {
-		Hits struct {
-			Total struct {
-				Value int64 `json:"value"`
-			} `json:"total"`
-			Hits []struct {
-				Source    map[string]any      `json:"_source"`
-				Score     *float64            `json:"_score"`
-				Highlight map[string][]string `json:"highlight"`
-			} `json:"hits"`
-		} `json:"hits"`
-	}
-	if err := s.st.Do(c.Request.Context(), http.MethodPost, "/"+s.customers+"/_search", body, &resp); err != nil {
+	res, err := s.st.Search(c.Request.Context(), s.customers, body)
+	if err != nil {
 		s.failed(c, err)
 		return
 	}
-	out := make([]map[string]any, len(resp.Hits.Hits))
-	for i, h := range resp.Hits.Hits {
-		doc := h.Source
+	out := make([]map[string]any, len(res.Hits))
+	for i, h := range res.Hits {
+		var doc map[string]any
+		if err := h.Decode(&doc); err != nil {
+			s.failed(c, err)
+			return
+		}
 		hl := map[string]string{}
 		for field, frags := range h.Highlight {
 			name := strings.SplitN(field, ".", 2)[0]
@@ -109,7 +102,7 @@ func (s *Server) searchBox(c *gin.Context) {
 		}
 		out[i] = doc
 	}
-	c.JSON(http.StatusOK, gin.H{"total": resp.Hits.Total.Value, "customers": out})
+	c.JSON(http.StatusOK, gin.H{"total": res.Total, "customers": out})
 }
 
 // markDigits marks q's digits inside the stored phone.

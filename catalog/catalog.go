@@ -73,30 +73,16 @@ func (r *Registry) ReloadStale(ctx context.Context) (*schema.Catalog, error) {
 // Reload reads every dynamic field now.
 func (r *Registry) Reload(ctx context.Context) (*schema.Catalog, error) {
 	var fields []schema.Field
-	var after []any
-	for {
-		body := map[string]any{"size": 1000, "sort": []any{map[string]any{"name": "asc"}}}
-		if after != nil {
-			body["search_after"] = after
-		}
-		var resp struct {
-			Hits struct {
-				Hits []struct {
-					Source record `json:"_source"`
-					Sort   []any  `json:"sort"`
-				} `json:"hits"`
-			} `json:"hits"`
-		}
-		if err := r.st.Do(ctx, http.MethodPost, "/"+r.index+"/_search", body, &resp); err != nil {
+	scan := store.Scan{Body: map[string]any{"sort": []any{map[string]any{"name": "asc"}}}}
+	for h, err := range r.st.Hits(ctx, r.index, scan) {
+		if err != nil {
 			return nil, fmt.Errorf("catalog: read fields: %w", err)
 		}
-		for _, h := range resp.Hits.Hits {
-			fields = append(fields, h.Source.Field)
+		var rec record
+		if err := h.Decode(&rec); err != nil {
+			return nil, fmt.Errorf("catalog: read fields: %w", err)
 		}
-		if len(resp.Hits.Hits) < 1000 {
-			break
-		}
-		after = resp.Hits.Hits[len(resp.Hits.Hits)-1].Sort
+		fields = append(fields, rec.Field)
 	}
 	cat := schema.Base().With(fields...)
 	r.mu.Lock()
@@ -116,17 +102,11 @@ func (r *Registry) Discover(ctx context.Context, fields []schema.Field) error {
 	for i, f := range fields {
 		ops[i] = store.Op{Action: store.Create, Index: r.index, ID: f.Name, Body: record{Field: f, CreatedAt: now}}
 	}
-	verdicts, err := r.st.Bulk(ctx, ops)
-	if err != nil {
+	// A field already recorded keeps its first declaration or discovery.
+	if _, err := r.st.CreateIfAbsent(ctx, ops); err != nil {
 		return fmt.Errorf("catalog: record fields: %w", err)
 	}
-	var errs []error
-	for i, v := range verdicts {
-		if !v.OK() && !v.Conflict() {
-			errs = append(errs, fmt.Errorf("catalog: record %s: %d %s", ops[i].ID, v.Status, v.Reason))
-		}
-	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // ErrConflict is returned by Declare when the field exists with another

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net/http"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -148,20 +147,16 @@ func (r *Resolver) fetch(ctx context.Context, keys []string, known map[string]st
 	if len(keys) == 0 {
 		return nil
 	}
-	var resp struct {
-		Docs []struct {
-			ID     string  `json:"_id"`
-			Found  bool    `json:"found"`
-			Source *record `json:"_source"`
-		} `json:"docs"`
-	}
-	if err := r.st.Do(ctx, http.MethodPost, "/"+r.index+"/_mget", map[string]any{"ids": keys}, &resp); err != nil {
+	docs, err := r.st.Mget(ctx, r.index, keys)
+	if err != nil {
 		return fmt.Errorf("identity: read: %w", err)
 	}
-	for _, d := range resp.Docs {
-		if d.Found && d.Source != nil {
-			known[d.ID] = d.Source.CustomerID
+	for _, d := range docs {
+		var rec record
+		if err := d.Decode(&rec); err != nil {
+			return fmt.Errorf("identity: read: %w", err)
 		}
+		known[d.ID] = rec.CustomerID
 	}
 	return nil
 }
@@ -178,20 +173,14 @@ func (r *Resolver) claim(ctx context.Context, ids map[string]Identity, cids map[
 		ops = append(ops, store.Op{Action: store.Create, Index: r.index, ID: k,
 			Body: record{Type: id.Type, Value: id.Value, CustomerID: cids[k], CreatedAt: now}})
 	}
-	verdicts, err := r.st.Bulk(ctx, ops)
+	existing, err := r.st.CreateIfAbsent(ctx, ops)
 	if err != nil {
 		return nil, fmt.Errorf("identity: claim: %w", err)
 	}
-	var lost []string
-	for i, v := range verdicts {
-		switch {
-		case v.OK():
-		case v.Conflict():
-			lost = append(lost, ops[i].ID)
-			delete(cids, ops[i].ID)
-		default:
-			return nil, fmt.Errorf("identity: claim %s: %w", ops[i].ID, &store.Error{Status: v.Status, Type: v.Type, Reason: v.Reason})
-		}
+	lost := make([]string, len(existing))
+	for j, i := range existing {
+		lost[j] = ops[i].ID
+		delete(cids, ops[i].ID)
 	}
 	return lost, nil
 }

@@ -2,53 +2,34 @@ package indexer
 
 import (
 	"context"
-	"math/rand/v2"
 	"time"
+
+	"github.com/cenkalti/backoff/v4"
 )
 
-// backoff grows exponentially with full jitter, capped.
-type backoff struct {
-	base, cap time.Duration
-	attempt   int
+// newBackoff returns an exponential backoff that starts at base and
+// doubles up to cap, each wait drawn at random within ±50% of the current
+// interval (so a wait at the cap lies between cap/2 and 1.5×cap), and
+// never gives up by itself: the context ends retries.
+func newBackoff(base, cap time.Duration) *backoff.ExponentialBackOff {
+	return backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(base),
+		backoff.WithMultiplier(2),
+		backoff.WithRandomizationFactor(0.5),
+		backoff.WithMaxInterval(cap),
+		backoff.WithMaxElapsedTime(0),
+	)
 }
 
-func newBackoff(base, cap time.Duration) *backoff { return &backoff{base: base, cap: cap} }
-
-func (b *backoff) next() time.Duration {
-	d := b.base << min(b.attempt, 20)
-	if d > b.cap || d <= 0 {
-		d = b.cap
-	}
-	b.attempt++
-	return d/2 + rand.N(d/2+1)
-}
-
-func (b *backoff) reset() { b.attempt = 0 }
-
-// sleep waits d or until ctx ends, returning ctx's error then.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
-// retry calls f until it succeeds, returns a permanent error, or ctx ends.
-// transient decides which errors are worth another try.
-func retry(ctx context.Context, b *backoff, transient func(error) bool, onRetry func(error, time.Duration), f func() error) error {
-	for {
+// retry calls f until it succeeds, returns an error transient rejects, or
+// ctx ends (then it returns ctx's error). onRetry hears of each failure
+// about to be retried and the wait before the next try.
+func retry(ctx context.Context, b backoff.BackOff, transient func(error) bool, onRetry func(error, time.Duration), f func() error) error {
+	return backoff.RetryNotify(func() error {
 		err := f()
-		if err == nil || !transient(err) {
-			return err
+		if err != nil && !transient(err) {
+			return backoff.Permanent(err)
 		}
-		d := b.next()
-		onRetry(err, d)
-		if serr := sleep(ctx, d); serr != nil {
-			return serr
-		}
-	}
+		return err
+	}, backoff.WithContext(b, ctx), onRetry)
 }

@@ -204,20 +204,16 @@ func consume(ctx context.Context, group sarama.ConsumerGroup, topics []string, h
 			log.Warn("kafka consumer", "err", err)
 		}
 	}()
-	backoff := newBackoff(200*time.Millisecond, 10*time.Second)
+	b := newBackoff(200*time.Millisecond, 10*time.Second)
+	// Each successful Consume (it returns at every rebalance) starts the
+	// backoff afresh.
+	open := func(err error) bool { return !errors.Is(err, sarama.ErrClosedConsumerGroup) }
 	for ctx.Err() == nil {
-		err := group.Consume(ctx, topics, h)
-		switch {
-		case errors.Is(err, sarama.ErrClosedConsumerGroup):
-			return nil
-		case err != nil:
-			d := backoff.next()
+		err := retry(ctx, b, open, func(err error, d time.Duration) {
 			log.Warn("kafka consume failed, retrying", "err", err, "in", d)
-			if sleep(ctx, d) != nil {
-				return nil
-			}
-		default:
-			backoff.reset()
+		}, func() error { return group.Consume(ctx, topics, h) })
+		if !open(err) {
+			return nil
 		}
 	}
 	return nil

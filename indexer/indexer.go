@@ -373,15 +373,14 @@ func (ix *Indexer) judge(kind string, ops []store.Op, verdicts []store.Verdict, 
 	var retry []error
 	for i, v := range verdicts {
 		op := ops[i]
-		switch {
-		case v.OK() && op.Action == store.Delete:
+		switch o := store.Judge(op, v); {
+		case o == store.Applied && op.Action == store.Delete:
 			ix.m.applied.WithLabelValues("delete").Inc()
-		case v.OK():
+		case o == store.Applied:
 			ix.m.applied.WithLabelValues(kind).Inc()
-		case v.Conflict() && (op.Action == store.Create || op.VersionType != ""):
-		case op.Action == store.Delete && v.Status == http.StatusNotFound:
-		case v.Retryable():
-			retry = append(retry, fmt.Errorf("%s %s/%s: %d %s: %s", op.Action, op.Index, op.ID, v.Status, v.Type, v.Reason))
+		case o == store.Unchanged:
+		case o == store.Retry:
+			retry = append(retry, &store.ItemError{Op: op, Verdict: v, Outcome: o})
 		default:
 			reject(i, v.Type+": "+v.Reason)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 
 	"cdp/customer"
 	"cdp/store"
@@ -168,41 +167,22 @@ func (r *rowStore) scan(ctx context.Context, field string, values, kinds []strin
 	const chunk, page = 5000, 5000
 	for start := 0; start < len(values); start += chunk {
 		vals := values[start:min(start+chunk, len(values))]
-		var after []any
-		for {
-			body := map[string]any{
-				"size": page,
-				"sort": []any{map[string]any{"rid": "asc"}},
-				"query": map[string]any{"bool": map[string]any{"filter": []any{
-					map[string]any{"terms": map[string]any{field: vals}},
-					map[string]any{"terms": map[string]any{"kind": kinds}},
-				}}},
-			}
-			if after != nil {
-				body["search_after"] = after
-			}
-			var resp struct {
-				Hits struct {
-					Hits []struct {
-						Source json.RawMessage `json:"_source"`
-						Sort   []any           `json:"sort"`
-					} `json:"hits"`
-				} `json:"hits"`
-			}
-			if err := r.st.Do(ctx, http.MethodPost, "/"+r.index+"/_search", body, &resp); err != nil {
+		scan := store.Scan{PageSize: page, Body: map[string]any{
+			"sort": []any{map[string]any{"rid": "asc"}},
+			"query": map[string]any{"bool": map[string]any{"filter": []any{
+				map[string]any{"terms": map[string]any{field: vals}},
+				map[string]any{"terms": map[string]any{"kind": kinds}},
+			}}},
+		}}
+		for h, err := range r.st.Hits(ctx, r.index, scan) {
+			if err != nil {
 				return fmt.Errorf("rows: search: %w", err)
 			}
-			for _, h := range resp.Hits.Hits {
-				row, err := decodeHit(h.Source)
-				if err != nil {
-					return fmt.Errorf("rows: decode: %w", err)
-				}
-				each(row)
+			row, err := decodeHit(h.Source)
+			if err != nil {
+				return fmt.Errorf("rows: decode: %w", err)
 			}
-			if len(resp.Hits.Hits) < page {
-				break
-			}
-			after = resp.Hits.Hits[len(resp.Hits.Hits)-1].Sort
+			each(row)
 		}
 	}
 	return nil
@@ -220,20 +200,11 @@ func (r *rowStore) get(ctx context.Context, rids []string, into map[string]*cust
 	if len(need) == 0 {
 		return nil
 	}
-	var resp struct {
-		Docs []struct {
-			ID     string          `json:"_id"`
-			Found  bool            `json:"found"`
-			Source json.RawMessage `json:"_source"`
-		} `json:"docs"`
-	}
-	if err := r.st.Do(ctx, http.MethodPost, "/"+r.index+"/_mget", map[string]any{"ids": need}, &resp); err != nil {
+	docs, err := r.st.Mget(ctx, r.index, need)
+	if err != nil {
 		return fmt.Errorf("rows: get: %w", err)
 	}
-	for _, d := range resp.Docs {
-		if !d.Found {
-			continue
-		}
+	for _, d := range docs {
 		var row customer.Row
 		if err := json.Unmarshal(d.Source, &row); err != nil {
 			return fmt.Errorf("rows: decode %s: %w", d.ID, err)

@@ -54,8 +54,99 @@ func (v Verdict) Retryable() bool {
 // Conflict reports a version conflict (409).
 func (v Verdict) Conflict() bool { return v.Status == http.StatusConflict }
 
-// Blocked reports that the index refuses writes (read-only block).
-func (v Verdict) Blocked() bool { return v.Type == "cluster_block_exception" }
+// Err returns the verdict of a failed item as an *Error (so Unavailable
+// applies to it), or nil for an applied one.
+func (v Verdict) Err() error {
+	if v.OK() {
+		return nil
+	}
+	return &Error{Status: v.Status, Type: v.Type, Reason: v.Reason}
+}
+
+// Outcome is what a verdict means for the op it answers.
+type Outcome int
+
+// Outcomes of a bulk item.
+const (
+	// Applied: the op was written.
+	Applied Outcome = iota
+	// Unchanged: nothing was written and nothing needs to be: a create met a
+	// document already there, a versioned write met an equal or newer
+	// version, or a delete found no document.
+	Unchanged
+	// Retry: the same op may succeed if sent again later (the cluster was
+	// overloaded, failing, or the index blocked).
+	Retry
+	// Refused: OpenSearch will never take the op as it is.
+	Refused
+)
+
+// Judge tells what the verdict means for op.
+func Judge(op Op, v Verdict) Outcome {
+	switch {
+	case v.OK():
+		return Applied
+	case v.Conflict() && (op.Action == Create || op.VersionType != ""):
+		return Unchanged
+	case op.Action == Delete && v.Status == http.StatusNotFound:
+		return Unchanged
+	case v.Retryable():
+		return Retry
+	default:
+		return Refused
+	}
+}
+
+// ItemError is a bulk item that failed.
+type ItemError struct {
+	Op      Op
+	Verdict Verdict
+	Outcome Outcome // Retry or Refused
+}
+
+func (e *ItemError) Error() string {
+	return fmt.Sprintf("%s %s/%s: %d %s: %s", e.Op.Action, e.Op.Index, e.Op.ID, e.Verdict.Status, e.Verdict.Type, e.Verdict.Reason)
+}
+
+// Unwrap returns the verdict as an *Error when the item was refused for
+// good, so that StatusOf tells its 4xx. An item worth retrying unwraps to
+// nothing: a read-only block answers 403, which must not pass for a
+// request that can never succeed.
+func (e *ItemError) Unwrap() error {
+	if e.Outcome != Refused {
+		return nil
+	}
+	return e.Verdict.Err()
+}
+
+// CreateIfAbsent sends the ops as creates: a document already stored
+// under an op's id is left as it is, and that op's position is returned in
+// existing. An item failing otherwise makes err, one *ItemError per item,
+// joined; the items that did not fail were written all the same.
+// StatusOf(err) is the 4xx of a refused item, 0 when every failed item is
+// worth retrying.
+func (c *Client) CreateIfAbsent(ctx context.Context, ops []Op) (existing []int, err error) {
+	creates := make([]Op, len(ops))
+	for i, op := range ops {
+		op.Action = Create
+		creates[i] = op
+	}
+	verdicts, err := c.Bulk(ctx, creates)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for i, v := range verdicts {
+		switch o := Judge(creates[i], v); o {
+		case Applied:
+		case Unchanged:
+			existing = append(existing, i)
+		default:
+			errs = append(errs, &ItemError{Op: creates[i], Verdict: v, Outcome: o})
+		}
+	}
+	return existing, errors.Join(errs...)
+}
 
 // MaxBulkBytes bounds one _bulk request body; Bulk splits larger batches.
 const MaxBulkBytes = 8 << 20

@@ -103,3 +103,75 @@ func TestOnlyOpenSearchsOwnFailuresCountAsUnavailable(t *testing.T) {
 		}
 	}
 }
+
+func TestJudgeTellsWhatEachVerdictMeansForItsOp(t *testing.T) {
+	index := Op{Action: Index}
+	versioned := Op{Action: Index, VersionType: "external_gte"}
+	tests := []struct {
+		name string
+		op   Op
+		v    Verdict
+		want Outcome
+	}{
+		{"a written item", index, Verdict{Status: 201}, Applied},
+		{"a create that meets a stored document", Op{Action: Create}, Verdict{Status: 409}, Unchanged},
+		{"a versioned write that meets a newer version", versioned, Verdict{Status: 409}, Unchanged},
+		{"a plain write that conflicts", index, Verdict{Status: 409}, Refused},
+		{"a delete of nothing", Op{Action: Delete}, Verdict{Status: 404}, Unchanged},
+		{"an index write to a missing index", index, Verdict{Status: 404}, Refused},
+		{"an overloaded cluster", index, Verdict{Status: 429}, Retry},
+		{"a failing shard", index, Verdict{Status: 503}, Retry},
+		{"a read-only index", index, Verdict{Status: 403, Type: "cluster_block_exception"}, Retry},
+		{"a document the mapping refuses", index, Verdict{Status: 400, Type: "mapper_parsing_exception"}, Refused},
+	}
+	for _, tt := range tests {
+		if got := Judge(tt.op, tt.v); got != tt.want {
+			t.Errorf("%s: Judge = %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestCreateIfAbsentNamesTheExistingAndFailsOnTheRest(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if n := bytes.Count(body, []byte(`{"create":`)); n != 3 {
+			t.Errorf("%d creates in %s", n, body)
+		}
+		_, _ = io.WriteString(w, `{"items":[{"create":{"status":201}},{"create":{"status":409,"error":{"type":"version_conflict_engine_exception","reason":"exists"}}},
+			{"create":{"status":429,"error":{"type":"es_rejected_execution_exception","reason":"queue full"}}}]}`)
+	}))
+	t.Cleanup(srv.Close)
+	c, err := New(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	existing, err := c.CreateIfAbsent(context.Background(), []Op{
+		{Action: Index, Index: "i", ID: "a", Body: 1}, {Index: "i", ID: "b", Body: 2}, {Index: "i", ID: "c", Body: 3},
+	})
+	var item *ItemError
+	if len(existing) != 1 || existing[0] != 1 || !errors.As(err, &item) || item.Op.ID != "c" || item.Outcome != Retry {
+		t.Fatalf("existing %v, err %v", existing, err)
+	}
+	if want := "create i/c: 429 es_rejected_execution_exception: queue full"; err.Error() != want {
+		t.Fatalf("err %q, want %q", err, want)
+	}
+}
+
+func TestOnlyAnItemRefusedForGoodShowsItsStatus(t *testing.T) {
+	tests := []struct {
+		name string
+		v    Verdict
+		want int
+	}{
+		{"a document the mapping refuses", Verdict{Status: 400, Type: "mapper_parsing_exception"}, 400},
+		{"a read-only index", Verdict{Status: 403, Type: "cluster_block_exception"}, 0},
+		{"an overloaded cluster", Verdict{Status: 429}, 0},
+	}
+	for _, tt := range tests {
+		op := Op{Action: Create, Index: "i", ID: "a"}
+		err := error(&ItemError{Op: op, Verdict: tt.v, Outcome: Judge(op, tt.v)})
+		if got := StatusOf(errors.Join(err)); got != tt.want {
+			t.Errorf("%s: StatusOf = %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}

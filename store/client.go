@@ -1,6 +1,8 @@
 // Package store is the service's access to OpenSearch: a small JSON client
-// over opensearch-go's transport, index bootstrap behind aliases, and bulk
-// writes that return a verdict per item.
+// over opensearch-go's transport, index bootstrap behind aliases, bulk
+// writes that return a verdict per item, and the one way the service reads
+// searches: Search for one page, Pages and Hits to walk every hit with
+// search_after (under a point in time if asked), Mget by id.
 package store
 
 import (

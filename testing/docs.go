@@ -43,18 +43,12 @@ func (e *Env) searchCustomers(t testing.TB, cfg *config.Config, query map[string
 	if err := st.Refresh(ctx, idx); err != nil {
 		t.Fatal(err)
 	}
-	var resp struct {
-		Hits struct {
-			Hits []struct {
-				Source json.RawMessage `json:"_source"`
-			} `json:"hits"`
-		} `json:"hits"`
-	}
-	if err := st.Do(ctx, http.MethodPost, "/"+idx+"/_search", map[string]any{"size": size, "query": query}, &resp); err != nil {
+	res, err := st.Search(ctx, idx, map[string]any{"size": size, "query": query})
+	if err != nil {
 		t.Fatal(err)
 	}
-	out := make([]map[string]any, 0, len(resp.Hits.Hits))
-	for _, h := range resp.Hits.Hits {
+	out := make([]map[string]any, 0, len(res.Hits))
+	for _, h := range res.Hits {
 		var d map[string]any
 		if err := json.Unmarshal(h.Source, &d); err != nil {
 			t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"sort"
 	"strings"
 	"testing"
@@ -41,45 +40,26 @@ func (e *Env) ReadState(ctx context.Context, cfg *config.Config) (*State, error)
 	}
 	s := &State{Docs: map[string]Doc{}, CustomerIDs: map[string]string{}, Events: map[string]int{}}
 	personOf := map[string]string{}
-	var after []any
-	for {
-		body := map[string]any{"size": 5000, "sort": []any{map[string]any{"customer_id": "asc"}}, "query": map[string]any{"match_all": map[string]any{}}}
-		if after != nil {
-			body["search_after"] = after
-		}
-		var resp struct {
-			Hits struct {
-				Hits []struct {
-					ID     string          `json:"_id"`
-					Source json.RawMessage `json:"_source"`
-					Sort   []any           `json:"sort"`
-				} `json:"hits"`
-			} `json:"hits"`
-		}
-		if err := st.Do(ctx, http.MethodPost, "/"+customers+"/_search", body, &resp); err != nil {
+	scan := store.Scan{PageSize: 5000, Body: map[string]any{"sort": []any{map[string]any{"customer_id": "asc"}}, "query": map[string]any{"match_all": map[string]any{}}}}
+	for h, err := range st.Hits(ctx, customers, scan) {
+		if err != nil {
 			return nil, err
 		}
-		for _, h := range resp.Hits.Hits {
-			var raw map[string]any
-			if err := json.Unmarshal(h.Source, &raw); err != nil {
-				return nil, fmt.Errorf("document %s: %w", h.ID, err)
-			}
-			d := CanonicalDoc(raw)
-			key, err := PersonKey(d)
-			if err != nil {
-				s.Problems = append(s.Problems, fmt.Sprintf("document %s: %v", h.ID, err))
-				continue
-			}
-			if other, dup := s.CustomerIDs[key]; dup {
-				s.Problems = append(s.Problems, fmt.Sprintf("%s has two documents: %s and %s", key, other, h.ID))
-				continue
-			}
-			s.Docs[key], s.CustomerIDs[key], personOf[h.ID] = d, h.ID, key
+		var raw map[string]any
+		if err := json.Unmarshal(h.Source, &raw); err != nil {
+			return nil, fmt.Errorf("document %s: %w", h.ID, err)
 		}
-		if len(resp.Hits.Hits) < 5000 {
-			break
+		d := CanonicalDoc(raw)
+		key, err := PersonKey(d)
+		if err != nil {
+			s.Problems = append(s.Problems, fmt.Sprintf("document %s: %v", h.ID, err))
+			continue
 		}
-		after = resp.Hits.Hits[len(resp.Hits.Hits)-1].Sort
+		if other, dup := s.CustomerIDs[key]; dup {
+			s.Problems = append(s.Problems, fmt.Sprintf("%s has two documents: %s and %s", key, other, h.ID))
+			continue
+		}
+		s.Docs[key], s.CustomerIDs[key], personOf[h.ID] = d, h.ID, key
 	}
 
 	var afterKey map[string]any
@@ -89,34 +69,31 @@ func (e *Env) ReadState(ctx context.Context, cfg *config.Config) (*State, error)
 			comp["after"] = afterKey
 		}
 		body := map[string]any{"size": 0, "track_total_hits": true, "aggs": map[string]any{"by": map[string]any{"composite": comp}}}
-		var resp struct {
-			Hits struct {
-				Total struct {
-					Value int `json:"value"`
-				} `json:"total"`
-			} `json:"hits"`
-			Aggregations struct {
-				By struct {
-					AfterKey map[string]any `json:"after_key"`
-					Buckets  []struct {
-						Key      map[string]any `json:"key"`
-						DocCount int            `json:"doc_count"`
-					} `json:"buckets"`
-				} `json:"by"`
-			} `json:"aggregations"`
-		}
-		if err := st.Do(ctx, http.MethodPost, "/"+events+"/_search", body, &resp); err != nil {
+		res, err := st.Search(ctx, events, body)
+		if err != nil {
 			return nil, err
 		}
-		s.EventsTotal = resp.Hits.Total.Value
-		for _, b := range resp.Aggregations.By.Buckets {
+		var aggs struct {
+			By struct {
+				AfterKey map[string]any `json:"after_key"`
+				Buckets  []struct {
+					Key      map[string]any `json:"key"`
+					DocCount int            `json:"doc_count"`
+				} `json:"buckets"`
+			} `json:"by"`
+		}
+		if err := json.Unmarshal(res.Aggregations, &aggs); err != nil {
+			return nil, fmt.Errorf("event counts: %w", err)
+		}
+		s.EventsTotal = int(res.Total)
+		for _, b := range aggs.By.Buckets {
 			cid, _ := b.Key["cid"].(string)
 			s.Events[personOf[cid]] += b.DocCount
 		}
-		if len(resp.Aggregations.By.Buckets) < 5000 || resp.Aggregations.By.AfterKey == nil {
+		if len(aggs.By.Buckets) < 5000 || aggs.By.AfterKey == nil {
 			break
 		}
-		afterKey = resp.Aggregations.By.AfterKey
+		afterKey = aggs.By.AfterKey
 	}
 	return s, nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"cdp/schema"
+	"cdp/store"
 )
 
 // exportFilter selects most customers: everyone not in 北京 (customers
@@ -65,52 +66,27 @@ func exportAPI(ctx context.Context, api endpoint) (int, time.Duration, error) {
 }
 
 // exportRaw is the same export done directly: a point in time on the
-// customers alias and search_after on customer_id.
+// customers alias and search_after on customer_id, through the store
+// package's paging (the loop exports use).
 func exportRaw(ctx context.Context, os endpoint, customers string, dsl json.RawMessage) (int, time.Duration, error) {
 	start := time.Now()
-	var pit struct {
-		ID string `json:"pit_id"`
-	}
-	if err := os.json(ctx, http.MethodPost, "/"+customers+"/_search/point_in_time?keep_alive=2m", nil, &pit); err != nil {
+	st, err := store.New(string(os))
+	if err != nil {
 		return 0, 0, err
 	}
-	defer func() {
-		_, _ = os.do(context.WithoutCancel(ctx), http.MethodDelete, "/_search/point_in_time", map[string]any{"pit_id": []string{pit.ID}})
-	}()
 	include := append([]string{"customer_id"}, exportFields...)
-	var after []any
+	scan := store.Scan{PageSize: exportPage, KeepAlive: 2 * time.Minute, Body: map[string]any{
+		"query": dsl, "sort": []any{map[string]any{"customer_id": "asc"}},
+		"_source": map[string]any{"includes": include}, "track_total_hits": false,
+	}}
 	n := 0
-	for {
-		body := map[string]any{
-			"pit": map[string]any{"id": pit.ID, "keep_alive": "2m"}, "query": dsl, "size": exportPage,
-			"sort": []any{map[string]any{"customer_id": "asc"}}, "_source": map[string]any{"includes": include},
-			"track_total_hits": false,
-		}
-		if after != nil {
-			body["search_after"] = after
-		}
-		var resp struct {
-			PitID string `json:"pit_id"`
-			Hits  struct {
-				Hits []struct {
-					Source json.RawMessage `json:"_source"`
-					Sort   []any           `json:"sort"`
-				} `json:"hits"`
-			} `json:"hits"`
-		}
-		if err := os.json(ctx, http.MethodPost, "/_search", body, &resp); err != nil {
+	for page, err := range st.Pages(ctx, customers, scan) {
+		if err != nil {
 			return n, 0, err
 		}
-		if resp.PitID != "" {
-			pit.ID = resp.PitID
-		}
-		hits := resp.Hits.Hits
-		n += len(hits)
-		if len(hits) < exportPage {
-			return n, time.Since(start), nil
-		}
-		after = hits[len(hits)-1].Sort
+		n += len(page.Hits)
 	}
+	return n, time.Since(start), nil
 }
 
 // runExport runs rounds of API then raw, and keeps the best of each.

@@ -10,6 +10,7 @@ import (
 
 	"cdp/config"
 	"cdp/indexer"
+	"cdp/store"
 	harness "cdp/testing"
 )
 
@@ -154,13 +155,7 @@ func runFreshness(ctx context.Context, cfg *config.Config, os endpoint, events s
 			if len(ids) == 0 {
 				continue
 			}
-			var resp struct {
-				Hits struct {
-					Hits []struct {
-						ID string `json:"_id"`
-					} `json:"hits"`
-				} `json:"hits"`
-			}
+			var resp store.SearchResult
 			err := os.json(pollCtx, http.MethodPost, "/"+events+"/_search", map[string]any{
 				"size": len(ids), "_source": false, "query": map[string]any{"ids": map[string]any{"values": ids}},
 			}, &resp)
@@ -169,7 +164,7 @@ func runFreshness(ctx context.Context, cfg *config.Config, os endpoint, events s
 				continue
 			}
 			mu.Lock()
-			for _, h := range resp.Hits.Hits {
+			for _, h := range resp.Hits {
 				if due, ok := outstanding[h.ID]; ok {
 					lat.Add(seen.Sub(due))
 					delete(outstanding, h.ID)

@@ -2,11 +2,12 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
 	"time"
+
+	"cdp/store"
 )
 
 // LookupResult is the 360 view against the OpenSearch requests it makes.
@@ -33,16 +34,7 @@ type lookupTarget struct {
 // sampleCustomers picks n customers with a phone, at random but
 // reproducibly.
 func sampleCustomers(ctx context.Context, os endpoint, customers string, n int) ([]lookupTarget, error) {
-	var resp struct {
-		Hits struct {
-			Hits []struct {
-				Source struct {
-					ID    string `json:"customer_id"`
-					Phone string `json:"phone"`
-				} `json:"_source"`
-			} `json:"hits"`
-		} `json:"hits"`
-	}
+	var resp store.SearchResult
 	err := os.json(ctx, http.MethodPost, "/"+customers+"/_search", map[string]any{
 		"size": n, "_source": []string{"customer_id", "phone"},
 		"query": map[string]any{"function_score": map[string]any{
@@ -51,8 +43,15 @@ func sampleCustomers(ctx context.Context, os endpoint, customers string, n int) 
 		}},
 	}, &resp)
 	var out []lookupTarget
-	for _, h := range resp.Hits.Hits {
-		out = append(out, lookupTarget{h.Source.ID, h.Source.Phone})
+	for _, h := range resp.Hits {
+		var doc struct {
+			ID    string `json:"customer_id"`
+			Phone string `json:"phone"`
+		}
+		if err := h.Decode(&doc); err != nil {
+			return nil, err
+		}
+		out = append(out, lookupTarget{doc.ID, doc.Phone})
 	}
 	if err == nil && len(out) == 0 {
 		err = fmt.Errorf("no customer with a phone to look up")
@@ -100,15 +99,11 @@ func lookupCalls(api, os endpoint, customers, events string) []func(context.Cont
 			return eventsOf(ctx, t.id)
 		},
 		func(ctx context.Context, t lookupTarget) error {
-			var resp struct {
-				Hits struct {
-					Hits []json.RawMessage `json:"hits"`
-				} `json:"hits"`
-			}
+			var resp store.SearchResult
 			if err := os.json(ctx, http.MethodPost, "/"+customers+"/_search", phoneBody(t.phone), &resp); err != nil {
 				return err
 			}
-			if len(resp.Hits.Hits) == 0 {
+			if len(resp.Hits) == 0 {
 				return fmt.Errorf("no customer with phone %s", t.phone)
 			}
 			return eventsOf(ctx, t.id)
