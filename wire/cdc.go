@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/big"
 	"strconv"
 	"strings"
@@ -94,8 +95,13 @@ func ParseChange(table string, key, value []byte) (*Change, error) {
 	if !ok {
 		return nil, fmt.Errorf("no CDC table %q", table)
 	}
-	if len(bytes.TrimSpace(value)) == 0 || string(bytes.TrimSpace(value)) == "null" {
+	// A tombstone is a message without a value (or a JSON null); a value
+	// of white space alone is a broken message, not a delete.
+	switch trimmed := bytes.TrimSpace(value); {
+	case len(value) == 0 || string(trimmed) == "null":
 		return nil, nil
+	case len(trimmed) == 0:
+		return nil, bad("the message is blank: a tombstone has no value at all")
 	}
 	payload, schema, err := unwrap(value)
 	if err != nil {
@@ -148,7 +154,7 @@ func ParseChange(table string, key, value []byte) (*Change, error) {
 	cols := columnSchemas(schema, c.Deleted())
 	decoded := make(map[string]any, len(row))
 	for col, v := range row {
-		dv, err := decodeColumn(tbl.columns[col], cols[col], v)
+		dv, err := decodeColumn(col, tbl.columns[col], cols[col], v)
 		if err != nil {
 			return nil, bad("column %s: %v", col, err)
 		}
@@ -164,7 +170,7 @@ func ParseChange(table string, key, value []byte) (*Change, error) {
 	}
 	delete(decoded, "id")
 	if tbl.parent != "" {
-		p, _ := scalarString(decoded[tbl.parent])
+		p, _ := idString(decoded[tbl.parent])
 		if p == "" && !c.Deleted() {
 			return nil, bad("%s is required", tbl.parent)
 		}
@@ -216,51 +222,39 @@ func columnSchemas(schema *field, before bool) map[string]field {
 	return out
 }
 
+// The ranges a value of a declared column must fall in. A value outside
+// them is not what the contract's types say, so its message is
+// dead-lettered instead of stored (CONTRACT §1.2), and no value can make
+// a later step fail for ever: a total that sums to infinity, a date
+// OpenSearch refuses, a decimal whose scale takes minutes to apply.
+const (
+	minYear, maxYear = 1000, 9999
+	// maxMagnitude bounds the numbers of number columns: amounts and
+	// quantities, exact to the cent below it.
+	maxMagnitude = 1e15
+	// maxDecimalScale and maxDecimalBytes bound a Debezium decimal (SQL
+	// allows a scale of at most 38 and 38 digits need 16 bytes).
+	maxDecimalScale = 64
+	maxDecimalBytes = 64
+	// maxDayCount bounds a date given as days since the epoch, so that the
+	// conversion cannot overflow before the year is checked.
+	maxDayCount = 1 << 22
+)
+
 // decodeColumn turns a column value into the document's form: decimals to
-// numbers, dates to YYYY-MM-DD, timestamps to RFC 3339 in UTC. Columns the
-// table does not declare keep their JSON type (they go under attrs).
-func decodeColumn(want schema.ColumnType, f field, v any) (any, error) {
+// numbers, dates to YYYY-MM-DD, timestamps to RFC 3339 in UTC, each checked
+// against its type and range. Columns the table does not declare keep
+// their JSON type (they go under attrs).
+func decodeColumn(col string, want schema.ColumnType, f field, v any) (any, error) {
 	if v == nil {
 		return nil, nil
 	}
-	switch f.Name {
-	case "org.apache.kafka.connect.data.Decimal":
-		return decodeDecimal(v, f.Parameters["scale"])
-	case "io.debezium.data.VariableScaleDecimal":
-		m, ok := v.(map[string]any)
-		if !ok {
-			return nil, fmt.Errorf("variable-scale decimal is not a struct")
-		}
-		scale, _ := m["scale"].(json.Number)
-		return decodeDecimal(m["value"], scale.String())
-	case "io.debezium.time.Date", "org.apache.kafka.connect.data.Date":
-		days, err := intOf(v)
-		if err != nil {
-			return nil, fmt.Errorf("date: %v", err)
-		}
-		return time.Unix(days*86400, 0).UTC().Format("2006-01-02"), nil
-	case "io.debezium.time.Timestamp", "org.apache.kafka.connect.data.Timestamp":
-		ms, err := intOf(v)
-		if err != nil {
-			return nil, fmt.Errorf("timestamp: %v", err)
-		}
-		return formatTime(time.UnixMilli(ms)), nil
-	case "io.debezium.time.MicroTimestamp":
-		us, err := intOf(v)
-		if err != nil {
-			return nil, fmt.Errorf("timestamp: %v", err)
-		}
-		return formatTime(time.UnixMicro(us)), nil
-	case "io.debezium.time.NanoTimestamp":
-		ns, err := intOf(v)
-		if err != nil {
-			return nil, fmt.Errorf("timestamp: %v", err)
-		}
-		return formatTime(time.Unix(0, ns)), nil
+	if dv, ok, err := decodeLogical(f, v); ok || err != nil {
+		return dv, err
 	}
 	switch want {
 	case schema.ColString:
-		s, ok := scalarString(v)
+		s, ok := stringOf(col, v)
 		if !ok {
 			return nil, fmt.Errorf("want a string, got %s", jsonText(v))
 		}
@@ -268,10 +262,16 @@ func decodeColumn(want schema.ColumnType, f field, v any) (any, error) {
 	case schema.ColNumber:
 		switch x := v.(type) {
 		case json.Number:
-			return x.Float64()
+			n, err := x.Float64()
+			if err != nil {
+				return nil, fmt.Errorf("number %s is out of range", x)
+			}
+			return finite(n)
 		case string:
-			if f, err := strconv.ParseFloat(strings.TrimSpace(x), 64); err == nil {
-				return f, nil
+			// Some connectors send decimals as text; NaN and Infinity
+			// parse as floats but are no amount.
+			if n, err := strconv.ParseFloat(strings.TrimSpace(x), 64); err == nil {
+				return finite(n)
 			}
 		}
 		return nil, fmt.Errorf("want a number, got %s", jsonText(v))
@@ -289,11 +289,101 @@ func decodeColumn(want schema.ColumnType, f field, v any) (any, error) {
 	return SanitizeValue(convertNumber(v)), nil
 }
 
+// decodeLogical decodes a value by its Connect schema's logical type;
+// ok is false when the schema names none.
+func decodeLogical(f field, v any) (any, bool, error) {
+	var dv any
+	var err error
+	switch f.Name {
+	case "org.apache.kafka.connect.data.Decimal":
+		dv, err = decodeDecimal(v, f.Parameters["scale"])
+	case "io.debezium.data.VariableScaleDecimal":
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, true, fmt.Errorf("variable-scale decimal is not a struct")
+		}
+		scale, _ := m["scale"].(json.Number)
+		dv, err = decodeDecimal(m["value"], scale.String())
+	case "io.debezium.time.Date", "org.apache.kafka.connect.data.Date":
+		dv, err = dayCount(v)
+	case "io.debezium.time.Timestamp", "org.apache.kafka.connect.data.Timestamp":
+		dv, err = epoch(v, time.UnixMilli)
+	case "io.debezium.time.MicroTimestamp":
+		dv, err = epoch(v, time.UnixMicro)
+	case "io.debezium.time.NanoTimestamp":
+		dv, err = epoch(v, func(n int64) time.Time { return time.Unix(0, n) })
+	default:
+		return nil, false, nil
+	}
+	return dv, true, err
+}
+
+// epoch decodes an integer count since the epoch in the unit of toTime.
+func epoch(v any, toTime func(int64) time.Time) (any, error) {
+	n, err := intOf(v)
+	if err != nil {
+		return nil, fmt.Errorf("timestamp: %v", err)
+	}
+	return instant(toTime(n))
+}
+
+// dayCount decodes a date given as days since the epoch.
+func dayCount(v any) (any, error) {
+	days, err := intOf(v)
+	if err != nil {
+		return nil, fmt.Errorf("date: %v", err)
+	}
+	if days > maxDayCount || days < -maxDayCount {
+		return nil, fmt.Errorf("date of day %d is outside the years %d to %d", days, minYear, maxYear)
+	}
+	return day(time.Unix(days*86400, 0))
+}
+
+// finite checks a number of a number column.
+func finite(n float64) (any, error) {
+	if math.IsNaN(n) || math.IsInf(n, 0) {
+		return nil, fmt.Errorf("%v is not a finite number", n)
+	}
+	if math.Abs(n) >= maxMagnitude {
+		return nil, fmt.Errorf("%v is out of range (at most ±%g)", n, maxMagnitude)
+	}
+	return n, nil
+}
+
+// inYears checks that an instant falls in the years a document holds.
+func inYears(t time.Time) error {
+	if y := t.UTC().Year(); y < minYear || y > maxYear {
+		return fmt.Errorf("%s is outside the years %d to %d", t.UTC().Format(time.RFC3339), minYear, maxYear)
+	}
+	return nil
+}
+
+// instant renders a checked instant as the document does: RFC 3339 in
+// UTC, to the millisecond.
+func instant(t time.Time) (any, error) {
+	if err := inYears(t); err != nil {
+		return nil, err
+	}
+	return formatTime(t), nil
+}
+
+// day renders a checked calendar day as YYYY-MM-DD.
+func day(t time.Time) (any, error) {
+	if err := inYears(t); err != nil {
+		return nil, err
+	}
+	return t.UTC().Format("2006-01-02"), nil
+}
+
 func decodeDecimal(v any, scaleText string) (any, error) {
 	s, ok := v.(string)
 	if !ok {
 		if n, isNum := v.(json.Number); isNum {
-			return n.Float64()
+			f, err := n.Float64()
+			if err != nil {
+				return nil, fmt.Errorf("decimal %s is out of range", n)
+			}
+			return finite(f)
 		}
 		return nil, fmt.Errorf("decimal is neither base64 bytes nor a number")
 	}
@@ -301,34 +391,45 @@ func decodeDecimal(v any, scaleText string) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decimal %q is not base64", s)
 	}
+	if len(raw) > maxDecimalBytes {
+		return nil, fmt.Errorf("decimal of %d bytes is longer than %d", len(raw), maxDecimalBytes)
+	}
 	scale, err := strconv.Atoi(scaleText)
 	if err != nil {
 		return nil, fmt.Errorf("decimal without a scale parameter")
+	}
+	if scale < -maxDecimalScale || scale > maxDecimalScale {
+		return nil, fmt.Errorf("decimal scale %d is outside ±%d", scale, maxDecimalScale)
 	}
 	unscaled := new(big.Int).SetBytes(raw)
 	if len(raw) > 0 && raw[0]&0x80 != 0 { // two's complement negative
 		unscaled.Sub(unscaled, new(big.Int).Lsh(big.NewInt(1), uint(8*len(raw))))
 	}
-	r := new(big.Rat).SetFrac(unscaled, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil))
+	pow := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(max(scale, -scale))), nil)
+	r := new(big.Rat).SetInt(unscaled)
+	if scale >= 0 {
+		r.Quo(r, new(big.Rat).SetInt(pow))
+	} else {
+		r.Mul(r, new(big.Rat).SetInt(pow))
+	}
 	f, _ := r.Float64()
-	return f, nil
+	return finite(f)
 }
 
 func parseDate(v any) (any, error) {
 	switch x := v.(type) {
 	case json.Number:
-		days, err := x.Int64()
-		if err != nil {
+		if _, err := x.Int64(); err != nil {
 			return nil, fmt.Errorf("date %s is not a day count", x)
 		}
-		return time.Unix(days*86400, 0).UTC().Format("2006-01-02"), nil
+		return dayCount(x)
 	case string:
 		x = strings.TrimSpace(x)
 		if t, err := time.Parse("2006-01-02", x); err == nil {
-			return t.Format("2006-01-02"), nil
+			return day(t)
 		}
 		if t, err := time.Parse(time.RFC3339Nano, x); err == nil {
-			return t.Format("2006-01-02"), nil
+			return day(t)
 		}
 	}
 	return nil, fmt.Errorf("want a date, got %s", jsonText(v))
@@ -346,14 +447,14 @@ func parseTime(v any) (any, error) {
 			return nil, fmt.Errorf("timestamp %s is not an integer", x)
 		}
 		if n > 1e14 || n < -1e14 { // microseconds
-			return formatTime(time.UnixMicro(n)), nil
+			return instant(time.UnixMicro(n))
 		}
-		return formatTime(time.UnixMilli(n)), nil
+		return instant(time.UnixMilli(n))
 	case string:
 		x = strings.TrimSpace(x)
 		for _, layout := range timeLayouts {
 			if t, err := time.Parse(layout, x); err == nil {
-				return formatTime(t), nil
+				return instant(t)
 			}
 		}
 	}
@@ -364,16 +465,41 @@ func parseTime(v any) (any, error) {
 // the millisecond.
 func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 
-func scalarString(v any) (string, bool) {
+// codeColumn reports whether a string column holds an identifier or a
+// code, which databases often store as whole numbers: the key and parent
+// columns, phone, and columns named *_id or *_no. Text columns (a name,
+// an email, a status) take only JSON strings.
+func codeColumn(col string) bool {
+	return col == "id" || col == "phone" || strings.HasSuffix(col, "_id") || strings.HasSuffix(col, "_no")
+}
+
+// stringOf returns the value of a string column: a JSON string, or for a
+// code column a whole number written in decimal.
+func stringOf(col string, v any) (string, bool) {
 	switch x := v.(type) {
 	case string:
 		return x, true
 	case json.Number:
-		return x.String(), true
-	case float64:
-		return strconv.FormatFloat(x, 'f', -1, 64), true
-	case bool:
-		return strconv.FormatBool(x), true
+		if codeColumn(col) {
+			return idString(x)
+		}
+	}
+	return "", false
+}
+
+// idString returns an identifier: a string, or a whole number. A boolean,
+// a fraction or an object is no identifier.
+func idString(v any) (string, bool) {
+	switch x := v.(type) {
+	case string:
+		return x, true
+	case json.Number:
+		if _, err := strconv.ParseInt(x.String(), 10, 64); err == nil {
+			return x.String(), true
+		}
+		if _, ok := new(big.Int).SetString(x.String(), 10); ok {
+			return x.String(), true
+		}
 	}
 	return "", false
 }
@@ -391,7 +517,7 @@ func intOf(v any) (int64, error) {
 // rowKey returns the row's primary key from its id column, else from the
 // Kafka key (plain, a Debezium struct, or a struct with its schema).
 func rowKey(id any, key []byte) (string, error) {
-	if s, ok := scalarString(id); ok && s != "" {
+	if s, ok := idString(id); ok && s != "" {
 		return s, nil
 	}
 	k := bytes.TrimSpace(key)
@@ -408,12 +534,12 @@ func rowKey(id any, key []byte) (string, error) {
 		if p, ok := m["payload"].(map[string]any); ok {
 			m = p
 		}
-		if s, ok := scalarString(m["id"]); ok && s != "" {
+		if s, ok := idString(m["id"]); ok && s != "" {
 			return s, nil
 		}
 		return "", bad("key %s has no id", k)
 	}
-	if s, ok := scalarString(v); ok && s != "" {
+	if s, ok := idString(v); ok && s != "" {
 		return s, nil
 	}
 	return "", bad("key %s is not a row key", k)

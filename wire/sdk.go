@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"strings"
 	"time"
+
+	"cdp/schema"
 )
 
 // Event is an SDK message (Segment-spec shaped, CONTRACT §1.1).
@@ -123,6 +125,9 @@ func ParseEvent(value []byte, fallback time.Time) (*Event, error) {
 		if err != nil {
 			return nil, bad("timestamp %q is not RFC 3339", s)
 		}
+		if err := inYears(t); err != nil {
+			return nil, bad("timestamp: %v", err)
+		}
 		e.Timestamp = t.UTC()
 	}
 	if e.MessageID == "" {
@@ -131,9 +136,42 @@ func ParseEvent(value []byte, fallback time.Time) (*Event, error) {
 		sum := sha1.Sum(value)
 		e.MessageID = "sha1-" + hex.EncodeToString(sum[:])
 	}
+	if err := checkTraits(e.Traits); err != nil {
+		return nil, err
+	}
 	e.Properties = numbersToFloats(e.Properties)
 	e.Traits = numbersToFloats(e.Traits)
 	return &e, nil
+}
+
+// profileColumns are the columns of the customers table that set a field
+// of the document, by name: an identify trait of that name sets the same
+// field, so it must be of the same type.
+var profileColumns = func() map[string]schema.ColumnType {
+	out := map[string]schema.ColumnType{}
+	t, _ := schema.TableNamed(TableCustomers)
+	for _, c := range t.Columns() {
+		if c.Field != "" {
+			out[c.Name] = c.Type
+		}
+	}
+	return out
+}()
+
+// checkTraits checks the traits that set document fields as the CDC
+// columns of the same names are checked: an email that is a number, or a
+// birthday in the year 99999, is a bad message, not a value to store.
+func checkTraits(traits map[string]any) error {
+	for name, v := range traits {
+		want, ok := profileColumns[name]
+		if !ok {
+			continue
+		}
+		if _, err := decodeColumn(name, want, field{}, v); err != nil {
+			return bad("trait %s: %v", name, err)
+		}
+	}
+	return nil
 }
 
 // numbersToFloats turns json.Number values into float64 (or keeps them as
