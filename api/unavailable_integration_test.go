@@ -4,7 +4,7 @@ import (
 	"net"
 	"testing"
 
-	harness "cdp/testing"
+	"cdp/testing/harness"
 )
 
 // OpenSearch being down is a 503 naming it, never a 500.

@@ -9,7 +9,7 @@ import (
 
 	"cdp/indexer"
 	"cdp/mapping"
-	harness "cdp/testing"
+	"cdp/testing/harness"
 )
 
 // An index blocked read-only (a full disk does that) pauses the indexer:

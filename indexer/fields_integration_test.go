@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"cdp/indexer"
-	harness "cdp/testing"
+	"cdp/testing/harness"
 )
 
 // 2,000 distinct unknown columns must not break the index: each lands under

@@ -10,7 +10,7 @@ import (
 
 	"cdp/config"
 	"cdp/indexer"
-	harness "cdp/testing"
+	"cdp/testing/workload"
 )
 
 // loadGen produces a prepared stream at a fixed rate (open-loop, in 5 ms
@@ -104,7 +104,7 @@ type lagWatch struct {
 }
 
 func (w *lagWatch) run(ctx context.Context, cfg *config.Config) {
-	r, err := harness.NewProgressReader(cfg)
+	r, err := workload.NewProgressReader(cfg)
 	if err != nil {
 		return
 	}
@@ -193,9 +193,9 @@ func runFreshness(ctx context.Context, cfg *config.Config, os endpoint, events s
 	}
 	OpenLoop{Rate: rate, N: int(rate * dur.Seconds())}.Run(ctx, func(i int, due time.Time) {
 		id := fmt.Sprintf("bench-marker-%s-%d", runID, i)
-		e := &harness.Event{Type: "track", Name: "bench_marker", MessageID: id, Timestamp: due.UTC().Truncate(time.Millisecond),
+		e := &workload.Event{Type: "track", Name: "bench_marker", MessageID: id, Timestamp: due.UTC().Truncate(time.Millisecond),
 			UserID: users[i], Properties: map[string]any{"seq": float64(i)}, Channel: "web"}
-		m := harness.EventMessage(e)
+		m := workload.EventMessage(e)
 		mu.Lock()
 		outstanding[id] = due
 		mu.Unlock()

@@ -5,14 +5,14 @@ import (
 	"strings"
 	"testing"
 
-	harness "cdp/testing"
+	"cdp/testing/workload"
 )
 
 // The generator is reproducible, its stream holds every kind of change the
 // chaos tests rely on, and the reference model does not depend on the
 // delivery order (the contract's rules are per row, by source position).
 func TestDatasetIsReproducibleAndOrderIndependent(t *testing.T) {
-	a, b := harness.NewDataset(7, 400), harness.NewDataset(7, 400)
+	a, b := workload.NewDataset(7, 400), workload.NewDataset(7, 400)
 	if len(a.Messages) != len(b.Messages) {
 		t.Fatalf("same seed, %d and %d messages", len(a.Messages), len(b.Messages))
 	}
@@ -34,7 +34,7 @@ func TestDatasetIsReproducibleAndOrderIndependent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reversed := harness.NewModel()
+	reversed := workload.NewModel()
 	for i := len(a.Messages) - 1; i >= 0; i-- {
 		m := a.Messages[i]
 		if m.Change != nil && m.Value != nil {
@@ -48,7 +48,7 @@ func TestDatasetIsReproducibleAndOrderIndependent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := harness.DiffDocs(want, got, 10); len(diff) > 0 {
+	if diff := workload.DiffDocs(want, got, 10); len(diff) > 0 {
 		t.Errorf("the model depends on delivery order:\n%s", strings.Join(diff, "\n"))
 	}
 	if !reflect.DeepEqual(a.Model().EventsPerPerson(), reversed.EventsPerPerson()) {
@@ -73,7 +73,7 @@ func TestDatasetIsReproducibleAndOrderIndependent(t *testing.T) {
 }
 
 func TestTheScaleDatasetHasAtLeast50000Changes(t *testing.T) {
-	d := harness.NewDataset(scaleSeed, scaleCustomers)
+	d := workload.NewDataset(scaleSeed, scaleCustomers)
 	if len(d.Messages) < 50000 {
 		t.Fatalf("%d messages, want at least 50,000: raise scaleCustomers", len(d.Messages))
 	}

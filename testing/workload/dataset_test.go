@@ -1,16 +1,16 @@
-package harness_test
+package workload_test
 
 import (
 	"testing"
 
-	harness "cdp/testing"
+	"cdp/testing/workload"
 )
 
 // Streams of several datasets (the bench's large runs) rely on datasets at
 // different bases being different people: no row, identity or event id in
 // common.
 func TestDatasetsAtDifferentBasesShareNoRowIdentityOrEventID(t *testing.T) {
-	names := func(d *harness.Dataset) map[string]bool {
+	names := func(d *workload.Dataset) map[string]bool {
 		out := map[string]bool{}
 		for _, m := range d.Messages {
 			if c := m.Change; c != nil {
@@ -31,8 +31,8 @@ func TestDatasetsAtDifferentBasesShareNoRowIdentityOrEventID(t *testing.T) {
 		}
 		return out
 	}
-	a := names(harness.NewDatasetAt(1, 300, 0))
-	b := names(harness.NewDatasetAt(1, 300, harness.DatasetKeySpan))
+	a := names(workload.NewDatasetAt(1, 300, 0))
+	b := names(workload.NewDatasetAt(1, 300, workload.DatasetKeySpan))
 	for k := range b {
 		if a[k] {
 			t.Fatalf("%s is in both datasets", k)
@@ -41,8 +41,8 @@ func TestDatasetsAtDifferentBasesShareNoRowIdentityOrEventID(t *testing.T) {
 	if len(a) < 1000 || len(b) < 1000 {
 		t.Fatalf("%d and %d names: the datasets are too small to tell", len(a), len(b))
 	}
-	same := harness.NewDatasetAt(1, 300, 0)
-	if d := harness.NewDataset(1, 300); len(d.Messages) != len(same.Messages) || string(d.Messages[7].Value) != string(same.Messages[7].Value) {
+	same := workload.NewDatasetAt(1, 300, 0)
+	if d := workload.NewDataset(1, 300); len(d.Messages) != len(same.Messages) || string(d.Messages[7].Value) != string(same.Messages[7].Value) {
 		t.Fatal("NewDatasetAt with base 0 is not NewDataset")
 	}
 }

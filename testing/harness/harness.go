@@ -1,8 +1,12 @@
-// Package harness is the shared integration-test harness (the folder is
-// testing/; the package is named harness so that it does not shadow the
-// standard library's testing). Integration tests get the real OpenSearch,
-// Kafka and Redis from it, each test with its own index, topic and group
-// names, removed when the test ends.
+// Package harness is the integration-test harness: it gives tests the real
+// OpenSearch, Kafka and Redis, each test with its own index, topic and
+// group names, removed when the test ends; it runs the indexer and the API
+// in the test's process or `cdp index` as a process of its own; it stops and
+// starts services through scripts/deps.sh for the chaos suite; and it reads
+// back what the service holds (Kafka progress, dead letters, documents) to
+// compare with a workload's reference model (package workload). (The
+// folder testing/ is not a package, so that nothing shadows the standard
+// library's testing.)
 //
 // Endpoints come from CDP_OPENSEARCH_URL, CDP_KAFKA_BROKERS and
 // CDP_REDIS_ADDR (`make test` sets them after `make deps-up`). When they are
