@@ -70,14 +70,6 @@ func (e *Env) produce(cfg *config.Config, msgs []workload.Message) error {
 	return nil
 }
 
-// ProduceAsync produces in the background; the returned channel yields
-// the outcome once.
-func (e *Env) ProduceAsync(cfg *config.Config, msgs []workload.Message) <-chan error {
-	done := make(chan error, 1)
-	go func() { done <- e.produce(cfg, msgs) }()
-	return done
-}
-
 // Progress reads the consumer group's progress once.
 func (e *Env) Progress(cfg *config.Config) (workload.Progress, error) {
 	r, err := workload.NewProgressReader(cfg)

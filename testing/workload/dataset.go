@@ -68,26 +68,12 @@ func (s DatasetStats) String() string {
 }
 
 // Model is the reference model of everything in Messages that is not
-// poison. Tests that add messages of their own apply them with AddChange
-// and AddEvent, or to the model directly.
+// poison. Tests that add messages of their own apply them to it.
 func (d *Dataset) Model() *Model { return d.model }
 
 // Expected is the final state the stream must lead to: the documents by
 // person key ("crm_id:…" or "anonymous_id:…").
 func (d *Dataset) Expected() (map[string]Doc, error) { return d.model.Docs() }
-
-// AddChange appends a change to the stream and applies it to the model.
-func (d *Dataset) AddChange(c *Change) {
-	d.Messages = append(d.Messages, changeMessage(c))
-	d.model.ApplyChange(c)
-	d.MaxLSN = max(d.MaxLSN, c.LSN)
-}
-
-// AddEvent appends an event to the stream and applies it to the model.
-func (d *Dataset) AddEvent(e *Event) {
-	d.Messages = append(d.Messages, EventMessage(e))
-	d.model.ApplyEvent(e)
-}
 
 // Epoch is where generated source times start.
 var Epoch = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
