@@ -178,135 +178,164 @@ func (g *generator) date(from, to time.Time) time.Time {
 }
 
 func (g *generator) run() *Dataset {
-	var rows []*row
 	for i := 0; i < g.n; i++ {
 		g.customerKeys = append(g.customerKeys, strconv.Itoa(100000+g.base+i))
 	}
+	var rows []*row
 	for i := 0; i < g.n; i++ {
-		key := g.customerKeys[i]
-		b := g.r.Float64() * 0.8
-		deleted := g.chance(0.03)
-		cr := g.newRow(TableCustomers, key)
-		rows = append(rows, cr)
-		c := g.customer(i)
-		op := "c"
-		if g.chance(0.2) {
-			op = "r" // a snapshot read
-		}
-		g.add(cr, b, op, &Change{Customer: c})
-		if g.chance(0.3) {
-			u := *c
-			u.Extra = copyMap(c.Extra)
-			u.Name, u.City, u.MemberLevel = g.pick(names), g.pick(cities), g.pick(levels)
-			u.Extra["points"] = float64(g.r.IntN(5000))
-			u.UpdatedAt = c.UpdatedAt.Add(time.Hour * time.Duration(1+g.r.IntN(500)))
-			g.add(cr, b+0.01+g.r.Float64()*0.19, "u", &Change{Customer: &u})
-			c = &u
-		}
-		if deleted {
-			g.add(cr, b+0.3+g.r.Float64()*0.05, "d", &Change{Customer: c})
-		}
-		g.stats.Customers++
-
-		// Orders: created around the customer (sometimes before it: a
-		// child before its parent), updated, moved, deleted.
-		for range 1 + g.r.IntN(5) {
-			or := g.newRow(TableOrders, strconv.Itoa(1000000+g.base+g.nextO))
-			g.nextO++
-			g.stats.Orders++
-			rows = append(rows, or)
-			g.orderKeys = append(g.orderKeys, or.key)
-			created := b - 0.002 + g.r.Float64()*0.052
-			t := created
-			o := g.order(key)
-			g.add(or, t, "c", &Change{Order: o})
-			if g.chance(0.25) {
-				u := *o
-				switch o.Status {
-				case "created":
-					if g.chance(0.7) {
-						u.Status, u.PaidAt = "paid", o.CreatedAt.Add(time.Duration(1+g.r.IntN(3600))*time.Second)
-					} else {
-						u.Status = "cancelled"
-					}
-				case "paid":
-					u.Status = "refunded"
-				default:
-					u.StoreID = fmt.Sprintf("s-%02d", g.r.IntN(20))
-				}
-				t += 0.001 + g.r.Float64()*0.1
-				g.add(or, t, "u", &Change{Order: &u})
-				o = &u
-			}
-			if g.chance(0.02) && g.n > 1 {
-				u := *o
-				for u.CustomerID == o.CustomerID {
-					u.CustomerID = g.pick(g.customerKeys)
-				}
-				t += 0.001 + g.r.Float64()*0.1
-				g.add(or, t, "u", &Change{Order: &u})
-				g.stats.OrderMoves++
-				o = &u
-			}
-			if g.chance(0.05) {
-				t += 0.001 + g.r.Float64()*0.1
-				g.add(or, t, "d", &Change{Order: o})
-			}
-			// Items: around their order (sometimes before it).
-			for range 1 + g.r.IntN(3) {
-				ir := g.newRow(TableOrderItems, strconv.Itoa(5000000+g.base+g.nextI))
-				g.nextI++
-				g.stats.Items++
-				rows = append(rows, ir)
-				ti := created - 0.001 + g.r.Float64()*0.003
-				it := g.item(or.key)
-				g.add(ir, ti, "c", &Change{Item: it})
-				if g.chance(0.05) {
-					u := *it
-					u.Quantity = 1 + g.r.IntN(9)
-					ti += 0.001 + g.r.Float64()*0.1
-					g.add(ir, ti, "u", &Change{Item: &u})
-					it = &u
-				}
-				if g.chance(0.015) {
-					u := *it
-					for u.OrderID == it.OrderID {
-						u.OrderID = g.pick(g.orderKeys)
-					}
-					ti += 0.001 + g.r.Float64()*0.1
-					g.add(ir, ti, "u", &Change{Item: &u})
-					g.stats.ItemMoves++
-					it = &u
-				}
-				if g.chance(0.03) {
-					ti += 0.001 + g.r.Float64()*0.1
-					g.add(ir, ti, "d", &Change{Item: it})
-				}
-			}
-		}
-
-		// Events of the customer, all before a delete of the customer
-		// (an event after it is a case the contract leaves open).
-		device := ""
-		if g.chance(0.4) {
-			device = "dev-" + key
-		}
-		for range g.r.IntN(6) {
-			g.event(b+g.r.Float64()*0.15, key, device, "")
-		}
-		if g.chance(0.2) {
-			t := b + g.r.Float64()*0.15
-			if !deleted && g.chance(0.5) {
-				t = b + 0.22 + g.r.Float64()*0.08 // newer than every CRM change: the identify wins
-			}
-			traits := map[string]any{"vip_card": fmt.Sprintf("VIP-%d", g.r.IntN(100000))}
-			if g.chance(0.6) {
-				traits["city"] = g.pick(cities)
-			}
-			g.event(t, key, device, "identify", traits)
-		}
+		rows = append(rows, g.crmCustomer(i)...)
 	}
-	// Users known only from the SDK, and anonymous devices.
+	g.sdkOnlyPeople()
+	lsn, last := g.stampTimeline()
+	return g.encode(g.deliveries(rows), lsn*10, last)
+}
+
+// crmCustomer plans CRM customer i: its row's changes, its orders with
+// their items, and its events. It returns the rows it planned.
+func (g *generator) crmCustomer(i int) []*row {
+	key := g.customerKeys[i]
+	b := g.r.Float64() * 0.8
+	deleted := g.chance(0.03)
+	cr := g.newRow(TableCustomers, key)
+	rows := []*row{cr}
+	c := g.customer(i)
+	op := "c"
+	if g.chance(0.2) {
+		op = "r" // a snapshot read
+	}
+	g.add(cr, b, op, &Change{Customer: c})
+	if g.chance(0.3) {
+		u := *c
+		u.Extra = copyMap(c.Extra)
+		u.Name, u.City, u.MemberLevel = g.pick(names), g.pick(cities), g.pick(levels)
+		u.Extra["points"] = float64(g.r.IntN(5000))
+		u.UpdatedAt = c.UpdatedAt.Add(time.Hour * time.Duration(1+g.r.IntN(500)))
+		g.add(cr, b+0.01+g.r.Float64()*0.19, "u", &Change{Customer: &u})
+		c = &u
+	}
+	if deleted {
+		g.add(cr, b+0.3+g.r.Float64()*0.05, "d", &Change{Customer: c})
+	}
+	g.stats.Customers++
+	for range 1 + g.r.IntN(5) {
+		rows = append(rows, g.planOrder(key, b)...)
+	}
+	g.customerEvents(key, b, deleted)
+	return rows
+}
+
+// planOrder plans an order of the customer whose changes start at b:
+// created around the customer (sometimes before it: a child before its
+// parent), updated, moved, deleted, and its items. It returns the order's
+// row, then its items'.
+func (g *generator) planOrder(customerKey string, b float64) []*row {
+	or := g.newRow(TableOrders, strconv.Itoa(1000000+g.base+g.nextO))
+	g.nextO++
+	g.stats.Orders++
+	rows := []*row{or}
+	g.orderKeys = append(g.orderKeys, or.key)
+	created := b - 0.002 + g.r.Float64()*0.052
+	t := created
+	o := g.order(customerKey)
+	g.add(or, t, "c", &Change{Order: o})
+	if g.chance(0.25) {
+		u := *o
+		switch o.Status {
+		case "created":
+			if g.chance(0.7) {
+				u.Status, u.PaidAt = "paid", o.CreatedAt.Add(time.Duration(1+g.r.IntN(3600))*time.Second)
+			} else {
+				u.Status = "cancelled"
+			}
+		case "paid":
+			u.Status = "refunded"
+		default:
+			u.StoreID = fmt.Sprintf("s-%02d", g.r.IntN(20))
+		}
+		t += 0.001 + g.r.Float64()*0.1
+		g.add(or, t, "u", &Change{Order: &u})
+		o = &u
+	}
+	if g.chance(0.02) && g.n > 1 {
+		u := *o
+		for u.CustomerID == o.CustomerID {
+			u.CustomerID = g.pick(g.customerKeys)
+		}
+		t += 0.001 + g.r.Float64()*0.1
+		g.add(or, t, "u", &Change{Order: &u})
+		g.stats.OrderMoves++
+		o = &u
+	}
+	if g.chance(0.05) {
+		t += 0.001 + g.r.Float64()*0.1
+		g.add(or, t, "d", &Change{Order: o})
+	}
+	for range 1 + g.r.IntN(3) {
+		rows = append(rows, g.planItem(or.key, created))
+	}
+	return rows
+}
+
+// planItem plans an item of the order created at created: around its
+// order (sometimes before it), updated, moved to another order, deleted.
+func (g *generator) planItem(orderKey string, created float64) *row {
+	ir := g.newRow(TableOrderItems, strconv.Itoa(5000000+g.base+g.nextI))
+	g.nextI++
+	g.stats.Items++
+	ti := created - 0.001 + g.r.Float64()*0.003
+	it := g.item(orderKey)
+	g.add(ir, ti, "c", &Change{Item: it})
+	if g.chance(0.05) {
+		u := *it
+		u.Quantity = 1 + g.r.IntN(9)
+		ti += 0.001 + g.r.Float64()*0.1
+		g.add(ir, ti, "u", &Change{Item: &u})
+		it = &u
+	}
+	if g.chance(0.015) {
+		u := *it
+		for u.OrderID == it.OrderID {
+			u.OrderID = g.pick(g.orderKeys)
+		}
+		ti += 0.001 + g.r.Float64()*0.1
+		g.add(ir, ti, "u", &Change{Item: &u})
+		g.stats.ItemMoves++
+		it = &u
+	}
+	if g.chance(0.03) {
+		ti += 0.001 + g.r.Float64()*0.1
+		g.add(ir, ti, "d", &Change{Item: it})
+	}
+	return ir
+}
+
+// customerEvents plans the SDK events of a CRM customer whose changes start
+// at b, all before a delete of the customer (an event after it is a case
+// the contract leaves open).
+func (g *generator) customerEvents(key string, b float64, deleted bool) {
+	device := ""
+	if g.chance(0.4) {
+		device = "dev-" + key
+	}
+	for range g.r.IntN(6) {
+		g.event(b+g.r.Float64()*0.15, key, device, "")
+	}
+	if g.chance(0.2) {
+		t := b + g.r.Float64()*0.15
+		if !deleted && g.chance(0.5) {
+			t = b + 0.22 + g.r.Float64()*0.08 // newer than every CRM change: the identify wins
+		}
+		traits := map[string]any{"vip_card": fmt.Sprintf("VIP-%d", g.r.IntN(100000))}
+		if g.chance(0.6) {
+			traits["city"] = g.pick(cities)
+		}
+		g.event(t, key, device, "identify", traits)
+	}
+}
+
+// sdkOnlyPeople plans the events of users known only from the SDK, and of
+// anonymous devices.
+func (g *generator) sdkOnlyPeople() {
 	for j := range max(1, g.n/50) {
 		user := strconv.Itoa(900000 + g.base + j)
 		g.stats.SDKOnlyUsers++
@@ -324,25 +353,31 @@ func (g *generator) run() *Dataset {
 			g.event(b+g.r.Float64()*0.05, "", dev, "")
 		}
 	}
+}
 
-	// Source times and positions follow the timeline.
+// stampTimeline gives the plans source times and positions that follow
+// the timeline, and returns the number of changes and the latest time.
+func (g *generator) stampTimeline() (changes int64, last time.Time) {
 	sort.SliceStable(g.plans, func(i, j int) bool { return g.plans[i].t < g.plans[j].t })
-	var lsn int64
-	var last time.Time
 	for i, p := range g.plans {
 		ms := Epoch.UnixMilli() + int64(i)*1000 + g.r.Int64N(1000)
 		last = time.UnixMilli(ms).UTC()
 		p.emit = p.t
 		if p.change != nil {
-			lsn++
-			p.change.LSN, p.change.TsMs = lsn*10, ms
+			changes++
+			p.change.LSN, p.change.TsMs = changes*10, ms
 		} else {
 			p.event.Timestamp = last
 		}
 	}
-	// Delivery: some changes arrive after a newer change of their row (an
-	// older update, or a create after the delete), tombstones follow
-	// deletes, and some messages are delivered twice.
+	return changes, last
+}
+
+// deliveries returns the plans in delivery order: some changes arrive
+// after a newer change of their row (an older update, or a create after
+// the delete), tombstones follow deletes, and some messages are delivered
+// twice.
+func (g *generator) deliveries(rows []*row) []*plan {
 	extra := []*plan{}
 	for _, r := range rows {
 		for k, p := range r.versions {
@@ -372,8 +407,13 @@ func (g *generator) run() *Dataset {
 		}
 	}
 	sort.SliceStable(all, func(i, j int) bool { return all[i].emit < all[j].emit })
+	return all
+}
 
-	d := &Dataset{model: NewModel(), MaxLSN: lsn * 10, LastTime: last}
+// encode turns the plans, in delivery order, into the dataset's messages
+// and applies them to its model.
+func (g *generator) encode(all []*plan, maxLSN int64, last time.Time) *Dataset {
+	d := &Dataset{model: NewModel(), MaxLSN: maxLSN, LastTime: last}
 	for _, p := range all {
 		var m Message
 		switch {
