@@ -1,11 +1,13 @@
 package indexer_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	"cdp/indexer"
+	"cdp/mapping"
 	"cdp/testing/harness"
 )
 
@@ -71,4 +73,13 @@ func TestDynamicValuesOverTheLimitOrOfTheWrongTypeAreKeptUnindexed(t *testing.T)
 		n := env.Count(t, cfg, "events", map[string]any{"term": map[string]any{"customer_id": doc["customer_id"]}})
 		return n == 2, fmt.Sprintf("%d events stored, want both", n)
 	})
+	// The same holds for event properties: "maybe" after a boolean stays
+	// under properties.
+	var e2 map[string]any
+	if found, err := env.Store(t).GetSource(context.Background(), mapping.Events.Alias(cfg.IndexPrefix), "e2", &e2); err != nil || !found {
+		t.Fatalf("event e2 not stored (found %v, err %v)", found, err)
+	}
+	if props, _ := e2["properties"].(map[string]any); props["flag"] != "maybe" {
+		t.Errorf("event e2: properties = %v, properties_unindexed = %v; want flag \"maybe\" under properties", e2["properties"], e2["properties_unindexed"])
+	}
 }

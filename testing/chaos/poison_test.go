@@ -115,15 +115,16 @@ func TestPoisonMessagesAreDeadLetteredAndTheRestIsApplied(t *testing.T) {
 		poison(O, []byte("7777777"), image(workload.TableOrders, orderKey, func(env, row map[string]any) { row["id"] = 7777777; delete(row, "customer_id") }), "customer_id"),
 	}
 
-	// An event OpenSearch itself may refuse: a property first seen as a
-	// boolean, then sent as "maybe". Both are newer than anything else of
-	// the customer, so a refused event that still moved last_seen_at would
-	// show.
+	// An event whose property was first seen as a boolean, then sent as
+	// "maybe". The contract dead-letters an event only for its type, its
+	// ids, its JSON or its timestamp, so this one is applied: the index
+	// ignores the malformed value, which stays in the stored event's
+	// properties. Both events are newer than anything else of the
+	// customer, so an event dropped instead would show in last_seen_at.
 	boolean := &workload.Event{Type: "track", MessageID: "gift-1", Timestamp: ts.Add(time.Hour), UserID: custKey, Name: "gift_selected", Properties: map[string]any{"gift_wrap": true}}
 	maybe := &workload.Event{Type: "track", MessageID: "gift-2", Timestamp: ts.Add(2 * time.Hour), UserID: custKey, Name: "gift_selected", Properties: map[string]any{"gift_wrap": "maybe"}}
 	m.ApplyEvent(boolean)
-	refused := workload.EventMessage(maybe)
-	refused.Poison = "OpenSearch"
+	m.ApplyEvent(maybe)
 
 	// Spread the poison through the stream; the boolean event comes before
 	// the "maybe" (same key, same partition, so in that order).
@@ -133,7 +134,7 @@ func TestPoisonMessagesAreDeadLetteredAndTheRestIsApplied(t *testing.T) {
 		msgs = append(msgs[:pos], append([]workload.Message{x}, msgs[pos:]...)...)
 	}
 	insert(len(msgs)/4, workload.EventMessage(boolean))
-	insert(len(msgs)*3/4, refused)
+	insert(len(msgs)*3/4, workload.EventMessage(maybe))
 	for _, p := range poisons {
 		insert(r.IntN(len(msgs)+1), p)
 	}
@@ -145,34 +146,14 @@ func TestPoisonMessagesAreDeadLetteredAndTheRestIsApplied(t *testing.T) {
 	env.Produce(t, cfg, d.Messages)
 	env.WaitIdle(t, cfg, 3*time.Minute)
 
-	// Adapt to how the indexer treats the refused value: dead-lettered (the
-	// event is not applied), or kept unindexed (the event is applied and
-	// the value must be in the stored event).
-	for i := range d.Messages {
-		if d.Messages[i].Event != maybe {
-			continue
-		}
-		dead := false
-		for _, dl := range env.DeadLetters(t, cfg) {
-			if dl.Topic == cfg.Topic(indexer.TopicEvents) && dl.Partition == d.Messages[i].Partition && dl.Offset == d.Messages[i].Offset {
-				dead = true
-			}
-		}
-		if dead {
-			t.Logf("the event whose gift_wrap is \"maybe\" after a boolean was dead-lettered")
-			break
-		}
-		t.Logf("the event whose gift_wrap is \"maybe\" after a boolean was kept (the value unindexed), not dead-lettered")
-		d.Messages[i].Poison = ""
-		m.ApplyEvent(maybe)
-		if v := storedProperty(t, env, cfg, maybe.MessageID, "gift_wrap"); v != "maybe" {
-			t.Errorf("stored event %s: gift_wrap = %v, want \"maybe\" kept (in properties or properties_unindexed)", maybe.MessageID, v)
-		}
+	if v := storedProperty(t, env, cfg, maybe.MessageID, "gift_wrap"); v != "maybe" {
+		t.Errorf("stored event %s: gift_wrap = %v, want \"maybe\" kept under properties", maybe.MessageID, v)
 	}
 	verify(t, env, cfg, d)
 }
 
-// storedProperty returns a property of a stored event, indexed or not.
+// storedProperty returns a property of a stored event (nil when it has
+// none).
 func storedProperty(t *testing.T, env *harness.Env, cfg *config.Config, id, name string) any {
 	t.Helper()
 	var doc map[string]any
@@ -180,14 +161,8 @@ func storedProperty(t *testing.T, env *harness.Env, cfg *config.Config, id, name
 	if err != nil || !found {
 		t.Fatalf("event %s not stored (found %v, err %v)", id, found, err)
 	}
-	for _, obj := range []string{"properties", "properties_unindexed"} {
-		if props, ok := doc[obj].(map[string]any); ok {
-			if v, ok := props[name]; ok {
-				return v
-			}
-		}
-	}
-	return nil
+	props, _ := doc["properties"].(map[string]any)
+	return props[name]
 }
 
 // A change whose source block gives no position (neither source.lsn nor
