@@ -17,7 +17,7 @@ import (
 	"cdp/config"
 	"cdp/mapping"
 	"cdp/store"
-	harness "cdp/testing"
+	"cdp/testing/harness"
 )
 
 // fixture is a small set of customers, written straight to the index in

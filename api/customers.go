@@ -83,9 +83,10 @@ func (s *Server) lookup(c *gin.Context) {
 	s.view(c, res.Hits[0].ID, res.Hits[0].Source)
 }
 
-// view answers with the document plus its newest events and its segments.
-// The JSON of OpenSearch is passed through as it is, not decoded and
-// encoded again.
+// view answers with the document plus its newest events and "segments",
+// which is empty until saved segments exist (the segments issue), so it
+// always answers []. The JSON of OpenSearch is passed through as it is,
+// not decoded and encoded again.
 func (s *Server) view(c *gin.Context, cid string, doc json.RawMessage) {
 	query := map[string]any{
 		"size":    recentEvents,

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	harness "cdp/testing"
+	"cdp/testing/harness"
 )
 
 // OpenSearch being down is a 503 in the contract's words, never a 500, and

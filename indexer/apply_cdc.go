@@ -32,9 +32,53 @@ func (ix *Indexer) applyChanges(ctx context.Context, changes []parsedChange, dir
 	if len(changes) == 0 {
 		return nil, nil
 	}
+	order, crmIDs := groupByRow(changes)
+	cidOf, err := ix.resolveCRM(ctx, crmIDs)
+	if err != nil {
+		return nil, err
+	}
+	stored, err := ix.readStored(ctx, order)
+	if err != nil {
+		return nil, err
+	}
+
+	// The new rows, and the customers they touch.
+	rows := map[string]*customer.Row{}
+	for _, rc := range order {
+		if row := newRow(rc.final, stored[rc.rid], cidOf); row != nil {
+			rows[rc.rid] = row
+		}
+	}
+	owner := func(r *customer.Row, movedFrom bool) string { return ix.owner(r, movedFrom, rows, stored) }
+	touched := map[string]bool{}
+	ops := make([]orderedOp, 0, len(rows))
+	for _, rc := range order {
+		old, row := stored[rc.rid], rows[rc.rid]
+		for _, cid := range []string{owner(old, false), owner(old, true), owner(row, false), owner(row, true)} {
+			if cid != "" {
+				touched[cid] = true
+			}
+		}
+		if row != nil {
+			ops = append(ops, orderedOp{rc: rc, op: ix.rows.writeOp(row)})
+		}
+	}
+
+	rejects, err := ix.writeRows(ctx, ops)
+	if err != nil {
+		return nil, err
+	}
+	for cid := range touched {
+		dirty[cid] = true
+	}
+	return rejects, nil
+}
+
+// groupByRow groups a batch's changes by row, in the order rows first
+// appear, keeping each row's newest change; it also returns the CRM ids
+// the changes name (of customers, and of the customers orders point to).
+func groupByRow(changes []parsedChange) (order []*rowChanges, crmIDs []string) {
 	byRID := map[string]*rowChanges{}
-	var order []*rowChanges
-	var crmIDs []string
 	for _, pc := range changes {
 		rid := rowID(pc.ch.Kind, pc.ch.Key)
 		rc := byRID[rid]
@@ -56,13 +100,12 @@ func (ix *Indexer) applyChanges(ctx context.Context, changes []parsedChange, dir
 			}
 		}
 	}
-	cidOf, err := ix.resolveCRM(ctx, crmIDs)
-	if err != nil {
-		return nil, err
-	}
+	return order, crmIDs
+}
 
-	// Read what the store holds: the rows themselves, the orders items
-	// point to, and the orders items were moved away from.
+// readStored reads what the store holds: the rows themselves, the orders
+// items point to, and the orders items were moved away from.
+func (ix *Indexer) readStored(ctx context.Context, order []*rowChanges) (map[string]*customer.Row, error) {
 	stored := map[string]*customer.Row{}
 	rids := make([]string, 0, len(order))
 	for _, rc := range order {
@@ -83,55 +126,44 @@ func (ix *Indexer) applyChanges(ctx context.Context, changes []parsedChange, dir
 	if err := ix.rows.get(ctx, previousOrders, stored); err != nil {
 		return nil, err
 	}
+	return stored, nil
+}
 
-	// The new rows, and the customers they touch.
-	rows := map[string]*customer.Row{}
-	for _, rc := range order {
-		if row := newRow(rc.final, stored[rc.rid], cidOf); row != nil {
-			rows[rc.rid] = row
-		}
-	}
-	owner := func(r *customer.Row, movedFrom bool) string {
-		if r == nil {
-			return ""
-		}
-		if r.Kind != customer.KindItem {
-			if movedFrom {
-				return r.MovedFrom
-			}
-			return r.CustomerID
-		}
-		key := r.OrderID
-		if movedFrom {
-			key = r.MovedFrom
-		}
-		if key == "" {
-			return ""
-		}
-		rid := rowID(customer.KindOrder, key)
-		if o := rows[rid]; o != nil {
-			return o.CustomerID
-		}
-		if o := stored[rid]; o != nil {
-			return o.CustomerID
-		}
-		ix.m.parked.Inc() // an item whose order has not arrived yet
+// owner is the customer a row belongs to (with movedFrom, the one it was
+// moved away from): its own customer id, or for an item its order's, as
+// the batch's new rows or else the store have it. An item whose order has
+// not arrived yet belongs to no one so far ("").
+func (ix *Indexer) owner(r *customer.Row, movedFrom bool, rows, stored map[string]*customer.Row) string {
+	if r == nil {
 		return ""
 	}
-	touched := map[string]bool{}
-	ops := make([]orderedOp, 0, len(rows))
-	for _, rc := range order {
-		old, row := stored[rc.rid], rows[rc.rid]
-		for _, cid := range []string{owner(old, false), owner(old, true), owner(row, false), owner(row, true)} {
-			if cid != "" {
-				touched[cid] = true
-			}
+	if r.Kind != customer.KindItem {
+		if movedFrom {
+			return r.MovedFrom
 		}
-		if row != nil {
-			ops = append(ops, orderedOp{rc: rc, op: ix.rows.writeOp(row)})
-		}
+		return r.CustomerID
 	}
+	key := r.OrderID
+	if movedFrom {
+		key = r.MovedFrom
+	}
+	if key == "" {
+		return ""
+	}
+	rid := rowID(customer.KindOrder, key)
+	if o := rows[rid]; o != nil {
+		return o.CustomerID
+	}
+	if o := stored[rid]; o != nil {
+		return o.CustomerID
+	}
+	ix.m.parked.Inc() // an item whose order has not arrived yet
+	return ""
+}
 
+// writeRows writes the new rows in one _bulk and returns, for every row
+// OpenSearch refuses, each of its messages as rejected.
+func (ix *Indexer) writeRows(ctx context.Context, ops []orderedOp) ([]rejected, error) {
 	verdicts, err := ix.bulk(ctx, "apply_changes", opsOf(ops))
 	if err != nil {
 		return nil, err
@@ -143,9 +175,6 @@ func (ix *Indexer) applyChanges(ctx context.Context, changes []parsedChange, dir
 		}
 	}); err != nil {
 		return nil, err
-	}
-	for cid := range touched {
-		dirty[cid] = true
 	}
 	return rejects, nil
 }

@@ -9,7 +9,7 @@ import (
 
 	"cdp/indexer"
 	"cdp/mapping"
-	harness "cdp/testing"
+	"cdp/testing/harness"
 )
 
 // An index blocked read-only (a full disk does that) pauses the indexer:
@@ -36,17 +36,28 @@ func TestAReadOnlyIndexPausesConsumptionInsteadOfDeadLettering(t *testing.T) {
 
 	p := env.Producer(t)
 	produce(t, p, cfg.TopicPrefix, change(indexer.TopicCustomers, "c", 1, map[string]any{"name": "blocked"}, 1))
-	env.StartIndexer(t, cfg)
+	metrics := env.StartIndexer(t, cfg)
 
 	// The row is stored (the row store is not blocked) but the document
-	// cannot be: wait until the indexer has tried, then check nothing moved.
+	// cannot be: wait until stage 2 has met the block and retried its write
+	// several times, or dead-lettered it, then check that it paused: nothing
+	// dead-lettered and its marker not committed.
+	const tries = 3
 	harness.Eventually(t, 30*time.Second, func() (bool, string) {
-		n := env.Count(t, cfg, "rows", map[string]any{"term": map[string]any{"kind": "customer"}})
-		return n == 1, fmt.Sprintf("%d customer rows", n)
+		retried := harness.Counter(t, metrics, "cdp_indexer_retries_total", "step", "materialize")
+		dead := harness.Counter(t, metrics, "cdp_indexer_dead_lettered_total")
+		return retried >= tries || dead > 0, fmt.Sprintf("stage 2 retried %v times and dead-lettered %v messages", retried, dead)
 	})
-	time.Sleep(2 * time.Second) // give a wrong dead-letter the time to happen
+	if n := env.Count(t, cfg, "rows", map[string]any{"term": map[string]any{"kind": "customer"}}); n != 1 {
+		t.Fatalf("%d customer rows, want the one row: the row store is not blocked", n)
+	}
 	if n := len(env.ReadTopic(t, cfg.Topic(indexer.TopicDLQ))); n != 0 {
 		t.Fatalf("%d dead letters while blocked, want 0: a block must pause, not reject", n)
+	}
+	if pr, err := env.Progress(cfg); err != nil {
+		t.Fatal(err)
+	} else if pr.DirtyEnd == 0 || pr.DirtyCommitted == pr.DirtyEnd {
+		t.Fatalf("%s: want the marker of the blocked document produced and not committed", pr)
 	}
 	if doc := env.CustomerByIdentity(t, cfg, "crm_id", "1"); doc != nil {
 		t.Fatalf("document written through a read-only block: %v", doc)

@@ -11,7 +11,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"cdp/indexer"
-	harness "cdp/testing"
+	"cdp/testing/harness"
 )
 
 // msg is one Kafka message of a scenario.

@@ -34,6 +34,28 @@ type lane struct {
 	wait   time.Duration
 	greedy bool
 	in     chan *sarama.ConsumerMessage
+	// newTimer times the wait; nil is a time.Timer (tests fire their own).
+	newTimer func(time.Duration) waitTimer
+}
+
+// waitTimer is what a lane times its wait with.
+type waitTimer interface {
+	C() <-chan time.Time
+	Reset(time.Duration) bool
+	Stop() bool
+}
+
+type realTimer struct{ t *time.Timer }
+
+func (r realTimer) C() <-chan time.Time        { return r.t.C }
+func (r realTimer) Reset(d time.Duration) bool { return r.t.Reset(d) }
+func (r realTimer) Stop() bool                 { return r.t.Stop() }
+
+func (l *lane) startTimer() waitTimer {
+	if l.newTimer != nil {
+		return l.newTimer(l.wait)
+	}
+	return realTimer{time.NewTimer(l.wait)}
 }
 
 // groupHandler feeds the messages of every claimed partition into its
@@ -168,7 +190,7 @@ func (l *lane) collect(session context.Context) (batch []*sarama.ConsumerMessage
 	case <-session.Done():
 		return nil, true
 	}
-	timer := time.NewTimer(l.wait)
+	timer := l.startTimer()
 	defer timer.Stop()
 	greedy := false // past the wait, in a greedy lane
 	for weight < l.size {
@@ -181,7 +203,7 @@ func (l *lane) collect(session context.Context) (batch []*sarama.ConsumerMessage
 			if greedy {
 				timer.Reset(l.wait)
 			}
-		case <-timer.C:
+		case <-timer.C():
 			if !l.greedy || greedy {
 				return batch, true
 			}

@@ -8,48 +8,108 @@ import (
 	"github.com/IBM/sarama"
 )
 
+// laneRun is a run of lane.collect driven step by step, with no clock: the
+// input is unbuffered, so a send returns once the lane has taken the
+// message, and the lane's wait passes only when the test expires it.
+type laneRun struct {
+	in     chan *sarama.ConsumerMessage
+	expiry chan time.Time
+	done   chan struct{}
+	batch  []*sarama.ConsumerMessage
+	open   bool
+}
+
+func startCollect(l lane) *laneRun {
+	r := &laneRun{in: make(chan *sarama.ConsumerMessage), expiry: make(chan time.Time), done: make(chan struct{})}
+	l.in = r.in
+	l.newTimer = func(time.Duration) waitTimer { return fakeTimer{r.expiry} }
+	go func() {
+		defer close(r.done)
+		r.batch, r.open = l.collect(context.Background())
+	}()
+	return r
+}
+
+// send hands the lane a message with the key; false when collect has
+// returned instead.
+func (r *laneRun) send(key string) bool {
+	select {
+	case r.in <- &sarama.ConsumerMessage{Key: []byte(key)}:
+		return true
+	case <-r.done:
+		return false
+	}
+}
+
+// sendN sends n messages and returns how many the lane took.
+func (r *laneRun) sendN(n int) int {
+	for i := range n {
+		if !r.send("") {
+			return i
+		}
+	}
+	return n
+}
+
+// expire lets the lane's wait pass with nothing arriving; false when
+// collect has returned instead.
+func (r *laneRun) expire() bool {
+	select {
+	case r.expiry <- time.Time{}:
+		return true
+	case <-r.done:
+		return false
+	}
+}
+
+func (r *laneRun) result() ([]*sarama.ConsumerMessage, bool) {
+	<-r.done
+	return r.batch, r.open
+}
+
+// fakeTimer fires when the test sends on its channel; Reset and Stop
+// change nothing, since only the test decides when a wait has passed.
+type fakeTimer struct{ c chan time.Time }
+
+func (f fakeTimer) C() <-chan time.Time    { return f.c }
+func (fakeTimer) Reset(time.Duration) bool { return true }
+func (fakeTimer) Stop() bool               { return true }
+
 func TestLaneCollect(t *testing.T) {
+	byKey := func(m *sarama.ConsumerMessage) []string { return []string{string(m.Key)} }
 	tests := []struct {
 		name string
 		lane lane
-		// queued messages are in the lane before collect starts; late
-		// ones arrive after the lane's wait has passed.
-		queued, late int
-		keyed        []string // queued messages with these keys
-		closeInput   bool
-		want         int
-		wantOpen     bool
+		// steps drives the run: sending messages, expiring the wait,
+		// closing the input.
+		steps    func(r *laneRun)
+		want     int
+		wantOpen bool
 	}{
-		{name: "a batch ends when it is full", lane: lane{size: 3, wait: time.Hour}, queued: 5, want: 3, wantOpen: true},
-		{name: "a batch ends when the wait has passed", lane: lane{size: 100, wait: 20 * time.Millisecond}, queued: 2, want: 2, wantOpen: true},
-		{name: "a greedy lane takes what arrives while it waits, like any lane", lane: lane{size: 100, wait: 20 * time.Millisecond, greedy: true}, queued: 2, late: 5, want: 7, wantOpen: true},
-		{name: "a greedy lane with a backlog takes all of it and returns", lane: lane{size: 100, wait: 20 * time.Millisecond, greedy: true}, queued: 60, want: 60, wantOpen: true},
-		{name: "a greedy lane still stops at its size", lane: lane{size: 4, wait: 20 * time.Millisecond, greedy: true}, queued: 2, late: 5, want: 4, wantOpen: true},
-		{name: "a lane with keys counts distinct keys, not messages", lane: lane{size: 3, wait: time.Hour, keys: func(m *sarama.ConsumerMessage) []string { return []string{string(m.Key)} }}, keyed: []string{"a", "b", "a", "a", "b", "c", "d"}, want: 6, wantOpen: true},
-		{name: "a closed input ends the batch and says so", lane: lane{size: 100, wait: time.Hour}, queued: 2, closeInput: true, want: 2, wantOpen: false},
+		{name: "a batch ends when it is full", lane: lane{size: 3},
+			steps: func(r *laneRun) { r.sendN(5) }, want: 3, wantOpen: true},
+		{name: "a batch ends when the wait has passed", lane: lane{size: 100},
+			steps: func(r *laneRun) { r.sendN(2); r.expire() }, want: 2, wantOpen: true},
+		{name: "a greedy lane takes what arrives while it waits, like any lane", lane: lane{size: 100, greedy: true},
+			steps: func(r *laneRun) { r.sendN(2); r.sendN(5); r.expire(); r.expire() }, want: 7, wantOpen: true},
+		{name: "a greedy lane with a backlog takes all of it and returns", lane: lane{size: 100, greedy: true},
+			steps: func(r *laneRun) { r.sendN(60); r.expire(); r.expire() }, want: 60, wantOpen: true},
+		{name: "a greedy lane still stops at its size", lane: lane{size: 4, greedy: true},
+			steps: func(r *laneRun) { r.sendN(2); r.sendN(5) }, want: 4, wantOpen: true},
+		{name: "a lane with keys counts distinct keys, not messages", lane: lane{size: 3, keys: byKey},
+			steps: func(r *laneRun) {
+				for _, k := range []string{"a", "b", "a", "a", "b", "c", "d"} {
+					r.send(k)
+				}
+			}, want: 6, wantOpen: true},
+		{name: "a closed input ends the batch and says so", lane: lane{size: 100},
+			steps: func(r *laneRun) { r.sendN(2); close(r.in) }, want: 2, wantOpen: false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l := tt.lane
-			l.in = make(chan *sarama.ConsumerMessage, 100)
-			for range tt.queued {
-				l.in <- &sarama.ConsumerMessage{}
-			}
-			for _, k := range tt.keyed {
-				l.in <- &sarama.ConsumerMessage{Key: []byte(k)}
-			}
-			if tt.closeInput {
-				close(l.in)
-			}
-			if tt.late > 0 {
-				go func() {
-					time.Sleep(l.wait / 2)
-					for range tt.late {
-						l.in <- &sarama.ConsumerMessage{}
-					}
-				}()
-			}
-			batch, open := l.collect(context.Background())
+			r := startCollect(tt.lane)
+			tt.steps(r)
+			batch, open := r.result()
 			if len(batch) != tt.want || open != tt.wantOpen {
 				t.Fatalf("collect = %d messages, open %v; want %d, open %v", len(batch), open, tt.want, tt.wantOpen)
 			}
@@ -57,27 +117,21 @@ func TestLaneCollect(t *testing.T) {
 	}
 }
 
-// A backlog arrives fetch after fetch, with short gaps: a greedy lane goes
-// on past its wait while they keep coming, a plain lane stops at its wait.
+// A backlog arrives fetch after fetch, with gaps shorter than the wait,
+// and lasts past it: a greedy lane goes on past its wait while messages
+// keep coming, a plain lane stops at its wait.
 func TestAGreedyLaneTakesAStreamWithShortGapsPastItsWait(t *testing.T) {
-	const n, gap, wait = 20, 5 * time.Millisecond, 50 * time.Millisecond // the stream lasts twice the wait
-	for _, greedy := range []bool{true, false} {
-		l := lane{size: 1000, wait: wait, greedy: greedy, in: make(chan *sarama.ConsumerMessage, n)}
-		sent := make(chan struct{})
-		go func() {
-			defer close(sent)
-			for range n {
-				l.in <- &sarama.ConsumerMessage{}
-				time.Sleep(gap)
-			}
-		}()
-		batch, _ := l.collect(context.Background())
-		<-sent
-		if greedy && len(batch) != n {
-			t.Errorf("greedy lane took %d of %d messages arriving %s apart", len(batch), n, gap)
-		}
-		if !greedy && len(batch) >= n {
-			t.Errorf("plain lane took all %d messages, past its wait of %s", len(batch), wait)
+	for _, tt := range []struct {
+		greedy bool
+		want   int
+	}{{greedy: true, want: 20}, {greedy: false, want: 10}} {
+		r := startCollect(lane{size: 1000, greedy: tt.greedy})
+		r.sendN(10)
+		r.expire() // the wait passes in the middle of the stream
+		r.sendN(10)
+		r.expire() // then a gap of a whole wait
+		if batch, _ := r.result(); len(batch) != tt.want {
+			t.Errorf("greedy %v: the lane took %d of 20 messages, want %d", tt.greedy, len(batch), tt.want)
 		}
 	}
 }

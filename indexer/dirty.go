@@ -2,6 +2,7 @@ package indexer
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/IBM/sarama"
@@ -40,17 +41,16 @@ func markerMessages(topic string, cids map[string]bool, partitions int32) ([]*sa
 	return msgs, nil
 }
 
-// markedCustomers reads a marker. A marker with no customers list names
-// its key (the form of one customer per message).
+// markedCustomers reads a marker. A marker that lists no customer is an
+// error (stage 1 never sends one), so that it is dead-lettered rather than
+// dropped unseen.
 func markedCustomers(m *sarama.ConsumerMessage) ([]string, error) {
 	var mk marker
-	if len(m.Value) > 0 {
-		if err := json.Unmarshal(m.Value, &mk); err != nil {
-			return nil, fmt.Errorf("dirty marker: %w", err)
-		}
+	if err := json.Unmarshal(m.Value, &mk); err != nil {
+		return nil, fmt.Errorf("dirty marker: %w", err)
 	}
-	if mk.Customers == nil && len(m.Key) > 0 {
-		return []string{string(m.Key)}, nil
+	if len(mk.Customers) == 0 {
+		return nil, errors.New("dirty marker: lists no customers")
 	}
 	return mk.Customers, nil
 }

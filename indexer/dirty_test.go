@@ -54,7 +54,7 @@ func TestMarkedCustomers(t *testing.T) {
 		wantErr    bool
 	}{
 		{name: "a marker lists its customers", key: "a", value: `{"customers":["a","b","c"]}`, want: []string{"a", "b", "c"}},
-		{name: "a marker of one customer per message names its key", key: "k1", value: `{}`, want: []string{"k1"}},
+		{name: "a marker that lists no customer is an error", key: "k1", value: `{}`, wantErr: true},
 		{name: "an unreadable marker is an error and names no one", key: "k1", value: `{"customers":`, wantErr: true},
 	}
 	for _, tt := range tests {

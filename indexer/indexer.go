@@ -171,8 +171,9 @@ func (ix *Indexer) Run(ctx context.Context) error {
 	// whatever markers piled up meanwhile. Source partitions are spread
 	// over several lanes: stage 1 is indifferent to the order of
 	// messages of different partitions (row versions are source
-	// positions, events are written once, profile merges commute), and
-	// the changes of one row share a partition, so they stay in order.
+	// positions, events are written once, and a profile keeps per trait
+	// the newest event's value whatever order events come in), and the
+	// changes of one row share a partition, so they stay in order.
 	var sourceLanes []*lane
 	for i := range ix.cfg.SourceLanes {
 		sourceLanes = append(sourceLanes, &lane{name: fmt.Sprintf("sources-%d", i), size: ix.cfg.BatchSize, wait: ix.cfg.BatchWait})

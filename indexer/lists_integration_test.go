@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"cdp/indexer"
-	harness "cdp/testing"
+	"cdp/testing/harness"
 )
 
 // A list of strings, from a CDC customers column or an identify trait, is a

@@ -19,10 +19,12 @@ type rowStore struct {
 
 func rowID(kind, key string) string { return kind + ":" + key }
 
-// profileMerge folds SDK facts into a profile row. It is commutative and
-// idempotent (per-trait last-writer-wins by event time then message id,
-// min/max for first and last seen, set union for ids), so concurrent
-// writers, replays and any arrival order give the same row.
+// profileMerge folds SDK facts into a profile row: per trait the value of
+// the newest event wins (by event time, then message id), first and last
+// seen are the earliest and latest, and ids are added once. So a replay
+// changes nothing, and concurrent writers and any arrival order give the
+// same traits, times and sets of ids; only the order of the id lists
+// follows arrival.
 const profileMerge = `
 def s = ctx._source;
 s.rid = params.rid; s.kind = 'profile'; s.customer_id = params.cid;

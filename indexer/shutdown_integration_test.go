@@ -10,7 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"cdp/indexer"
-	harness "cdp/testing"
+	"cdp/testing/harness"
 )
 
 // On shutdown the indexer stops fetching, writes what it holds, commits,

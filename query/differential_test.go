@@ -10,7 +10,6 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -23,15 +22,14 @@ import (
 	"cdp/query/dsl"
 	"cdp/query/querytest"
 	"cdp/schema"
+	"cdp/testing/harness"
 )
 
 // Knobs of the differential test, from the environment.
 const (
-	envURL       = "CDP_OPENSEARCH_URL"
 	envFilters   = "CDP_DIFF_FILTERS"   // how many random filters (default 2000)
 	envCustomers = "CDP_DIFF_CUSTOMERS" // how many random customers (default 400)
 	envSeed      = "CDP_DIFF_SEED"      // the seed of the generator (default 1)
-	defaultURL   = "http://127.0.0.1:9200"
 )
 
 func envInt(t *testing.T, name string, def int) int {
@@ -166,72 +164,26 @@ type searcher struct {
 	tries   int
 }
 
-// openSearch connects to the OpenSearch of the environment. It skips the
-// test when CDP_OPENSEARCH_URL is unset and nothing answers at the default
-// URL, unless CI=true, where it fails.
+// openSearch connects to the harness's OpenSearch: the test skips under
+// -short and fails when OpenSearch does not answer.
 func openSearch(t *testing.T) *searcher {
 	t.Helper()
-	url := os.Getenv(envURL)
-	explicit := url != ""
-	if !explicit {
-		url = defaultURL
-	}
+	url := harness.Services(t).OpenSearchURL
 	client, err := opensearchapi.NewClient(opensearchapi.Config{Client: opensearch.Config{Addresses: []string{url}}})
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_, err = client.Info(ctx, nil)
-	}
 	if err != nil {
-		if !explicit && os.Getenv("CI") != "true" {
-			t.Skipf("no OpenSearch at %s (%v): set %s or start it with scripts/deps.sh up", url, err, envURL)
-		}
 		t.Fatalf("OpenSearch at %s: %v", url, err)
 	}
 	return &searcher{client: client, index: fmt.Sprintf("cdp-querytest-%d", time.Now().UnixNano())}
 }
 
-// testMapping is the customers mapping plus what the translation needs of
-// it and it lacks so far: a lowercase subfield on customer_id (as on every
-// other keyword) and, for events as child documents, the join field, the
-// event fields and properties.<name> typed like attrs.<name>; strings that
-// look like dates stay strings.
-func testMapping(t *testing.T) []byte {
-	t.Helper()
-	var body map[string]any
-	if err := json.Unmarshal(mapping.Customers.Body(), &body); err != nil {
-		t.Fatal(err)
-	}
-	m := body["mappings"].(map[string]any)
-	m["date_detection"] = false
-	props := m["properties"].(map[string]any)
-	props["customer_id"] = props["email"]
-	props[query.JoinField] = map[string]any{"type": "join", "relations": map[string]any{query.CustomerRelation: query.EventRelation}}
-	props[query.EventNameField] = map[string]any{"type": "keyword"}
-	props[query.EventTimeField] = map[string]any{"type": "date", "format": "strict_date_optional_time||epoch_millis"}
-	props["properties"] = map[string]any{"type": "object", "dynamic": true}
-	templates := m["dynamic_templates"].([]any)
-	for _, tpl := range slices.Clone(templates) {
-		for name, def := range tpl.(map[string]any) {
-			def := maps.Clone(def.(map[string]any))
-			def["path_match"] = "properties.*"
-			templates = append(templates, map[string]any{strings.Replace(name, "attrs_", "properties_", 1): def})
-		}
-	}
-	m["dynamic_templates"] = templates
-	b, err := json.Marshal(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// create creates an index with the test mapping, deleted when the test
-// ends.
+// create creates an index with the production customers mapping (which
+// has what the translation relies on: the join field of customers and
+// their events, the event fields, and properties.<name> typed like
+// attrs.<name>), deleted when the test ends.
 func (s *searcher) create(t *testing.T, index string) {
 	t.Helper()
 	ctx := context.Background()
-	if _, err := s.client.Indices.Create(ctx, opensearchapi.IndicesCreateReq{Index: index, Body: bytes.NewReader(testMapping(t))}); err != nil {
+	if _, err := s.client.Indices.Create(ctx, opensearchapi.IndicesCreateReq{Index: index, Body: bytes.NewReader(mapping.Customers.Body())}); err != nil {
 		t.Fatalf("create index %s: %v", index, err)
 	}
 	t.Cleanup(func() {

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"cdp/store"
-	harness "cdp/testing"
+	"cdp/testing/harness"
 )
 
 // Against the real OpenSearch: a walk over more documents than one page

@@ -12,7 +12,7 @@ import (
 
 	"cdp/config"
 	"cdp/indexer"
-	harness "cdp/testing"
+	"cdp/testing/workload"
 )
 
 // kmsg is one Kafka message to produce: the topic suffix, key and value.
@@ -21,13 +21,13 @@ type kmsg struct {
 	key, value []byte
 }
 
-// workload is what was generated and produced: harness.NewDataset (CDC
+// generated is the workload as generated and produced: workload.NewDataset (CDC
 // customers, orders and items with updates, deletes, moves, stale and
 // duplicate deliveries, and SDK events), topped up with track and page
 // events of live CRM customers to the wanted events per customer.
-type workload struct {
+type generated struct {
 	messages int
-	stats    harness.DatasetStats
+	stats    workload.DatasetStats
 	// extraEvents are the events added to the dataset's own.
 	extraEvents int
 	// events is the number of event messages (the dataset's and the extra).
@@ -50,13 +50,13 @@ var (
 // events are spread over the last 60 days before now (so windows such as
 // "within 30d" select some of them) and put at random places of the stream.
 // idPrefix keeps their message ids apart from other workloads'.
-func compose(seed uint64, customers, base int, eventsPerCustomer float64, now time.Time, idPrefix string) (*harness.Dataset, []harness.Message, []string, int) {
-	ds := harness.NewDatasetAt(seed, customers, base)
+func compose(seed uint64, customers, base int, eventsPerCustomer float64, now time.Time, idPrefix string) (*workload.Dataset, []workload.Message, []string, int) {
+	ds := workload.NewDatasetAt(seed, customers, base)
 	deleted := map[string]bool{}
 	seen := map[string]bool{}
 	var crm, live []string
 	for _, m := range ds.Messages {
-		if c := m.Change; c != nil && c.Table == harness.TableCustomers {
+		if c := m.Change; c != nil && c.Table == workload.TableCustomers {
 			if c.Deleted() {
 				deleted[c.Key] = true
 			}
@@ -76,11 +76,11 @@ func compose(seed uint64, customers, base int, eventsPerCustomer float64, now ti
 	extra := int(eventsPerCustomer*float64(customers)) - ds.Stats.EventMessages
 	type placed struct {
 		pos int
-		m   harness.Message
+		m   workload.Message
 	}
 	var adds []placed
 	for i := 0; i < extra && len(live) > 0; i++ {
-		e := &harness.Event{
+		e := &workload.Event{
 			MessageID: fmt.Sprintf("%s-%d", idPrefix, i),
 			Timestamp: now.Add(-time.Duration(r.Int64N(int64(60 * 24 * time.Hour)))).Truncate(time.Millisecond),
 			UserID:    live[r.IntN(len(live))],
@@ -94,10 +94,10 @@ func compose(seed uint64, customers, base int, eventsPerCustomer float64, now ti
 				"price": float64(r.IntN(100000)) / 100}
 		}
 		ds.Model().ApplyEvent(e)
-		adds = append(adds, placed{pos: r.IntN(len(ds.Messages) + 1), m: harness.EventMessage(e)})
+		adds = append(adds, placed{pos: r.IntN(len(ds.Messages) + 1), m: workload.EventMessage(e)})
 	}
 	sort.SliceStable(adds, func(i, j int) bool { return adds[i].pos < adds[j].pos })
-	out := make([]harness.Message, 0, len(ds.Messages)+len(adds))
+	out := make([]workload.Message, 0, len(ds.Messages)+len(adds))
 	j := 0
 	for i, m := range ds.Messages {
 		for ; j < len(adds) && adds[j].pos <= i; j++ {
@@ -122,12 +122,12 @@ const chunkCustomers = 100_000
 // reference model for the documents that must exist at the end. It
 // returns the time spent producing.
 func generateAndProduce(ctx context.Context, cfg *config.Config, seed uint64, customers int, eventsPerCustomer float64, now time.Time,
-	logf func(string)) (*workload, time.Duration, error) {
-	w := &workload{}
+	logf func(string)) (*generated, time.Duration, error) {
+	w := &generated{}
 	var took time.Duration
 	for k, done := 0, 0; done < customers && ctx.Err() == nil; k++ {
 		n := min(chunkCustomers, customers-done)
-		ds, msgs, live, extra := compose(seed+uint64(k)*7919, n, k*harness.DatasetKeySpan, eventsPerCustomer, now, fmt.Sprintf("bx%d", k))
+		ds, msgs, live, extra := compose(seed+uint64(k)*7919, n, k*workload.DatasetKeySpan, eventsPerCustomer, now, fmt.Sprintf("bx%d", k))
 		docs, err := ds.Expected()
 		if err != nil {
 			return nil, 0, err
@@ -174,11 +174,11 @@ func loadChunk(k int, seed uint64, customers int, eventsPerCustomer float64, now
 			c := *m.Change
 			c.LSN += lsnBase
 			c.TsMs += shift
-			out = append(out, kmsg{m.Topic, m.Key, harness.ChangeValue(&c)})
+			out = append(out, kmsg{m.Topic, m.Key, workload.ChangeValue(&c)})
 		case m.Event != nil:
 			e := *m.Event
 			e.MessageID = fmt.Sprintf("%s-L%d", e.MessageID, k)
-			em := harness.EventMessage(&e)
+			em := workload.EventMessage(&e)
 			out = append(out, kmsg{em.Topic, em.Key, em.Value})
 		default:
 			out = append(out, kmsg{m.Topic, m.Key, m.Value}) // a tombstone

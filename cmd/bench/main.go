@@ -133,136 +133,230 @@ func benchConfig(runID string) (*config.Config, error) {
 	return cfg, cfg.Validate()
 }
 
+// bench is one run: its settings, the names it works with, and the report
+// its phases fill in.
+type bench struct {
+	o       options
+	log     *slog.Logger
+	logf    func(string)
+	cfg     *config.Config
+	runID   string
+	started time.Time
+	// base is the path prefix of the run's output files.
+	base string
+	// osURL and apiURL are OpenSearch and the API under test; customers
+	// and events are the service's aliases, rawIndex the raw baseline's
+	// index.
+	osURL, apiURL               endpoint
+	customers, events, rawIndex string
+	rep                         *Report
+	mem                         *memory
+}
+
 func run(ctx context.Context, o options, log *slog.Logger) error {
+	b, err := newBench(ctx, o, log)
+	if err != nil {
+		return err
+	}
+	defer cleanup(b.cfg, b.osURL, b.rawIndex, o.keep, log)
+
+	live, msgsPerCustomer, err := b.produceDataset(ctx)
+	if err != nil {
+		return err
+	}
+	api, err := b.startAPI(ctx)
+	if err != nil {
+		return err
+	}
+	defer api.stop(30 * time.Second)
+
+	log.Info("phase 1/7: indexing through Kafka and `cdp index`", "changes", b.rep.Indexing.Changes)
+	procStart := time.Now()
+	idx, err := b.startIndexer()
+	if err != nil {
+		return err
+	}
+	defer idx.stop(30 * time.Second)
+	b.mem = &memory{procs: []*proc{idx, api}, interval: o.rssInterval, osPid: openSearchPid(b.cfg.OpenSearchURL)}
+	memCtx, stopMem := context.WithCancel(ctx)
+	defer stopMem()
+	b.mem.begin("indexing")
+	go b.mem.run(memCtx)
+	if err := b.indexing(ctx, idx, procStart); err != nil {
+		return err
+	}
+	if err := b.rawBulkBaseline(ctx); err != nil {
+		return err
+	}
+	if d := settle(ctx, b.osURL, mapping.Customers.Physical(b.cfg.IndexPrefix), 30*time.Second); d > time.Second {
+		log.Info("waited for merges to finish", "seconds", round2(d.Seconds()))
+	}
+	if err := b.lookups(ctx); err != nil {
+		return err
+	}
+	if err := b.export(ctx); err != nil {
+		return err
+	}
+	plans, queriesTook, err := b.idleQueries(ctx)
+	if err != nil {
+		return err
+	}
+	if err := b.underLoad(ctx, live, msgsPerCustomer, plans, queriesTook); err != nil {
+		return err
+	}
+
+	stopMem()
+	idx.stop(30 * time.Second)
+	api.stop(30 * time.Second)
+	return b.writeReport()
+}
+
+// newBench checks what the run needs (the cdp binary, OpenSearch) and
+// starts its report.
+func newBench(ctx context.Context, o options, log *slog.Logger) (*bench, error) {
 	started := time.Now()
 	runID := unique()
 	cfg, err := benchConfig(runID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := os.Stat(o.bin); err != nil {
-		return fmt.Errorf("%s: %w (run `make build`)", o.bin, err)
+		return nil, fmt.Errorf("%s: %w (run `make build`)", o.bin, err)
 	}
 	if err := os.MkdirAll(o.outDir, 0o755); err != nil {
-		return err
+		return nil, err
 	}
 	stamp := started.UTC().Format("20060102-150405")
-	base := filepath.Join(o.outDir, "bench-"+stamp)
-	osURL := endpoint(strings.TrimRight(cfg.OpenSearchURL, "/"))
-	customers, events := mapping.Customers.Alias(cfg.IndexPrefix), mapping.Events.Alias(cfg.IndexPrefix)
-	rawIndex := cfg.IndexPrefix + "-rawbulk"
-	logf := func(s string) { log.Info(s) }
+	b := &bench{o: o, log: log, logf: func(s string) { log.Info(s) }, cfg: cfg, runID: runID, started: started,
+		base:      filepath.Join(o.outDir, "bench-"+stamp),
+		osURL:     endpoint(strings.TrimRight(cfg.OpenSearchURL, "/")),
+		customers: mapping.Customers.Alias(cfg.IndexPrefix), events: mapping.Events.Alias(cfg.IndexPrefix),
+		rawIndex: cfg.IndexPrefix + "-rawbulk"}
 
-	rep := &Report{Command: o.command, Started: started.UTC().Format(time.RFC3339), Settings: Settings{
+	b.rep = &Report{Command: o.command, Started: started.UTC().Format(time.RFC3339), Settings: Settings{
 		Customers: o.customers, Seed: o.seed, EventsPerCustomer: o.eventsPerCustomer, Prefix: cfg.IndexPrefix,
 		BatchSize: strconv.Itoa(cfg.BatchSize), BatchWait: cfg.BatchWait.String(),
 		QueryUtil: o.query.Util, QueryMaxRate: o.query.MaxRate, QuerySeconds: o.query.Duration.Seconds(),
 		FreshSeconds: o.freshDur.Seconds(), LoadFraction: o.loadFraction,
 	}}
-	rep.Machine = machineInfo(ctx, osURL)
-	if rep.Machine.OpenSearchVersion == "" {
-		return fmt.Errorf("OpenSearch does not answer at %s (`make deps-up` starts it)", osURL)
+	b.rep.Machine = machineInfo(ctx, b.osURL)
+	if b.rep.Machine.OpenSearchVersion == "" {
+		return nil, fmt.Errorf("OpenSearch does not answer at %s (`make deps-up` starts it)", b.osURL)
 	}
-	log.Info("bench run", "id", runID, "customers", o.customers, "prefix", cfg.IndexPrefix, "opensearch", rep.Machine.OpenSearchVersion,
-		"kafka", rep.Machine.KafkaVersion, "nproc", rep.Machine.NProc)
+	log.Info("bench run", "id", runID, "customers", o.customers, "prefix", cfg.IndexPrefix, "opensearch", b.rep.Machine.OpenSearchVersion,
+		"kafka", b.rep.Machine.KafkaVersion, "nproc", b.rep.Machine.NProc)
+	return b, nil
+}
 
-	defer cleanup(cfg, osURL, rawIndex, o.keep, log)
-
-	// ---- data
+// produceDataset is phase 0: it generates the dataset and produces it to
+// Kafka. It returns the CRM ids of the customers live at the end and the
+// messages per customer, which the background load needs.
+func (b *bench) produceDataset(ctx context.Context) (live []string, msgsPerCustomer float64, err error) {
+	cfg, o := b.cfg, b.o
 	topics := make([]string, len(indexer.AllTopics))
 	for i, t := range indexer.AllTopics {
 		topics[i] = cfg.Topic(t)
 	}
 	if err := indexer.EnsureTopics(cfg.KafkaBrokers, topics, indexer.Partitions); err != nil {
-		return err
+		return nil, 0, err
 	}
-	log.Info("phase 0/7: generating the dataset and producing it to Kafka", "chunk_customers", chunkCustomers)
-	w, pd, err := generateAndProduce(ctx, cfg, o.seed, o.customers, o.eventsPerCustomer, time.Now(), logf)
+	b.log.Info("phase 0/7: generating the dataset and producing it to Kafka", "chunk_customers", chunkCustomers)
+	w, pd, err := generateAndProduce(ctx, cfg, o.seed, o.customers, o.eventsPerCustomer, time.Now(), b.logf)
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
-	rep.Dataset = DatasetInfo{Customers: w.stats.Customers, SDKOnlyUsers: w.stats.SDKOnlyUsers, AnonymousDevices: w.stats.AnonymousDevices,
+	b.rep.Dataset = DatasetInfo{Customers: w.stats.Customers, SDKOnlyUsers: w.stats.SDKOnlyUsers, AnonymousDevices: w.stats.AnonymousDevices,
 		Orders: w.stats.Orders, Items: w.stats.Items, CDCMessages: w.stats.CDCMessages, EventMessages: w.stats.EventMessages,
 		ExtraEvents: w.extraEvents, Messages: w.messages, Summary: w.stats.String()}
-	log.Info("dataset", "messages", w.messages, "summary", w.stats.String(), "extra_events", w.extraEvents)
-	ix := &rep.Indexing
+	b.log.Info("dataset", "messages", w.messages, "summary", w.stats.String(), "extra_events", w.extraEvents)
+	ix := &b.rep.Indexing
 	ix.Changes, ix.ProduceSeconds = w.messages, round2(pd.Seconds())
 	ix.ExpectedCustomerDocs, ix.ExpectedEventDocs = w.expectedCustomers, w.expectedEvents
-	live, msgsPerCustomer := w.live, float64(w.messages)/float64(max(1, o.customers))
-	w = nil
-	log.Info("produced", "seconds", ix.ProduceSeconds, "per_sec", int(float64(ix.Changes)/pd.Seconds()))
+	b.log.Info("produced", "seconds", ix.ProduceSeconds, "per_sec", int(float64(ix.Changes)/pd.Seconds()))
+	return w.live, float64(w.messages) / float64(max(1, o.customers)), nil
+}
 
-	// ---- processes
-	apiCfg := *cfg
+// startAPI starts `cdp serve` and waits until it answers.
+func (b *bench) startAPI(ctx context.Context) (*proc, error) {
+	apiCfg := *b.cfg
+	var err error
 	if apiCfg.HTTPAddr, err = freePort(); err != nil {
-		return err
+		return nil, err
 	}
-	api, err := startCDP(o.bin, "serve", &apiCfg, base+"-api.log")
+	api, err := startCDP(b.o.bin, "serve", &apiCfg, b.base+"-api.log")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer api.stop(30 * time.Second)
-	apiURL := endpoint("http://" + apiCfg.HTTPAddr)
+	b.apiURL = endpoint("http://" + apiCfg.HTTPAddr)
 	waitCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	err = waitHTTP(waitCtx, string(apiURL)+"/healthz", api)
-	cancel()
-	if err != nil {
-		return err
+	defer cancel()
+	if err := waitHTTP(waitCtx, string(b.apiURL)+"/healthz", api); err != nil {
+		api.stop(30 * time.Second)
+		return nil, err
 	}
+	return api, nil
+}
 
-	// ---- 1. indexing
-	log.Info("phase 1/7: indexing through Kafka and `cdp index`", "changes", ix.Changes)
-	ixCfg := *cfg
+// startIndexer starts `cdp index`.
+func (b *bench) startIndexer() (*proc, error) {
+	ixCfg := *b.cfg
+	var err error
 	if ixCfg.HTTPAddr, err = freePort(); err != nil {
-		return err
+		return nil, err
 	}
-	procStart := time.Now()
-	idx, err := startCDP(o.bin, "index", &ixCfg, base+"-indexer.log")
+	idx, err := startCDP(b.o.bin, "index", &ixCfg, b.base+"-indexer.log")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer idx.stop(30 * time.Second)
-	ix.IndexerLogPath = idx.log
-	mem := &memory{procs: []*proc{idx, api}, interval: o.rssInterval, osPid: openSearchPid(cfg.OpenSearchURL)}
-	memCtx, stopMem := context.WithCancel(ctx)
-	defer stopMem()
-	mem.begin("indexing")
-	go mem.run(memCtx)
+	b.rep.Indexing.IndexerLogPath = idx.log
+	return idx, nil
+}
+
+// indexing is phase 1: it waits until the indexer started at procStart
+// has joined the group and consumed the whole dataset, and counts what it
+// built.
+func (b *bench) indexing(ctx context.Context, idx *proc, procStart time.Time) error {
+	cfg, ix := b.cfg, &b.rep.Indexing
 	stableCtx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	err = groupStable(stableCtx, cfg, idx)
+	err := groupStable(stableCtx, cfg, idx)
 	cancel()
 	if err != nil {
 		return err
 	}
 	t0 := time.Now()
 	ix.IndexerStartupSeconds = round2(t0.Sub(procStart).Seconds())
-	t1, err := waitIdle(ctx, cfg, idx, ix.Changes, log, "indexing")
+	t1, err := waitIdle(ctx, cfg, idx, ix.Changes, b.log, "indexing")
 	if err != nil {
 		return err
 	}
-	mem.end()
+	b.mem.end()
 	ix.IndexerSeconds = round3(t1.Sub(t0).Seconds())
-	if ix.CustomerDocs, err = countDocs(ctx, osURL, customers); err != nil {
+	if ix.CustomerDocs, err = countDocs(ctx, b.osURL, b.customers); err != nil {
 		return err
 	}
-	if ix.EventDocs, err = countDocs(ctx, osURL, events); err != nil {
+	if ix.EventDocs, err = countDocs(ctx, b.osURL, b.events); err != nil {
 		return err
 	}
 	ix.DeadLettered = topicEnd(cfg, cfg.Topic(indexer.TopicDLQ))
 	ix.IndexerDocsMatchExpect = ix.CustomerDocs == int64(ix.ExpectedCustomerDocs)
 	if !ix.IndexerDocsMatchExpect {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("the indexer built %d customer documents where the reference model expects %d", ix.CustomerDocs, ix.ExpectedCustomerDocs))
-		log.Warn("customer document count differs from the reference model", "got", ix.CustomerDocs, "want", ix.ExpectedCustomerDocs)
+		b.rep.Notes = append(b.rep.Notes, fmt.Sprintf("the indexer built %d customer documents where the reference model expects %d", ix.CustomerDocs, ix.ExpectedCustomerDocs))
+		b.log.Warn("customer document count differs from the reference model", "got", ix.CustomerDocs, "want", ix.ExpectedCustomerDocs)
 	}
 	ix.IndexerCustomerDocsSec = round2(float64(ix.CustomerDocs) / ix.IndexerSeconds)
 	ix.IndexerChangesSec = round2(float64(ix.Changes) / ix.IndexerSeconds)
-	log.Info("indexer done", "seconds", ix.IndexerSeconds, "customer_docs", ix.CustomerDocs, "event_docs", ix.EventDocs,
+	b.log.Info("indexer done", "seconds", ix.IndexerSeconds, "customer_docs", ix.CustomerDocs, "event_docs", ix.EventDocs,
 		"customer_docs_per_sec", ix.IndexerCustomerDocsSec, "changes_per_sec", ix.IndexerChangesSec)
+	return nil
+}
 
-	// ---- 1b. raw _bulk
-	log.Info("phase 2/7: raw _bulk of the same final documents")
-	mem.begin("raw-bulk")
-	sp, nDocs, err := readBack(ctx, osURL, mapping.Customers.Physical(cfg.IndexPrefix), o.bulkDocs, o.outDir)
+// rawBulkBaseline is phase 2: the same final documents, read back and
+// written with plain _bulk requests into an index of their own.
+func (b *bench) rawBulkBaseline(ctx context.Context) error {
+	cfg, ix, osURL, rawIndex := b.cfg, &b.rep.Indexing, b.osURL, b.rawIndex
+	b.log.Info("phase 2/7: raw _bulk of the same final documents")
+	b.mem.begin("raw-bulk")
+	sp, nDocs, err := readBack(ctx, osURL, mapping.Customers.Physical(cfg.IndexPrefix), b.o.bulkDocs, b.o.outDir)
 	if err != nil {
 		return fmt.Errorf("read back: %w", err)
 	}
@@ -271,65 +365,81 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	if ix.RefreshInterval, err = createRawIndex(ctx, osURL, mapping.Customers.Physical(cfg.IndexPrefix), rawIndex); err != nil {
 		return fmt.Errorf("create %s: %w", rawIndex, err)
 	}
-	rd, err := rawBulk(ctx, osURL, rawIndex, sp, o.bulkWorkers)
+	rd, err := rawBulk(ctx, osURL, rawIndex, sp, b.o.bulkWorkers)
 	sp.close()
 	if err != nil {
 		return fmt.Errorf("raw bulk: %w", err)
 	}
-	ix.RawIndex, ix.RawDocs, ix.RawBytes, ix.RawWorkers, ix.RawBatchDocs = rawIndex, nDocs, nBytes, o.bulkWorkers, o.bulkDocs
+	ix.RawIndex, ix.RawDocs, ix.RawBytes, ix.RawWorkers, ix.RawBatchDocs = rawIndex, nDocs, nBytes, b.o.bulkWorkers, b.o.bulkDocs
 	ix.RawSeconds = round3(rd.Seconds())
 	if n, err := countDocs(ctx, osURL, rawIndex); err != nil || n != int64(nDocs) {
 		return fmt.Errorf("raw index holds %d documents of %d (%v)", n, nDocs, err)
 	}
 	_, _ = osURL.do(ctx, http.MethodDelete, "/"+rawIndex, nil)
-	mem.end()
+	b.mem.end()
 	ix.RawCustomerDocsSec = round2(float64(ix.CustomerDocs) / rd.Seconds())
 	ix.RawChangesSec = round2(float64(ix.Changes) / rd.Seconds())
 	ix.RawDocsSec = round2(float64(nDocs) / rd.Seconds())
 	ix.Ratio = ratio(ix.RawSeconds, ix.IndexerSeconds)
-	log.Info("raw bulk done", "seconds", ix.RawSeconds, "docs", nDocs, "mib", nBytes>>20, "customer_docs_per_sec", ix.RawCustomerDocsSec, "ratio", ix.Ratio)
+	b.log.Info("raw bulk done", "seconds", ix.RawSeconds, "docs", nDocs, "mib", nBytes>>20, "customer_docs_per_sec", ix.RawCustomerDocsSec, "ratio", ix.Ratio)
+	return nil
+}
 
-	if d := settle(ctx, osURL, mapping.Customers.Physical(cfg.IndexPrefix), 30*time.Second); d > time.Second {
-		log.Info("waited for merges to finish", "seconds", round2(d.Seconds()))
-	}
-
-	// ---- 3. 360 lookups
-	log.Info("phase 3/7: 360 lookups by id and by phone")
-	mem.begin("lookups")
-	sample, err := sampleCustomers(ctx, osURL, customers, o.lookupSample)
+// lookups is phase 3: 360 lookups by id and by phone.
+func (b *bench) lookups(ctx context.Context) error {
+	b.log.Info("phase 3/7: 360 lookups by id and by phone")
+	b.mem.begin("lookups")
+	sample, err := sampleCustomers(ctx, b.osURL, b.customers, b.o.lookupSample)
 	if err != nil {
 		return err
 	}
-	if rep.Lookups, err = runLookups(ctx, apiURL, osURL, customers, events, sample, o.query); err != nil {
+	if b.rep.Lookups, err = runLookups(ctx, b.apiURL, b.osURL, b.customers, b.events, sample, b.o.query); err != nil {
 		return err
 	}
-	mem.end()
+	b.mem.end()
+	return nil
+}
 
-	// ---- 4. export
-	log.Info("phase 4/7: export through cursor paging and a raw PIT loop")
-	mem.begin("export")
-	if rep.Export, err = runExport(ctx, apiURL, osURL, customers, o.exportRounds, logf); err != nil {
+// export is phase 4: cursor paging through the API against a raw
+// point-in-time loop.
+func (b *bench) export(ctx context.Context) error {
+	b.log.Info("phase 4/7: export through cursor paging and a raw PIT loop")
+	b.mem.begin("export")
+	var err error
+	if b.rep.Export, err = runExport(ctx, b.apiURL, b.osURL, b.customers, b.o.exportRounds, b.logf); err != nil {
 		return err
 	}
-	mem.end()
+	b.mem.end()
+	return nil
+}
 
-	// ---- 5. queries, idle (after the export: the API may leave points in time open, which the raw export loop also needs)
-	log.Info("phase 5/7: queries through the API and directly (idle)", "shapes", len(shapes))
-	mem.begin("queries")
+// idleQueries is phase 5, after the export (the API may leave points in
+// time open, which the raw export loop also needs): the query shapes
+// through the API and directly, with nothing else running. It returns the
+// plans, for phase 7, and how long the phase took.
+func (b *bench) idleQueries(ctx context.Context) ([]*queryPlan, time.Duration, error) {
+	b.log.Info("phase 5/7: queries through the API and directly (idle)", "shapes", len(shapes))
+	b.mem.begin("queries")
 	qStart := time.Now()
-	plans, err := planQueries(ctx, apiURL, osURL, customers, o.query)
+	plans, err := planQueries(ctx, b.apiURL, b.osURL, b.customers, b.o.query)
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
-	rep.Queries = append(rep.Queries, runQueries(ctx, apiURL, osURL, customers, plans, "idle", logf)...)
-	queriesTook := time.Since(qStart)
-	mem.end()
+	b.rep.Queries = append(b.rep.Queries, runQueries(ctx, b.apiURL, b.osURL, b.customers, plans, "idle", b.logf)...)
+	took := time.Since(qStart)
+	b.mem.end()
+	return plans, took, nil
+}
 
-	// ---- 6. freshness under load, 7. queries under load
-	loadRate := o.loadFraction * ix.IndexerChangesSec
+// underLoad runs phases 6 and 7 while the indexer is fed a background
+// load of loadFraction of its measured maximum: event-to-searchable
+// freshness, then the queries of phase 5 again.
+func (b *bench) underLoad(ctx context.Context, live []string, msgsPerCustomer float64, plans []*queryPlan, queriesTook time.Duration) error {
+	cfg, o, rep := b.cfg, b.o, b.rep
+	loadRate := o.loadFraction * rep.Indexing.IndexerChangesSec
 	warmup := 3 * time.Second
 	need := int(loadRate * (warmup + o.freshDur + o.freshTimeout + queriesTook*13/10 + 10*time.Second).Seconds())
-	log.Info("preparing the background load", "changes_per_sec", int(loadRate), "messages", need)
+	b.log.Info("preparing the background load", "changes_per_sec", int(loadRate), "messages", need)
 	var loadMsgs []kmsg
 	for k := 0; len(loadMsgs) < need; k++ {
 		n := min(o.customers, int(float64(need-len(loadMsgs))/msgsPerCustomer)+1)
@@ -339,14 +449,14 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	log.Info("phase 6/7: event-to-searchable latency under load", "markers_per_sec", o.markerRate, "seconds", o.freshDur.Seconds())
-	mem.begin("freshness")
+	b.log.Info("phase 6/7: event-to-searchable latency under load", "markers_per_sec", o.markerRate, "seconds", o.freshDur.Seconds())
+	b.mem.begin("freshness")
 	lagCtx, stopLag := context.WithCancel(ctx)
 	lw := &lagWatch{}
 	go lw.run(lagCtx, cfg)
 	lg.run(ctx)
 	time.Sleep(warmup)
-	fr, err := runFreshness(ctx, cfg, osURL, events, lg.prod, live, o.markerRate, o.freshDur, o.pollInterval, o.freshTimeout, runID)
+	fr, err := runFreshness(ctx, cfg, b.osURL, b.events, lg.prod, live, o.markerRate, o.freshDur, o.pollInterval, o.freshTimeout, b.runID)
 	if err != nil {
 		lg.halt()
 		stopLag()
@@ -358,13 +468,13 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		Seconds: round2(el), LagAtEnd: lw.end, LagMaxSample: lw.max}
 	lw.mu.Unlock()
 	rep.Freshness = fr
-	mem.end()
-	log.Info("freshness done", "p50_ms", fr.Latency.P50Ms, "p99_ms", fr.Latency.P99Ms, "lost", fr.Lost, "load_per_sec", fr.Load.ActualRate)
+	b.mem.end()
+	b.log.Info("freshness done", "p50_ms", fr.Latency.P50Ms, "p99_ms", fr.Latency.P99Ms, "lost", fr.Lost, "load_per_sec", fr.Load.ActualRate)
 
-	log.Info("phase 7/7: queries while the indexer is fed half its maximum")
-	mem.begin("queries-indexing")
-	rep.Queries = append(rep.Queries, runQueries(ctx, apiURL, osURL, customers, plans, "indexing", logf)...)
-	mem.end()
+	b.log.Info("phase 7/7: queries while the indexer is fed half its maximum")
+	b.mem.begin("queries-indexing")
+	rep.Queries = append(rep.Queries, runQueries(ctx, b.apiURL, b.osURL, b.customers, plans, "indexing", b.logf)...)
+	b.mem.end()
 	lg.halt()
 	stopLag()
 	lg.mu.Lock()
@@ -374,24 +484,26 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	}
 	lg.mu.Unlock()
 	_ = lg.prod.close()
+	return nil
+}
 
-	// ---- report
-	stopMem()
-	idx.stop(30 * time.Second)
-	api.stop(30 * time.Second)
-	rep.Memory = mem.phases
-	rep.Seconds = round2(time.Since(started).Seconds())
+// writeReport completes the report (with the processes stopped), writes
+// its JSON and hands it to output.
+func (b *bench) writeReport() error {
+	rep := b.rep
+	rep.Memory = b.mem.phases
+	rep.Seconds = round2(time.Since(b.started).Seconds())
 	if _, hwm, err := procStatus(os.Getpid()); err == nil {
 		rep.BenchPeakRSSMiB = mib(hwm)
 	}
 	rep.computeGoals()
 	rep.Notes = append(rep.Notes, failureNotes(rep)...)
-	jsonPath := base + ".json"
-	b, _ := json.MarshalIndent(rep, "", "  ")
-	if err := os.WriteFile(jsonPath, append(b, '\n'), 0o644); err != nil {
+	jsonPath := b.base + ".json"
+	js, _ := json.MarshalIndent(rep, "", "  ")
+	if err := os.WriteFile(jsonPath, append(js, '\n'), 0o644); err != nil {
 		return err
 	}
-	return output(rep, jsonPath, o.md)
+	return output(rep, jsonPath, b.o.md)
 }
 
 // output writes the Markdown and prints the summary: one line per metric,

@@ -11,7 +11,7 @@ import (
 	"cdp/config"
 	"cdp/indexer"
 	"cdp/store"
-	harness "cdp/testing"
+	"cdp/testing/workload"
 )
 
 // loadGen produces a prepared stream at a fixed rate (open-loop, in 5 ms
@@ -105,7 +105,7 @@ type lagWatch struct {
 }
 
 func (w *lagWatch) run(ctx context.Context, cfg *config.Config) {
-	r, err := harness.NewProgressReader(cfg)
+	r, err := workload.NewProgressReader(cfg)
 	if err != nil {
 		return
 	}
@@ -188,9 +188,9 @@ func runFreshness(ctx context.Context, cfg *config.Config, os endpoint, events s
 	}
 	OpenLoop{Rate: rate, N: int(rate * dur.Seconds())}.Run(ctx, func(i int, due time.Time) {
 		id := fmt.Sprintf("bench-marker-%s-%d", runID, i)
-		e := &harness.Event{Type: "track", Name: "bench_marker", MessageID: id, Timestamp: due.UTC().Truncate(time.Millisecond),
+		e := &workload.Event{Type: "track", Name: "bench_marker", MessageID: id, Timestamp: due.UTC().Truncate(time.Millisecond),
 			UserID: users[i], Properties: map[string]any{"seq": float64(i)}, Channel: "web"}
-		m := harness.EventMessage(e)
+		m := workload.EventMessage(e)
 		mu.Lock()
 		outstanding[id] = due
 		mu.Unlock()

@@ -18,7 +18,7 @@ import (
 	"cdp/config"
 	"cdp/indexer"
 	"cdp/mapping"
-	harness "cdp/testing"
+	"cdp/testing/workload"
 )
 
 // IndexingResult compares the indexer with _bulk of the same final
@@ -86,7 +86,7 @@ func groupStable(ctx context.Context, cfg *config.Config, p *proc) error {
 // waitIdle polls the group's progress until everything produced is applied
 // and committed, logging now and then.
 func waitIdle(ctx context.Context, cfg *config.Config, p *proc, total int, log *slog.Logger, what string) (time.Time, error) {
-	pr0, err := harness.NewProgressReader(cfg)
+	pr0, err := workload.NewProgressReader(cfg)
 	if err != nil {
 		return time.Time{}, err
 	}

@@ -2,7 +2,7 @@
 // _test files; this package has no code of its own):
 //
 //   - TestKill9OfTheIndexerMidStreamOf50000Changes: a stream of more than
-//     50,000 changes (harness.NewDataset); `cdp index` is killed (-9) while
+//     50,000 changes (workload.NewDataset); `cdp index` is killed (-9) while
 //     stage 1 is half done, the stream goes on while no indexer runs, the
 //     restarted indexer is killed again while stage 2 is half done, and the
 //     third one must reach exactly the reference model's documents, with

@@ -8,7 +8,8 @@ import (
 	"time"
 
 	"cdp/mapping"
-	harness "cdp/testing"
+	"cdp/testing/harness"
+	"cdp/testing/workload"
 )
 
 // kill -9 of the indexer process in the middle of a stream of more than
@@ -51,7 +52,7 @@ func TestKill9OfTheIndexerMidStreamOf50000Changes(t *testing.T) {
 		}
 		return p
 	}
-	kill := func(p *harness.Process, what string, cond func(harness.Progress) bool) (harness.Progress, time.Time) {
+	kill := func(p *harness.Process, what string, cond func(workload.Progress) bool) (workload.Progress, time.Time) {
 		at, killedAt := env.WaitProgress(t, cfg, 5*time.Minute, what, cond)
 		p.Kill(t)
 		t.Logf("kill -9 %s (pid %d), %s: %s; %d documents written", p.Name, p.Pid(), what, at, countDocs(t, env, cfg.IndexPrefix))
@@ -62,14 +63,14 @@ func TestKill9OfTheIndexerMidStreamOf50000Changes(t *testing.T) {
 	}
 
 	first := start("indexer-1", time.Time{})
-	atKill1, killed1 := kill(first, "stage 1 at 40% of the stream", func(p harness.Progress) bool {
+	atKill1, killed1 := kill(first, "stage 1 at 40% of the stream", func(p workload.Progress) bool {
 		return p.SourceCommitted >= int64(total)*4/10
 	})
 	stage1 := killed1.Sub(first.Started)
 
 	env.Produce(t, cfg, d.Messages[split:])
 	second := start("indexer-2", killed1)
-	_, killed2 := kill(second, "stage 2 under way", func(p harness.Progress) bool {
+	_, killed2 := kill(second, "stage 2 under way", func(p workload.Progress) bool {
 		return p.SourceCommitted > atKill1.SourceCommitted && p.DirtyCommitted > atKill1.DirtyCommitted && p.DirtyCommitted < p.DirtyEnd
 	})
 	third := start("indexer-3", killed2)

@@ -8,7 +8,8 @@ import (
 	"time"
 
 	"cdp/config"
-	harness "cdp/testing"
+	"cdp/testing/harness"
+	"cdp/testing/workload"
 )
 
 func TestMain(m *testing.M) {
@@ -39,8 +40,8 @@ func testConfig(t *testing.T, env *harness.Env) *config.Config {
 }
 
 // dataset generates a stream, logging what it holds.
-func dataset(t *testing.T, seed uint64, customers int) *harness.Dataset {
-	d := harness.NewDataset(seed, customers)
+func dataset(t *testing.T, seed uint64, customers int) *workload.Dataset {
+	d := workload.NewDataset(seed, customers)
 	want, err := d.Expected()
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +53,7 @@ func dataset(t *testing.T, seed uint64, customers int) *harness.Dataset {
 // verify checks the final state: the documents and event counts of the
 // model, no dead letter (or exactly the poison ones), and no indexer
 // process gone.
-func verify(t *testing.T, env *harness.Env, cfg *config.Config, d *harness.Dataset, procs ...*harness.Process) {
+func verify(t *testing.T, env *harness.Env, cfg *config.Config, d *workload.Dataset, procs ...*harness.Process) {
 	t.Helper()
 	state := env.VerifyState(t, cfg, d.Model(), 60*time.Second)
 	env.ExpectedDeadLetters(t, cfg, d.Messages)

@@ -7,7 +7,8 @@ import (
 	"testing"
 	"time"
 
-	harness "cdp/testing"
+	"cdp/testing/harness"
+	"cdp/testing/workload"
 )
 
 // outage is how long a stopped service stays down.
@@ -45,7 +46,7 @@ func midStreamOutage(t *testing.T, service string, seed uint64, produceDuring bo
 
 	env.Produce(t, cfg, d.Messages[:a])
 	ix := env.StartIndexerProcess(t, cfg, "indexer")
-	at, _ := env.WaitProgress(t, cfg, 2*time.Minute, "a third of the first part applied", func(p harness.Progress) bool {
+	at, _ := env.WaitProgress(t, cfg, 2*time.Minute, "a third of the first part applied", func(p workload.Progress) bool {
 		return p.SourceCommitted >= int64(a/3)
 	})
 	t.Logf("stopping %s mid-stream: %s", service, at)
@@ -98,7 +99,7 @@ func TestTwoIndexersShareTheGroupAndOneIsKilled(t *testing.T) {
 	// the survivor must take the dead one's partitions over.
 	half := len(d.Messages) / 2
 	env.Produce(t, cfg, d.Messages[:half])
-	at, _ := env.WaitProgress(t, cfg, 2*time.Minute, "30% applied", func(p harness.Progress) bool {
+	at, _ := env.WaitProgress(t, cfg, 2*time.Minute, "30% applied", func(p workload.Progress) bool {
 		return p.SourceCommitted >= int64(len(d.Messages))*3/10
 	})
 	b.Kill(t)

@@ -32,11 +32,13 @@ func (e *Env) Bootstrap(t testing.TB, cfg *config.Config) {
 	}
 }
 
-// StartIndexer runs an indexer in this process until the test ends.
-func (e *Env) StartIndexer(t testing.TB, cfg *config.Config) {
+// StartIndexer runs an indexer in this process until the test ends, and
+// returns the registry of its metrics (read them with Counter).
+func (e *Env) StartIndexer(t testing.TB, cfg *config.Config) *prometheus.Registry {
 	t.Helper()
 	e.Bootstrap(t, cfg)
-	ix, err := indexer.New(cfg, e.Store(t), prometheus.NewRegistry(), Logger())
+	reg := prometheus.NewRegistry()
+	ix, err := indexer.New(cfg, e.Store(t), reg, Logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,6 +52,37 @@ func (e *Env) StartIndexer(t testing.TB, cfg *config.Config) {
 		}
 		ix.Close()
 	})
+	return reg
+}
+
+// Counter sums the samples of the named counter whose labels include the
+// given name-value pairs (none: every sample), 0 when there are none.
+func Counter(t testing.TB, g prometheus.Gatherer, name string, labels ...string) float64 {
+	t.Helper()
+	families, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range f.GetMetric() {
+			have := map[string]string{}
+			for _, l := range m.GetLabel() {
+				have[l.GetName()] = l.GetValue()
+			}
+			for i := 0; i+1 < len(labels); i += 2 {
+				if have[labels[i]] != labels[i+1] {
+					continue metrics
+				}
+			}
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum
 }
 
 // StartAPI creates the indices for cfg and serves the API until the test

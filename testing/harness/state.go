@@ -12,12 +12,13 @@ import (
 	"cdp/config"
 	"cdp/mapping"
 	"cdp/store"
+	"cdp/testing/workload"
 )
 
 // State is what the service holds now: every customer document in its
 // comparable form by person key, and the events index's count per person.
 type State struct {
-	Docs map[string]Doc
+	Docs map[string]workload.Doc
 	// CustomerIDs maps person keys to customer ids.
 	CustomerIDs map[string]string
 	// Events counts the stored events per person; events of customers
@@ -38,7 +39,7 @@ func (e *Env) ReadState(ctx context.Context, cfg *config.Config) (*State, error)
 	if err := st.Refresh(ctx, customers, events); err != nil {
 		return nil, err
 	}
-	s := &State{Docs: map[string]Doc{}, CustomerIDs: map[string]string{}, Events: map[string]int{}}
+	s := &State{Docs: map[string]workload.Doc{}, CustomerIDs: map[string]string{}, Events: map[string]int{}}
 	personOf := map[string]string{}
 	scan := store.Scan{PageSize: 5000, Body: map[string]any{"sort": []any{map[string]any{"customer_id": "asc"}}, "query": map[string]any{"match_all": map[string]any{}}}}
 	for h, err := range st.Hits(ctx, customers, scan) {
@@ -49,8 +50,8 @@ func (e *Env) ReadState(ctx context.Context, cfg *config.Config) (*State, error)
 		if err := json.Unmarshal(h.Source, &raw); err != nil {
 			return nil, fmt.Errorf("document %s: %w", h.ID, err)
 		}
-		d := CanonicalDoc(raw)
-		key, err := PersonKey(d)
+		d := workload.CanonicalDoc(raw)
+		key, err := workload.PersonKey(d)
 		if err != nil {
 			s.Problems = append(s.Problems, fmt.Sprintf("document %s: %v", h.ID, err))
 			continue
@@ -101,13 +102,13 @@ func (e *Env) ReadState(ctx context.Context, cfg *config.Config) (*State, error)
 // Compare lists how the state differs from the model's expectation: the
 // documents, and the number of stored events per person (each message id
 // once) and in all.
-func (s *State) Compare(m *Model, limit int) ([]string, error) {
+func (s *State) Compare(m *workload.Model, limit int) ([]string, error) {
 	want, err := m.Docs()
 	if err != nil {
 		return nil, err
 	}
 	out := append([]string{}, s.Problems...)
-	out = append(out, DiffDocs(want, s.Docs, limit)...)
+	out = append(out, workload.DiffDocs(want, s.Docs, limit)...)
 	wantEvents := m.EventsPerPerson()
 	var keys []string
 	for k := range want {
@@ -131,7 +132,7 @@ func (s *State) Compare(m *Model, limit int) ([]string, error) {
 // VerifyState waits (up to timeout) until the service holds exactly what
 // the model expects, and fails the test with the differences otherwise.
 // It returns the state it saw.
-func (e *Env) VerifyState(t testing.TB, cfg *config.Config, m *Model, timeout time.Duration) *State {
+func (e *Env) VerifyState(t testing.TB, cfg *config.Config, m *workload.Model, timeout time.Duration) *State {
 	t.Helper()
 	var state *State
 	Eventually(t, timeout, func() (bool, string) {

@@ -1,4 +1,4 @@
-package harness
+package workload
 
 import (
 	"fmt"
@@ -212,7 +212,25 @@ type person struct {
 // the stream holds a case the contract leaves open (an event after the
 // delete of its customer), which a generator must not produce.
 func (m *Model) Docs() (map[string]Doc, error) {
-	people := map[string]*person{}
+	people, orders, items := m.gather()
+	out := map[string]Doc{}
+	for key, p := range people {
+		d, ok, err := p.doc(orders, items)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out[key] = d
+		}
+	}
+	return out, nil
+}
+
+// gather sorts the model's rows and events by whom they are about: the
+// people by key (with their CRM row, events and traits), the live orders
+// by customer key and the live items by order key.
+func (m *Model) gather() (people map[string]*person, orders, items map[string][]*Change) {
+	people = map[string]*person{}
 	get := func(k string) *person {
 		p := people[k]
 		if p == nil {
@@ -221,8 +239,8 @@ func (m *Model) Docs() (map[string]Doc, error) {
 		}
 		return p
 	}
-	orders := map[string][]*Change{} // customer key → live orders
-	items := map[string][]*Change{}  // order key → live items
+	orders = map[string][]*Change{} // customer key → live orders
+	items = map[string][]*Change{}  // order key → live items
 	for _, c := range m.rows {
 		if c.Deleted() {
 			if c.Table == TableCustomers {
@@ -240,129 +258,148 @@ func (m *Model) Docs() (map[string]Doc, error) {
 		}
 	}
 	for _, e := range m.events {
-		p := get(e.Person())
-		p.events = append(p.events, e)
-		ms := e.Timestamp.UnixMilli()
-		p.lastSeen = max(p.lastSeen, ms)
-		if e.UserID != "" && e.AnonymousID != "" {
-			p.anonIDs[e.AnonymousID] = true
-		}
-		if e.Type != "identify" {
-			continue
-		}
-		for k, v := range e.Traits {
-			cur, ok := p.traits[k]
-			if !ok || cur.ts < ms || (cur.ts == ms && cur.mid < e.MessageID) {
-				p.traits[k] = trait{v, ms, e.MessageID}
-			}
-		}
+		get(e.Person()).addEvent(e)
 	}
+	return people, orders, items
+}
 
-	out := map[string]Doc{}
-	for key, p := range people {
-		var crm *CustomerRow
-		var crmTS int64
-		if p.crm != nil {
-			if p.crm.Deleted() {
-				if p.lastSeen > p.crm.TsMs {
-					return nil, fmt.Errorf("model: %s has an event newer than the delete of its CRM row: the contract leaves that open", key)
-				}
-				continue // a deleted customer disappears from search
-			}
-			crm, crmTS = p.crm.Customer, p.crm.TsMs
+// addEvent records an event of the person: when it was seen, the device
+// it came from, and for an identify its traits (the latest one wins).
+func (p *person) addEvent(e *Event) {
+	p.events = append(p.events, e)
+	ms := e.Timestamp.UnixMilli()
+	p.lastSeen = max(p.lastSeen, ms)
+	if e.UserID != "" && e.AnonymousID != "" {
+		p.anonIDs[e.AnonymousID] = true
+	}
+	if e.Type != "identify" {
+		return
+	}
+	for k, v := range e.Traits {
+		cur, ok := p.traits[k]
+		if !ok || cur.ts < ms || (cur.ts == ms && cur.mid < e.MessageID) {
+			p.traits[k] = trait{v, ms, e.MessageID}
 		}
-		if crm == nil && len(p.events) == 0 {
+	}
+}
+
+// doc is the person's document, and false when the person has none (a
+// deleted customer disappears from search).
+func (p *person) doc(orders, items map[string][]*Change) (Doc, bool, error) {
+	var crm *CustomerRow
+	var crmTS int64
+	if p.crm != nil {
+		if p.crm.Deleted() {
+			if p.lastSeen > p.crm.TsMs {
+				return Doc{}, false, fmt.Errorf("model: %s has an event newer than the delete of its CRM row: the contract leaves that open", p.key)
+			}
+			return Doc{}, false, nil
+		}
+		crm, crmTS = p.crm.Customer, p.crm.TsMs
+	}
+	if crm == nil && len(p.events) == 0 {
+		return Doc{}, false, nil
+	}
+	d := Doc{Fields: map[string]string{}, Attrs: map[string]any{}, Metrics: map[string]string{}}
+	p.profile(&d, crm, crmTS)
+	// Identities: the CRM id, the normalized phone and email of the
+	// document, and every device id seen with the user id.
+	d.Identities = append(d.Identities, p.key)
+	for _, f := range []string{"phone", "email"} {
+		if v := d.Fields[f]; v != "" {
+			d.Identities = append(d.Identities, f+":"+v)
+		}
+	}
+	for a := range p.anonIDs {
+		d.Identities = append(d.Identities, "anonymous_id:"+a)
+	}
+	// Orders move with customer_id; items attach to their order.
+	var own []*Change
+	if crmID, ok := strings.CutPrefix(p.key, "crm_id:"); ok {
+		own = orders[crmID]
+	}
+	addOrders(&d, own, items)
+	if p.lastSeen > 0 {
+		d.Metrics["last_seen_at"] = canonTime(time.UnixMilli(p.lastSeen))
+	}
+	d.normalize()
+	return d, true, nil
+}
+
+// profile sets the profile fields, registered_at and attrs of the person's
+// document from the CRM row (nil: none), changed at crmTS, and the
+// identify traits.
+func (p *person) profile(d *Doc, crm *CustomerRow, crmTS int64) {
+	crmFields := map[string]string{}
+	if crm != nil {
+		crmFields = map[string]string{"name": crm.Name, "gender": crm.Gender, "birthday": crm.Birthday, "phone": crm.Phone,
+			"email": crm.Email, "city": crm.City, "member_level": crm.MemberLevel, "store_id": crm.StoreID, "owner_id": crm.OwnerID}
+	}
+	// Where CDC and an identify disagree, the later one wins.
+	for _, f := range profileFields {
+		v, has := crmFields[f], crm != nil
+		if t, ok := p.traits[f]; ok && (!has || t.ts > crmTS) {
+			v, _ = t.v.(string)
+		}
+		if v != "" {
+			d.Fields[f] = normalizeValue(f, v)
+		}
+	}
+	if crm != nil {
+		d.Fields["registered_at"] = canonTime(crm.CreatedAt)
+		for k, v := range crm.Extra {
+			if v != nil {
+				d.Attrs[k] = v
+			}
+		}
+	}
+	for k, t := range p.traits {
+		if isProfileField(k) || t.v == nil {
 			continue
 		}
-		d := Doc{Fields: map[string]string{}, Attrs: map[string]any{}, Metrics: map[string]string{}}
-		crmFields := map[string]string{}
-		if crm != nil {
-			crmFields = map[string]string{"name": crm.Name, "gender": crm.Gender, "birthday": crm.Birthday, "phone": crm.Phone,
-				"email": crm.Email, "city": crm.City, "member_level": crm.MemberLevel, "store_id": crm.StoreID, "owner_id": crm.OwnerID}
+		if _, crmHas := crmExtra(crm)[k]; !crmHas {
+			d.Attrs[k] = t.v
 		}
-		// Where CDC and an identify disagree, the later one wins.
-		for _, f := range profileFields {
-			v, has := crmFields[f], crm != nil
-			if t, ok := p.traits[f]; ok && (!has || t.ts > crmTS) {
-				v, _ = t.v.(string)
-			}
-			if v != "" {
-				d.Fields[f] = normalizeValue(f, v)
-			}
-		}
-		if crm != nil {
-			d.Fields["registered_at"] = canonTime(crm.CreatedAt)
-			for k, v := range crm.Extra {
-				if v != nil {
-					d.Attrs[k] = v
-				}
-			}
-		}
-		for k, t := range p.traits {
-			if isProfileField(k) || t.v == nil {
-				continue
-			}
-			if _, crmHas := crmExtra(crm)[k]; !crmHas {
-				d.Attrs[k] = t.v
-			}
-		}
-		// Identities: the CRM id, the normalized phone and email of the
-		// document, and every device id seen with the user id.
-		d.Identities = append(d.Identities, key)
-		for _, f := range []string{"phone", "email"} {
-			if v := d.Fields[f]; v != "" {
-				d.Identities = append(d.Identities, f+":"+v)
-			}
-		}
-		for a := range p.anonIDs {
-			d.Identities = append(d.Identities, "anonymous_id:"+a)
-		}
-		// Orders move with customer_id; items attach to their order.
-		var count int
-		var spend int64
-		var first, last time.Time
-		var own []*Change
-		if crmID, ok := strings.CutPrefix(key, "crm_id:"); ok {
-			own = orders[crmID]
-		}
-		for _, o := range own {
-			var its []string
-			for _, it := range items[o.Key] {
-				r := it.Item
-				its = append(its, fmt.Sprintf("%s|%s|%s|%d|%s", r.SKU, r.ProductName, r.Category, r.Quantity, money(r.PriceCents)))
-			}
-			sort.Strings(its)
-			r := o.Order
-			paid := ""
-			if !r.PaidAt.IsZero() {
-				paid = canonTime(r.PaidAt)
-			}
-			d.Orders = append(d.Orders, orderLine(o.Key, r.OrderNo, r.StoreID, r.Status, money(r.TotalCents), canonTime(r.CreatedAt), paid, its))
-			if r.Status != "paid" {
-				continue
-			}
-			count++
-			spend += r.TotalCents
-			if first.IsZero() || r.CreatedAt.Before(first) {
-				first = r.CreatedAt
-			}
-			if last.IsZero() || r.CreatedAt.After(last) {
-				last = r.CreatedAt
-			}
-		}
-		d.Metrics["order_count"] = strconv.Itoa(count)
-		d.Metrics["total_spend"] = money(spend)
-		if count > 0 {
-			d.Metrics["first_order_at"] = canonTime(first)
-			d.Metrics["last_order_at"] = canonTime(last)
-		}
-		if p.lastSeen > 0 {
-			d.Metrics["last_seen_at"] = canonTime(time.UnixMilli(p.lastSeen))
-		}
-		d.normalize()
-		out[key] = d
 	}
-	return out, nil
+}
+
+// addOrders adds the customer's live orders with their live items, and
+// the order metrics, which count paid orders only.
+func addOrders(d *Doc, own []*Change, items map[string][]*Change) {
+	var count int
+	var spend int64
+	var first, last time.Time
+	for _, o := range own {
+		var its []string
+		for _, it := range items[o.Key] {
+			r := it.Item
+			its = append(its, fmt.Sprintf("%s|%s|%s|%d|%s", r.SKU, r.ProductName, r.Category, r.Quantity, money(r.PriceCents)))
+		}
+		sort.Strings(its)
+		r := o.Order
+		paid := ""
+		if !r.PaidAt.IsZero() {
+			paid = canonTime(r.PaidAt)
+		}
+		d.Orders = append(d.Orders, orderLine(o.Key, r.OrderNo, r.StoreID, r.Status, money(r.TotalCents), canonTime(r.CreatedAt), paid, its))
+		if r.Status != "paid" {
+			continue
+		}
+		count++
+		spend += r.TotalCents
+		if first.IsZero() || r.CreatedAt.Before(first) {
+			first = r.CreatedAt
+		}
+		if last.IsZero() || r.CreatedAt.After(last) {
+			last = r.CreatedAt
+		}
+	}
+	d.Metrics["order_count"] = strconv.Itoa(count)
+	d.Metrics["total_spend"] = money(spend)
+	if count > 0 {
+		d.Metrics["first_order_at"] = canonTime(first)
+		d.Metrics["last_order_at"] = canonTime(last)
+	}
 }
 
 func crmExtra(c *CustomerRow) map[string]any {

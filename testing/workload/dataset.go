@@ -1,34 +1,23 @@
-package harness
+// Package workload is the synthetic workload that the benchmark (cmd/bench)
+// and the chaos suite (testing/chaos) share: a reproducible generator of
+// source changes and SDK events (dataset.go), the Kafka messages they are
+// encoded into (stream.go), how far an indexer has come through them
+// (progress.go), and the reference model of the documents they must lead
+// to (model.go). It needs no running service and links no container
+// tooling, so the benchmark binary stays small.
+//
+// The model is a test oracle: it applies the stream by the rules of the
+// contract alone and imports no package of the service it judges
+// (TestTheModelImportsNothingOfTheService checks that).
+package workload
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
-	"math/big"
 	"math/rand/v2"
 	"sort"
 	"strconv"
 	"time"
-
-	"cdp/indexer"
 )
-
-// Message is one Kafka message of a generated stream.
-type Message struct {
-	Topic string // the topic suffix: indexer.TopicCustomers, indexer.TopicEvents, …
-	Key   []byte // nil: no key
-	Value []byte // nil: a tombstone
-	// What the message says, when it says something the model applies
-	// (nil for tombstones and for poison that is not even JSON).
-	Change *Change
-	Event  *Event
-	// Poison, when not empty, is why the indexer must dead-letter the
-	// message (a word the reason must contain); the model ignores it.
-	Poison string
-	// Where Produce put it.
-	Partition int32
-	Offset    int64
-}
 
 // Dataset is a generated stream and the reference model it leads to.
 type Dataset struct {
@@ -79,26 +68,12 @@ func (s DatasetStats) String() string {
 }
 
 // Model is the reference model of everything in Messages that is not
-// poison. Tests that add messages of their own apply them with AddChange
-// and AddEvent, or to the model directly.
+// poison. Tests that add messages of their own apply them to it.
 func (d *Dataset) Model() *Model { return d.model }
 
 // Expected is the final state the stream must lead to: the documents by
 // person key ("crm_id:…" or "anonymous_id:…").
 func (d *Dataset) Expected() (map[string]Doc, error) { return d.model.Docs() }
-
-// AddChange appends a change to the stream and applies it to the model.
-func (d *Dataset) AddChange(c *Change) {
-	d.Messages = append(d.Messages, changeMessage(c))
-	d.model.ApplyChange(c)
-	d.MaxLSN = max(d.MaxLSN, c.LSN)
-}
-
-// AddEvent appends an event to the stream and applies it to the model.
-func (d *Dataset) AddEvent(e *Event) {
-	d.Messages = append(d.Messages, EventMessage(e))
-	d.model.ApplyEvent(e)
-}
 
 // Epoch is where generated source times start.
 var Epoch = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
@@ -203,135 +178,164 @@ func (g *generator) date(from, to time.Time) time.Time {
 }
 
 func (g *generator) run() *Dataset {
-	var rows []*row
 	for i := 0; i < g.n; i++ {
 		g.customerKeys = append(g.customerKeys, strconv.Itoa(100000+g.base+i))
 	}
+	var rows []*row
 	for i := 0; i < g.n; i++ {
-		key := g.customerKeys[i]
-		b := g.r.Float64() * 0.8
-		deleted := g.chance(0.03)
-		cr := g.newRow(TableCustomers, key)
-		rows = append(rows, cr)
-		c := g.customer(i)
-		op := "c"
-		if g.chance(0.2) {
-			op = "r" // a snapshot read
-		}
-		g.add(cr, b, op, &Change{Customer: c})
-		if g.chance(0.3) {
-			u := *c
-			u.Extra = copyMap(c.Extra)
-			u.Name, u.City, u.MemberLevel = g.pick(names), g.pick(cities), g.pick(levels)
-			u.Extra["points"] = float64(g.r.IntN(5000))
-			u.UpdatedAt = c.UpdatedAt.Add(time.Hour * time.Duration(1+g.r.IntN(500)))
-			g.add(cr, b+0.01+g.r.Float64()*0.19, "u", &Change{Customer: &u})
-			c = &u
-		}
-		if deleted {
-			g.add(cr, b+0.3+g.r.Float64()*0.05, "d", &Change{Customer: c})
-		}
-		g.stats.Customers++
-
-		// Orders: created around the customer (sometimes before it: a
-		// child before its parent), updated, moved, deleted.
-		for range 1 + g.r.IntN(5) {
-			or := g.newRow(TableOrders, strconv.Itoa(1000000+g.base+g.nextO))
-			g.nextO++
-			g.stats.Orders++
-			rows = append(rows, or)
-			g.orderKeys = append(g.orderKeys, or.key)
-			created := b - 0.002 + g.r.Float64()*0.052
-			t := created
-			o := g.order(key)
-			g.add(or, t, "c", &Change{Order: o})
-			if g.chance(0.25) {
-				u := *o
-				switch o.Status {
-				case "created":
-					if g.chance(0.7) {
-						u.Status, u.PaidAt = "paid", o.CreatedAt.Add(time.Duration(1+g.r.IntN(3600))*time.Second)
-					} else {
-						u.Status = "cancelled"
-					}
-				case "paid":
-					u.Status = "refunded"
-				default:
-					u.StoreID = fmt.Sprintf("s-%02d", g.r.IntN(20))
-				}
-				t += 0.001 + g.r.Float64()*0.1
-				g.add(or, t, "u", &Change{Order: &u})
-				o = &u
-			}
-			if g.chance(0.02) && g.n > 1 {
-				u := *o
-				for u.CustomerID == o.CustomerID {
-					u.CustomerID = g.pick(g.customerKeys)
-				}
-				t += 0.001 + g.r.Float64()*0.1
-				g.add(or, t, "u", &Change{Order: &u})
-				g.stats.OrderMoves++
-				o = &u
-			}
-			if g.chance(0.05) {
-				t += 0.001 + g.r.Float64()*0.1
-				g.add(or, t, "d", &Change{Order: o})
-			}
-			// Items: around their order (sometimes before it).
-			for range 1 + g.r.IntN(3) {
-				ir := g.newRow(TableOrderItems, strconv.Itoa(5000000+g.base+g.nextI))
-				g.nextI++
-				g.stats.Items++
-				rows = append(rows, ir)
-				ti := created - 0.001 + g.r.Float64()*0.003
-				it := g.item(or.key)
-				g.add(ir, ti, "c", &Change{Item: it})
-				if g.chance(0.05) {
-					u := *it
-					u.Quantity = 1 + g.r.IntN(9)
-					ti += 0.001 + g.r.Float64()*0.1
-					g.add(ir, ti, "u", &Change{Item: &u})
-					it = &u
-				}
-				if g.chance(0.015) {
-					u := *it
-					for u.OrderID == it.OrderID {
-						u.OrderID = g.pick(g.orderKeys)
-					}
-					ti += 0.001 + g.r.Float64()*0.1
-					g.add(ir, ti, "u", &Change{Item: &u})
-					g.stats.ItemMoves++
-					it = &u
-				}
-				if g.chance(0.03) {
-					ti += 0.001 + g.r.Float64()*0.1
-					g.add(ir, ti, "d", &Change{Item: it})
-				}
-			}
-		}
-
-		// Events of the customer, all before a delete of the customer
-		// (an event after it is a case the contract leaves open).
-		device := ""
-		if g.chance(0.4) {
-			device = "dev-" + key
-		}
-		for range g.r.IntN(6) {
-			g.event(b+g.r.Float64()*0.15, key, device, "")
-		}
-		if g.chance(0.2) {
-			t := b + g.r.Float64()*0.15
-			if !deleted && g.chance(0.5) {
-				t = b + 0.22 + g.r.Float64()*0.08 // newer than every CRM change: the identify wins
-			}
-			traits := map[string]any{"vip_card": fmt.Sprintf("VIP-%d", g.r.IntN(100000))}
-			if g.chance(0.6) {
-				traits["city"] = g.pick(cities)
-			}
-			g.event(t, key, device, "identify", traits)
-		}
+		rows = append(rows, g.crmCustomer(i)...)
 	}
-	// Users known only from the SDK, and anonymous devices.
+	g.sdkOnlyPeople()
+	lsn, last := g.stampTimeline()
+	return g.encode(g.deliveries(rows), lsn*10, last)
+}
+
+// crmCustomer plans CRM customer i: its row's changes, its orders with
+// their items, and its events. It returns the rows it planned.
+func (g *generator) crmCustomer(i int) []*row {
+	key := g.customerKeys[i]
+	b := g.r.Float64() * 0.8
+	deleted := g.chance(0.03)
+	cr := g.newRow(TableCustomers, key)
+	rows := []*row{cr}
+	c := g.customer(i)
+	op := "c"
+	if g.chance(0.2) {
+		op = "r" // a snapshot read
+	}
+	g.add(cr, b, op, &Change{Customer: c})
+	if g.chance(0.3) {
+		u := *c
+		u.Extra = copyMap(c.Extra)
+		u.Name, u.City, u.MemberLevel = g.pick(names), g.pick(cities), g.pick(levels)
+		u.Extra["points"] = float64(g.r.IntN(5000))
+		u.UpdatedAt = c.UpdatedAt.Add(time.Hour * time.Duration(1+g.r.IntN(500)))
+		g.add(cr, b+0.01+g.r.Float64()*0.19, "u", &Change{Customer: &u})
+		c = &u
+	}
+	if deleted {
+		g.add(cr, b+0.3+g.r.Float64()*0.05, "d", &Change{Customer: c})
+	}
+	g.stats.Customers++
+	for range 1 + g.r.IntN(5) {
+		rows = append(rows, g.planOrder(key, b)...)
+	}
+	g.customerEvents(key, b, deleted)
+	return rows
+}
+
+// planOrder plans an order of the customer whose changes start at b:
+// created around the customer (sometimes before it: a child before its
+// parent), updated, moved, deleted, and its items. It returns the order's
+// row, then its items'.
+func (g *generator) planOrder(customerKey string, b float64) []*row {
+	or := g.newRow(TableOrders, strconv.Itoa(1000000+g.base+g.nextO))
+	g.nextO++
+	g.stats.Orders++
+	rows := []*row{or}
+	g.orderKeys = append(g.orderKeys, or.key)
+	created := b - 0.002 + g.r.Float64()*0.052
+	t := created
+	o := g.order(customerKey)
+	g.add(or, t, "c", &Change{Order: o})
+	if g.chance(0.25) {
+		u := *o
+		switch o.Status {
+		case "created":
+			if g.chance(0.7) {
+				u.Status, u.PaidAt = "paid", o.CreatedAt.Add(time.Duration(1+g.r.IntN(3600))*time.Second)
+			} else {
+				u.Status = "cancelled"
+			}
+		case "paid":
+			u.Status = "refunded"
+		default:
+			u.StoreID = fmt.Sprintf("s-%02d", g.r.IntN(20))
+		}
+		t += 0.001 + g.r.Float64()*0.1
+		g.add(or, t, "u", &Change{Order: &u})
+		o = &u
+	}
+	if g.chance(0.02) && g.n > 1 {
+		u := *o
+		for u.CustomerID == o.CustomerID {
+			u.CustomerID = g.pick(g.customerKeys)
+		}
+		t += 0.001 + g.r.Float64()*0.1
+		g.add(or, t, "u", &Change{Order: &u})
+		g.stats.OrderMoves++
+		o = &u
+	}
+	if g.chance(0.05) {
+		t += 0.001 + g.r.Float64()*0.1
+		g.add(or, t, "d", &Change{Order: o})
+	}
+	for range 1 + g.r.IntN(3) {
+		rows = append(rows, g.planItem(or.key, created))
+	}
+	return rows
+}
+
+// planItem plans an item of the order created at created: around its
+// order (sometimes before it), updated, moved to another order, deleted.
+func (g *generator) planItem(orderKey string, created float64) *row {
+	ir := g.newRow(TableOrderItems, strconv.Itoa(5000000+g.base+g.nextI))
+	g.nextI++
+	g.stats.Items++
+	ti := created - 0.001 + g.r.Float64()*0.003
+	it := g.item(orderKey)
+	g.add(ir, ti, "c", &Change{Item: it})
+	if g.chance(0.05) {
+		u := *it
+		u.Quantity = 1 + g.r.IntN(9)
+		ti += 0.001 + g.r.Float64()*0.1
+		g.add(ir, ti, "u", &Change{Item: &u})
+		it = &u
+	}
+	if g.chance(0.015) {
+		u := *it
+		for u.OrderID == it.OrderID {
+			u.OrderID = g.pick(g.orderKeys)
+		}
+		ti += 0.001 + g.r.Float64()*0.1
+		g.add(ir, ti, "u", &Change{Item: &u})
+		g.stats.ItemMoves++
+		it = &u
+	}
+	if g.chance(0.03) {
+		ti += 0.001 + g.r.Float64()*0.1
+		g.add(ir, ti, "d", &Change{Item: it})
+	}
+	return ir
+}
+
+// customerEvents plans the SDK events of a CRM customer whose changes start
+// at b, all before a delete of the customer (an event after it is a case
+// the contract leaves open).
+func (g *generator) customerEvents(key string, b float64, deleted bool) {
+	device := ""
+	if g.chance(0.4) {
+		device = "dev-" + key
+	}
+	for range g.r.IntN(6) {
+		g.event(b+g.r.Float64()*0.15, key, device, "")
+	}
+	if g.chance(0.2) {
+		t := b + g.r.Float64()*0.15
+		if !deleted && g.chance(0.5) {
+			t = b + 0.22 + g.r.Float64()*0.08 // newer than every CRM change: the identify wins
+		}
+		traits := map[string]any{"vip_card": fmt.Sprintf("VIP-%d", g.r.IntN(100000))}
+		if g.chance(0.6) {
+			traits["city"] = g.pick(cities)
+		}
+		g.event(t, key, device, "identify", traits)
+	}
+}
+
+// sdkOnlyPeople plans the events of users known only from the SDK, and of
+// anonymous devices.
+func (g *generator) sdkOnlyPeople() {
 	for j := range max(1, g.n/50) {
 		user := strconv.Itoa(900000 + g.base + j)
 		g.stats.SDKOnlyUsers++
@@ -349,25 +353,31 @@ func (g *generator) run() *Dataset {
 			g.event(b+g.r.Float64()*0.05, "", dev, "")
 		}
 	}
+}
 
-	// Source times and positions follow the timeline.
+// stampTimeline gives the plans source times and positions that follow
+// the timeline, and returns the number of changes and the latest time.
+func (g *generator) stampTimeline() (changes int64, last time.Time) {
 	sort.SliceStable(g.plans, func(i, j int) bool { return g.plans[i].t < g.plans[j].t })
-	var lsn int64
-	var last time.Time
 	for i, p := range g.plans {
 		ms := Epoch.UnixMilli() + int64(i)*1000 + g.r.Int64N(1000)
 		last = time.UnixMilli(ms).UTC()
 		p.emit = p.t
 		if p.change != nil {
-			lsn++
-			p.change.LSN, p.change.TsMs = lsn*10, ms
+			changes++
+			p.change.LSN, p.change.TsMs = changes*10, ms
 		} else {
 			p.event.Timestamp = last
 		}
 	}
-	// Delivery: some changes arrive after a newer change of their row (an
-	// older update, or a create after the delete), tombstones follow
-	// deletes, and some messages are delivered twice.
+	return changes, last
+}
+
+// deliveries returns the plans in delivery order: some changes arrive
+// after a newer change of their row (an older update, or a create after
+// the delete), tombstones follow deletes, and some messages are delivered
+// twice.
+func (g *generator) deliveries(rows []*row) []*plan {
 	extra := []*plan{}
 	for _, r := range rows {
 		for k, p := range r.versions {
@@ -397,8 +407,13 @@ func (g *generator) run() *Dataset {
 		}
 	}
 	sort.SliceStable(all, func(i, j int) bool { return all[i].emit < all[j].emit })
+	return all
+}
 
-	d := &Dataset{model: NewModel(), MaxLSN: lsn * 10, LastTime: last}
+// encode turns the plans, in delivery order, into the dataset's messages
+// and applies them to its model.
+func (g *generator) encode(all []*plan, maxLSN int64, last time.Time) *Dataset {
+	d := &Dataset{model: NewModel(), MaxLSN: maxLSN, LastTime: last}
 	for _, p := range all {
 		var m Message
 		switch {
@@ -516,167 +531,4 @@ func (g *generator) event(t float64, user, device, typ string, traits ...map[str
 		e.Properties = map[string]any{"sku": fmt.Sprintf("p-%d", g.r.IntN(500)), "category": g.pick(categories), "price": float64(g.r.IntN(100000)) / 100}
 	}
 	g.plans = append(g.plans, &plan{t: t, event: e})
-}
-
-// ---------------------------------------------------------------- encoding --
-
-func topicOf(table string) string {
-	switch table {
-	case TableCustomers:
-		return indexer.TopicCustomers
-	case TableOrders:
-		return indexer.TopicOrders
-	}
-	return indexer.TopicOrderItems
-}
-
-func rowKey(c *Change) []byte {
-	if c.StructKey {
-		return []byte(`{"id":` + c.Key + `}`)
-	}
-	return []byte(c.Key)
-}
-
-func jsonTime(t time.Time, offset bool) string {
-	if offset {
-		return t.In(time.FixedZone("", 8*3600)).Format("2006-01-02T15:04:05.000-07:00")
-	}
-	return t.UTC().Format("2006-01-02T15:04:05.000Z")
-}
-
-func intOrString(key string) any {
-	if n, err := strconv.ParseInt(key, 10, 64); err == nil {
-		return n
-	}
-	return key
-}
-
-func nullable(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}
-
-// rowImage is the Debezium row image of a change.
-func rowImage(c *Change) map[string]any {
-	img := map[string]any{"id": intOrString(c.Key)}
-	offset := c.LSN%3 == 0 // some timestamps with a +08:00 offset
-	switch {
-	case c.Customer != nil:
-		r := c.Customer
-		for k, v := range r.Extra {
-			img[k] = v
-		}
-		for k, v := range map[string]string{"name": r.Name, "phone": r.Phone, "email": r.Email, "gender": r.Gender, "birthday": r.Birthday,
-			"city": r.City, "member_level": r.MemberLevel, "store_id": r.StoreID, "owner_id": r.OwnerID} {
-			img[k] = nullable(v)
-		}
-		img["created_at"] = jsonTime(r.CreatedAt, offset)
-		img["updated_at"] = jsonTime(r.UpdatedAt, offset)
-	case c.Order != nil:
-		r := c.Order
-		img["customer_id"] = intOrString(r.CustomerID)
-		img["order_no"], img["store_id"], img["status"] = r.OrderNo, r.StoreID, r.Status
-		if c.Schema {
-			img["total_amount"] = decimalBase64(r.TotalCents)
-			img["created_at"] = r.CreatedAt.UnixMilli()
-			img["paid_at"] = nil
-			if !r.PaidAt.IsZero() {
-				img["paid_at"] = r.PaidAt.UnixMicro()
-			}
-		} else {
-			img["total_amount"] = json.Number(money(r.TotalCents))
-			img["created_at"] = jsonTime(r.CreatedAt, offset)
-			img["paid_at"] = nil
-			if !r.PaidAt.IsZero() {
-				img["paid_at"] = jsonTime(r.PaidAt, offset)
-			}
-		}
-	case c.Item != nil:
-		r := c.Item
-		img["order_id"] = intOrString(r.OrderID)
-		img["sku"], img["product_name"], img["category"] = r.SKU, r.ProductName, r.Category
-		img["quantity"] = r.Quantity
-		img["price"] = json.Number(money(r.PriceCents))
-	}
-	return img
-}
-
-// decimalBase64 is Debezium's encoding of a decimal of scale 2: the
-// unscaled value's big-endian two's complement bytes, in base64.
-func decimalBase64(cents int64) string {
-	b := big.NewInt(cents).Bytes()
-	if len(b) == 0 || b[0]&0x80 != 0 {
-		b = append([]byte{0}, b...)
-	}
-	return base64.StdEncoding.EncodeToString(b)
-}
-
-var orderSchema = json.RawMessage(`{"type":"struct","name":"shop.orders.Envelope","fields":[
- {"field":"before","type":"struct","optional":true,"fields":[{"field":"id","type":"int64"},{"field":"customer_id","type":"int64"},{"field":"order_no","type":"string"},{"field":"store_id","type":"string"},{"field":"status","type":"string"},{"field":"total_amount","type":"bytes","name":"org.apache.kafka.connect.data.Decimal","parameters":{"scale":"2","connect.decimal.precision":"12"}},{"field":"created_at","type":"int64","name":"io.debezium.time.Timestamp"},{"field":"paid_at","type":"int64","optional":true,"name":"io.debezium.time.MicroTimestamp"}]},
- {"field":"after","type":"struct","optional":true,"fields":[{"field":"id","type":"int64"},{"field":"customer_id","type":"int64"},{"field":"order_no","type":"string"},{"field":"store_id","type":"string"},{"field":"status","type":"string"},{"field":"total_amount","type":"bytes","name":"org.apache.kafka.connect.data.Decimal","parameters":{"scale":"2","connect.decimal.precision":"12"}},{"field":"created_at","type":"int64","name":"io.debezium.time.Timestamp"},{"field":"paid_at","type":"int64","optional":true,"name":"io.debezium.time.MicroTimestamp"}]},
- {"field":"source","type":"struct","fields":[{"field":"table","type":"string"},{"field":"lsn","type":"int64"},{"field":"ts_ms","type":"int64"}]},
- {"field":"op","type":"string"},{"field":"ts_ms","type":"int64","optional":true}]}`)
-
-// ChangeValue encodes a change as a Debezium message value.
-func ChangeValue(c *Change) []byte {
-	env := map[string]any{"before": nil, "after": nil, "op": c.Op, "ts_ms": c.TsMs + 7,
-		"source": map[string]any{"table": c.Table, "lsn": c.LSN, "ts_ms": c.TsMs}}
-	if c.Deleted() {
-		env["before"] = rowImage(c)
-	} else {
-		env["after"] = rowImage(c)
-	}
-	var v any = env
-	if c.Schema && c.Order != nil {
-		v = map[string]any{"schema": orderSchema, "payload": env}
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
-
-func changeMessage(c *Change) Message {
-	return Message{Topic: topicOf(c.Table), Key: rowKey(c), Value: ChangeValue(c), Change: c}
-}
-
-// EventValue encodes an event as an SDK message.
-func EventValue(e *Event) []byte {
-	v := map[string]any{"type": e.Type, "messageId": e.MessageID, "timestamp": jsonTime(e.Timestamp, e.Timestamp.UnixMilli()%2 == 0)}
-	if e.UserID != "" {
-		v["userId"] = e.UserID
-	}
-	if e.AnonymousID != "" {
-		v["anonymousId"] = e.AnonymousID
-	}
-	if e.Name != "" {
-		v["event"] = e.Name
-	}
-	if e.Properties != nil {
-		v["properties"] = e.Properties
-	}
-	if e.Traits != nil {
-		v["traits"] = e.Traits
-	}
-	if e.Channel != "" {
-		v["context"] = map[string]any{"channel": e.Channel, "ip": "10.0.0.1"}
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
-
-// EventMessage is an event as a Kafka message, keyed by the user id, else
-// the device id (CONTRACT §1.1).
-func EventMessage(e *Event) Message {
-	key := e.UserID
-	if key == "" {
-		key = e.AnonymousID
-	}
-	return Message{Topic: indexer.TopicEvents, Key: []byte(key), Value: EventValue(e), Event: e}
 }

@@ -1,4 +1,4 @@
-package harness_test
+package e2e_test
 
 import (
 	"encoding/json"
@@ -12,7 +12,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"cdp/indexer"
-	harness "cdp/testing"
+	"cdp/testing/harness"
 )
 
 func getJSON(t *testing.T, url string) (int, map[string]any) {

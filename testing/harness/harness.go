@@ -1,8 +1,12 @@
-// Package harness is the shared integration-test harness (the folder is
-// testing/; the package is named harness so that it does not shadow the
-// standard library's testing). Integration tests get the real OpenSearch,
-// Kafka and Redis from it, each test with its own index, topic and group
-// names, removed when the test ends.
+// Package harness is the integration-test harness: it gives tests the real
+// OpenSearch, Kafka and Redis, each test with its own index, topic and
+// group names, removed when the test ends; it runs the indexer and the API
+// in the test's process or `cdp index` as a process of its own; it stops and
+// starts services through scripts/deps.sh for the chaos suite; and it reads
+// back what the service holds (Kafka progress, dead letters, documents) to
+// compare with a workload's reference model (package workload). (The
+// folder testing/ is not a package, so that nothing shadows the standard
+// library's testing.)
 //
 // Endpoints come from CDP_OPENSEARCH_URL, CDP_KAFKA_BROKERS and
 // CDP_REDIS_ADDR (`make test` sets them after `make deps-up`). When they are
@@ -46,12 +50,13 @@ var (
 )
 
 // Services returns the shared endpoints, checking once per test binary
-// that every service answers. Integration tests are skipped under
-// `go test -short`, except when CI=true.
+// that every service answers; a service that does not fails the test. It
+// is the one gate of every test that talks to a service: under
+// `go test -short` it skips the test before anything is contacted.
 func Services(t testing.TB) *Env {
 	t.Helper()
-	if testing.Short() && os.Getenv("CI") != "true" {
-		t.Skip("integration test: skipped with -short")
+	if testing.Short() {
+		t.Skip("integration test: needs OpenSearch, Kafka and Redis; skipped with -short")
 	}
 	once.Do(func() { shared, initErr = resolve() })
 	if initErr != nil {

@@ -12,6 +12,7 @@ import (
 
 	"cdp/config"
 	"cdp/indexer"
+	"cdp/testing/workload"
 )
 
 // CreateTopics creates the service's topics for cfg (as the indexer does
@@ -29,14 +30,14 @@ func (e *Env) CreateTopics(t testing.TB, cfg *config.Config) {
 
 // Produce sends the messages to cfg's topics in order, in batches, and
 // records where each one went (Partition, Offset).
-func (e *Env) Produce(t testing.TB, cfg *config.Config, msgs []Message) {
+func (e *Env) Produce(t testing.TB, cfg *config.Config, msgs []workload.Message) {
 	t.Helper()
 	if err := e.produce(cfg, msgs); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func (e *Env) produce(cfg *config.Config, msgs []Message) error {
+func (e *Env) produce(cfg *config.Config, msgs []workload.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -69,118 +70,21 @@ func (e *Env) produce(cfg *config.Config, msgs []Message) error {
 	return nil
 }
 
-// ProduceAsync produces in the background; the returned channel yields
-// the outcome once.
-func (e *Env) ProduceAsync(cfg *config.Config, msgs []Message) <-chan error {
-	done := make(chan error, 1)
-	go func() { done <- e.produce(cfg, msgs) }()
-	return done
-}
-
-// Progress is how far the indexer's consumer group has come: committed
-// offsets against the high-water marks, summed over partitions.
-type Progress struct {
-	SourceCommitted, SourceEnd int64 // the four source topics
-	DirtyCommitted, DirtyEnd   int64 // the internal dirty-marker topic
-}
-
-// Idle reports whether everything produced so far is applied and committed.
-func (p Progress) Idle() bool {
-	return p.SourceCommitted == p.SourceEnd && p.DirtyCommitted == p.DirtyEnd
-}
-
-func (p Progress) String() string {
-	return fmt.Sprintf("sources %d/%d committed, dirty markers %d/%d", p.SourceCommitted, p.SourceEnd, p.DirtyCommitted, p.DirtyEnd)
-}
-
 // Progress reads the consumer group's progress once.
-func (e *Env) Progress(cfg *config.Config) (Progress, error) {
-	r, err := NewProgressReader(cfg)
+func (e *Env) Progress(cfg *config.Config) (workload.Progress, error) {
+	r, err := workload.NewProgressReader(cfg)
 	if err != nil {
-		return Progress{}, err
+		return workload.Progress{}, err
 	}
 	defer r.Close()
 	return r.Read()
 }
 
-// ProgressReader reads an indexer group's progress over one long-lived
-// connection, so that polling it often costs little.
-type ProgressReader struct {
-	cfg    *config.Config
-	client sarama.Client
-	admin  sarama.ClusterAdmin
-}
-
-// NewProgressReader connects to cfg's Kafka for cfg's consumer group.
-func NewProgressReader(cfg *config.Config) (*ProgressReader, error) {
-	client, err := sarama.NewClient(cfg.KafkaBrokers, indexer.KafkaConfig("cdp-progress"))
-	if err != nil {
-		return nil, err
-	}
-	admin, err := sarama.NewClusterAdminFromClient(client)
-	if err != nil {
-		client.Close()
-		return nil, err
-	}
-	return &ProgressReader{cfg: cfg, client: client, admin: admin}, nil
-}
-
-// Close closes the connection.
-func (r *ProgressReader) Close() { r.admin.Close() }
-
-// Read returns the progress now. The source topics are read before the
-// dirty topic: markers are produced before the sources that caused them are
-// committed, so a zero lag on both means all work is done.
-func (r *ProgressReader) Read() (Progress, error) {
-	var p Progress
-	sources := make([]string, len(indexer.SourceTopics))
-	for i, s := range indexer.SourceTopics {
-		sources[i] = r.cfg.Topic(s)
-	}
-	var err error
-	if p.SourceCommitted, p.SourceEnd, err = r.sum(sources); err != nil {
-		return p, err
-	}
-	p.DirtyCommitted, p.DirtyEnd, err = r.sum([]string{r.cfg.Topic(indexer.TopicDirty)})
-	return p, err
-}
-
-// sum adds up the committed offsets and high-water marks of the topics.
-func (r *ProgressReader) sum(topics []string) (committed, end int64, err error) {
-	parts := map[string][]int32{}
-	for _, topic := range topics {
-		ps, err := r.client.Partitions(topic)
-		if err != nil {
-			return 0, 0, fmt.Errorf("partitions of %s: %w", topic, err)
-		}
-		parts[topic] = ps
-		for _, part := range ps {
-			hwm, err := r.client.GetOffset(topic, part, sarama.OffsetNewest)
-			if err != nil {
-				return 0, 0, fmt.Errorf("offset of %s/%d: %w", topic, part, err)
-			}
-			end += hwm
-		}
-	}
-	resp, err := r.admin.ListConsumerGroupOffsets(r.cfg.ConsumerGroup, parts)
-	if err != nil {
-		return 0, 0, fmt.Errorf("committed offsets: %w", err)
-	}
-	for topic, ps := range parts {
-		for _, part := range ps {
-			if b := resp.GetBlock(topic, part); b != nil && b.Err == sarama.ErrNoError && b.Offset > 0 {
-				committed += b.Offset
-			}
-		}
-	}
-	return committed, end, nil
-}
-
 // WaitProgress polls the group's progress until cond holds, and returns
 // the time it did.
-func (e *Env) WaitProgress(t testing.TB, cfg *config.Config, timeout time.Duration, what string, cond func(Progress) bool) (Progress, time.Time) {
+func (e *Env) WaitProgress(t testing.TB, cfg *config.Config, timeout time.Duration, what string, cond func(workload.Progress) bool) (workload.Progress, time.Time) {
 	t.Helper()
-	var last Progress
+	var last workload.Progress
 	Eventually(t, timeout, func() (bool, string) {
 		p, err := e.Progress(cfg)
 		if err != nil {
@@ -196,7 +100,7 @@ func (e *Env) WaitProgress(t testing.TB, cfg *config.Config, timeout time.Durati
 // produced so far, and returns when that was first seen.
 func (e *Env) WaitIdle(t testing.TB, cfg *config.Config, timeout time.Duration) time.Time {
 	t.Helper()
-	_, at := e.WaitProgress(t, cfg, timeout, "indexer idle", Progress.Idle)
+	_, at := e.WaitProgress(t, cfg, timeout, "indexer idle", workload.Progress.Idle)
 	return at
 }
 
@@ -323,14 +227,14 @@ func (e *Env) GroupMembers(cfg *config.Config) (map[string]int, string, error) {
 // poison messages among msgs (which must have been produced with Produce),
 // each with its source topic, partition, offset and key and a reason that
 // contains the message's Poison word (case-insensitive).
-func (e *Env) ExpectedDeadLetters(t testing.TB, cfg *config.Config, msgs []Message) {
+func (e *Env) ExpectedDeadLetters(t testing.TB, cfg *config.Config, msgs []workload.Message) {
 	t.Helper()
 	type where struct {
 		topic     string
 		partition int32
 		offset    int64
 	}
-	want := map[where]Message{}
+	want := map[where]workload.Message{}
 	for _, m := range msgs {
 		if m.Poison != "" {
 			want[where{cfg.Topic(m.Topic), m.Partition, m.Offset}] = m
