@@ -16,9 +16,11 @@ import (
 // dynamicFields bounds the dynamic object (attrs of customers, properties
 // of events) of one index: at most limit distinct keys get a mapping, so
 // no source can exhaust the index's field limit. A value whose key is over
-// the limit, or that OpenSearch refuses for its mapped type, is moved to
-// the object's unindexed twin (mapped enabled: false): kept in the
-// document, not searchable, never lost.
+// the limit, or that OpenSearch refuses for its mapped type (the indices
+// do not ignore malformed values, so a refusal is never silent), is moved
+// to the object's unindexed twin (mapped enabled: false): kept in the
+// document and the 360 view, not searchable, never lost, and counted in
+// cdp_indexer_demoted_fields_total.
 type dynamicFields struct {
 	st        *store.Client
 	index     string
@@ -27,14 +29,25 @@ type dynamicFields struct {
 	limit     int
 	// discover records the new keys in the field catalog.
 	discover func(context.Context, []schema.Field) error
+	// demoted counts a value moved to the unindexed twin, by reason.
+	demoted func(reason string)
 
 	mu    sync.Mutex
 	known map[string]bool
 }
 
-func newDynamicFields(st *store.Client, index, object string, limit int, discover func(context.Context, []schema.Field) error) *dynamicFields {
+// Reasons a value is kept unindexed.
+const (
+	demotedOverLimit = "over_limit" // its key is past --max-dynamic-fields
+	demotedRefused   = "refused"    // OpenSearch refused it for the key's mapped type
+)
+
+func newDynamicFields(st *store.Client, index, object string, limit int, discover func(context.Context, []schema.Field) error, demoted func(reason string)) *dynamicFields {
+	if demoted == nil {
+		demoted = func(string) {}
+	}
 	return &dynamicFields{st: st, index: index, object: object, unindexed: object + "_unindexed", limit: limit,
-		discover: discover, known: map[string]bool{}}
+		discover: discover, demoted: demoted, known: map[string]bool{}}
 }
 
 // load reads the keys the index has mapped already.
@@ -79,7 +92,7 @@ func (d *dynamicFields) prepare(ctx context.Context, docs []map[string]any) erro
 				continue // null: nothing to map yet
 			}
 			if len(d.known)+len(props) >= d.limit {
-				d.demoteLocked(doc, k, v)
+				d.demoteLocked(doc, k, v, demotedOverLimit)
 				continue
 			}
 			props[k] = schema.TypeMapping(t)
@@ -173,11 +186,12 @@ func (d *dynamicFields) demoteRejected(doc map[string]any, reason string) bool {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.demoteLocked(doc, key, v)
+	d.demoteLocked(doc, key, v, demotedRefused)
 	return true
 }
 
-func (d *dynamicFields) demoteLocked(doc map[string]any, key string, v any) {
+func (d *dynamicFields) demoteLocked(doc map[string]any, key string, v any, reason string) {
+	d.demoted(reason)
 	delete(doc[d.object].(map[string]any), key)
 	un, _ := doc[d.unindexed].(map[string]any)
 	if un == nil {

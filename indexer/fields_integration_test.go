@@ -38,14 +38,16 @@ func TestTwoThousandDistinctUnknownColumnsAreAllIndexed(t *testing.T) {
 }
 
 // Past the dynamic-field limit, and for a value its mapping refuses, a
-// value is kept unindexed instead of failing the document.
+// value is kept unindexed instead of failing the document: moved to the
+// unindexed twin, where the document and the 360 view still show it, and
+// counted, never silently left unsearchable where it stood.
 func TestDynamicValuesOverTheLimitOrOfTheWrongTypeAreKeptUnindexed(t *testing.T) {
 	env := harness.Services(t)
 	cfg := env.Config(t)
 	cfg.MaxDynamicFields = 2
 	p := env.Producer(t)
 	produce(t, p, cfg.TopicPrefix, change(indexer.TopicCustomers, "c", 1, map[string]any{"name": "a", "vip": true, "score": 1}, 1))
-	env.StartIndexer(t, cfg)
+	reg := env.StartIndexer(t, cfg)
 	harness.Eventually(t, 30*time.Second, func() (bool, string) {
 		return env.CustomerByIdentity(t, cfg, "crm_id", "1") != nil, "customer 1 not indexed"
 	})
@@ -61,10 +63,10 @@ func TestDynamicValuesOverTheLimitOrOfTheWrongTypeAreKeptUnindexed(t *testing.T)
 	})
 	attrs, _ := doc["attrs"].(map[string]any)
 	un, _ := doc["attrs_unindexed"].(map[string]any)
-	// vip is mapped boolean: the index ignores "maybe" as malformed, so it
-	// stays under attrs, where the contract puts extra columns, unindexed.
-	if _, demoted := un["vip"]; attrs["score"] != 2.0 || attrs["vip"] != "maybe" || demoted || un["third"] != "x" {
-		t.Fatalf("attrs = %v, attrs_unindexed = %v: want score indexed, vip kept under attrs, third (over the limit) unindexed", attrs, un)
+	// vip is mapped boolean: OpenSearch refuses "maybe", so the value moves
+	// to attrs_unindexed.
+	if _, stays := attrs["vip"]; attrs["score"] != 2.0 || stays || un["vip"] != "maybe" || un["third"] != "x" {
+		t.Fatalf("attrs = %v, attrs_unindexed = %v: want score indexed, vip (refused) and third (over the limit) unindexed", attrs, un)
 	}
 	if n := env.Count(t, cfg, "customers", map[string]any{"term": map[string]any{"attrs.vip": true}}); n != 1 {
 		t.Errorf("%d customers match attrs.vip = true, want only customer 1", n)
@@ -73,13 +75,21 @@ func TestDynamicValuesOverTheLimitOrOfTheWrongTypeAreKeptUnindexed(t *testing.T)
 		n := env.Count(t, cfg, "events", map[string]any{"term": map[string]any{"customer_id": doc["customer_id"]}})
 		return n == 2, fmt.Sprintf("%d events stored, want both", n)
 	})
-	// The same holds for event properties: "maybe" after a boolean stays
-	// under properties.
+	// The same holds for event properties: "maybe" after a boolean moves to
+	// properties_unindexed.
 	var e2 map[string]any
 	if found, err := env.Store(t).GetSource(context.Background(), mapping.Events.Alias(cfg.IndexPrefix), "e2", &e2); err != nil || !found {
 		t.Fatalf("event e2 not stored (found %v, err %v)", found, err)
 	}
-	if props, _ := e2["properties"].(map[string]any); props["flag"] != "maybe" {
-		t.Errorf("event e2: properties = %v, properties_unindexed = %v; want flag \"maybe\" under properties", e2["properties"], e2["properties_unindexed"])
+	if un, _ := e2["properties_unindexed"].(map[string]any); un["flag"] != "maybe" {
+		t.Errorf("event e2: properties = %v, properties_unindexed = %v; want flag \"maybe\" unindexed", e2["properties"], e2["properties_unindexed"])
+	}
+	for _, c := range []struct {
+		object, reason string
+		want           float64
+	}{{"attrs", "refused", 1}, {"attrs", "over_limit", 1}, {"properties", "refused", 1}} {
+		if got := harness.Counter(t, reg, "cdp_indexer_demoted_fields_total", "object", c.object, "reason", c.reason); got < c.want {
+			t.Errorf("cdp_indexer_demoted_fields_total{object=%s,reason=%s} = %v, want at least %v", c.object, c.reason, got, c.want)
+		}
 	}
 }

@@ -12,7 +12,7 @@ import (
 )
 
 func TestARejectedDynamicFieldIsMovedToTheUnindexedTwin(t *testing.T) {
-	d := newDynamicFields(nil, "i", "attrs", 10, nil)
+	d := newDynamicFields(nil, "i", "attrs", 10, nil, nil)
 	doc := map[string]any{"name": "x", "attrs": map[string]any{"vip": "maybe", "score": 1.0}}
 	reason := "failed to parse field [attrs.vip] of type [boolean] in document with id 'c1'. Preview of field's value: 'maybe'"
 	if !d.demoteRejected(doc, reason) {
@@ -25,7 +25,7 @@ func TestARejectedDynamicFieldIsMovedToTheUnindexedTwin(t *testing.T) {
 }
 
 func TestARejectionOutsideTheDynamicObjectCannotBeHelped(t *testing.T) {
-	d := newDynamicFields(nil, "i", "attrs", 10, nil)
+	d := newDynamicFields(nil, "i", "attrs", 10, nil, nil)
 	for _, reason := range []string{
 		"failed to parse field [birthday] of type [date] in document with id 'c1'",
 		"failed to parse field [attrs.gone] of type [long]",

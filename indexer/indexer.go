@@ -98,8 +98,12 @@ func New(cfg *config.Config, st *store.Client, reg prometheus.Registerer, log *s
 	}
 	p := cfg.IndexPrefix
 	fields := catalog.New(st, mapping.Fields.Alias(p))
-	attrs := newDynamicFields(st, mapping.Customers.Alias(p), "attrs", cfg.MaxDynamicFields, fields.Discover)
-	props := newDynamicFields(st, mapping.Events.Alias(p), "properties", cfg.MaxDynamicFields, fields.Discover)
+	m := newMetrics(reg)
+	demoted := func(object string) func(string) {
+		return func(reason string) { m.demoted.WithLabelValues(object, reason).Inc() }
+	}
+	attrs := newDynamicFields(st, mapping.Customers.Alias(p), "attrs", cfg.MaxDynamicFields, fields.Discover, demoted("attrs"))
+	props := newDynamicFields(st, mapping.Events.Alias(p), "properties", cfg.MaxDynamicFields, fields.Discover, demoted("properties"))
 	for _, d := range []*dynamicFields{attrs, props} {
 		if err := d.load(context.Background()); err != nil {
 			producer.Close()
@@ -110,7 +114,7 @@ func New(cfg *config.Config, st *store.Client, reg prometheus.Registerer, log *s
 	}
 	return &Indexer{
 		attrs: attrs, props: props,
-		cfg: cfg, log: log, st: st, m: newMetrics(reg),
+		cfg: cfg, log: log, st: st, m: m,
 		resolver:  identity.NewResolver(st, mapping.Identities.Alias(p), 1<<20),
 		rows:      &rowStore{st: st, index: mapping.Rows.Alias(p)},
 		sources:   sources,
@@ -344,7 +348,6 @@ func (ix *Indexer) bulkDemoting(ctx context.Context, step string, ops []store.Op
 			}
 			if doc, ok := ops[i].Body.(map[string]any); ok && d.demoteRejected(doc, v.Reason) {
 				again = append(again, i)
-				ix.m.demoted.WithLabelValues(step).Inc()
 			}
 		}
 		if len(again) == 0 {

@@ -38,8 +38,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "cdp_indexer_parked_total", Help: "Order items written before their order arrived (kept in the row store and attached when it does).",
 		}),
 		demoted: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cdp_indexer_demoted_fields_total", Help: "Dynamic field values OpenSearch refused, kept unindexed instead, by step.",
-		}, []string{"step"}),
+			Name: "cdp_indexer_demoted_fields_total", Help: "Dynamic field values kept unindexed (under attrs_unindexed or properties_unindexed), by object and reason: over_limit (past --max-dynamic-fields) or refused (OpenSearch refused the value for the key's mapped type).",
+		}, []string{"object", "reason"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "cdp_indexer_lag", Help: "Messages behind the partition's high-water mark when last read.",
 		}, []string{"topic", "partition"}),

@@ -117,9 +117,9 @@ func TestPoisonMessagesAreDeadLetteredAndTheRestIsApplied(t *testing.T) {
 
 	// An event whose property was first seen as a boolean, then sent as
 	// "maybe". The contract dead-letters an event only for its type, its
-	// ids, its JSON or its timestamp, so this one is applied: the index
-	// ignores the malformed value, which stays in the stored event's
-	// properties. Both events are newer than anything else of the
+	// ids, its JSON or its timestamp, so this one is applied: OpenSearch
+	// refuses the value for the boolean mapping, and it moves to the
+	// stored event's properties_unindexed. Both events are newer than anything else of the
 	// customer, so an event dropped instead would show in last_seen_at.
 	boolean := &workload.Event{Type: "track", MessageID: "gift-1", Timestamp: ts.Add(time.Hour), UserID: custKey, Name: "gift_selected", Properties: map[string]any{"gift_wrap": true}}
 	maybe := &workload.Event{Type: "track", MessageID: "gift-2", Timestamp: ts.Add(2 * time.Hour), UserID: custKey, Name: "gift_selected", Properties: map[string]any{"gift_wrap": "maybe"}}
