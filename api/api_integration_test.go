@@ -359,7 +359,7 @@ func TestSearchSortsPagesWithACursorAndProjectsFields(t *testing.T) {
 func TestPagingBySpendIsStableWhileSpendsChange(t *testing.T) {
 	a := setup(t)
 	var seen []string
-	cursor := "null"
+	cursor, snapshotted := "null", ""
 	for page := 0; page < 5; page++ {
 		code, body := a.do("POST", "/v1/customers/search", `{"size":2,"sort":[{"field":"metrics.total_spend","order":"desc"}],"cursor":`+cursor+`}`)
 		if code != 200 {
@@ -369,6 +369,7 @@ func TestPagingBySpendIsStableWhileSpendsChange(t *testing.T) {
 			seen = append(seen, c.(map[string]any)["customer_id"].(string))
 		}
 		if page == 1 {
+			snapshotted = fmt.Sprintf("%q", body["next_cursor"]) // reads the snapshot the second page opened
 			// c5 (on page one) drops to the bottom, c4 (not yet seen) jumps
 			// to the top.
 			a.setSpend("c5", 0)
@@ -382,14 +383,49 @@ func TestPagingBySpendIsStableWhileSpendsChange(t *testing.T) {
 	if got := strings.Join(seen, ","); got != "c1,c5,c2,c3,c4" {
 		t.Fatalf("pages gave %s, want every customer once, in the order of the second page's snapshot", got)
 	}
-	if code, body := a.do("POST", "/v1/customers/search", `{"size":2,"sort":[{"field":"metrics.total_spend","order":"desc"}],"cursor":"`+
-		encodeTestCursor(`{"a":[1,"c1"],"s":"metrics.total_spend:desc,","p":"bm9wZQ"}`)+`"}`); code != 400 {
-		t.Errorf("a cursor with an unknown snapshot: %d %v, want 400", code, body)
+	// The last page freed the snapshot: a cursor still naming it is told so.
+	code, body := a.do("POST", "/v1/customers/search", `{"size":2,"sort":[{"field":"metrics.total_spend","order":"desc"}],"cursor":`+snapshotted+`}`)
+	if e, _ := body["error"].(map[string]any); code != 400 || e["path"] != "cursor" || !strings.Contains(fmt.Sprint(e["message"]), "expired") {
+		t.Errorf("a cursor whose snapshot is gone: %d %v, want 400 at cursor saying it expired", code, body)
 	}
 }
 
-func encodeTestCursor(s string) string {
-	return strings.TrimRight(base64.URLEncoding.EncodeToString([]byte(s)), "=")
+func TestACursorThatWasChangedOrBelongsToAnotherSearchIs400(t *testing.T) {
+	a := setup(t)
+	const search = `"size":2,"sort":[{"field":"metrics.total_spend","order":"desc"}],"filter":{"field":"gender","op":"neq","value":"x"}`
+	code, body := a.do("POST", "/v1/customers/search", `{`+search+`}`)
+	next, _ := body["next_cursor"].(string)
+	if code != 200 || next == "" {
+		t.Fatalf("first page: %d %v", code, body)
+	}
+	payload, sig, _ := strings.Cut(next, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil {
+		t.Fatalf("cursor payload %q: %v", payload, err)
+	}
+	forged := strings.Replace(string(raw), `"c`, `"d`, 1)
+	tests := []struct{ name, body string }{
+		{"a payload edited by hand, the signature kept", `{` + search + `,"cursor":"` + base64.RawURLEncoding.EncodeToString([]byte(forged)) + "." + sig + `"}`},
+		{"bytes appended", `{` + search + `,"cursor":"` + next + `AA"}`},
+		{"no signature", `{` + search + `,"cursor":"` + payload + `"}`},
+		{"another filter", `{"size":2,"sort":[{"field":"metrics.total_spend","order":"desc"}],"filter":{"field":"gender","op":"eq","value":"male"},"cursor":"` + next + `"}`},
+		{"another projection", `{` + search + `,"fields":["name"],"cursor":"` + next + `"}`},
+		{"another sort", `{"size":2,"sort":[{"field":"metrics.total_spend","order":"asc"}],"filter":{"field":"gender","op":"neq","value":"x"},"cursor":"` + next + `"}`},
+		{"another time zone", `{` + search + `,"tz":"America/New_York","cursor":"` + next + `"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := a.do("POST", "/v1/customers/search", tt.body)
+			if e, _ := body["error"].(map[string]any); code != 400 || e["code"] != "invalid_request" || e["path"] != "cursor" {
+				t.Errorf("%d %v, want 400 invalid_request at cursor", code, body)
+			}
+		})
+	}
+	// The same search, sent by another process of the deployment, takes it.
+	other := &apiTest{t: t, srv: harness.ServeAPI(t, a.cfg)}
+	if code, body := other.do("POST", "/v1/customers/search", `{`+search+`,"cursor":"`+next+`"}`); code != 200 || len(body["customers"].([]any)) == 0 {
+		t.Errorf("the cursor in another API process: %d %v, want its next page", code, body)
+	}
 }
 
 func TestTranslateReturnsTheDSLSearchUses(t *testing.T) {

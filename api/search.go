@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -293,10 +292,16 @@ func (s *Server) search(c *gin.Context) {
 	}
 	body := gin.H{"query": q.query, "size": size, "sort": sortBody, "track_total_hits": true}
 	index := s.customers
+	key, err := s.cursorKeys.get(ctx)
+	if err != nil {
+		s.failed(c, err)
+		return
+	}
+	bound := cursorSearch(&req, sortKey)
 	var cur cursor
 	if req.Cursor != nil && *req.Cursor != "" {
-		if cur, err = decodeCursor(*req.Cursor); err != nil || cur.Sort != sortKey {
-			s.failed(c, invalid("cursor", "cursor is not one this search returned (it is malformed, or the sort changed)"))
+		if cur, err = openCursor(key, *req.Cursor, bound); err != nil || cur.Sort != sortKey {
+			s.failed(c, invalid("cursor", "cursor is not one this search returned: it was changed, or it belongs to another filter, sort or projection"))
 			return
 		}
 		body["search_after"] = cur.After
@@ -334,7 +339,7 @@ func (s *Server) search(c *gin.Context) {
 	}
 	next := []byte("null")
 	if n := len(resp.Hits); n == size {
-		next, _ = json.Marshal(encodeCursor(cursor{After: resp.Hits[n-1].Sort, Sort: sortKey, PIT: resp.PITID}))
+		next, _ = json.Marshal(sealCursor(key, cursor{After: resp.Hits[n-1].Sort, Sort: sortKey, PIT: resp.PITID}, bound))
 	} else if cur.PIT != "" {
 		s.closePIT(cur.PIT)
 	}
@@ -416,26 +421,4 @@ func projection(cat *schema.Catalog, fields []string) ([]string, error) {
 		out = append(out, f)
 	}
 	return out, nil
-}
-
-func encodeCursor(c cursor) string {
-	b, _ := json.Marshal(c)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func decodeCursor(s string) (cursor, error) {
-	var c cursor
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return c, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if err := dec.Decode(&c); err != nil {
-		return c, err
-	}
-	if len(c.After) == 0 {
-		return c, errors.New("empty cursor")
-	}
-	return c, nil
 }

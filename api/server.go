@@ -34,6 +34,8 @@ type Server struct {
 	checks []Check
 	fields *catalog.Registry
 	log    *slog.Logger
+	// cursorKeys sign search cursors.
+	cursorKeys *cursorKeys
 
 	customers, events string
 }
@@ -43,7 +45,8 @@ type Server struct {
 func New(cfg *config.Config, st *store.Client, checks []Check, reg prometheus.Registerer, gather prometheus.Gatherer, log *slog.Logger) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{cfg: cfg, st: st, checks: checks, log: log, fields: catalog.New(st, mapping.Fields.Alias(cfg.IndexPrefix)),
-		customers: mapping.Customers.Alias(cfg.IndexPrefix), events: mapping.Events.Alias(cfg.IndexPrefix)}
+		customers: mapping.Customers.Alias(cfg.IndexPrefix), events: mapping.Events.Alias(cfg.IndexPrefix),
+		cursorKeys: &cursorKeys{st: st, index: mapping.Settings.Alias(cfg.IndexPrefix)}}
 	r := gin.New()
 	r.Use(requestID)
 	r.Use(gin.CustomRecovery(func(c *gin.Context, err any) {

@@ -67,10 +67,13 @@ var (
 	// Fields holds the dynamic fields of the catalog: declared through the
 	// API or discovered by the indexer.
 	Fields = Index{Name: "fields", Version: 1, file: "fields.json"}
+	// Settings holds what every process of a deployment must share, such
+	// as the key that signs search cursors.
+	Settings = Index{Name: "settings", Version: 1, file: "settings.json"}
 )
 
 // All lists every physical index the service creates on start.
-var All = []Index{Customers, Identities, Rows, Fields}
+var All = []Index{Customers, Identities, Rows, Fields, Settings}
 
 // Alias is the name clients use: "<prefix>-<name>".
 func (i Index) Alias(prefix string) string {
