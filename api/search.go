@@ -266,69 +266,14 @@ func (s *Server) search(c *gin.Context) {
 		s.failed(c, err)
 		return
 	}
-	size := defaultSize
-	if req.Size != nil {
-		size = *req.Size
-	}
-	if size < 1 || size > maxSize {
-		s.failed(c, invalid("size", "size must be between 1 and %d, got %d", maxSize, size))
-		return
-	}
-	ctx := c.Request.Context()
-	q, err := s.compile(ctx, &req)
+	p, err := s.plan(c.Request.Context(), &req)
 	if err != nil {
 		s.failed(c, err)
 		return
 	}
-	cat, err := s.fields.Catalog(ctx)
+	resp, err := s.st.Search(c.Request.Context(), p.index, p.body)
 	if err != nil {
-		s.failed(c, err)
-		return
-	}
-	sortBody, sortKey, err := sortClause(cat, req.Sort)
-	if err != nil {
-		s.failed(c, err)
-		return
-	}
-	body := gin.H{"query": q.query, "size": size, "sort": sortBody, "track_total_hits": true}
-	index := s.customers
-	key, err := s.cursorKeys.get(ctx)
-	if err != nil {
-		s.failed(c, err)
-		return
-	}
-	bound := cursorSearch(&req, sortKey)
-	var cur cursor
-	if req.Cursor != nil && *req.Cursor != "" {
-		if cur, err = openCursor(key, *req.Cursor, bound); err != nil || cur.Sort != sortKey {
-			s.failed(c, invalid("cursor", "cursor is not one this search returned: it was changed, or it belongs to another filter, sort or projection"))
-			return
-		}
-		body["search_after"] = cur.After
-		if cur.PIT == "" && len(req.Sort) > 0 {
-			if cur.PIT, err = s.openPIT(ctx); err != nil {
-				s.log.Warn("paging without a point in time", "err", err)
-				cur.PIT = ""
-			}
-		}
-		if cur.PIT != "" {
-			body["pit"] = gin.H{"id": cur.PIT, "keep_alive": pitKeepAlive}
-			index = "" // a search under a point in time names no index
-		}
-	}
-	if len(req.Fields) > 0 {
-		include, err := projection(cat, req.Fields)
-		if err != nil {
-			s.failed(c, err)
-			return
-		}
-		body["_source"] = gin.H{"includes": include}
-	} else {
-		body["_source"] = gin.H{"excludes": []string{schema.JoinField}}
-	}
-	resp, err := s.st.Search(ctx, index, body)
-	if err != nil {
-		if st := store.StatusOf(err); cur.PIT != "" && st != 0 && st != http.StatusTooManyRequests && st != http.StatusServiceUnavailable {
+		if st := store.StatusOf(err); p.cur.PIT != "" && st != 0 && st != http.StatusTooManyRequests && st != http.StatusServiceUnavailable {
 			// OpenSearch answers 404 for an expired snapshot and 400 or 500
 			// for an id it cannot read.
 			s.failed(c, invalid("cursor", "cursor expired or invalid: its snapshot lives %s after each page; search again", pitKeepAlive))
@@ -338,14 +283,95 @@ func (s *Server) search(c *gin.Context) {
 		return
 	}
 	next := []byte("null")
-	if n := len(resp.Hits); n == size {
-		next, _ = json.Marshal(sealCursor(key, cursor{After: resp.Hits[n-1].Sort, Sort: sortKey, PIT: resp.PITID}, bound))
-	} else if cur.PIT != "" {
-		s.closePIT(cur.PIT)
+	if n := len(resp.Hits); n == p.size {
+		next, _ = json.Marshal(sealCursor(p.key, cursor{After: resp.Hits[n-1].Sort, Sort: p.sortKey, PIT: resp.PITID}, p.bound))
+	} else if p.cur.PIT != "" {
+		s.closePIT(p.cur.PIT)
 	}
-	// The documents are passed through as OpenSearch wrote them, not
-	// decoded and encoded again (encoding/json would also re-validate and
-	// compact each one).
+	c.Data(http.StatusOK, "application/json; charset=utf-8", page(resp, next))
+}
+
+// searchPlan is a checked search request turned into an OpenSearch search.
+type searchPlan struct {
+	index   string // "" under a point in time
+	body    gin.H
+	size    int
+	sortKey string
+	cur     cursor // the cursor the request resumes from, if any
+	key     []byte // signs the next cursor
+	bound   []byte // the search the cursors are bound to
+}
+
+// plan checks every part of a search request and builds the search.
+func (s *Server) plan(ctx context.Context, req *searchRequest) (*searchPlan, error) {
+	p := &searchPlan{index: s.customers, size: defaultSize}
+	if req.Size != nil {
+		p.size = *req.Size
+	}
+	if p.size < 1 || p.size > maxSize {
+		return nil, invalid("size", "size must be between 1 and %d, got %d", maxSize, p.size)
+	}
+	q, err := s.compile(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	cat, err := s.fields.Catalog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sortBody, sortKey, err := sortClause(cat, req.Sort)
+	if err != nil {
+		return nil, err
+	}
+	p.sortKey = sortKey
+	p.body = gin.H{"query": q.query, "size": p.size, "sort": sortBody, "track_total_hits": true,
+		"_source": gin.H{"excludes": []string{schema.JoinField}}}
+	if len(req.Fields) > 0 {
+		include, err := projection(cat, req.Fields)
+		if err != nil {
+			return nil, err
+		}
+		p.body["_source"] = gin.H{"includes": include}
+	}
+	if p.key, err = s.cursorKeys.get(ctx); err != nil {
+		return nil, err
+	}
+	p.bound = cursorSearch(req, sortKey)
+	if req.Cursor != nil && *req.Cursor != "" {
+		if err := s.resume(ctx, p, *req.Cursor, len(req.Sort) > 0); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// resume continues the planned search after the cursor's last customer,
+// under the cursor's point in time, or a new one when the sort is on
+// values that can change (see cursor).
+func (s *Server) resume(ctx context.Context, p *searchPlan, text string, changing bool) error {
+	cur, err := openCursor(p.key, text, p.bound)
+	if err != nil || cur.Sort != p.sortKey {
+		return invalid("cursor", "cursor is not one this search returned: it was changed, or it belongs to another filter, sort or projection")
+	}
+	p.body["search_after"] = cur.After
+	if cur.PIT == "" && changing {
+		if cur.PIT, err = s.openPIT(ctx); err != nil {
+			s.log.Warn("paging without a point in time", "err", err)
+			cur.PIT = ""
+		}
+	}
+	if cur.PIT != "" {
+		p.body["pit"] = gin.H{"id": cur.PIT, "keep_alive": pitKeepAlive}
+		p.index = "" // a search under a point in time names no index
+	}
+	p.cur = cur
+	return nil
+}
+
+// page is the answer of a search. The documents are passed through as
+// OpenSearch wrote them, not decoded and encoded again (encoding/json
+// would also re-validate and compact each one).
+func page(resp *store.SearchResult, next []byte) []byte {
 	var b bytes.Buffer
 	b.WriteString(`{"total":`)
 	b.WriteString(strconv.FormatInt(resp.Total, 10))
@@ -363,7 +389,7 @@ func (s *Server) search(c *gin.Context) {
 	b.WriteString(`],"next_cursor":`)
 	b.Write(next)
 	b.WriteByte('}')
-	c.Data(http.StatusOK, "application/json; charset=utf-8", b.Bytes())
+	return b.Bytes()
 }
 
 func (s *Server) openPIT(ctx context.Context) (string, error) {
