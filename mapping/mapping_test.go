@@ -219,3 +219,39 @@ func TestAFieldDeclaredTwiceIsAnError(t *testing.T) {
 		t.Fatalf("a file mapping birthday too: %v", err)
 	}
 }
+
+func TestTheGramsAnalyzerIsDeclaredWithTheSchemasGramSize(t *testing.T) {
+	var body struct {
+		Settings struct {
+			Analysis struct {
+				Tokenizer map[string]struct {
+					Type  string   `json:"type"`
+					Min   int      `json:"min_gram"`
+					Max   int      `json:"max_gram"`
+					Chars []string `json:"token_chars"`
+				} `json:"tokenizer"`
+				Analyzer map[string]struct {
+					Tokenizer string   `json:"tokenizer"`
+					Filter    []string `json:"filter"`
+				} `json:"analyzer"`
+			} `json:"analysis"`
+		} `json:"settings"`
+	}
+	b, err := Customers.CreateBody("p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &body); err != nil {
+		t.Fatal(err)
+	}
+	an, ok := body.Settings.Analysis.Analyzer[schema.GramsAnalyzer]
+	if !ok {
+		t.Fatalf("the index settings declare no analyzer %q", schema.GramsAnalyzer)
+	}
+	tok := body.Settings.Analysis.Tokenizer[an.Tokenizer]
+	// Every character is part of a gram (no token_chars), grams of exactly
+	// GramSize characters, lowercased as the .lc normalizer does.
+	if tok.Type != "ngram" || tok.Min != schema.GramSize || tok.Max != schema.GramSize || len(tok.Chars) != 0 || !slices.Equal(an.Filter, []string{"lowercase"}) {
+		t.Errorf("analyzer %s: tokenizer %+v, filters %v; want ngram of %d over every character, lowercased", schema.GramsAnalyzer, tok, an.Filter, schema.GramSize)
+	}
+}

@@ -64,9 +64,16 @@
 // # Keywords and text
 //
 // eq, neq, in and not_in are exact on the keyword field. contains,
-// not_contains and starts_with are case-insensitive: they use the field's
-// .lc subfield (a lowercase normalizer) with the value lowercased, as a
-// wildcard pattern with *, ? and \ of the value escaped, or a prefix.
+// not_contains and starts_with are case-insensitive, with the value
+// lowercased. starts_with is a prefix on the field's .lc subfield (a
+// lowercase normalizer). contains of three characters or more is a
+// match_phrase on the .grams subfield, the lowercased character trigrams
+// of the value at consecutive positions, which hold exactly where the
+// value is a substring (schema.GramsSubfield); shorter values are a
+// wildcard on .lc with *, ? and \ escaped, whose automaton is then tiny.
+// On 100,000 customers the phrase answered one 6-letter contains in a
+// fifth of the wildcard's time, and 20 of 100 letters in a third
+// (BenchmarkContainsOnOpenSearch).
 // matches is a match query with operator and: every word the field's
 // analyzer makes of the value must appear; a value of stop words only
 // makes no word and matches nothing.

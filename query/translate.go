@@ -3,6 +3,7 @@ package query
 import (
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"cdp/query/dsl"
 	"cdp/schema"
@@ -142,7 +143,13 @@ func (t *translator) leaf(f schema.Field, op string, vals []any) dsl.Query {
 		}
 		return and(qs...)
 	case "contains":
-		return dsl.Wildcard{Field: name + ".lc", Pattern: "*" + escapeWildcard(strings.ToLower(vals[0].(string))) + "*"}
+		// See schema.GramsSubfield: trigrams as a phrase where the value
+		// has any, else a wildcard with a tiny automaton.
+		v := strings.ToLower(vals[0].(string))
+		if utf8.RuneCountInString(v) >= schema.GramSize {
+			return dsl.MatchPhrase{Field: name + "." + schema.GramsSubfield, Query: v}
+		}
+		return dsl.Wildcard{Field: name + ".lc", Pattern: "*" + escapeWildcard(v) + "*"}
 	case "starts_with":
 		return dsl.Prefix{Field: name + ".lc", Value: strings.ToLower(vals[0].(string))}
 	case "matches":

@@ -1,5 +1,19 @@
 package schema
 
+// A keyword's contains and not_contains match its lowercased value's
+// character trigrams, indexed in the subfield GramsSubfield by the
+// analyzer GramsAnalyzer (declared in the index settings), as a phrase:
+// the trigrams of the value at consecutive positions are the value as a
+// substring. Looking up a few terms and their positions costs little,
+// where a wildcard *value* builds an automaton and runs it over every
+// term of the field. Values shorter than GramSize have no trigram and
+// use the wildcard, whose automaton is then tiny.
+const (
+	GramsSubfield = "grams"
+	GramsAnalyzer = "grams3"
+	GramSize      = 3
+)
+
 // TypeMapping returns the OpenSearch mapping of a field of type t: what a
 // base field of that type is mapped as unless it sets Field.Mapping, and
 // what a dynamic field (attrs.<key>, properties.<key>) of that type is
@@ -9,7 +23,10 @@ func TypeMapping(t Type) map[string]any {
 	switch t {
 	case Keyword, KeywordArray:
 		return map[string]any{"type": "keyword", "ignore_above": 4096,
-			"fields": map[string]any{"lc": map[string]any{"type": "keyword", "normalizer": "lc", "ignore_above": 4096}}}
+			"fields": map[string]any{
+				"lc": map[string]any{"type": "keyword", "normalizer": "lc", "ignore_above": 4096},
+				GramsSubfield: map[string]any{"type": "text", "analyzer": GramsAnalyzer, "norms": false},
+			}}
 	case Text:
 		return map[string]any{"type": "text", "analyzer": "cjk"}
 	case Number:

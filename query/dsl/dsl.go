@@ -169,6 +169,18 @@ func (q Wildcard) MarshalJSON() ([]byte, error) {
 	return wrap("wildcard", object{{q.Field, object{{"value", q.Pattern}}}})
 }
 
+// MatchPhrase matches the analyzed terms of Query at consecutive
+// positions (slop 0).
+type MatchPhrase struct {
+	Field string
+	Query string
+}
+
+// MarshalJSON implements json.Marshaler.
+func (q MatchPhrase) MarshalJSON() ([]byte, error) {
+	return wrap("match_phrase", object{{q.Field, object{{"query", q.Query}}}})
+}
+
 // Prefix matches values that start with Value.
 type Prefix struct {
 	Field string

@@ -19,6 +19,7 @@ func TestQueriesEncodeAsOpenSearchJSON(t *testing.T) {
 		{"a range writes only its set bounds, zero included", dsl.Range{Field: "n", GTE: json.Number("0"), LT: "2026-01-01T00:00:00Z"}, `{"range":{"n":{"gte":0,"lt":"2026-01-01T00:00:00Z"}}}`},
 		{"exists names its field", dsl.Exists{Field: "f"}, `{"exists":{"field":"f"}}`},
 		{"a wildcard keeps its pattern", dsl.Wildcard{Field: "f.lc", Pattern: `*a\*b*`}, `{"wildcard":{"f.lc":{"value":"*a\\*b*"}}}`},
+		{"a phrase keeps its query", dsl.MatchPhrase{Field: "f.grams", Query: `ab"c`}, `{"match_phrase":{"f.grams":{"query":"ab\"c"}}}`},
 		{"a prefix keeps its value", dsl.Prefix{Field: "f.lc", Value: "ab"}, `{"prefix":{"f.lc":{"value":"ab"}}}`},
 		{"a match may have an operator", dsl.Match{Field: "name", Query: "张三", Operator: "and"}, `{"match":{"name":{"query":"张三","operator":"and"}}}`},
 		{"match_all is empty", dsl.MatchAll{}, `{"match_all":{}}`},
