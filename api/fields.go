@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -112,6 +113,14 @@ func (s *Server) declareField(c *gin.Context) {
 	c.JSON(status, view(f))
 }
 
+// fieldValue is one suggested value of a field: a declared candidate with
+// its label, or an indexed value with the number of customers holding it.
+type fieldValue struct {
+	Value any           `json:"value"`
+	Label *schema.Label `json:"label,omitempty"`
+	Count *int64        `json:"count,omitempty"`
+}
+
 // fieldValues suggests candidate values of a field: its declared
 // candidates, else the most frequent indexed values; q narrows either to
 // values containing it (case-insensitive).
@@ -136,28 +145,49 @@ func (s *Server) fieldValues(c *gin.Context) {
 			return
 		}
 	}
-	type value struct {
-		Value any           `json:"value"`
-		Label *schema.Label `json:"label,omitempty"`
-		Count *int64        `json:"count,omitempty"`
-	}
-	out := []value{}
 	if len(f.Candidates) > 0 {
-		for _, cand := range f.Candidates {
-			l := cand.Label
-			text := strings.ToLower(cand.Value + " " + l.ZH + " " + l.EN)
-			if q == "" || strings.Contains(text, q) {
-				out = append(out, value{Value: cand.Value, Label: &l})
-			}
-		}
-		c.JSON(http.StatusOK, gin.H{"field": name, "values": out})
+		c.JSON(http.StatusOK, gin.H{"field": name, "values": declaredValues(f, q)})
 		return
 	}
 	if f.Type != schema.Keyword && f.Type != schema.KeywordArray && f.Type != schema.Boolean {
 		writeError(c, http.StatusBadRequest, "no_candidate_values", name+" is a "+string(f.Type)+" field: it has no candidate values")
 		return
 	}
-	terms := gin.H{"field": name, "size": size}
+	out, err := s.frequentValues(ctx, f, q, size)
+	if err != nil {
+		s.failed(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"field": name, "values": out})
+}
+
+// declaredValues returns the declared candidates of a field whose value or
+// label contains q (q lower-cased; "" for all).
+func declaredValues(f schema.Field, q string) []fieldValue {
+	out := []fieldValue{}
+	for _, cand := range f.Candidates {
+		l := cand.Label
+		text := strings.ToLower(cand.Value + " " + l.ZH + " " + l.EN)
+		if q == "" || strings.Contains(text, q) {
+			out = append(out, fieldValue{Value: cand.Value, Label: &l})
+		}
+	}
+	return out
+}
+
+// valueBucket is a bucket of a terms aggregation.
+type valueBucket struct {
+	Key      any   `json:"key"`
+	KeyText  any   `json:"key_as_string"`
+	DocCount int64 `json:"doc_count"`
+}
+
+// frequentValues returns the size most frequent indexed values of a
+// keyword or boolean field, most frequent first, with their customer
+// counts; q (lower-cased) narrows a keyword field to values containing it
+// in any letter case.
+func (s *Server) frequentValues(ctx context.Context, f schema.Field, q string, size int) ([]fieldValue, error) {
+	terms := gin.H{"field": f.Name, "size": size}
 	if q != "" && f.Type != schema.Boolean {
 		terms["include"] = ".*" + caseless(q) + ".*"
 	}
@@ -167,38 +197,30 @@ func (s *Server) fieldValues(c *gin.Context) {
 	}
 	var resp struct {
 		Aggregations map[string]struct {
-			Buckets []struct {
-				Key      any   `json:"key"`
-				KeyText  any   `json:"key_as_string"`
-				DocCount int64 `json:"doc_count"`
-			} `json:"buckets"`
-			Values struct {
-				Buckets []struct {
-					Key      any   `json:"key"`
-					KeyText  any   `json:"key_as_string"`
-					DocCount int64 `json:"doc_count"`
-				} `json:"buckets"`
+			Buckets []valueBucket `json:"buckets"`
+			Values  struct {
+				Buckets []valueBucket `json:"buckets"`
 			} `json:"values"`
 		} `json:"aggregations"`
 	}
 	if err := s.st.Do(ctx, http.MethodPost, "/"+s.customers+"/_search", gin.H{"size": 0, "aggs": agg}, &resp); err != nil {
-		s.failed(c, err)
-		return
+		return nil, err
 	}
 	buckets := resp.Aggregations["values"].Buckets
 	if f.NestedPath != "" {
 		buckets = resp.Aggregations["nested"].Values.Buckets
 	}
+	out := []fieldValue{}
 	for _, b := range buckets {
 		n := b.DocCount
 		v := b.Key
 		if b.KeyText != nil {
 			v = b.KeyText
 		}
-		out = append(out, value{Value: v, Count: &n})
+		out = append(out, fieldValue{Value: v, Count: &n})
 	}
 	sort.SliceStable(out, func(i, j int) bool { return *out[i].Count > *out[j].Count })
-	c.JSON(http.StatusOK, gin.H{"field": name, "values": out})
+	return out, nil
 }
 
 // caseless is a Lucene regular expression matching s in any letter case

@@ -10,6 +10,7 @@ import (
 
 	"cdp/identity"
 	"cdp/schema"
+	"cdp/store"
 )
 
 // nonDigits strips a phone fragment to its digits.
@@ -46,6 +47,25 @@ func (s *Server) searchBox(c *gin.Context) {
 		}
 		size = n
 	}
+	res, err := s.st.Search(c.Request.Context(), s.customers, searchBoxQuery(q, size))
+	if err != nil {
+		s.failed(c, err)
+		return
+	}
+	out := make([]map[string]any, len(res.Hits))
+	for i, h := range res.Hits {
+		if out[i], err = searchBoxHit(h, q); err != nil {
+			s.failed(c, err)
+			return
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"total": res.Total, "customers": out})
+}
+
+// searchBoxQuery is the search of the first size customers matching q,
+// best first, with the matched parts of name, phone and email
+// highlighted.
+func searchBoxQuery(q string, size int) gin.H {
 	lower := strings.ToLower(q)
 	should := []any{
 		gin.H{"nested": gin.H{"path": "identities", "query": gin.H{"bool": gin.H{"filter": []any{
@@ -61,7 +81,7 @@ func (s *Server) searchBox(c *gin.Context) {
 	if digits := nonDigits.ReplaceAllString(q, ""); len(digits) >= 4 {
 		should = append(should, gin.H{"match_phrase": gin.H{"phone.digits": gin.H{"query": digits, "boost": 20}}})
 	}
-	body := gin.H{
+	return gin.H{
 		"size":             size,
 		"query":            gin.H{"bool": gin.H{"should": should, "minimum_should_match": 1}},
 		"sort":             []any{"_score", gin.H{"customer_id": "asc"}},
@@ -72,37 +92,33 @@ func (s *Server) searchBox(c *gin.Context) {
 			"email.lc": gin.H{"number_of_fragments": 0},
 		}},
 	}
-	res, err := s.st.Search(c.Request.Context(), s.customers, body)
-	if err != nil {
-		s.failed(c, err)
-		return
+}
+
+// searchBoxHit is a found customer as the search box shows it: the
+// document with its score and the first highlight of each field, by the
+// field's name without its subfield.
+func searchBoxHit(h store.Hit, q string) (map[string]any, error) {
+	var doc map[string]any
+	if err := h.Decode(&doc); err != nil {
+		return nil, err
 	}
-	out := make([]map[string]any, len(res.Hits))
-	for i, h := range res.Hits {
-		var doc map[string]any
-		if err := h.Decode(&doc); err != nil {
-			s.failed(c, err)
-			return
+	hl := map[string]string{}
+	for field, frags := range h.Highlight {
+		name := strings.SplitN(field, ".", 2)[0]
+		if len(frags) > 0 {
+			hl[name] = frags[0]
 		}
-		hl := map[string]string{}
-		for field, frags := range h.Highlight {
-			name := strings.SplitN(field, ".", 2)[0]
-			if len(frags) > 0 {
-				hl[name] = frags[0]
-			}
-		}
-		if p, ok := hl["phone"]; ok {
-			// n-gram highlights cover the digits only: show the phone
-			// with the matched digits marked.
-			hl["phone"] = markDigits(doc["phone"], q, p)
-		}
-		doc["highlight"] = hl
-		if h.Score != nil {
-			doc["score"] = *h.Score
-		}
-		out[i] = doc
 	}
-	c.JSON(http.StatusOK, gin.H{"total": res.Total, "customers": out})
+	if p, ok := hl["phone"]; ok {
+		// n-gram highlights cover the digits only: show the phone
+		// with the matched digits marked.
+		hl["phone"] = markDigits(doc["phone"], q, p)
+	}
+	doc["highlight"] = hl
+	if h.Score != nil {
+		doc["score"] = *h.Score
+	}
+	return doc, nil
 }
 
 // markDigits marks q's digits inside the stored phone.

@@ -61,6 +61,37 @@ func IsProfileField(name string) bool {
 // a customer exists while its CRM row does, or while SDK events speak of it
 // and none of them is older than the CRM row's delete.
 func Build(customerID string, s Sources) (map[string]any, bool) {
+	crm, ok := liveRow(s)
+	if !ok {
+		return nil, false
+	}
+	m := merge{crm: crm}
+	if s.Profile != nil {
+		m.traits = s.Profile.Traits
+	}
+	doc := map[string]any{"customer_id": customerID, "tags": []string{}}
+	m.setProfileFields(doc)
+	doc["attrs"] = m.attrs()
+	doc["identities"] = identities(crm, s.Profile, doc)
+
+	orders, metrics, ordersTS := buildOrders(s.Orders, s.Items)
+	doc["orders"] = orders
+	latest := max(m.latest(), ordersTS)
+	if s.Profile != nil && s.Profile.LastSeen > 0 {
+		metrics["last_seen_at"] = FormatMillis(s.Profile.LastSeen)
+		latest = max(latest, s.Profile.LastSeen)
+	}
+	doc["metrics"] = metrics
+	if latest > 0 {
+		doc["updated_at"] = FormatMillis(latest)
+	}
+	return doc, true
+}
+
+// liveRow returns the CRM row that speaks for the customer (nil for none,
+// or for a delete older than the SDK's last word) and whether the customer
+// exists at all.
+func liveRow(s Sources) (*Row, bool) {
 	crm := s.Customer
 	if crm != nil && crm.Deleted {
 		if s.Profile == nil || s.Profile.LastSeen <= crm.TS {
@@ -71,79 +102,91 @@ func Build(customerID string, s Sources) (map[string]any, bool) {
 	if crm == nil && s.Profile == nil {
 		return nil, false
 	}
-	var traits map[string]Trait
-	if s.Profile != nil {
-		traits = s.Profile.Traits
-	}
+	return crm, true
+}
 
-	doc := map[string]any{"customer_id": customerID, "tags": []string{}}
-	attrs := map[string]any{}
-	var latest int64
-	// later returns the newer of a CRM value and a trait, CRM on a tie.
-	later := func(name string, crmHas bool, crmV any) (any, bool) {
-		t, tOK := traits[name]
-		switch {
-		case tOK && (!crmHas || t.TS > crm.TS):
-			return t.V, true
-		case crmHas:
-			return crmV, true
-		}
+// merge is a customer's CRM row (nil for none) and identify traits, merged
+// value by value.
+type merge struct {
+	crm    *Row
+	traits map[string]Trait
+}
+
+// later returns the newer of a CRM value and a trait, CRM on a tie.
+func (m merge) later(name string, crmHas bool, crmV any) (any, bool) {
+	t, tOK := m.traits[name]
+	switch {
+	case tOK && (!crmHas || t.TS > m.crm.TS):
+		return t.V, true
+	case crmHas:
+		return crmV, true
+	}
+	return nil, false
+}
+
+// crmValue returns the CRM row's value of a column.
+func (m merge) crmValue(col string) (any, bool) {
+	if m.crm == nil {
 		return nil, false
 	}
-	crmValue := func(col string) (any, bool) {
-		if crm == nil {
-			return nil, false
-		}
-		v, ok := crm.Data[col]
-		return v, ok
-	}
+	v, ok := m.crm.Data[col]
+	return v, ok
+}
+
+// setProfileFields sets the root fields of doc: a profile field to the
+// later of column and trait, a renamed column's field to the column, else
+// to the trait of the column's name.
+func (m merge) setProfileFields(doc map[string]any) {
 	for _, f := range ProfileFields {
-		cv, has := crmValue(f)
-		if v, ok := later(f, has, cv); ok && v != nil && v != "" {
+		cv, has := m.crmValue(f)
+		if v, ok := m.later(f, has, cv); ok && v != nil && v != "" {
 			doc[f] = normalizeField(f, v)
 		}
 	}
 	for _, c := range renamedColumns {
-		if v, ok := crmValue(c.Name); ok && v != nil {
+		if v, ok := m.crmValue(c.Name); ok && v != nil {
 			doc[c.Field] = v
-		} else if t, ok := traits[c.Name]; ok && t.V != nil {
+		} else if t, ok := m.traits[c.Name]; ok && t.V != nil {
 			doc[c.Field] = t.V
 		}
 	}
-	if crm != nil {
-		latest = crm.TS
-		for col, v := range crm.Data {
+}
+
+// attrs returns the values without a root field of their own: the CRM
+// columns the schema does not place (the later of column and trait), and
+// the traits no column speaks for.
+func (m merge) attrs() map[string]any {
+	attrs := map[string]any{}
+	if m.crm != nil {
+		for col, v := range m.crm.Data {
 			if !customerColumns[col] {
-				if w, ok := later(col, true, v); ok && w != nil {
+				if w, ok := m.later(col, true, v); ok && w != nil {
 					attrs[col] = w
 				}
 			}
 		}
 	}
-	for name, t := range traits {
-		latest = max(latest, t.TS)
+	for name, t := range m.traits {
 		if _, done := attrs[name]; done || IsProfileField(name) || isRenamedColumn(name) || t.V == nil {
 			continue
 		}
-		if _, crmHas := crmValue(name); !crmHas {
+		if _, crmHas := m.crmValue(name); !crmHas {
 			attrs[name] = t.V
 		}
 	}
-	doc["attrs"] = attrs
-	doc["identities"] = identities(crm, s.Profile, doc)
+	return attrs
+}
 
-	orders, metrics, ordersTS := buildOrders(s.Orders, s.Items)
-	doc["orders"] = orders
-	latest = max(latest, ordersTS)
-	if s.Profile != nil && s.Profile.LastSeen > 0 {
-		metrics["last_seen_at"] = FormatMillis(s.Profile.LastSeen)
-		latest = max(latest, s.Profile.LastSeen)
+// latest returns the time of the newest CRM change or trait.
+func (m merge) latest() int64 {
+	var latest int64
+	if m.crm != nil {
+		latest = m.crm.TS
 	}
-	doc["metrics"] = metrics
-	if latest > 0 {
-		doc["updated_at"] = FormatMillis(latest)
+	for _, t := range m.traits {
+		latest = max(latest, t.TS)
 	}
-	return doc, true
+	return latest
 }
 
 func normalizeField(name string, v any) any {

@@ -1,7 +1,6 @@
 package query_test
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -24,9 +23,7 @@ func contains(value string) string {
 
 func TestFiltersOverACostLimitAreRejectedWithThePathThatCrossedIt(t *testing.T) {
 	small := query.Limits{MaxStringBytes: 20, MaxPatternChars: 5, MaxConditions: 3, MaxPatternWork: 8, MaxTerms: 4}
-	tests := []struct {
-		name, filter, path, message string
-	}{
+	tests := []rejection{
 		{"a string value is longer than the byte limit", `{"field": "city", "op": "eq", "value": "` + strings.Repeat("x", 21) + `"}`, "value", "at most 20 bytes"},
 		{"a list element is longer than the byte limit", `{"field": "city", "op": "in", "value": ["a", "` + strings.Repeat("x", 21) + `"]}`, "value[1]", "at most 20 bytes"},
 		{"an event name is longer than the byte limit", `{"event": "` + strings.Repeat("e", 21) + `"}`, "event", "at most 20 bytes"},
@@ -39,19 +36,7 @@ func TestFiltersOverACostLimitAreRejectedWithThePathThatCrossedIt(t *testing.T) 
 		{"values add up past the term limit", `{"any": [{"field": "city", "op": "in", "value": ["a", "b", "c"]}, {"field": "city", "op": "in", "value": ["d", "e"]}]}`, "any[1].value", "at most 4 values"},
 		{"a saved segment's conditions count with the filter's", `{"all": [{"field": "gender", "op": "is_set"}, {"field": "city", "op": "is_set"}, {"segment": "big_vip"}]}`, "all[2].segment", "at most 3 conditions"},
 	}
-	p := query.Parser{Catalog: testCatalog(), Segments: testSegments, Limits: small}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := p.Parse([]byte(tc.filter))
-			var e *query.Error
-			if !errors.As(err, &e) {
-				t.Fatalf("Parse returned %v, want a *query.Error", err)
-			}
-			if e.Code != query.CodeInvalidFilter || e.Path != tc.path || !strings.Contains(e.Message, tc.message) {
-				t.Errorf("Parse error = {%s %q %q}, want {%s %q containing %q}", e.Code, e.Path, e.Message, query.CodeInvalidFilter, tc.path, tc.message)
-			}
-		})
-	}
+	expectRejections(t, &query.Parser{Catalog: testCatalog(), Segments: testSegments, Limits: small}, tests)
 }
 
 func TestFiltersAtTheirCostLimitsAreAccepted(t *testing.T) {

@@ -305,10 +305,7 @@ func (w *walker) aggregate(obj map[string]any, at string, sc scope) (Filter, err
 	if a.Where, err = w.where(spec, aat, scope{nested: path, depth: sc.depth}); err != nil {
 		return nil, err
 	}
-	if a.Compare, err = parseCompare(obj, at, false); err != nil {
-		return nil, err
-	}
-	if err := w.budget.values(join(at, "value"), len(a.Compare.Values)); err != nil {
+	if a.Compare, err = w.compare(obj, at, false); err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -345,18 +342,16 @@ func (w *walker) event(obj map[string]any, at string, sc scope) (Filter, error) 
 	if !hasOp && !hasValue {
 		return e, nil
 	}
-	if e.Compare, err = parseCompare(obj, at, true); err != nil {
-		return nil, err
-	}
-	if err := w.budget.values(join(at, "value"), len(e.Compare.Values)); err != nil {
+	if e.Compare, err = w.compare(obj, at, true); err != nil {
 		return nil, err
 	}
 	return e, nil
 }
 
-// parseCompare parses the op and value of an aggregate or event node; counts
-// of events must be whole numbers.
-func parseCompare(obj map[string]any, at string, whole bool) (Compare, error) {
+// compare parses the op and value of an aggregate or event node, and
+// charges its values to the budget; counts of events must be whole
+// numbers.
+func (w *walker) compare(obj map[string]any, at string, whole bool) (Compare, error) {
 	op, _ := obj["op"].(string)
 	if !slices.Contains(schema.Operators[schema.Number], op) {
 		return Compare{}, errorf(join(at, "op"), "op must be one of %s", strings.Join(schema.Operators[schema.Number], ", "))
@@ -369,6 +364,9 @@ func parseCompare(obj map[string]any, at string, whole bool) (Compare, error) {
 		return n, err
 	})
 	if err != nil {
+		return Compare{}, err
+	}
+	if err := w.budget.values(join(at, "value"), len(vals)); err != nil {
 		return Compare{}, err
 	}
 	c := Compare{Op: op, Values: make([]json.Number, len(vals))}

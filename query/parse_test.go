@@ -26,9 +26,7 @@ func values(n int) string {
 const male = `{"field": "gender", "op": "eq", "value": "male"}`
 
 func TestParseRejectsInvalidFilters(t *testing.T) {
-	tests := []struct {
-		name, filter, path, message string
-	}{
+	tests := []rejection{
 		{"the filter is not JSON", `{`, "", "not valid JSON"},
 		{"the filter is not an object", `[1]`, "", "must be a JSON object"},
 		{"data follows the filter", `{"all": []} {}`, "", "data after the filter"},
@@ -101,7 +99,18 @@ func TestParseRejectsInvalidFilters(t *testing.T) {
 		{"a segment sits in a nested where", `{"nested": "orders", "where": {"segment": "vip"}}`, "where", "cannot be used in the where of orders"},
 		{"a segment id is not a string", `{"segment": 7}`, "segment", "non-empty string"},
 	}
-	p := query.Parser{Catalog: testCatalog(), Segments: testSegments}
+	expectRejections(t, &query.Parser{Catalog: testCatalog(), Segments: testSegments}, tests)
+}
+
+// rejection is a filter Parse must refuse as invalid, at path, with an
+// error message containing message.
+type rejection struct {
+	name, filter, path, message string
+}
+
+// expectRejections checks that p refuses each filter as a rejection says.
+func expectRejections(t *testing.T, p *query.Parser, tests []rejection) {
+	t.Helper()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := p.Parse([]byte(tc.filter))

@@ -95,55 +95,19 @@ func ParseChange(table string, key, value []byte) (*Change, error) {
 	if !ok {
 		return nil, fmt.Errorf("no CDC table %q", table)
 	}
-	// A tombstone is a message without a value (or a JSON null); a value
-	// of white space alone is a broken message, not a delete.
-	switch trimmed := bytes.TrimSpace(value); {
-	case len(value) == 0 || string(trimmed) == "null":
-		return nil, nil
-	case len(trimmed) == 0:
-		return nil, bad("the message is blank: a tombstone has no value at all")
+	if tombstone, err := isTombstone(value); tombstone || err != nil {
+		return nil, err
 	}
-	payload, schema, err := unwrap(value)
+	env, schema, err := decodeEnvelope(value)
 	if err != nil {
 		return nil, err
 	}
-	var env envelope
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.UseNumber()
-	if err := dec.Decode(&env); err != nil {
-		return nil, bad("invalid Debezium envelope: %v", err)
+	if err := checkOp(env.Op); err != nil {
+		return nil, err
 	}
 	c := &Change{Table: table, Op: env.Op}
-	switch env.Op {
-	case "c", "u", "r", "d":
-	case "t":
-		return nil, bad("truncate (op t) is not applied: truncating a source table would delete every row of it; replay a snapshot instead")
-	case "":
-		return nil, bad("missing op")
-	default:
-		return nil, bad("unknown op %q", env.Op)
-	}
-	// The position orders a row's changes: source.lsn, else source.ts_ms
-	// (CONTRACT §1.2). The envelope's own ts_ms is when Debezium read the
-	// change, not where it stands in the source: it never orders changes.
-	// TS, for last-writer-wins against SDK traits, is the source commit
-	// time, else that read time.
-	if env.Source.TsMs != "" {
-		if c.TS, err = intOf(env.Source.TsMs); err != nil || c.TS <= 0 {
-			return nil, bad("source.ts_ms %q is not a positive integer", env.Source.TsMs)
-		}
-	} else if env.TsMs != "" {
-		c.TS, _ = intOf(env.TsMs)
-	}
-	switch {
-	case env.Source.LSN != "":
-		if c.Pos, err = intOf(env.Source.LSN); err != nil || c.Pos <= 0 {
-			return nil, bad("source.lsn %q is not a positive integer", env.Source.LSN)
-		}
-	case env.Source.TsMs != "":
-		c.Pos = c.TS
-	default:
-		return nil, bad("neither source.lsn nor source.ts_ms: the change has no source position to order it by")
+	if c.Pos, c.TS, err = sourcePosition(&env); err != nil {
+		return nil, err
 	}
 	row := env.After
 	if c.Deleted() {
@@ -151,7 +115,100 @@ func ParseChange(table string, key, value []byte) (*Change, error) {
 	} else if row == nil {
 		return nil, bad("op %q without an after image", env.Op)
 	}
-	cols := columnSchemas(schema, c.Deleted())
+	decoded, err := decodeRow(tbl, row, columnSchemas(schema, c.Deleted()))
+	if err != nil {
+		return nil, err
+	}
+	if c.Key, err = rowKey(decoded["id"], key); err != nil {
+		return nil, err
+	}
+	if len(c.Key) > maxIDBytes {
+		return nil, bad("row key is longer than %d bytes", maxIDBytes)
+	}
+	delete(decoded, "id")
+	if c.Parent, err = parentKey(tbl, decoded, c.Deleted()); err != nil {
+		return nil, err
+	}
+	if !c.Deleted() {
+		c.Data = decoded
+	}
+	return c, nil
+}
+
+// isTombstone reports whether a message is a tombstone: one without a
+// value (or a JSON null). A value of white space alone is a broken
+// message, not a delete.
+func isTombstone(value []byte) (bool, error) {
+	switch trimmed := bytes.TrimSpace(value); {
+	case len(value) == 0 || string(trimmed) == "null":
+		return true, nil
+	case len(trimmed) == 0:
+		return false, bad("the message is blank: a tombstone has no value at all")
+	}
+	return false, nil
+}
+
+// decodeEnvelope decodes the change event of a message, with or without
+// the schema wrapper, and returns the wrapper's schema if there is one.
+func decodeEnvelope(value []byte) (envelope, *field, error) {
+	var env envelope
+	payload, schema, err := unwrap(value)
+	if err != nil {
+		return env, nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	if err := dec.Decode(&env); err != nil {
+		return env, nil, bad("invalid Debezium envelope: %v", err)
+	}
+	return env, schema, nil
+}
+
+// checkOp accepts the ops that are applied: create, update, snapshot read
+// and delete.
+func checkOp(op string) error {
+	switch op {
+	case "c", "u", "r", "d":
+		return nil
+	case "t":
+		return bad("truncate (op t) is not applied: truncating a source table would delete every row of it; replay a snapshot instead")
+	case "":
+		return bad("missing op")
+	}
+	return bad("unknown op %q", op)
+}
+
+// sourcePosition returns where the change stands in the source and when
+// it was made. The position orders a row's changes: source.lsn, else
+// source.ts_ms (CONTRACT §1.2). The envelope's own ts_ms is when Debezium
+// read the change, not where it stands in the source: it never orders
+// changes. ts, for last-writer-wins against SDK traits, is the source
+// commit time, else that read time.
+func sourcePosition(env *envelope) (pos, ts int64, err error) {
+	if env.Source.TsMs != "" {
+		if ts, err = intOf(env.Source.TsMs); err != nil || ts <= 0 {
+			return 0, 0, bad("source.ts_ms %q is not a positive integer", env.Source.TsMs)
+		}
+	} else if env.TsMs != "" {
+		ts, _ = intOf(env.TsMs)
+	}
+	switch {
+	case env.Source.LSN != "":
+		if pos, err = intOf(env.Source.LSN); err != nil || pos <= 0 {
+			return 0, 0, bad("source.lsn %q is not a positive integer", env.Source.LSN)
+		}
+	case env.Source.TsMs != "":
+		pos = ts
+	default:
+		return 0, 0, bad("neither source.lsn nor source.ts_ms: the change has no source position to order it by")
+	}
+	return pos, ts, nil
+}
+
+// decodeRow decodes every column of a row image by the table's declared
+// type and the column's Connect schema, under its sanitized name; a column
+// whose name sanitizes to nothing is dropped.
+func decodeRow(tbl cdcTable, row map[string]any, cols map[string]field) (map[string]any, error) {
 	decoded := make(map[string]any, len(row))
 	for col, v := range row {
 		dv, err := decodeColumn(col, tbl.columns[col], cols[col], v)
@@ -162,27 +219,23 @@ func ParseChange(table string, key, value []byte) (*Change, error) {
 			decoded[name] = dv
 		}
 	}
-	if c.Key, err = rowKey(decoded["id"], key); err != nil {
-		return nil, err
+	return decoded, nil
+}
+
+// parentKey returns the owning row's key of a decoded row ("" for a table
+// without a parent). Only a delete may lack it.
+func parentKey(tbl cdcTable, decoded map[string]any, deleted bool) (string, error) {
+	if tbl.parent == "" {
+		return "", nil
 	}
-	if len(c.Key) > maxIDBytes {
-		return nil, bad("row key is longer than %d bytes", maxIDBytes)
+	p, _ := idString(decoded[tbl.parent])
+	if p == "" && !deleted {
+		return "", bad("%s is required", tbl.parent)
 	}
-	delete(decoded, "id")
-	if tbl.parent != "" {
-		p, _ := idString(decoded[tbl.parent])
-		if p == "" && !c.Deleted() {
-			return nil, bad("%s is required", tbl.parent)
-		}
-		if len(p) > maxIDBytes {
-			return nil, bad("%s is longer than %d bytes", tbl.parent, maxIDBytes)
-		}
-		c.Parent = p
+	if len(p) > maxIDBytes {
+		return "", bad("%s is longer than %d bytes", tbl.parent, maxIDBytes)
 	}
-	if !c.Deleted() {
-		c.Data = decoded
-	}
-	return c, nil
+	return p, nil
 }
 
 // unwrap returns the payload of a {"schema", "payload"} message (and its

@@ -40,9 +40,23 @@ func (e *Env) ReadState(ctx context.Context, cfg *config.Config) (*State, error)
 		return nil, err
 	}
 	s := &State{Docs: map[string]workload.Doc{}, CustomerIDs: map[string]string{}, Events: map[string]int{}}
+	personOf, err := s.readDocs(ctx, st, customers)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.countEvents(ctx, st, events, personOf); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// readDocs reads every customer document of the index into s.Docs by
+// person key, and notes those that cannot be told apart or attributed. It
+// returns the person key of each customer id it kept.
+func (s *State) readDocs(ctx context.Context, st *store.Client, index string) (map[string]string, error) {
 	personOf := map[string]string{}
 	scan := store.Scan{PageSize: 5000, Body: map[string]any{"sort": []any{map[string]any{"customer_id": "asc"}}, "query": map[string]any{"match_all": map[string]any{}}}}
-	for h, err := range st.Hits(ctx, customers, scan) {
+	for h, err := range st.Hits(ctx, index, scan) {
 		if err != nil {
 			return nil, err
 		}
@@ -62,7 +76,25 @@ func (e *Env) ReadState(ctx context.Context, cfg *config.Config) (*State, error)
 		}
 		s.Docs[key], s.CustomerIDs[key], personOf[h.ID] = d, h.ID, key
 	}
+	return personOf, nil
+}
 
+// eventCounts is one page of a composite aggregation of events by
+// customer id.
+type eventCounts struct {
+	By struct {
+		AfterKey map[string]any `json:"after_key"`
+		Buckets  []struct {
+			Key      map[string]any `json:"key"`
+			DocCount int            `json:"doc_count"`
+		} `json:"buckets"`
+	} `json:"by"`
+}
+
+// countEvents counts the stored events of the index per person (personOf
+// maps customer ids to person keys) and in all, a page of customer ids at
+// a time.
+func (s *State) countEvents(ctx context.Context, st *store.Client, index string, personOf map[string]string) error {
 	var afterKey map[string]any
 	for {
 		comp := map[string]any{"size": 5000, "sources": []any{map[string]any{"cid": map[string]any{"terms": map[string]any{"field": "customer_id"}}}}}
@@ -70,21 +102,13 @@ func (e *Env) ReadState(ctx context.Context, cfg *config.Config) (*State, error)
 			comp["after"] = afterKey
 		}
 		body := map[string]any{"size": 0, "track_total_hits": true, "aggs": map[string]any{"by": map[string]any{"composite": comp}}}
-		res, err := st.Search(ctx, events, body)
+		res, err := st.Search(ctx, index, body)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		var aggs struct {
-			By struct {
-				AfterKey map[string]any `json:"after_key"`
-				Buckets  []struct {
-					Key      map[string]any `json:"key"`
-					DocCount int            `json:"doc_count"`
-				} `json:"buckets"`
-			} `json:"by"`
-		}
+		var aggs eventCounts
 		if err := json.Unmarshal(res.Aggregations, &aggs); err != nil {
-			return nil, fmt.Errorf("event counts: %w", err)
+			return fmt.Errorf("event counts: %w", err)
 		}
 		s.EventsTotal = int(res.Total)
 		for _, b := range aggs.By.Buckets {
@@ -92,11 +116,10 @@ func (e *Env) ReadState(ctx context.Context, cfg *config.Config) (*State, error)
 			s.Events[personOf[cid]] += b.DocCount
 		}
 		if len(aggs.By.Buckets) < 5000 || aggs.By.AfterKey == nil {
-			break
+			return nil
 		}
 		afterKey = aggs.By.AfterKey
 	}
-	return s, nil
 }
 
 // Compare lists how the state differs from the model's expectation: the

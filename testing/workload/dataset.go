@@ -148,6 +148,20 @@ type row struct {
 func (g *generator) chance(p float64) bool  { return g.r.Float64() < p }
 func (g *generator) pick(s []string) string { return s[g.r.IntN(len(s))] }
 
+// pickOther picks one of keys other than not, for a row moving to another
+// parent; keys must hold another.
+func (g *generator) pickOther(keys []string, not string) string {
+	for {
+		if k := g.pick(keys); k != not {
+			return k
+		}
+	}
+}
+
+// gap is the time from a change of a row to its next one: a millisecond
+// to a tenth of a second.
+func (g *generator) gap() float64 { return 0.001 + g.r.Float64()*0.1 }
+
 func (g *generator) newRow(table, key string) *row {
 	return &row{table: table, key: key, structKey: g.chance(0.2)}
 }
@@ -252,22 +266,20 @@ func (g *generator) planOrder(customerKey string, b float64) []*row {
 		default:
 			u.StoreID = fmt.Sprintf("s-%02d", g.r.IntN(20))
 		}
-		t += 0.001 + g.r.Float64()*0.1
+		t += g.gap()
 		g.add(or, t, "u", &Change{Order: &u})
 		o = &u
 	}
 	if g.chance(0.02) && g.n > 1 {
 		u := *o
-		for u.CustomerID == o.CustomerID {
-			u.CustomerID = g.pick(g.customerKeys)
-		}
-		t += 0.001 + g.r.Float64()*0.1
+		u.CustomerID = g.pickOther(g.customerKeys, o.CustomerID)
+		t += g.gap()
 		g.add(or, t, "u", &Change{Order: &u})
 		g.stats.OrderMoves++
 		o = &u
 	}
 	if g.chance(0.05) {
-		t += 0.001 + g.r.Float64()*0.1
+		t += g.gap()
 		g.add(or, t, "d", &Change{Order: o})
 	}
 	for range 1 + g.r.IntN(3) {
@@ -288,22 +300,20 @@ func (g *generator) planItem(orderKey string, created float64) *row {
 	if g.chance(0.05) {
 		u := *it
 		u.Quantity = 1 + g.r.IntN(9)
-		ti += 0.001 + g.r.Float64()*0.1
+		ti += g.gap()
 		g.add(ir, ti, "u", &Change{Item: &u})
 		it = &u
 	}
 	if g.chance(0.015) {
 		u := *it
-		for u.OrderID == it.OrderID {
-			u.OrderID = g.pick(g.orderKeys)
-		}
-		ti += 0.001 + g.r.Float64()*0.1
+		u.OrderID = g.pickOther(g.orderKeys, it.OrderID)
+		ti += g.gap()
 		g.add(ir, ti, "u", &Change{Item: &u})
 		g.stats.ItemMoves++
 		it = &u
 	}
 	if g.chance(0.03) {
-		ti += 0.001 + g.r.Float64()*0.1
+		ti += g.gap()
 		g.add(ir, ti, "d", &Change{Item: it})
 	}
 	return ir
