@@ -298,22 +298,6 @@ func (ix *Indexer) step(ctx context.Context, name string, f func() error) error 
 	return err
 }
 
-// deadLetter sends the rejected messages to the dead-letter topic.
-func (ix *Indexer) deadLetter(ctx context.Context, rs []rejected) error {
-	if len(rs) == 0 {
-		return nil
-	}
-	msgs := ix.deadLetterMessages(rs)
-	if err := ix.step(ctx, "dead_letter", func() error { return ix.producer.SendMessages(msgs) }); err != nil {
-		return err
-	}
-	for _, r := range rs {
-		ix.m.deadLettered.WithLabelValues(r.msg.Topic).Inc()
-		ix.log.Warn("dead-lettered", "topic", r.msg.Topic, "partition", r.msg.Partition, "offset", r.msg.Offset, "reason", r.reason)
-	}
-	return nil
-}
-
 // markDirty asks stage 2 to rebuild the customers.
 func (ix *Indexer) markDirty(cids map[string]bool) error {
 	if len(cids) == 0 {
