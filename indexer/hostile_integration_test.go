@@ -1,6 +1,7 @@
 package indexer_test
 
 import (
+	"cmp"
 	"fmt"
 	"reflect"
 	"strings"
@@ -152,4 +153,53 @@ func partitionProducer(t *testing.T, env *harness.Env) sarama.SyncProducer {
 	}
 	t.Cleanup(func() { p.Close() })
 	return p
+}
+
+// A dead-letter topic whose records may be at most 20 KB (its
+// max.message.bytes): the broker refuses the truncated record of a 100 KB
+// message for good, and the indexer writes it without the value instead
+// of retrying for ever; the stream goes on.
+func TestADeadLetterTheBrokerRefusesAsTooLargeIsWrittenWithoutItsValue(t *testing.T) {
+	env := harness.Services(t)
+	cfg := env.Config(t)
+	admin, err := sarama.NewClusterAdmin(env.KafkaBrokers, indexer.KafkaConfig("cdp-test-admin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := "20000"
+	err = admin.CreateTopic(cfg.Topic(indexer.TopicDLQ), &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: -1,
+		ConfigEntries: map[string]*string{"max.message.bytes": &limit}}, false)
+	admin.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.CreateTopics(t, cfg)
+	big := `{"after":{"id":9501,"name":"` + strings.Repeat("x", 100<<10)
+	p := partitionProducer(t, env)
+	var at *sarama.ProducerMessage
+	for _, m := range []msg{{indexer.TopicCustomers, "9501", big}, change(indexer.TopicCustomers, "c", 9502, map[string]any{"name": "after"}, 2)} {
+		pm := &sarama.ProducerMessage{Topic: cfg.Topic(m.topic), Partition: 0, Key: sarama.StringEncoder(m.key), Value: sarama.StringEncoder(m.value)}
+		if _, _, err := p.SendMessage(pm); err != nil {
+			t.Fatal(err)
+		}
+		at = cmp.Or(at, pm)
+	}
+	metrics := env.StartIndexer(t, cfg)
+	harness.Eventually(t, 60*time.Second, func() (bool, string) {
+		return env.CustomerByIdentity(t, cfg, "crm_id", "9502") != nil, "customer 9502, after the big message, not indexed"
+	})
+	env.WaitIdle(t, cfg, 60*time.Second)
+
+	ds := env.DeadLetters(t, cfg)
+	if len(ds) != 1 {
+		t.Fatalf("%d dead letters, want the big message's one", len(ds))
+	}
+	d := ds[0]
+	if d.Topic != at.Topic || d.Partition != at.Partition || d.Offset != at.Offset || d.Key != "9501" || d.Size != len(big) ||
+		!d.ValueOmitted || d.Value != "" || d.SHA256 == "" || !strings.Contains(d.Reason, "invalid JSON") {
+		t.Fatalf("dead letter %s: want the message's position, key, size, hash and reason, without its value", d.Raw)
+	}
+	if n := harness.Counter(t, metrics, "cdp_indexer_dead_letters_truncated_total", "part", "value_omitted"); n != 1 {
+		t.Fatalf("%v dead letters counted written without their value, want 1", n)
+	}
 }
