@@ -16,14 +16,17 @@ run: deps-up build
 	@scripts/run.sh
 
 ## test: start the services if needed, then lint, unit and integration tests with -race,
-## a short fuzzing run of the filter parser, and the chaos suite (it stops and starts
-## the services through scripts/deps.sh, so it runs alone, after everything else)
+## short fuzzing runs (FUZZTIME each) of the filter parser and of both wire decoders (go
+## test -fuzz takes one target per run), and the chaos suite (it stops and starts the
+## services through scripts/deps.sh, so it runs alone, after everything else)
 test: deps-up lint
 	$(GO) test $(GOTEST_FLAGS) ./...
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(FUZZTIME) ./query
+	$(GO) test -run='^$$' -fuzz='^FuzzParseChange$$' -fuzztime=$(FUZZTIME) ./wire
+	$(GO) test -run='^$$' -fuzz='^FuzzParseEvent$$' -fuzztime=$(FUZZTIME) ./wire
 	CDP_CHAOS=1 $(GO) test -race -count=1 -p 1 -timeout 20m -v ./testing/chaos/
 
-FUZZTIME ?= 20s
+FUZZTIME ?= 10s
 
 ## unit: the tests that need no service
 unit:

@@ -25,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"sync"
 	"time"
 
@@ -216,12 +215,12 @@ func (ix *Indexer) Close() error {
 // dirty markers (stage 2). It returns only when all of it is applied or
 // dead-lettered, or when ctx ends.
 //
-// A request OpenSearch refuses as a whole, for good (a 4xx other than 408,
-// 409 and 429), would be refused on every retry and stop the stream. The
-// batch is then split in halves, applied in order, down to the single
-// message that makes the request fail, which is dead-lettered with
-// OpenSearch's answer. Every step is idempotent, so re-applying a half that
-// partly went through is safe.
+// A step that fails for good (classify says permanent: a request
+// OpenSearch refuses as a whole, a marker Kafka refuses) would fail on
+// every retry and stop the stream. The batch is then split in halves,
+// applied in order, down to the single message that makes the step fail,
+// which is dead-lettered with the error. Every step is idempotent, so
+// re-applying a half that partly went through is safe.
 func (ix *Indexer) process(ctx context.Context, msgs []*sarama.ConsumerMessage) error {
 	err := ix.processOnce(ctx, msgs)
 	var perm *permanentError
@@ -229,7 +228,7 @@ func (ix *Indexer) process(ctx context.Context, msgs []*sarama.ConsumerMessage) 
 		return err
 	}
 	if len(msgs) == 1 {
-		return ix.deadLetter(ctx, []rejected{{msgs[0], "OpenSearch refused a request made from this message: " + perm.Error()}})
+		return ix.deadLetter(ctx, []rejected{{msgs[0], refusedReason(perm.err)}})
 	}
 	ix.log.Warn("batch refused for good, splitting it to find the message", "messages", len(msgs), "err", perm)
 	mid := len(msgs) / 2
@@ -239,17 +238,22 @@ func (ix *Indexer) process(ctx context.Context, msgs []*sarama.ConsumerMessage) 
 	return ix.process(ctx, msgs[mid:])
 }
 
-// permanentError is a request OpenSearch will refuse however often it is
-// sent.
+// refusedReason is the dead letter's reason for a message whose step
+// failed for good.
+func refusedReason(err error) string {
+	var se *store.Error
+	if errors.As(err, &se) {
+		return "OpenSearch refused a request made from this message: " + err.Error()
+	}
+	return "a write made from this message was refused for good: " + err.Error()
+}
+
+// permanentError is a step that fails however often it is retried
+// (classify says classPermanent).
 type permanentError struct{ err error }
 
 func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
-
-func permanent(err error) bool {
-	s := store.StatusOf(err)
-	return s >= 400 && s < 500 && s != http.StatusRequestTimeout && s != http.StatusConflict && s != http.StatusTooManyRequests
-}
 
 func (ix *Indexer) processOnce(ctx context.Context, msgs []*sarama.ConsumerMessage) error {
 	var sources, dirty []*sarama.ConsumerMessage
@@ -277,36 +281,21 @@ func (ix *Indexer) processOnce(ctx context.Context, msgs []*sarama.ConsumerMessa
 }
 
 // step runs f until it succeeds, fails for good, or ctx ends, backing off
-// between tries. Every step is idempotent, so a retry after a partial
-// failure is safe.
+// between tries: classify decides which errors are worth another try.
+// Every step is idempotent, so a retry after a partial failure is safe. A
+// failure for good is returned as a *permanentError.
 func (ix *Indexer) step(ctx context.Context, name string, f func() error) error {
 	start := time.Now()
 	defer func() { ix.m.stepSeconds.WithLabelValues(name).Observe(time.Since(start).Seconds()) }()
 	b := newBackoff(100*time.Millisecond, 10*time.Second)
-	err := retry(ctx, b, func(err error) bool { return ctx.Err() == nil && !permanent(err) }, func(err error, d time.Duration) {
+	err := retry(ctx, b, func(err error) bool { return ctx.Err() == nil && classify(err) == classTransient }, func(err error, d time.Duration) {
 		ix.m.retries.WithLabelValues(name).Inc()
 		ix.log.Warn("step failed, retrying", "step", name, "err", err, "in", d)
 	}, f)
-	if err != nil && permanent(err) {
+	if err != nil && ctx.Err() == nil && classify(err) == classPermanent {
 		return &permanentError{err}
 	}
 	return err
-}
-
-// deadLetter sends the rejected messages to the dead-letter topic.
-func (ix *Indexer) deadLetter(ctx context.Context, rs []rejected) error {
-	if len(rs) == 0 {
-		return nil
-	}
-	msgs := ix.deadLetterMessages(rs)
-	if err := ix.step(ctx, "dead_letter", func() error { return ix.producer.SendMessages(msgs) }); err != nil {
-		return err
-	}
-	for _, r := range rs {
-		ix.m.deadLettered.WithLabelValues(r.msg.Topic).Inc()
-		ix.log.Warn("dead-lettered", "topic", r.msg.Topic, "partition", r.msg.Partition, "offset", r.msg.Offset, "reason", r.reason)
-	}
-	return nil
 }
 
 // markDirty asks stage 2 to rebuild the customers.

@@ -10,14 +10,18 @@ type metrics struct {
 	consumed     *prometheus.CounterVec
 	applied      *prometheus.CounterVec
 	deadLettered *prometheus.CounterVec
-	retries      *prometheus.CounterVec
-	parked       prometheus.Counter
-	demoted      *prometheus.CounterVec
-	lag          *prometheus.GaugeVec
-	bulkSeconds  *prometheus.HistogramVec
-	stepSeconds  *prometheus.HistogramVec
-	batchSeconds *prometheus.HistogramVec
-	batchSize    *prometheus.HistogramVec
+	// deadLetterCuts and deadLettersLost: dead letters made smaller to fit
+	// the broker's limit, and those that could not be written at all.
+	deadLetterCuts  *prometheus.CounterVec
+	deadLettersLost *prometheus.CounterVec
+	retries         *prometheus.CounterVec
+	parked          prometheus.Counter
+	demoted         *prometheus.CounterVec
+	lag             *prometheus.GaugeVec
+	bulkSeconds     *prometheus.HistogramVec
+	stepSeconds     *prometheus.HistogramVec
+	batchSeconds    *prometheus.HistogramVec
+	batchSize       *prometheus.HistogramVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -30,6 +34,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"kind"}),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cdp_indexer_dead_lettered_total", Help: "Messages sent to the dead-letter topic, by source topic.",
+		}, []string{"topic"}),
+		deadLetterCuts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cdp_indexer_dead_letters_truncated_total", Help: "Dead letters made smaller to fit the broker's message limit, by part: value (only its first 64 KiB kept), key, reason, or value_omitted (the broker refused even that; written without the value).",
+		}, []string{"part"}),
+		deadLettersLost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cdp_indexer_dead_letters_lost_total", Help: "Messages that could not be applied and whose dead letter the broker refused for good even without its value, by source topic: skipped, logged with their position.",
 		}, []string{"topic"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cdp_indexer_retries_total", Help: "Batch steps retried after a transient failure, by step.",
@@ -60,7 +70,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(1, 4, 10),
 		}, []string{"lane"}),
 	}
-	reg.MustRegister(m.consumed, m.applied, m.deadLettered, m.retries, m.parked, m.demoted, m.lag, m.bulkSeconds,
+	reg.MustRegister(m.consumed, m.applied, m.deadLettered, m.deadLetterCuts, m.deadLettersLost, m.retries, m.parked, m.demoted, m.lag, m.bulkSeconds,
 		m.stepSeconds, m.batchSeconds, m.batchSize)
 	return m
 }

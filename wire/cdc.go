@@ -211,11 +211,14 @@ func sourcePosition(env *envelope) (pos, ts int64, err error) {
 func decodeRow(tbl cdcTable, row map[string]any, cols map[string]field) (map[string]any, error) {
 	decoded := make(map[string]any, len(row))
 	for col, v := range row {
-		dv, err := decodeColumn(col, tbl.columns[col], cols[col], v)
+		// A column is checked as the field its sanitized name sets:
+		// "Email" sets email as much as "email" does.
+		name := SanitizeKey(col)
+		dv, err := decodeColumn(name, tbl.columns[name], cols[col], v)
 		if err != nil {
 			return nil, bad("column %s: %v", col, err)
 		}
-		if name := SanitizeKey(col); name != "" {
+		if name != "" {
 			decoded[name] = dv
 		}
 	}

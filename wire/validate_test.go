@@ -44,6 +44,8 @@ func TestValuesOutsideTheContractsTypesAndRangesAreBadMessages(t *testing.T) {
 		{"true as a parent id", TableOrders, row(`{"id":1,"customer_id":true}`), "column customer_id: want a string"},
 		{"a number as an email", TableCustomers, row(`{"id":1,"email":12345}`), "column email: want a string"},
 		{"a number as a name", TableCustomers, row(`{"id":1,"name":42}`), "column name: want a string"},
+		{"a number as an email spelled in capitals", TableCustomers, row(`{"id":1,"EMAIL":12345}`), "column EMAIL: want a string"},
+		{"a number as a birthday spelled in mixed case", TableCustomers, row(`{"id":1,"BirthDay":12.5}`), "column BirthDay"},
 		{"a value of white space alone", TableCustomers, " \n\t ", "blank"},
 		{"true as a struct key's id", TableCustomers, `{"after":{"name":"x"},"source":{"ts_ms":1},"op":"c"}`, "key"},
 	}
