@@ -24,7 +24,7 @@ func TypeMapping(t Type) map[string]any {
 	case Keyword, KeywordArray:
 		return map[string]any{"type": "keyword", "ignore_above": 4096,
 			"fields": map[string]any{
-				"lc": map[string]any{"type": "keyword", "normalizer": "lc", "ignore_above": 4096},
+				"lc":          map[string]any{"type": "keyword", "normalizer": "lc", "ignore_above": 4096},
 				GramsSubfield: map[string]any{"type": "text", "analyzer": GramsAnalyzer, "norms": false},
 			}}
 	case Text:
