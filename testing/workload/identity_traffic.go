@@ -74,7 +74,10 @@ func (t *IdentityTraffic) Phases() [][]Message {
 }
 
 // IdentityKeySpan is how far apart the bases of two identity streams must
-// be to share no identity, row or message id (up to 100,000 people each).
+// be to share no identity, row or message id: a stream mints about 8 ids
+// a person, so up to 100,000 people each, at bases 0, IdentityKeySpan, …
+// up to 8×IdentityKeySpan (crm ids 7xxxxxxxx and SDK user ids 8xxxxxxxx
+// must not meet).
 const IdentityKeySpan = 10_000_000
 
 // NewIdentityTraffic generates a reproducible identity stream about

@@ -165,3 +165,26 @@ func TestIdentityTrafficAtScale(t *testing.T) {
 	}
 	t.Logf("%d messages, %d people, %d conflicts: %s", len(d.Messages), len(people), len(d.Model().Conflicts()), d.Stats)
 }
+
+// Streams at bases IdentityKeySpan apart are different people.
+func TestIdentityTrafficAtDifferentBasesSharesNoIdentity(t *testing.T) {
+	ids := func(d *workload.IdentityTraffic) map[string]bool {
+		out := map[string]bool{}
+		people, err := d.Model().People()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range people {
+			for _, id := range append(append(append([]string{}, p.Identities...), p.Events...), p.Orders...) {
+				out[id] = true
+			}
+		}
+		return out
+	}
+	a, b := ids(workload.NewIdentityTrafficAt(1, 300, 0)), ids(workload.NewIdentityTrafficAt(1, 300, 8*workload.IdentityKeySpan))
+	for k := range b {
+		if a[k] {
+			t.Fatalf("%s is in both streams", k)
+		}
+	}
+}
