@@ -3,11 +3,13 @@
 // source changes and SDK events (dataset.go), the Kafka messages they are
 // encoded into (stream.go), how far an indexer has come through them
 // (progress.go), and the reference model of the documents they must lead
-// to (model.go). It needs no running service and links no container
+// to (model.go). For OneID it also generates identity traffic in phases
+// with split requests (identity_traffic.go) and models who is whom
+// (oneid.go). It needs no running service and links no container
 // tooling, so the benchmark binary stays small.
 //
-// The model is a test oracle: it applies the stream by the rules of the
-// contract alone and imports no package of the service it judges
+// The models are test oracles: they apply the stream by the rules of the
+// contract alone and import no package of the service they judge
 // (TestTheModelImportsNothingOfTheService checks that).
 package workload
 

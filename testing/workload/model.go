@@ -70,11 +70,12 @@ func (c *Change) Deleted() bool { return c.Op == "d" }
 
 // Event is one SDK message (CONTRACT §1.1), before encoding.
 type Event struct {
-	Type        string // identify, track, page, screen
+	Type        string // identify, track, page, screen, alias
 	MessageID   string
 	Timestamp   time.Time
 	UserID      string
 	AnonymousID string
+	PreviousID  string // alias: the id that userId is the same person as
 	Name        string // the track event's name
 	Properties  map[string]any
 	Traits      map[string]any

@@ -163,6 +163,9 @@ func EventValue(e *Event) []byte {
 	if e.AnonymousID != "" {
 		v["anonymousId"] = e.AnonymousID
 	}
+	if e.PreviousID != "" {
+		v["previousId"] = e.PreviousID
+	}
 	if e.Name != "" {
 		v["event"] = e.Name
 	}
