@@ -20,6 +20,7 @@ type Report struct {
 	Queries   []QueryResult   `json:"queries"`
 	Lookups   LookupResult    `json:"lookups"`
 	Export    ExportResult    `json:"export"`
+	Ramp      RampResult      `json:"load_ramp"`
 	Memory    []PhaseMemory   `json:"memory"`
 	Goals     []Goal          `json:"goals"`
 	// BenchPeakRSSMiB is the bench's own peak memory (the generated
@@ -68,7 +69,7 @@ func verdict(ok bool) string {
 // rssGoalMiB is the resident memory goal of each process.
 const rssGoalMiB = 256
 
-// computeGoals turns the results into the issue's five goals.
+// computeGoals turns the results into the issues' goals.
 func (r *Report) computeGoals() {
 	ix := r.Indexing
 	r.Goals = []Goal{{
@@ -108,6 +109,7 @@ func (r *Report) computeGoals() {
 	ixPeak, apiPeak := peakOf(r.Memory, "index"), peakOf(r.Memory, "serve")
 	r.Goals = append(r.Goals, Goal{Name: "memory", Target: fmt.Sprintf("peak RSS ≤ %d MiB (indexer and API, every phase)", rssGoalMiB),
 		Actual: fmt.Sprintf("indexer %.0f MiB, API %.0f MiB", ixPeak, apiPeak), Pass: ixPeak > 0 && ixPeak <= rssGoalMiB && apiPeak > 0 && apiPeak <= rssGoalMiB})
+	r.Goals = append(r.Goals, rampGoals(r.Ramp)...)
 }
 
 // summaryLines is one line per metric, for the terminal.
@@ -139,6 +141,10 @@ func (r *Report) summaryLines() []string {
 	ixPeak, apiPeak := peakOf(r.Memory, "index"), peakOf(r.Memory, "serve")
 	out = append(out, fmt.Sprintf("memory:     peak RSS indexer %.0f MiB, API %.0f MiB [goal ≤ %d MiB: %s]",
 		ixPeak, apiPeak, rssGoalMiB, verdict(ixPeak > 0 && ixPeak <= rssGoalMiB && apiPeak > 0 && apiPeak <= rssGoalMiB)))
+	for _, s := range r.Ramp.Steps {
+		out = append(out, fmt.Sprintf("ramp:       %3d connections %6.0f req/s (%6.0f admitted/s), admitted p50/p99 %.1f/%.1f ms, 429 %.1f%%, 503 %.1f%%, %d failed (%d timeouts), API RSS %.0f MiB",
+			s.Conns, s.Throughput, s.AdmittedRate, s.Admitted.P50Ms, s.Admitted.P99Ms, s.Share429Pct, s.Share503Pct, s.ClientErrors+s.OtherStatus, s.ClientTimeouts, s.APIPeakRSSMiB))
+	}
 	return out
 }
 
@@ -174,6 +180,7 @@ func (r *Report) Markdown(w io.Writer, jsonPath string) {
 	r.mdQueries(w)
 	r.mdLookups(w)
 	r.mdExport(w)
+	r.mdRamp(w)
 	r.mdMemory(w)
 	r.mdNotes(w)
 	r.mdRunning(w)
@@ -265,9 +272,29 @@ func (r *Report) mdExport(w io.Writer) {
 	table(w, []string{"", "docs/s"}, [][]string{{"API cursor paging", f0(e.APIDocs)}, {"raw PIT + search_after", f0(e.RawDocs)}, {"ratio", fmt.Sprintf("%.3f (%s)", e.Ratio, verdict(e.Pass))}})
 }
 
+// mdRamp is the load ramp, step by step.
+func (r *Report) mdRamp(w io.Writer) {
+	rr := r.Ramp
+	fmt.Fprintf(w, "## 6. Load ramp\n\n")
+	if len(rr.Steps) == 0 {
+		fmt.Fprintf(w, "Not measured in this run.\n\n")
+		return
+	}
+	fmt.Fprintf(w, "Closed-loop clients, each on a connection of its own, send a mix of %s to the API (admission: %d in flight, %d queued for at most %s; memory limit %d MiB); each step runs %.1f s after %.1f s of unrecorded warm-up. A client told 429 or 503 waits as Retry-After says, as a well-behaved client does; its request timeout is %.0f s. Latencies are of the admitted (2xx) requests, from send to the end of the answer; the API's RSS is the peak during the step.\n\n",
+		strings.Join(rr.Mix, ", "), rr.HTTPInFlight, rr.HTTPQueue, rr.HTTPQueueWait, rr.MemoryLimitMiB, rr.StepSeconds, rr.WarmupSeconds, rr.TimeoutSeconds)
+	limit := 2 * rr.Steps[0].Admitted.P99Ms
+	var rows [][]string
+	for _, s := range rr.Steps {
+		rows = append(rows, []string{fmt.Sprint(s.Conns), f0(s.Throughput), f0(s.AdmittedRate), f1(s.Admitted.P50Ms), f1(s.Admitted.P99Ms),
+			f1(s.Share429Pct), f1(s.Share503Pct), fmt.Sprint(s.OtherStatus), fmt.Sprintf("%d (%d)", s.ClientErrors, s.ClientTimeouts), f0(s.APIPeakRSSMiB),
+			verdict(s.Admitted.Count > 0 && s.Admitted.P99Ms <= limit && s.ClientErrors+s.OtherStatus == 0)})
+	}
+	table(w, []string{"connections", "req/s", "admitted/s", "p50 ms", "p99 ms", "429 %", "503 %", "other status", "client errors (timeouts)", "API RSS peak MiB", fmt.Sprintf("p99 ≤ %.0f ms", limit)}, rows)
+}
+
 // mdMemory is the peak memory and CPU of each phase.
 func (r *Report) mdMemory(w io.Writer) {
-	fmt.Fprintf(w, "## 6. Memory and CPU\n\nPeak resident memory of the two `cdp` processes per phase: VmRSS sampled from `/proc/<pid>/status`, and VmHWM read at the end of the phase (reset at its start through `clear_refs` where the kernel allows it); the CPU time each used in the phase, OpenSearch's (when `scripts/deps.sh` runs it), and how busy all %d CPUs were, whatever else ran on the machine.\n\n", r.Machine.NProc)
+	fmt.Fprintf(w, "## 7. Memory and CPU\n\nPeak resident memory of the two `cdp` processes per phase: VmRSS sampled from `/proc/<pid>/status`, and VmHWM read at the end of the phase (reset at its start through `clear_refs` where the kernel allows it); the CPU time each used in the phase, OpenSearch's (when `scripts/deps.sh` runs it), and how busy all %d CPUs were, whatever else ran on the machine.\n\n", r.Machine.NProc)
 	var rows [][]string
 	for _, p := range r.Memory {
 		hwm := func(v float64) string {
