@@ -164,9 +164,6 @@ type bench struct {
 	customers, events, rawIndex string
 	rep                         *Report
 	mem                         *memory
-	// sample is the customers the lookups went through; the load ramp
-	// looks them up again.
-	sample []lookupTarget
 }
 
 func run(ctx context.Context, o options, log *slog.Logger) error {
@@ -220,7 +217,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	if err := b.underLoad(ctx, live, msgsPerCustomer, plans, queriesTook); err != nil {
 		return err
 	}
-	if err := b.loadRamp(ctx, plans); err != nil {
+	if err := b.loadRamp(ctx, idx, plans); err != nil {
 		return err
 	}
 
@@ -412,7 +409,6 @@ func (b *bench) lookups(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.sample = sample
 	if b.rep.Lookups, err = runLookups(ctx, b.apiURL, b.osURL, b.customers, b.events, sample, b.o.query); err != nil {
 		return err
 	}

@@ -270,13 +270,26 @@ func rampStep(ctx context.Context, base string, mix *rampMix, conns int, tune ra
 
 // loadRamp is phase 8: the mixed load at each number of connections in
 // turn, against the API started by the bench, with the API's peak memory
-// per step.
-func (b *bench) loadRamp(ctx context.Context, plans []*queryPlan) error {
+// per step. It starts once the indexer has applied the background load
+// of phases 6 and 7, so that every step sees the same data and the same
+// machine, and samples the customers to look up afresh (the load changed
+// some of their phones).
+func (b *bench) loadRamp(ctx context.Context, idx *proc, plans []*queryPlan) error {
 	tune := b.o.ramp
 	if err := loopbackOnly(string(b.apiURL)); err != nil {
 		return err
 	}
-	mix, err := newRampMix(plans, b.sample)
+	if _, err := waitIdle(ctx, b.cfg, idx, b.rep.Indexing.Changes, b.log, "before the load ramp"); err != nil {
+		return err
+	}
+	if _, err := b.osURL.do(ctx, http.MethodPost, "/"+b.customers+"/_refresh", nil); err != nil {
+		return err
+	}
+	sample, err := sampleCustomers(ctx, b.osURL, b.customers, b.o.lookupSample)
+	if err != nil {
+		return err
+	}
+	mix, err := newRampMix(plans, sample)
 	if err != nil {
 		return err
 	}
