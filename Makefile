@@ -59,7 +59,7 @@ bench: deps-up build
 	$(GO) build -o bin/bench ./cmd/bench
 	bin/bench -customers $(BENCH_CUSTOMERS) -command "make bench BENCH_CUSTOMERS=$(BENCH_CUSTOMERS)" $(BENCH_FLAGS)
 
-## bench-quick: the pull-request check: 10,000 customers and shorter measuring windows
+## bench-quick: the pull-request check: 10,000 customers and shorter measuring windows (3 s per load-ramp step)
 bench-quick: deps-up build
 	$(GO) build -o bin/bench ./cmd/bench
-	bin/bench -customers 10000 -query-duration 2s -fresh-duration 15s -export-rounds 3 -command "make bench-quick" $(BENCH_FLAGS)
+	bin/bench -customers 10000 -query-duration 2s -fresh-duration 15s -export-rounds 3 -ramp-step-duration 3s -ramp-warmup 500ms -command "make bench-quick" $(BENCH_FLAGS)

@@ -49,6 +49,8 @@ type Config struct {
 	HTTPInFlight  int
 	HTTPQueue     int
 	HTTPQueueWait time.Duration
+	// HTTPMaxConns bounds the API's open client connections.
+	HTTPMaxConns int
 
 	// Location is Timezone loaded by Validate.
 	Location *time.Location
@@ -101,9 +103,10 @@ func (c *Config) Register(fs *pflag.FlagSet, getenv func(string) string) {
 	num(&c.SourceLanes, setting{"source-lanes", "CDP_SOURCE_LANES", "batches of source messages the indexer applies at once, each from its own share of the partitions"}, 2)
 	num(&c.MemoryLimitMiB, setting{"memory-limit-mib", "CDP_MEMORY_LIMIT_MIB", "soft memory limit of the process in MiB: the garbage collector works harder as it nears it (0: none, or GOMEMLIMIT)"}, 192)
 	dur(&c.ShutdownGrace, setting{"shutdown-grace", "CDP_SHUTDOWN_GRACE", "time allowed to flush and commit on SIGTERM"}, 20*time.Second)
-	num(&c.HTTPInFlight, setting{"http-inflight", "CDP_HTTP_INFLIGHT", "most API requests working on OpenSearch at once"}, 16)
-	num(&c.HTTPQueue, setting{"http-queue", "CDP_HTTP_QUEUE", "most API requests waiting for a place; more are answered 429"}, 64)
-	dur(&c.HTTPQueueWait, setting{"http-queue-wait", "CDP_HTTP_QUEUE_WAIT", "longest an API request waits for a place before a 429"}, 250*time.Millisecond)
+	num(&c.HTTPInFlight, setting{"http-inflight", "CDP_HTTP_INFLIGHT", "most API requests working on OpenSearch at once"}, 8)
+	num(&c.HTTPQueue, setting{"http-queue", "CDP_HTTP_QUEUE", "most API requests waiting for a place; more are answered 429"}, 8)
+	dur(&c.HTTPQueueWait, setting{"http-queue-wait", "CDP_HTTP_QUEUE_WAIT", "longest an API request waits for a place before a 429"}, 100*time.Millisecond)
+	num(&c.HTTPMaxConns, setting{"http-max-conns", "CDP_HTTP_MAX_CONNS", "most client connections open at once; more wait to be accepted"}, 1024)
 	d, l := query.DefaultLimits, &c.FilterLimits
 	num(&l.MaxStringBytes, setting{"filter-max-string-bytes", "CDP_FILTER_MAX_STRING_BYTES", "longest string value of a filter condition, in bytes"}, d.MaxStringBytes)
 	num(&l.MaxPatternChars, setting{"filter-max-pattern-chars", "CDP_FILTER_MAX_PATTERN_CHARS", "longest contains, not_contains or starts_with value, in characters"}, d.MaxPatternChars)
@@ -188,7 +191,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("http-queue %d: must not be negative", c.HTTPQueue))
 	}
 	for name, v := range map[string]int{
-		"http-inflight":           c.HTTPInFlight,
+		"http-inflight": c.HTTPInFlight, "http-max-conns": c.HTTPMaxConns,
 		"filter-max-string-bytes": c.FilterLimits.MaxStringBytes, "filter-max-pattern-chars": c.FilterLimits.MaxPatternChars,
 		"filter-max-conditions": c.FilterLimits.MaxConditions, "filter-max-pattern-work": c.FilterLimits.MaxPatternWork,
 		"filter-max-terms": c.FilterLimits.MaxTerms,
@@ -235,6 +238,7 @@ func (c *Config) Args() []string {
 		"--http-inflight", strconv.Itoa(c.HTTPInFlight),
 		"--http-queue", strconv.Itoa(c.HTTPQueue),
 		"--http-queue-wait", c.HTTPQueueWait.String(),
+		"--http-max-conns", strconv.Itoa(c.HTTPMaxConns),
 		"--filter-max-string-bytes", strconv.Itoa(c.FilterLimits.MaxStringBytes),
 		"--filter-max-pattern-chars", strconv.Itoa(c.FilterLimits.MaxPatternChars),
 		"--filter-max-conditions", strconv.Itoa(c.FilterLimits.MaxConditions),

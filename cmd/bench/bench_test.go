@@ -227,6 +227,10 @@ func sampleReport() *Report {
 			{Phase: "indexing", IndexerRSSMiB: 100, APIRSSMiB: 30, IndexerHWMMiB: 120, APIHWMMiB: 31, HWMIsPhasePeak: true},
 			{Phase: "queries", IndexerRSSMiB: 50, APIRSSMiB: 60, IndexerHWMMiB: 300, HWMIsPhasePeak: false},
 		},
+		Ramp: RampResult{Mix: []string{"search", "count"}, Steps: []RampStep{
+			{Conns: 10, Requests: 1000, Admitted: Summary{Count: 1000, P50Ms: 20, P99Ms: 50}, APIPeakRSSMiB: 40},
+			{Conns: 500, Requests: 3000, Admitted: Summary{Count: 900, P50Ms: 40, P99Ms: 101}, Status429: 2100, Share429Pct: 70, APIPeakRSSMiB: 90},
+		}},
 	}
 	r.computeGoals()
 	return r
@@ -234,7 +238,8 @@ func sampleReport() *Report {
 
 func TestGoals(t *testing.T) {
 	r := sampleReport()
-	want := map[string]bool{"indexing throughput": true, "event-to-searchable": true, "API latency": false, "export throughput": false, "memory": true}
+	want := map[string]bool{"indexing throughput": true, "event-to-searchable": true, "API latency": false, "export throughput": false, "memory": true,
+		"overload latency": false, "overload memory": true} // 101 ms > 2 × 50 ms
 	if len(r.Goals) != len(want) {
 		t.Fatalf("%d goals: %+v", len(r.Goals), r.Goals)
 	}
@@ -271,6 +276,8 @@ func TestMarkdown(t *testing.T) {
 		"**FAIL**",
 		"| term | idle | 0 | 0.0 | 100 | 3.00 | 9.00 | 2.00 | 8.00 |",
 		"| queries | 0 | 50 | n/a |",
+		"## 6. Load ramp",
+		"| 500 | 0 | 0 | 40.0 | 101.0 | 70.0 | 0.0 | 0 | 0 (0) | 90 | FAIL |",
 		"out/bench-x.json",
 	} {
 		if !strings.Contains(md, want) {
@@ -292,7 +299,7 @@ func TestMarkdown(t *testing.T) {
 		}
 	}
 	lines := r.summaryLines()
-	if len(lines) != 2+len(r.Queries)+4 {
+	if len(lines) != 2+len(r.Queries)+4+len(r.Ramp.Steps) {
 		t.Errorf("%d summary lines: %q", len(lines), lines)
 	}
 }

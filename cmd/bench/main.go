@@ -2,8 +2,9 @@
 // by side in one run: indexing (Kafka → `cdp index` vs raw _bulk of the
 // same final documents), event-to-searchable freshness under load, filter
 // queries and 360 lookups through the API vs the same requests sent
-// directly, export through cursor paging vs a raw point-in-time loop, and
-// the peak memory of the indexer and API processes. It writes
+// directly, export through cursor paging vs a raw point-in-time loop, a
+// load ramp of closed-loop clients at 10 to 500 connections, and the peak
+// memory of the indexer and API processes. It writes
 // out/bench-<timestamp>.json and docs/benchmarks.md and prints one summary
 // line per metric. `make bench` and `make bench-quick` run it.
 package main
@@ -55,6 +56,8 @@ type options struct {
 	loadFraction float64
 	rssInterval  time.Duration
 	render       string
+
+	ramp rampTuning
 }
 
 func envInt(name string, def int) int {
@@ -90,7 +93,17 @@ func parseFlags() options {
 	flag.Float64Var(&o.loadFraction, "load-fraction", 0.5, "background load as a fraction of the indexer's measured maximum")
 	flag.DurationVar(&o.rssInterval, "rss-interval", 100*time.Millisecond, "how often VmRSS is sampled")
 	flag.StringVar(&o.render, "render", "", "only rewrite the Markdown (-md) from the JSON results of an earlier run, and print its summary")
+	rampConns := flag.String("ramp-conns", "10,50,200,500", "concurrent connections of each load-ramp step, comma separated; the first is the latency baseline")
+	flag.DurationVar(&o.ramp.Step, "ramp-step-duration", 10*time.Second, "measuring time of each load-ramp step")
+	flag.DurationVar(&o.ramp.Warmup, "ramp-warmup", time.Second, "unrecorded warm-up before each load-ramp step")
+	flag.DurationVar(&o.ramp.Timeout, "ramp-timeout", 10*time.Second, "request timeout of the load-ramp clients")
+	flag.IntVar(&o.ramp.MaxRequests, "ramp-max-requests", 200000, "most requests of one load-ramp step")
 	flag.Parse()
+	var err error
+	if o.ramp.Conns, err = parseConns(*rampConns); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
 	if o.command == "" {
 		o.command = strings.Join(os.Args, " ")
 	}
@@ -170,7 +183,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	}
 	defer api.stop(30 * time.Second)
 
-	log.Info("phase 1/7: indexing through Kafka and `cdp index`", "changes", b.rep.Indexing.Changes)
+	log.Info("phase 1/8: indexing through Kafka and `cdp index`", "changes", b.rep.Indexing.Changes)
 	procStart := time.Now()
 	idx, err := b.startIndexer()
 	if err != nil {
@@ -202,6 +215,9 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		return err
 	}
 	if err := b.underLoad(ctx, live, msgsPerCustomer, plans, queriesTook); err != nil {
+		return err
+	}
+	if err := b.loadRamp(ctx, idx, plans); err != nil {
 		return err
 	}
 
@@ -260,7 +276,7 @@ func (b *bench) produceDataset(ctx context.Context) (live []string, msgsPerCusto
 	if err := indexer.EnsureTopics(cfg.KafkaBrokers, topics, indexer.Partitions); err != nil {
 		return nil, 0, err
 	}
-	b.log.Info("phase 0/7: generating the dataset and producing it to Kafka", "chunk_customers", chunkCustomers)
+	b.log.Info("phase 0/8: generating the dataset and producing it to Kafka", "chunk_customers", chunkCustomers)
 	w, pd, err := generateAndProduce(ctx, cfg, o.seed, o.customers, o.eventsPerCustomer, time.Now(), b.logf)
 	if err != nil {
 		return nil, 0, err
@@ -354,7 +370,7 @@ func (b *bench) indexing(ctx context.Context, idx *proc, procStart time.Time) er
 // written with plain _bulk requests into an index of their own.
 func (b *bench) rawBulkBaseline(ctx context.Context) error {
 	cfg, ix, osURL, rawIndex := b.cfg, &b.rep.Indexing, b.osURL, b.rawIndex
-	b.log.Info("phase 2/7: raw _bulk of the same final documents")
+	b.log.Info("phase 2/8: raw _bulk of the same final documents")
 	b.mem.begin("raw-bulk")
 	sp, nDocs, err := readBack(ctx, osURL, mapping.Customers.Physical(cfg.IndexPrefix), b.o.bulkDocs, b.o.outDir)
 	if err != nil {
@@ -387,7 +403,7 @@ func (b *bench) rawBulkBaseline(ctx context.Context) error {
 
 // lookups is phase 3: 360 lookups by id and by phone.
 func (b *bench) lookups(ctx context.Context) error {
-	b.log.Info("phase 3/7: 360 lookups by id and by phone")
+	b.log.Info("phase 3/8: 360 lookups by id and by phone")
 	b.mem.begin("lookups")
 	sample, err := sampleCustomers(ctx, b.osURL, b.customers, b.o.lookupSample)
 	if err != nil {
@@ -403,7 +419,7 @@ func (b *bench) lookups(ctx context.Context) error {
 // export is phase 4: cursor paging through the API against a raw
 // point-in-time loop.
 func (b *bench) export(ctx context.Context) error {
-	b.log.Info("phase 4/7: export through cursor paging and a raw PIT loop")
+	b.log.Info("phase 4/8: export through cursor paging and a raw PIT loop")
 	b.mem.begin("export")
 	var err error
 	if b.rep.Export, err = runExport(ctx, b.apiURL, b.osURL, b.customers, b.o.exportRounds, b.logf); err != nil {
@@ -418,7 +434,7 @@ func (b *bench) export(ctx context.Context) error {
 // through the API and directly, with nothing else running. It returns the
 // plans, for phase 7, and how long the phase took.
 func (b *bench) idleQueries(ctx context.Context) ([]*queryPlan, time.Duration, error) {
-	b.log.Info("phase 5/7: queries through the API and directly (idle)", "shapes", len(shapes))
+	b.log.Info("phase 5/8: queries through the API and directly (idle)", "shapes", len(shapes))
 	b.mem.begin("queries")
 	qStart := time.Now()
 	plans, err := planQueries(ctx, b.apiURL, b.osURL, b.customers, b.o.query)
@@ -449,7 +465,7 @@ func (b *bench) underLoad(ctx context.Context, live []string, msgsPerCustomer fl
 	if err != nil {
 		return err
 	}
-	b.log.Info("phase 6/7: event-to-searchable latency under load", "markers_per_sec", o.markerRate, "seconds", o.freshDur.Seconds())
+	b.log.Info("phase 6/8: event-to-searchable latency under load", "markers_per_sec", o.markerRate, "seconds", o.freshDur.Seconds())
 	b.mem.begin("freshness")
 	lagCtx, stopLag := context.WithCancel(ctx)
 	lw := &lagWatch{}
@@ -471,7 +487,7 @@ func (b *bench) underLoad(ctx context.Context, live []string, msgsPerCustomer fl
 	b.mem.end()
 	b.log.Info("freshness done", "p50_ms", fr.Latency.P50Ms, "p99_ms", fr.Latency.P99Ms, "lost", fr.Lost, "load_per_sec", fr.Load.ActualRate)
 
-	b.log.Info("phase 7/7: queries while the indexer is fed half its maximum")
+	b.log.Info("phase 7/8: queries while the indexer is fed half its maximum")
 	b.mem.begin("queries-indexing")
 	rep.Queries = append(rep.Queries, runQueries(ctx, b.apiURL, b.osURL, b.customers, plans, "indexing", b.logf)...)
 	b.mem.end()
@@ -568,6 +584,11 @@ func failureNotes(r *Report) []string {
 	add("raw GET", l.RawGet)
 	add("raw GET + events", l.RawGetEvents)
 	add("raw identity search + events", l.RawPhoneEvents)
+	for _, s := range r.Ramp.Steps {
+		if n := s.ClientErrors + s.OtherStatus; n > 0 {
+			out = append(out, fmt.Sprintf("load ramp at %d connections: %d of %d requests failed (%d client timeouts); the last: %.400s", s.Conns, n, s.Requests, s.ClientTimeouts, s.LastError))
+		}
+	}
 	return out
 }
 

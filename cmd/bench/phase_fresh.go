@@ -125,62 +125,95 @@ func (w *lagWatch) run(ctx context.Context, cfg *config.Config) {
 	}
 }
 
-// runFreshness produces marker events at a fixed rate (open-loop) while
-// the load runs, and polls the events view for them; a marker's latency
-// is from its due time until a search first returns it.
-func runFreshness(ctx context.Context, cfg *config.Config, os endpoint, events string, prod *producer, live []string,
-	rate float64, dur, poll, timeout time.Duration, runID string) (FreshnessResult, error) {
-	res := FreshnessResult{MarkerRate: rate, PollInterval: float64(poll) / float64(time.Millisecond), TimeoutSec: timeout.Seconds()}
-	var mu sync.Mutex
-	outstanding := map[string]time.Time{}
-	var lat Samples
-	pollCtx, stopPoll := context.WithCancel(ctx)
-	polled := make(chan struct{})
-	go func() {
-		defer close(polled)
-		t := time.NewTicker(poll)
-		defer t.Stop()
-		for {
-			select {
-			case <-pollCtx.Done():
-				return
-			case <-t.C:
-			}
-			mu.Lock()
-			ids := make([]string, 0, len(outstanding))
-			for id := range outstanding {
-				ids = append(ids, id)
-			}
-			mu.Unlock()
-			if len(ids) == 0 {
-				continue
-			}
-			var resp store.SearchResult
-			err := os.json(pollCtx, http.MethodPost, "/"+events+"/_search", map[string]any{
-				"size": len(ids), "_source": false, "query": map[string]any{"ids": map[string]any{"values": ids}},
-			}, &resp)
-			seen := time.Now()
-			if err != nil {
-				continue
-			}
-			mu.Lock()
-			for _, h := range resp.Hits {
-				if due, ok := outstanding[h.ID]; ok {
-					lat.Add(seen.Sub(due))
-					delete(outstanding, h.ID)
-				}
-			}
-			now := time.Now()
-			for id, due := range outstanding {
-				if now.Sub(due) > timeout {
-					lat.Add(timeout) // a lower bound: counted, and reported as lost
-					res.Lost++
-					delete(outstanding, id)
-				}
-			}
-			mu.Unlock()
+// markerWatch is the markers produced and not yet seen, and the
+// latencies of those seen (or given up on).
+type markerWatch struct {
+	mu          sync.Mutex
+	outstanding map[string]time.Time // marker id → due time
+	lat         Samples
+	lost        int
+}
+
+// sent records a marker due at due.
+func (m *markerWatch) sent(id string, due time.Time) {
+	m.mu.Lock()
+	m.outstanding[id] = due
+	m.mu.Unlock()
+}
+
+// pending is how many markers were not seen yet.
+func (m *markerWatch) pending() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.outstanding)
+}
+
+// poll searches the events view for the outstanding markers every poll
+// until ctx ends.
+func (m *markerWatch) poll(ctx context.Context, os endpoint, events string, poll, timeout time.Duration) {
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
-	}()
+		m.pollOnce(ctx, os, events, timeout)
+	}
+}
+
+// pollOnce searches once: a marker found counts its latency until now,
+// one older than timeout is lost.
+func (m *markerWatch) pollOnce(ctx context.Context, os endpoint, events string, timeout time.Duration) {
+	m.mu.Lock()
+	ids := make([]string, 0, len(m.outstanding))
+	for id := range m.outstanding {
+		ids = append(ids, id)
+	}
+	m.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	var resp store.SearchResult
+	err := os.json(ctx, http.MethodPost, "/"+events+"/_search", map[string]any{
+		"size": len(ids), "_source": false, "query": map[string]any{"ids": map[string]any{"values": ids}},
+	}, &resp)
+	seen := time.Now()
+	if err != nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, h := range resp.Hits {
+		if due, ok := m.outstanding[h.ID]; ok {
+			m.lat.Add(seen.Sub(due))
+			delete(m.outstanding, h.ID)
+		}
+	}
+	now := time.Now()
+	for id, due := range m.outstanding {
+		if now.Sub(due) > timeout {
+			m.lat.Add(timeout) // a lower bound: counted, and reported as lost
+			m.lost++
+			delete(m.outstanding, id)
+		}
+	}
+}
+
+// giveUp counts every marker still outstanding as lost.
+func (m *markerWatch) giveUp(timeout time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.lost += len(m.outstanding)
+	for range m.outstanding {
+		m.lat.Add(timeout)
+	}
+}
+
+// produceMarkers sends rate×dur marker events open-loop, each for a
+// customer of live, and records each in m before it is sent.
+func produceMarkers(ctx context.Context, m *markerWatch, prod *producer, live []string, rate float64, dur time.Duration, runID string) {
 	r := rand.New(rand.NewPCG(7, 11))
 	var users []string
 	for range int(rate*dur.Seconds()) + 1 {
@@ -190,32 +223,36 @@ func runFreshness(ctx context.Context, cfg *config.Config, os endpoint, events s
 		id := fmt.Sprintf("bench-marker-%s-%d", runID, i)
 		e := &workload.Event{Type: "track", Name: "bench_marker", MessageID: id, Timestamp: due.UTC().Truncate(time.Millisecond),
 			UserID: users[i], Properties: map[string]any{"seq": float64(i)}, Channel: "web"}
-		m := workload.EventMessage(e)
-		mu.Lock()
-		outstanding[id] = due
-		mu.Unlock()
-		prod.send(kmsg{indexer.TopicEvents, m.Key, m.Value})
+		msg := workload.EventMessage(e)
+		m.sent(id, due)
+		prod.send(kmsg{indexer.TopicEvents, msg.Key, msg.Value})
 	})
+}
+
+// runFreshness produces marker events at a fixed rate (open-loop) while
+// the load runs, and polls the events view for them; a marker's latency
+// is from its due time until a search first returns it.
+func runFreshness(ctx context.Context, cfg *config.Config, os endpoint, events string, prod *producer, live []string,
+	rate float64, dur, poll, timeout time.Duration, runID string) (FreshnessResult, error) {
+	res := FreshnessResult{MarkerRate: rate, PollInterval: float64(poll) / float64(time.Millisecond), TimeoutSec: timeout.Seconds()}
+	m := &markerWatch{outstanding: map[string]time.Time{}}
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		m.poll(pollCtx, os, events, poll, timeout)
+	}()
+	produceMarkers(ctx, m, prod, live, rate, dur, runID)
 	// Wait for the last markers (or their timeout).
 	deadline := time.Now().Add(timeout + 2*poll)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		mu.Lock()
-		n := len(outstanding)
-		mu.Unlock()
-		if n == 0 {
-			break
-		}
+	for time.Now().Before(deadline) && ctx.Err() == nil && m.pending() > 0 {
 		time.Sleep(poll)
 	}
 	stopPoll()
 	<-polled
-	mu.Lock()
-	res.Lost += len(outstanding)
-	for range outstanding {
-		lat.Add(timeout)
-	}
-	mu.Unlock()
-	res.Latency = lat.Summary()
+	m.giveUp(timeout)
+	res.Lost = m.lost
+	res.Latency = m.lat.Summary()
 	res.Pass = res.Lost == 0 && res.Latency.Count > 0 && res.Latency.P99Ms <= 1500
 	return res, nil
 }

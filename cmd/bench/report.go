@@ -20,6 +20,7 @@ type Report struct {
 	Queries   []QueryResult   `json:"queries"`
 	Lookups   LookupResult    `json:"lookups"`
 	Export    ExportResult    `json:"export"`
+	Ramp      RampResult      `json:"load_ramp"`
 	Memory    []PhaseMemory   `json:"memory"`
 	Goals     []Goal          `json:"goals"`
 	// BenchPeakRSSMiB is the bench's own peak memory (the generated
@@ -68,7 +69,7 @@ func verdict(ok bool) string {
 // rssGoalMiB is the resident memory goal of each process.
 const rssGoalMiB = 256
 
-// computeGoals turns the results into the issue's five goals.
+// computeGoals turns the results into the issues' goals.
 func (r *Report) computeGoals() {
 	ix := r.Indexing
 	r.Goals = []Goal{{
@@ -108,6 +109,7 @@ func (r *Report) computeGoals() {
 	ixPeak, apiPeak := peakOf(r.Memory, "index"), peakOf(r.Memory, "serve")
 	r.Goals = append(r.Goals, Goal{Name: "memory", Target: fmt.Sprintf("peak RSS ≤ %d MiB (indexer and API, every phase)", rssGoalMiB),
 		Actual: fmt.Sprintf("indexer %.0f MiB, API %.0f MiB", ixPeak, apiPeak), Pass: ixPeak > 0 && ixPeak <= rssGoalMiB && apiPeak > 0 && apiPeak <= rssGoalMiB})
+	r.Goals = append(r.Goals, rampGoals(r.Ramp)...)
 }
 
 // summaryLines is one line per metric, for the terminal.
@@ -139,6 +141,10 @@ func (r *Report) summaryLines() []string {
 	ixPeak, apiPeak := peakOf(r.Memory, "index"), peakOf(r.Memory, "serve")
 	out = append(out, fmt.Sprintf("memory:     peak RSS indexer %.0f MiB, API %.0f MiB [goal ≤ %d MiB: %s]",
 		ixPeak, apiPeak, rssGoalMiB, verdict(ixPeak > 0 && ixPeak <= rssGoalMiB && apiPeak > 0 && apiPeak <= rssGoalMiB)))
+	for _, s := range r.Ramp.Steps {
+		out = append(out, fmt.Sprintf("ramp:       %3d connections %6.0f req/s (%6.0f admitted/s), admitted p50/p99 %.1f/%.1f ms, 429 %.1f%%, 503 %.1f%%, %d failed (%d timeouts), API RSS %.0f MiB",
+			s.Conns, s.Throughput, s.AdmittedRate, s.Admitted.P50Ms, s.Admitted.P99Ms, s.Share429Pct, s.Share503Pct, s.ClientErrors+s.OtherStatus, s.ClientTimeouts, s.APIPeakRSSMiB))
+	}
 	return out
 }
 
@@ -164,8 +170,24 @@ func table(w io.Writer, head []string, rows [][]string) {
 	fmt.Fprintln(w)
 }
 
-// Markdown renders docs/benchmarks.md.
+// Markdown renders docs/benchmarks.md: the run, the goals, then one
+// section per measurement.
 func (r *Report) Markdown(w io.Writer, jsonPath string) {
+	r.mdHeader(w, jsonPath)
+	r.mdGoals(w)
+	r.mdIndexing(w)
+	r.mdFreshness(w)
+	r.mdQueries(w)
+	r.mdLookups(w)
+	r.mdExport(w)
+	r.mdRamp(w)
+	r.mdMemory(w)
+	r.mdNotes(w)
+	r.mdRunning(w)
+}
+
+// mdHeader is the title and what the run was measured on.
+func (r *Report) mdHeader(w io.Writer, jsonPath string) {
 	m := r.Machine
 	fmt.Fprintf(w, "# Benchmarks\n\n")
 	fmt.Fprintf(w, "The latest run of `cmd/bench` (`make bench`; `make bench-quick` for pull requests). Every number of the\n"+
@@ -178,14 +200,20 @@ func (r *Report) Markdown(w io.Writer, jsonPath string) {
 	d := r.Dataset
 	fmt.Fprintf(w, "- Data: %d CRM customers, %d orders, %d items, %d events (%d added to the dataset's own), %d Kafka messages in all (seed %d)\n\n",
 		d.Customers, d.Orders, d.Items, d.EventMessages+d.ExtraEvents, d.ExtraEvents, d.Messages, r.Settings.Seed)
+}
 
+// mdGoals is the table of goals and verdicts.
+func (r *Report) mdGoals(w io.Writer) {
 	fmt.Fprintf(w, "## Goals\n\n")
 	var rows [][]string
 	for _, g := range r.Goals {
 		rows = append(rows, []string{g.Name, g.Target, g.Actual, "**" + verdict(g.Pass) + "**"})
 	}
 	table(w, []string{"goal", "target", "measured", "result"}, rows)
+}
 
+// mdIndexing is the indexer against raw _bulk.
+func (r *Report) mdIndexing(w io.Writer) {
 	ix := r.Indexing
 	fmt.Fprintf(w, "## 1. Indexing\n\n%d changes (CDC rows, tombstones and events) through Kafka and `cdp index`, against `_bulk` of the %d final documents (%d customers and their %d events, with routing) into an index with the same settings and mapping (refresh interval %s, %d concurrent requests of %d documents; only the `_bulk` requests are timed). The indexer is timed from its consumer group's first assignment until every change and dirty marker is committed (startup before that: %.1f s).\n\n",
 		ix.Changes, ix.RawDocs, ix.CustomerDocs, ix.EventDocs, ix.RefreshInterval, ix.RawWorkers, ix.RawBatchDocs, ix.IndexerStartupSeconds)
@@ -196,23 +224,32 @@ func (r *Report) Markdown(w io.Writer, jsonPath string) {
 	})
 	fmt.Fprintf(w, "Customer documents: %d (the reference model expects %d); events: %d (expected %d); dead-lettered: %d.\n\n",
 		ix.CustomerDocs, ix.ExpectedCustomerDocs, ix.EventDocs, ix.ExpectedEventDocs, ix.DeadLettered)
+}
 
+// mdFreshness is event-to-searchable latency under load.
+func (r *Report) mdFreshness(w io.Writer) {
 	fr := r.Freshness
 	fmt.Fprintf(w, "## 2. Freshness\n\nWhile the indexer is fed %.0f changes/s (target %.0f: half its measured maximum), marker events are produced open-loop at %.1f/s and the events view is polled every %.0f ms; latency runs from the marker's scheduled send time until a search first returns it.\n\n",
 		fr.Load.ActualRate, fr.Load.TargetRate, fr.MarkerRate, fr.PollInterval)
 	table(w, []string{"markers", "p50 ms", "p90 ms", "p99 ms", "max ms", "lost", "source lag at end", "goal p99 ≤ 1500 ms"}, [][]string{{
 		fmt.Sprint(fr.Latency.Count), f0(fr.Latency.P50Ms), f0(fr.Latency.P90Ms), f0(fr.Latency.P99Ms), f0(fr.Latency.MaxMs), fmt.Sprint(fr.Lost), fmt.Sprint(fr.Load.LagAtEnd), verdict(fr.Pass)}})
+}
 
+// mdQueries is every query shape through the API and directly.
+func (r *Report) mdQueries(w io.Writer) {
 	fmt.Fprintf(w, "## 3. Queries\n\nEach filter goes through `POST /v1/customers/search` (size %d) and, directly, the DSL of `POST /v1/filters/translate` to `_search` on the customers alias with the same size, sort, `_source` and `track_total_hits`. API and direct requests alternate on one open-loop timetable (latency from the scheduled send time); the rate offers about %.0f%% of one server, from a closed-loop calibration. *indexing*: the same while the indexer is fed half its maximum.\n\n",
 		searchSize, 100*r.Settings.QueryUtil)
-	rows = nil
+	var rows [][]string
 	for _, q := range r.Queries {
 		rows = append(rows, []string{q.Shape, q.Condition, fmt.Sprint(q.Matches), f1(q.RateEach), fmt.Sprint(q.API.Count),
 			f2(q.API.P50Ms), f2(q.API.P99Ms), f2(q.Direct.P50Ms), f2(q.Direct.P99Ms), f2(q.RatioP50), f2(q.RatioP99),
 			fmt.Sprintf("%d / %d", q.API.Errors, q.Direct.Errors), verdict(q.Pass)})
 	}
 	table(w, []string{"shape", "while", "matches", "req/s each", "n", "API p50", "API p99", "direct p50", "direct p99", "ratio p50", "ratio p99", "errors API / direct", "goal"}, rows)
+}
 
+// mdLookups is the customer 360 against its raw requests.
+func (r *Report) mdLookups(w io.Writer) {
 	l := r.Lookups
 	fmt.Fprintf(w, "## 4. Customer 360\n\n%d customers with a phone, looked up in turn; five request kinds alternate on one open-loop timetable at %.1f/s each. The API also fetches the 50 newest events, so the fair baselines are GET + the events search (by id) and the identity search + the events search (by phone).\n\n", l.Sample, l.RateEach)
 	row := func(name string, s Summary, goal string) []string {
@@ -225,14 +262,40 @@ func (r *Report) Markdown(w io.Writer, jsonPath string) {
 		row("raw GET + events search", l.RawGetEvents, ""),
 		row("raw identity search + events search", l.RawPhoneEvents, ""),
 	})
+}
 
+// mdExport is cursor paging against a raw point-in-time loop.
+func (r *Report) mdExport(w io.Writer) {
 	e := r.Export
 	fmt.Fprintf(w, "## 5. Export\n\nAn audience of %d customers (`city neq 北京`), %d fields, pages of %d: the API's cursor paging of `POST /v1/customers/search` against a point in time + `search_after` loop with the same query, sort and fields; best of %d rounds each.\n\n",
 		e.Audience, len(e.Fields), e.PageSize, len(e.Rounds))
 	table(w, []string{"", "docs/s"}, [][]string{{"API cursor paging", f0(e.APIDocs)}, {"raw PIT + search_after", f0(e.RawDocs)}, {"ratio", fmt.Sprintf("%.3f (%s)", e.Ratio, verdict(e.Pass))}})
+}
 
-	fmt.Fprintf(w, "## 6. Memory and CPU\n\nPeak resident memory of the two `cdp` processes per phase: VmRSS sampled from `/proc/<pid>/status`, and VmHWM read at the end of the phase (reset at its start through `clear_refs` where the kernel allows it); the CPU time each used in the phase, OpenSearch's (when `scripts/deps.sh` runs it), and how busy all %d CPUs were, whatever else ran on the machine.\n\n", r.Machine.NProc)
-	rows = nil
+// mdRamp is the load ramp, step by step.
+func (r *Report) mdRamp(w io.Writer) {
+	rr := r.Ramp
+	fmt.Fprintf(w, "## 6. Load ramp\n\n")
+	if len(rr.Steps) == 0 {
+		fmt.Fprintf(w, "Not measured in this run.\n\n")
+		return
+	}
+	fmt.Fprintf(w, "Closed-loop clients, each on a connection of its own, send a mix of %s to the API (admission: %d in flight, %d queued for at most %s; memory limit %d MiB); each step runs %.1f s after %.1f s of unrecorded warm-up. A client told 429 or 503 waits as Retry-After says, as a well-behaved client does; its request timeout is %.0f s. Latencies are of the admitted (2xx) requests, from send to the end of the answer; the API's RSS is the peak during the step.\n\n",
+		strings.Join(rr.Mix, ", "), rr.HTTPInFlight, rr.HTTPQueue, rr.HTTPQueueWait, rr.MemoryLimitMiB, rr.StepSeconds, rr.WarmupSeconds, rr.TimeoutSeconds)
+	limit := 2 * rr.Steps[0].Admitted.P99Ms
+	var rows [][]string
+	for _, s := range rr.Steps {
+		rows = append(rows, []string{fmt.Sprint(s.Conns), f0(s.Throughput), f0(s.AdmittedRate), f1(s.Admitted.P50Ms), f1(s.Admitted.P99Ms),
+			f1(s.Share429Pct), f1(s.Share503Pct), fmt.Sprint(s.OtherStatus), fmt.Sprintf("%d (%d)", s.ClientErrors, s.ClientTimeouts), f0(s.APIPeakRSSMiB),
+			verdict(s.Admitted.Count > 0 && s.Admitted.P99Ms <= limit && s.ClientErrors+s.OtherStatus == 0)})
+	}
+	table(w, []string{"connections", "req/s", "admitted/s", "p50 ms", "p99 ms", "429 %", "503 %", "other status", "client errors (timeouts)", "API RSS peak MiB", fmt.Sprintf("p99 ≤ %.0f ms", limit)}, rows)
+}
+
+// mdMemory is the peak memory and CPU of each phase.
+func (r *Report) mdMemory(w io.Writer) {
+	fmt.Fprintf(w, "## 7. Memory and CPU\n\nPeak resident memory of the two `cdp` processes per phase: VmRSS sampled from `/proc/<pid>/status`, and VmHWM read at the end of the phase (reset at its start through `clear_refs` where the kernel allows it); the CPU time each used in the phase, OpenSearch's (when `scripts/deps.sh` runs it), and how busy all %d CPUs were, whatever else ran on the machine.\n\n", r.Machine.NProc)
+	var rows [][]string
 	for _, p := range r.Memory {
 		hwm := func(v float64) string {
 			if !p.HWMIsPhasePeak {
@@ -248,7 +311,10 @@ func (r *Report) Markdown(w io.Writer, jsonPath string) {
 			osCPU, f0(p.MachineBusyPct)})
 	}
 	table(w, []string{"phase", "seconds", "indexer RSS peak MiB", "indexer VmHWM MiB", "indexer CPU s", "API RSS peak MiB", "API VmHWM MiB", "API CPU s", "OpenSearch CPU s", "machine busy %"}, rows)
+}
 
+// mdNotes lists the run's notes, if any.
+func (r *Report) mdNotes(w io.Writer) {
 	if len(r.Notes) > 0 {
 		fmt.Fprintf(w, "## Notes\n\n")
 		for _, n := range r.Notes {
@@ -256,6 +322,10 @@ func (r *Report) Markdown(w io.Writer, jsonPath string) {
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// mdRunning says how to run the bench, and what this run cost.
+func (r *Report) mdRunning(w io.Writer) {
 	fmt.Fprintf(w, "## Running it\n\n`make bench` runs 100,000 customers by default (`BENCH_CUSTOMERS=1000000 make bench` is the full run); `make bench-quick` runs 10,000 with shorter measuring windows, for pull requests. Both start the services if needed (`scripts/deps.sh up`) and build `bin/cdp` first. `go run ./cmd/bench -h` lists the knobs; `go run ./cmd/bench -render out/bench-….json` rewrites this file from saved results. Each run uses an index prefix, topic prefix and consumer group of its own and deletes them at the end (`-keep` keeps them). This run took %.0f s. The bench itself peaked at %.0f MiB: it holds the generated stream, the reference model and the read-back documents in memory, which grows with the customers (by linear extrapolation about %.0f GiB for 1,000,000 customers).\n",
 		r.Seconds, r.BenchPeakRSSMiB, r.BenchPeakRSSMiB*1e6/float64(max(1, r.Settings.Customers))/1024)
 }

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
@@ -142,8 +141,13 @@ func run(parent context.Context, cfg *config.Config, serve, index bool) error {
 // serveHTTP serves handler on the configured address until ctx ends, then
 // drains it within the grace period.
 func serveHTTP(ctx context.Context, g *errgroup.Group, cfg *config.Config, handler http.Handler, log *slog.Logger) error {
-	srv := &http.Server{Addr: cfg.HTTPAddr, Handler: handler, ReadHeaderTimeout: 10 * time.Second}
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	// Deadlines on every connection and a bound on how many are open
+	// (api.DefaultHTTPLimits): a slow or stuck client holds neither a
+	// goroutine nor memory for long, whatever the number of clients.
+	limits := api.DefaultHTTPLimits
+	limits.MaxConns = cfg.HTTPMaxConns
+	srv := api.NewHTTPServer(handler, limits)
+	ln, err := api.Listen(cfg.HTTPAddr, limits)
 	if err != nil {
 		return err
 	}
