@@ -17,8 +17,9 @@ const (
 	Email       = "email"
 )
 
-// Types lists the identity types in order of precedence: the first one a
-// message carries decides which customer it belongs to.
+// Types lists the contract's identity types in their default order of
+// precedence (DefaultRules): the first one a message carries decides which
+// customer it belongs to. A rules file may declare more and reorder them.
 var Types = []string{CRMID, Phone, Email, AnonymousID}
 
 // ValidType reports whether t is a known identity type.
