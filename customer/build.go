@@ -130,7 +130,7 @@ func Build(customerID string, s Sources) (map[string]any, bool) {
 		}
 	}
 	doc["attrs"] = attrs
-	doc["identities"] = identities(crm, s.Profile, doc)
+	doc["identities"] = s.Rules.Linking(identities(crm, s.Profile, doc))
 
 	orders, metrics, ordersTS := buildOrders(s.Orders, s.Items)
 	doc["orders"] = orders
