@@ -132,12 +132,16 @@ func (r *Rules) Order(ids []Identity) {
 	slices.SortStableFunc(ids, func(a, b Identity) int { return r.rank(a.Type) - r.rank(b.Type) })
 }
 
-// Blocked reports whether id identifies nobody: its type is unknown, or
-// its value, as given or normalized (and for a phone, its national
-// number), is on the type's blocklist.
+// MaxValueBytes bounds an identity's value: its key is an OpenSearch
+// document id, which may not exceed 512 bytes.
+const MaxValueBytes = 256
+
+// Blocked reports whether id identifies nobody: its type is unknown, its
+// value is longer than MaxValueBytes, or its value, as given or normalized
+// (and for a phone, its national number), is on the type's blocklist.
 func (r *Rules) Blocked(id Identity) bool {
 	x, ok := r.get().byType[id.Type]
-	if !ok {
+	if !ok || len(id.Value) > MaxValueBytes {
 		return true
 	}
 	for _, form := range forms(id) {

@@ -59,6 +59,7 @@ func TestEveryDefaultBlockedClassIsBlocked(t *testing.T) {
 		{"a repeated digit with spaces", Identity{Phone, "888 8888 8888"}},
 		{"a phone of zeros, normalized", Identity{Phone, "+860000000000"}},
 		{"an unknown type", Identity{"wechat_openid", "o-123"}},
+		{"a value too long for a key", Identity{Email, strings.Repeat("a", MaxValueBytes) + "@example.com"}},
 	}
 	r := DefaultRules()
 	for _, tt := range tests {
