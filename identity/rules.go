@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/goccy/go-yaml"
-	"github.com/nyaruka/phonenumbers"
 )
 
 // Rule is how one identity type links people (CONTRACT §6).
@@ -140,40 +139,45 @@ const MaxValueBytes = 256
 // value is longer than MaxValueBytes, or its value, as given or normalized
 // (and for a phone, its national number), is on the type's blocklist.
 func (r *Rules) Blocked(id Identity) bool {
+	_, ok := r.judge(id)
+	return !ok
+}
+
+// judge returns id's normalized value, and whether it links anyone.
+func (r *Rules) judge(id Identity) (string, bool) {
 	x, ok := r.get().byType[id.Type]
 	if !ok || len(id.Value) > MaxValueBytes {
-		return true
+		return "", false
 	}
-	for _, form := range forms(id) {
+	raw := strings.TrimSpace(id.Value)
+	norm, national := raw, ""
+	switch id.Type {
+	case Phone:
+		if raw != "" {
+			f := parsePhone(raw)
+			norm, national = f.e164, f.national
+		}
+	default:
+		norm = Normalize(id.Type, raw)
+	}
+	// The forms a value is judged in: as given (trimmed), as stored, and
+	// for a phone the national number alone, where "one repeated digit"
+	// is seen ("+86 111 1111 1111" is 11111111111).
+	forms := [3]string{raw, norm, national}
+	for i, form := range forms {
+		if i > 0 && (form == "" || form == raw) {
+			continue
+		}
 		if slices.Contains(x.BlockedValues, strings.ToLower(form)) {
-			return true
+			return norm, false
 		}
 		for _, p := range x.patterns {
 			if p.MatchString(form) {
-				return true
+				return norm, false
 			}
 		}
 	}
-	return false
-}
-
-// forms are the forms a value is judged in: as given (trimmed), as
-// stored, and for a phone the national number alone, where "one repeated
-// digit" is seen ("+86 111 1111 1111" is 11111111111).
-func forms(id Identity) []string {
-	raw := strings.TrimSpace(id.Value)
-	out := []string{raw}
-	if n := Normalize(id.Type, raw); n != raw {
-		out = append(out, n)
-	}
-	if id.Type == Phone && raw != "" {
-		if num, err := phonenumbers.Parse(raw, DefaultRegion); err == nil {
-			if nsn := phonenumbers.GetNationalSignificantNumber(num); nsn != "" {
-				out = append(out, nsn)
-			}
-		}
-	}
-	return out
+	return norm, true
 }
 
 // Linking returns the identities of ids that link people, as resolution
@@ -183,10 +187,11 @@ func forms(id Identity) []string {
 func (r *Rules) Linking(ids []Identity) []Identity {
 	out := make([]Identity, 0, len(ids))
 	for _, id := range ids {
-		if r.Blocked(id) {
+		norm, ok := r.judge(id)
+		if !ok {
 			continue
 		}
-		id.Value = Normalize(id.Type, id.Value)
+		id.Value = norm
 		if !slices.Contains(out, id) {
 			out = append(out, id)
 		}
