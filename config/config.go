@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"cdp/identity"
 	"cdp/query"
 )
 
@@ -52,8 +53,14 @@ type Config struct {
 	// HTTPMaxConns bounds the API's open client connections.
 	HTTPMaxConns int
 
+	// IdentityRules is the path of the identity rules file (YAML or
+	// JSON, see identity.ParseRules); empty means the contract's defaults.
+	IdentityRules string
+
 	// Location is Timezone loaded by Validate.
 	Location *time.Location
+	// Identity is IdentityRules loaded by Validate.
+	Identity *identity.Rules
 }
 
 // setting binds one field to a flag and an environment variable.
@@ -95,6 +102,7 @@ func (c *Config) Register(fs *pflag.FlagSet, getenv func(string) string) {
 	str(&c.TopicPrefix, setting{"topic-prefix", "CDP_TOPIC_PREFIX", "prefix of every Kafka topic name"}, "cdp.")
 	str(&c.ConsumerGroup, setting{"consumer-group", "CDP_CONSUMER_GROUP", "Kafka consumer group of the indexer"}, "cdp-indexer")
 	str(&c.Timezone, setting{"timezone", "CDP_TIMEZONE", "IANA time zone for calendar logic"}, "Asia/Shanghai")
+	str(&c.IdentityRules, setting{"identity-rules", "CDP_IDENTITY_RULES", "identity rules file, YAML or JSON: priority, max per profile and blocklist of each identity type (empty: the defaults)"}, "")
 	str(&c.LogLevel, setting{"log-level", "CDP_LOG_LEVEL", "debug, info, warn or error"}, "info")
 	num(&c.MaxDynamicFields, setting{"max-dynamic-fields", "CDP_MAX_DYNAMIC_FIELDS", "most distinct attrs (and event property) keys given a mapping; more are kept unindexed"}, 3000)
 	num(&c.BatchSize, setting{"batch-size", "CDP_BATCH_SIZE", "most Kafka messages the indexer applies in one batch"}, 5000)
@@ -158,6 +166,11 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("timezone %q: %v", c.Timezone, err))
 	}
 	c.Location = loc
+	rules, err := identity.LoadRules(c.IdentityRules)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("identity-rules: %v", err))
+	}
+	c.Identity = rules
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -228,6 +241,7 @@ func (c *Config) Args() []string {
 		"--consumer-group", c.ConsumerGroup,
 		"--timezone", c.Timezone,
 		"--log-level", c.LogLevel,
+		"--identity-rules", c.IdentityRules,
 		"--max-dynamic-fields", strconv.Itoa(c.MaxDynamicFields),
 		"--batch-size", strconv.Itoa(c.BatchSize),
 		"--batch-wait", c.BatchWait.String(),

@@ -1,11 +1,15 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
+
+	"cdp/identity"
 )
 
 func load(t *testing.T, env map[string]string, args ...string) (*Config, error) {
@@ -73,6 +77,7 @@ func TestValidateNamesEveryBadSetting(t *testing.T) {
 func TestArgsReproduceEverySetting(t *testing.T) {
 	env := map[string]string{"CDP_INDEX_PREFIX": "p1", "CDP_BATCH_SIZE": "7", "CDP_BATCH_WAIT": "3s", "CDP_TIMEZONE": "UTC",
 		"CDP_MAX_DYNAMIC_FIELDS": "9", "CDP_LOG_LEVEL": "warn", "CDP_KAFKA_BROKERS": "a:1,b:2", "CDP_SHUTDOWN_GRACE": "4s", "CDP_REBUILD_BATCH_SIZE": "11", "CDP_SOURCE_LANES": "3", "CDP_MEMORY_LIMIT_MIB": "64"}
+	env["CDP_IDENTITY_RULES"] = writeRules(t, `{"types": {"phone": {"max_per_profile": 2}}}`)
 	want, err := load(t, env)
 	if err != nil {
 		t.Fatal(err)
@@ -83,5 +88,45 @@ func TestArgsReproduceEverySetting(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("from Args:\n got  %+v\n want %+v", got, want)
+	}
+}
+
+func writeRules(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "rules.json")
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestTheIdentityRulesAreTheDefaultsUnlessAFileIsGiven(t *testing.T) {
+	c, err := load(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Identity != identity.DefaultRules() {
+		t.Errorf("no file: rules %v, want the defaults", c.Identity)
+	}
+	c, err = load(t, map[string]string{"CDP_IDENTITY_RULES": writeRules(t, `{"types": {"email": {"max_per_profile": 1}}}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Identity.MaxPerProfile(identity.Email); got != 1 {
+		t.Errorf("email max per profile %d, want the file's 1", got)
+	}
+}
+
+func TestABadIdentityRulesFileIsRefusedNamingTheTypeAndKey(t *testing.T) {
+	for _, tt := range []struct{ name, path, want string }{
+		{"a bad key", writeRules(t, `{"types": {"phone": {"max_per_profil": 2}}}`), `type "phone": unknown key "max_per_profil"`},
+		{"a missing file", filepath.Join(t.TempDir(), "nope.yaml"), "nope.yaml"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := load(t, nil, "--identity-rules", tt.path)
+			if err == nil || !strings.Contains(err.Error(), "identity-rules") || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want identity-rules and %q", err, tt.want)
+			}
+		})
 	}
 }

@@ -72,7 +72,7 @@ func Build(customerID string, s Sources) (map[string]any, bool) {
 	doc := map[string]any{"customer_id": customerID, "tags": []string{}}
 	m.setProfileFields(doc)
 	doc["attrs"] = m.attrs()
-	doc["identities"] = identities(crm, s.Profile, doc)
+	doc["identities"] = s.Rules.Linking(identities(crm, s.Profile, doc))
 
 	orders, metrics, ordersTS := buildOrders(s.Orders, s.Items)
 	doc["orders"] = orders

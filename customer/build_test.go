@@ -101,3 +101,17 @@ func TestIdentitiesAreNormalizedAndListedOnce(t *testing.T) {
 		t.Fatalf("identities = %v, want %v", doc["identities"], want)
 	}
 }
+
+func TestABlockedValueStaysAsDataButIsNoIdentityOfTheDocument(t *testing.T) {
+	doc, _ := Build("c1", Sources{
+		Customer: crmRow(1, false, map[string]any{"phone": "00000000000", "email": "null"}),
+		Profile:  &Profile{CRMIDs: []string{"1001"}, AnonymousIDs: []string{"anonymous", "dev-1"}},
+	})
+	want := []identity.Identity{{Type: "crm_id", Value: "1001"}, {Type: "anonymous_id", Value: "dev-1"}}
+	if !reflect.DeepEqual(doc["identities"], want) {
+		t.Errorf("identities = %v, want %v", doc["identities"], want)
+	}
+	if doc["phone"] != "+860000000000" || doc["email"] != "null" {
+		t.Errorf("phone %v email %v: the values are data still", doc["phone"], doc["email"])
+	}
+}

@@ -10,6 +10,8 @@
 // that a clean replay would not produce.
 package customer
 
+import "cdp/identity"
+
 // Row kinds in the row store.
 const (
 	KindCustomer = "customer"
@@ -63,6 +65,10 @@ type Profile struct {
 
 // Sources are all the rows one customer document is built from.
 type Sources struct {
+	// Rules tell which identities the document lists: the ones that link
+	// (identity.Rules.Linking); nil is the defaults.
+	Rules *identity.Rules
+
 	Customer *Row
 	Profile  *Profile
 	Orders   []Row

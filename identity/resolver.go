@@ -24,6 +24,9 @@ type Resolver struct {
 	cache *lru.Cache[string, string]
 	// NewID mints customer ids; tests may replace it.
 	NewID func() string
+	// Rules order a request's identities and tell which ones link nobody;
+	// nil is the defaults.
+	Rules *Rules
 }
 
 // NewResolver returns a resolver over the identity index (an alias).
@@ -33,6 +36,12 @@ func NewResolver(st *store.Client, index string, cacheSize int) *Resolver {
 		panic(err) // only for a non-positive size, a programming error
 	}
 	return &Resolver{st: st, index: index, cache: c, NewID: NewCustomerID}
+}
+
+// WithRules sets the rules the resolver follows and returns it.
+func (r *Resolver) WithRules(rules *Rules) *Resolver {
+	r.Rules = rules
+	return r
 }
 
 // NewCustomerID returns a random customer id.
@@ -52,12 +61,27 @@ type record struct {
 }
 
 // Resolve returns the customer id of each request, a request being the
-// identities one message carries, in precedence order. The first identity
-// of a request that is already known decides its customer; when none is,
-// a customer is minted for the first one. The request's other identities
-// that are still free are then linked to that customer. A request with no
-// identities gets "".
+// identities one message carries. Each request is first put as
+// Rules.Linking has it (normalized, in priority order, without blocked
+// values, which are never claimed). The first identity of a request that
+// is already known decides its customer; when none is, a customer is
+// minted for the first one. The request's other identities that are
+// still free are then linked to that customer. A request with no
+// identities left gets "".
+//
+// One exception keeps two people apart until profiles know what they hold
+// (merges come later): an identity of a single-valued type (most one per
+// profile: crm_id) that nobody holds yet is not brought, through a phone,
+// an email or a declared type, to a profile that may already hold another
+// one. Such a request is decided only by an anonymous id, as before
+// phones and emails linked; else it gets a customer of its own, and the
+// known phone stays where it is.
 func (r *Resolver) Resolve(ctx context.Context, reqs [][]Identity) ([]string, error) {
+	linking := make([][]Identity, len(reqs))
+	for i, req := range reqs {
+		linking[i] = r.Rules.Linking(req)
+	}
+	reqs = linking
 	known := map[string]string{}
 	var missing []string
 	for _, req := range reqs {
@@ -82,7 +106,7 @@ func (r *Resolver) Resolve(ctx context.Context, reqs [][]Identity) ([]string, er
 	claims := map[string]Identity{}
 	minted := map[string]string{}
 	for _, req := range reqs {
-		if len(req) == 0 || firstKnown(req, known) != "" {
+		if len(req) == 0 || r.decide(req, known) != "" {
 			continue
 		}
 		k := req[0].Key()
@@ -107,7 +131,7 @@ func (r *Resolver) Resolve(ctx context.Context, reqs [][]Identity) ([]string, er
 	links := map[string]Identity{}
 	linkTo := map[string]string{}
 	for i, req := range reqs {
-		out[i] = firstKnown(req, known)
+		out[i] = r.decide(req, known)
 		for _, id := range req {
 			k := id.Key()
 			if known[k] == "" && linkTo[k] == "" {
@@ -133,10 +157,17 @@ func (r *Resolver) Resolve(ctx context.Context, reqs [][]Identity) ([]string, er
 	return out, nil
 }
 
-func firstKnown(req []Identity, known map[string]string) string {
+// decide returns the customer of a request: that of its first known
+// identity, but see Resolve for a single-valued identity nobody holds.
+func (r *Resolver) decide(req []Identity, known map[string]string) string {
+	newSingle := false
 	for _, id := range req {
-		if cid := known[id.Key()]; cid != "" {
+		cid := known[id.Key()]
+		switch {
+		case cid != "" && (!newSingle || id.Type == AnonymousID):
 			return cid
+		case cid == "" && r.Rules.MaxPerProfile(id.Type) == 1:
+			newSingle = true
 		}
 	}
 	return ""

@@ -3,6 +3,7 @@ package indexer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 
@@ -89,9 +90,24 @@ func (ix *Indexer) applyEvents(ctx context.Context, events []parsedEvent, dirty 
 	if len(events) == 0 {
 		return nil, nil
 	}
+	// An event whose every id identifies nobody (an anonymousId
+	// "anonymous" alone) has no profile to attach to: like one with no
+	// ids at all, it is dead-lettered with its reason.
+	var rejects []rejected
 	reqs := make([][]identity.Identity, 0, len(events))
+	linking := events[:0:0]
 	for _, pe := range events {
-		reqs = append(reqs, identities(pe.ev))
+		ids := identities(ix.cfg.Identity, pe.ev)
+		if len(ids) == 0 {
+			rejects = append(rejects, rejected{pe.msg, fmt.Sprintf("%s event: its ids identify nobody by the identity rules (userId %q, anonymousId %q)", pe.ev.Type, pe.ev.UserID, pe.ev.AnonymousID)})
+			continue
+		}
+		reqs = append(reqs, ids)
+		linking = append(linking, pe)
+	}
+	events = linking
+	if len(events) == 0 {
+		return rejects, nil
 	}
 	cids, err := ix.resolver.Resolve(ctx, reqs)
 	if err != nil {
@@ -113,7 +129,6 @@ func (ix *Indexer) applyEvents(ctx context.Context, events []parsedEvent, dirty 
 	if err != nil {
 		return nil, err
 	}
-	var rejects []rejected
 	refused := map[int]bool{}
 	if err := ix.judge("event", ops, verdicts, func(i int, reason string) {
 		refused[i] = true
@@ -136,7 +151,7 @@ func (ix *Indexer) applyEvents(ctx context.Context, events []parsedEvent, dirty 
 			updates[cids[i]] = u
 			order = append(order, cids[i])
 		}
-		foldEvent(u, pe.ev)
+		foldEvent(u, pe.ev, reqs[i])
 	}
 	ops = ops[:0]
 	for _, cid := range order {
@@ -161,16 +176,17 @@ func (ix *Indexer) applyEvents(ctx context.Context, events []parsedEvent, dirty 
 	return rejects, nil
 }
 
-// foldEvent adds what one event says about its customer to u.
-func foldEvent(u *profileUpdate, e *wire.Event) {
+// foldEvent adds what one event says about its customer to u; ids are
+// its identities that link (identities), the ones the profile lists.
+func foldEvent(u *profileUpdate, e *wire.Event, ids []identity.Identity) {
 	ms := e.Timestamp.UnixMilli()
 	u.seen(ms)
-	if e.UserID != "" {
-		u.crmIDs[e.UserID] = true
-	}
-	for _, a := range []string{e.AnonymousID, e.PreviousID} {
-		if a != "" {
-			u.anonIDs[a] = true
+	for _, id := range ids {
+		switch id.Type {
+		case identity.CRMID:
+			u.crmIDs[id.Value] = true
+		case identity.AnonymousID:
+			u.anonIDs[id.Value] = true
 		}
 	}
 	if e.Type != "identify" {

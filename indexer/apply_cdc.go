@@ -32,8 +32,8 @@ func (ix *Indexer) applyChanges(ctx context.Context, changes []parsedChange, dir
 	if len(changes) == 0 {
 		return nil, nil
 	}
-	order, crmIDs := groupByRow(changes)
-	cidOf, err := ix.resolveCRM(ctx, crmIDs)
+	order, reqs := groupByRow(ix.cfg.Identity, changes)
+	cidOf, err := ix.resolveCRM(ctx, reqs)
 	if err != nil {
 		return nil, err
 	}
@@ -74,10 +74,18 @@ func (ix *Indexer) applyChanges(ctx context.Context, changes []parsedChange, dir
 	return rejects, nil
 }
 
+// crmRequest is what one change says about a CRM id: the identities it
+// links to it (a customers row's phone and email).
+type crmRequest struct {
+	crmID string
+	ids   []identity.Identity
+}
+
 // groupByRow groups a batch's changes by row, in the order rows first
 // appear, keeping each row's newest change; it also returns the CRM ids
-// the changes name (of customers, and of the customers orders point to).
-func groupByRow(changes []parsedChange) (order []*rowChanges, crmIDs []string) {
+// the changes name (of customers, with the identities each customers
+// change links, and of the customers orders point to).
+func groupByRow(rules *identity.Rules, changes []parsedChange) (order []*rowChanges, reqs []crmRequest) {
 	byRID := map[string]*rowChanges{}
 	for _, pc := range changes {
 		rid := rowID(pc.ch.Kind, pc.ch.Key)
@@ -93,14 +101,19 @@ func groupByRow(changes []parsedChange) (order []*rowChanges, crmIDs []string) {
 		}
 		switch pc.ch.Kind {
 		case customer.KindCustomer:
-			crmIDs = append(crmIDs, pc.ch.Key)
+			// A delete links nothing: its before image is no news.
+			var data map[string]any
+			if !pc.ch.Deleted() {
+				data = pc.ch.Data
+			}
+			reqs = append(reqs, crmRequest{pc.ch.Key, customerIdentities(rules, pc.ch.Key, data)})
 		case customer.KindOrder:
 			if pc.ch.Parent != "" {
-				crmIDs = append(crmIDs, pc.ch.Parent)
+				reqs = append(reqs, crmRequest{pc.ch.Parent, customerIdentities(rules, pc.ch.Parent, nil)})
 			}
 		}
 	}
-	return order, crmIDs
+	return order, reqs
 }
 
 // readStored reads what the store holds: the rows themselves, the orders
@@ -217,19 +230,21 @@ func newRow(c *change, old *customer.Row, cidOf map[string]string) *customer.Row
 	return row
 }
 
-// resolveCRM returns the customer id of each CRM id, claiming new ones.
-func (ix *Indexer) resolveCRM(ctx context.Context, crmIDs []string) (map[string]string, error) {
-	reqs := make([][]identity.Identity, len(crmIDs))
-	for i, id := range crmIDs {
-		reqs[i] = []identity.Identity{{Type: identity.CRMID, Value: id}}
+// resolveCRM returns the customer id of each CRM id, claiming new ones
+// and linking the identities its rows bring. A CRM id that identifies
+// nobody (blocked) gets none: its rows belong to no one.
+func (ix *Indexer) resolveCRM(ctx context.Context, reqs []crmRequest) (map[string]string, error) {
+	ids := make([][]identity.Identity, len(reqs))
+	for i, r := range reqs {
+		ids[i] = r.ids
 	}
-	cids, err := ix.resolver.Resolve(ctx, reqs)
+	cids, err := ix.resolver.Resolve(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]string, len(crmIDs))
-	for i, id := range crmIDs {
-		out[id] = cids[i]
+	out := make(map[string]string, len(reqs))
+	for i, r := range reqs {
+		out[r.crmID] = cids[i]
 	}
 	return out, nil
 }

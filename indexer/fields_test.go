@@ -98,7 +98,7 @@ func TestListsFromCDCRowsAndIdentifyTraitsAreTypedAsKeywordArrays(t *testing.T) 
 					t.Fatal(err)
 				}
 				u := newProfileUpdate()
-				foldEvent(u, e)
+				foldEvent(u, e, identities(nil, e))
 				// What profileMerge leaves in the row store.
 				s.Profile = readBack(t, map[string]any{"rid": rowID(customer.KindProfile, "c1"), "kind": customer.KindProfile,
 					"customer_id": "c1", "traits": u.traits, "first_seen": u.firstSeen, "last_seen": u.lastSeen}).Profile

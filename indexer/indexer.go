@@ -114,7 +114,7 @@ func New(cfg *config.Config, st *store.Client, reg prometheus.Registerer, log *s
 	return &Indexer{
 		attrs: attrs, props: props,
 		cfg: cfg, log: log, st: st, m: m,
-		resolver:  identity.NewResolver(st, mapping.Identities.Alias(p), 1<<20),
+		resolver:  identity.NewResolver(st, mapping.Identities.Alias(p), 1<<20).WithRules(cfg.Identity),
 		rows:      &rowStore{st: st, index: mapping.Rows.Alias(p)},
 		sources:   sources,
 		rebuilds:  rebuilds,

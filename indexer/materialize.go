@@ -60,7 +60,9 @@ func (ix *Indexer) writeDocuments(ctx context.Context, cids []string, markers ma
 	ops := make([]store.Op, 0, len(cids))
 	var docs []map[string]any
 	for _, cid := range cids {
-		doc, ok := customer.Build(cid, *srcs[cid])
+		src := srcs[cid]
+		src.Rules = ix.cfg.Identity
+		doc, ok := customer.Build(cid, *src)
 		if ok {
 			doc[schema.JoinField] = schema.CustomerRelation // the parent of its events (mapping.Customers)
 			docs = append(docs, doc)

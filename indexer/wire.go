@@ -44,13 +44,33 @@ func parseChange(topicSuffix string, key, value []byte) (*change, error) {
 	return &change{Change: c, Kind: rowKinds[table]}, nil
 }
 
-// identities returns the identities an event speaks for, in precedence
-// order, as the resolver takes them.
-func identities(e *wire.Event) []identity.Identity {
+// identities returns the identities of an event that link people, as
+// the rules have them (identity.Rules.Linking): normalized, in priority
+// order, without the values that identify nobody. What is dropped stays
+// on the event and in the profile's traits as data.
+func identities(rules *identity.Rules, e *wire.Event) []identity.Identity {
 	ids := e.Identities()
 	out := make([]identity.Identity, len(ids))
 	for i, id := range ids {
 		out[i] = identity.Identity(id)
 	}
-	return out
+	return rules.Linking(out)
+}
+
+// customerIdentities returns the identities a CDC customers row links
+// (CONTRACT §6: its id with its phone and email), as identities does. A
+// row whose id identifies nobody links nothing, not even its phone: the
+// phone alone would bring the row to whoever holds it.
+func customerIdentities(rules *identity.Rules, crmID string, data map[string]any) []identity.Identity {
+	crm := identity.Identity{Type: identity.CRMID, Value: crmID}
+	if rules.Blocked(crm) {
+		return nil
+	}
+	ids := []identity.Identity{crm}
+	for _, t := range []string{identity.Phone, identity.Email} {
+		if v, ok := data[t].(string); ok {
+			ids = append(ids, identity.Identity{Type: t, Value: v})
+		}
+	}
+	return rules.Linking(ids)
 }

@@ -5,6 +5,8 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/json"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,11 +39,13 @@ func (e *Event) Name() string {
 	return e.Event
 }
 
-// Identity types an event's ids stand for (CONTRACT §1.1, §5): the same
+// Identity types an event's ids stand for (CONTRACT §1.1, §6): the same
 // names package identity uses.
 const (
 	CRMID       = "crm_id"       // userId
 	AnonymousID = "anonymous_id" // anonymousId, and previousId of an alias
+	Phone       = "phone"        // the phone trait of an identify
+	Email       = "email"        // the email trait of an identify
 )
 
 // Identity is one identifier an event speaks for. It has the shape of
@@ -51,13 +55,24 @@ type Identity struct {
 	Value string `json:"value"`
 }
 
-// Identities returns the identities the event speaks for, in precedence
-// order: the user id (a CRM id), then the device id; for alias, the
-// previous id is the same person.
+// Identities returns the identities the event speaks for, as it gives
+// them: the user id (a CRM id); for an identify, its phone and email
+// traits; the device id; for alias, the previous id, the same person.
+// Values are as sent, only trimmed: normalizing them, ordering them and
+// telling which ones identify nobody is package identity's work, done by
+// the indexer. A trait that is no string (nor a whole number, for a phone)
+// or is longer than an identifier may be is kept as data but names no one.
 func (e *Event) Identities() []Identity {
 	var out []Identity
 	if e.UserID != "" {
 		out = append(out, Identity{Type: CRMID, Value: e.UserID})
+	}
+	if e.Type == "identify" {
+		for _, t := range []string{Phone, Email} {
+			if v, ok := traitID(e.Traits[t]); ok {
+				out = append(out, Identity{Type: t, Value: v})
+			}
+		}
 	}
 	for _, a := range []string{e.AnonymousID, e.PreviousID} {
 		if a != "" {
@@ -65,6 +80,24 @@ func (e *Event) Identities() []Identity {
 		}
 	}
 	return out
+}
+
+// traitID is the identifier a trait's value names: a string, or a phone
+// sent as a JSON number (13800000000), trimmed and at most maxIDBytes.
+func traitID(v any) (string, bool) {
+	var s string
+	switch x := v.(type) {
+	case string:
+		s = strings.TrimSpace(x)
+	case float64:
+		if x != math.Trunc(x) || x < 0 || x >= 1e15 {
+			return "", false
+		}
+		s = strconv.FormatFloat(x, 'f', -1, 64)
+	default:
+		return "", false
+	}
+	return s, s != "" && len(s) <= maxIDBytes
 }
 
 // Channel is context.channel, if given.

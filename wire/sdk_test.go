@@ -2,6 +2,7 @@ package wire
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -70,6 +71,47 @@ func TestParseEventRejectsBadMessagesWithAReason(t *testing.T) {
 			_, err := ParseEvent([]byte(tt.msg), time.Now())
 			if !errors.Is(err, ErrBad) || !strings.Contains(err.Error(), tt.reason) {
 				t.Fatalf("err = %v, want a bad-message error mentioning %q", err, tt.reason)
+			}
+		})
+	}
+}
+
+func TestAnIdentifyCarriesItsPhoneAndEmailTraitsAsIdentities(t *testing.T) {
+	long := strings.Repeat("e", 300) + "@example.com"
+	tests := []struct {
+		name, msg string
+		want      []Identity
+	}{
+		{"phone and email traits with a user and a device",
+			`{"type":"identify","userId":"1001","anonymousId":"dev-9","traits":{"phone":" 13800000000 ","email":"Zhang@Example.com","name":"张三"}}`,
+			[]Identity{{CRMID, "1001"}, {Phone, "13800000000"}, {Email, "Zhang@Example.com"}, {AnonymousID, "dev-9"}}},
+		{"a phone trait from a new device alone",
+			`{"type":"identify","anonymousId":"dev-9","traits":{"phone":"13800000000"}}`,
+			[]Identity{{Phone, "13800000000"}, {AnonymousID, "dev-9"}}},
+		{"a phone sent as a number",
+			`{"type":"identify","anonymousId":"dev-9","traits":{"phone":13800000000}}`,
+			[]Identity{{Phone, "13800000000"}, {AnonymousID, "dev-9"}}},
+		{"blank and null traits name no one",
+			`{"type":"identify","anonymousId":"dev-9","traits":{"phone":"  ","email":null}}`,
+			[]Identity{{AnonymousID, "dev-9"}}},
+		{"a trait longer than an identifier names no one",
+			`{"type":"identify","anonymousId":"dev-9","traits":{"email":"` + long + `"}}`,
+			[]Identity{{AnonymousID, "dev-9"}}},
+		{"blocked values are still given: blocking is package identity's",
+			`{"type":"identify","anonymousId":"anonymous","traits":{"phone":"00000000000"}}`,
+			[]Identity{{Phone, "00000000000"}, {AnonymousID, "anonymous"}}},
+		{"a track's properties are no identities",
+			`{"type":"track","event":"x","anonymousId":"dev-9","properties":{"phone":"13800000000"},"traits":{"phone":"13800000000"}}`,
+			[]Identity{{AnonymousID, "dev-9"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := ParseEvent([]byte(tt.msg), time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := e.Identities(); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Identities = %v, want %v", got, tt.want)
 			}
 		})
 	}
