@@ -82,6 +82,7 @@ func fixture(now time.Time) (customers []map[string]any, events []map[string]any
 
 type apiTest struct {
 	t   *testing.T
+	env *harness.Env
 	srv *httptest.Server
 	st  *store.Client
 	cfg *config.Config
@@ -93,7 +94,7 @@ func setup(t *testing.T) *apiTest {
 	srv := env.StartAPI(t, cfg)
 	st := env.Store(t)
 	load(t, st, cfg)
-	return &apiTest{t: t, srv: srv, st: st, cfg: cfg}
+	return &apiTest{t: t, env: env, srv: srv, st: st, cfg: cfg}
 }
 
 // setSpend changes a customer's total spend in place, as a new order would.

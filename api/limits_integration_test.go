@@ -1,38 +1,13 @@
 package api_test
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
 
 	"cdp/query"
-	"cdp/store"
 )
-
-// breakerTrips is the number of times any circuit breaker of any node has
-// tripped since it started.
-func breakerTrips(t *testing.T, st *store.Client) int64 {
-	t.Helper()
-	var resp struct {
-		Nodes map[string]struct {
-			Breakers map[string]struct {
-				Tripped int64 `json:"tripped"`
-			} `json:"breakers"`
-		} `json:"nodes"`
-	}
-	if err := st.Do(context.Background(), "GET", "/_nodes/stats/breaker", nil, &resp); err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	for _, node := range resp.Nodes {
-		for _, b := range node.Breakers {
-			n += b.Tripped
-		}
-	}
-	return n
-}
 
 func randomLetters(r *rand.Rand, n int) string {
 	b := make([]byte, n)
@@ -55,7 +30,7 @@ func containsAny(r *rand.Rand, n, length int) string {
 func TestAFilterOverTheCostLimitsIs400WithThePathAndNeverReachesOpenSearch(t *testing.T) {
 	a := setup(t)
 	r := rand.New(rand.NewPCG(1, 2))
-	before := breakerTrips(t, a.st)
+	before := a.env.BreakerTrips(t)
 	// The request that once exhausted OpenSearch's heap.
 	code, body := a.do("POST", "/v1/customers/count", `{"filter": `+containsAny(r, 500, 300)+`}`)
 	e, _ := body["error"].(map[string]any)
@@ -67,7 +42,7 @@ func TestAFilterOverTheCostLimitsIs400WithThePathAndNeverReachesOpenSearch(t *te
 	if code != 400 || e["code"] != "invalid_filter" || e["path"] != "any[100].value" {
 		t.Fatalf("%d %v, want 400 invalid_filter at any[100].value, where the pattern work passes 2,000 characters", code, body)
 	}
-	if after := breakerTrips(t, a.st); after != before {
+	if after := a.env.BreakerTrips(t); after != before {
 		t.Errorf("circuit breakers tripped %d times during rejected requests", after-before)
 	}
 }
@@ -89,7 +64,7 @@ func TestTheCostliestFiltersTheLimitsAllowAreAnsweredWithoutTrippingABreaker(t *
 		"the most conditions, each a short contains":               containsAny(r, d.MaxConditions, d.MaxPatternWork/d.MaxConditions),
 		"the most values, in lists of the longest length":          `{"all": [` + strings.Join(lists, ",") + `]}`,
 	}
-	before := breakerTrips(t, a.st)
+	before := a.env.BreakerTrips(t)
 	for name, f := range filters {
 		for _, ep := range []string{"/v1/customers/count", "/v1/customers/search"} {
 			code, body := a.do("POST", ep, `{"filter": `+f+`}`)
@@ -98,7 +73,7 @@ func TestTheCostliestFiltersTheLimitsAllowAreAnsweredWithoutTrippingABreaker(t *
 			}
 		}
 	}
-	if after := breakerTrips(t, a.st); after != before {
+	if after := a.env.BreakerTrips(t); after != before {
 		t.Errorf("circuit breakers tripped %d times", after-before)
 	}
 }

@@ -75,7 +75,7 @@ func BenchmarkContainsOnOpenSearch(b *testing.B) {
 			leaf func(string) any
 		}{{"trigram phrase", grams}, {"wildcard", wildcard}} {
 			b.Run(shape.name+"/"+impl.name, func(b *testing.B) {
-				before := breakerTrips(b, st)
+				before := env.BreakerTrips(b)
 				for b.Loop() {
 					should := make([]any, shape.values)
 					for i := range should {
@@ -86,29 +86,8 @@ func BenchmarkContainsOnOpenSearch(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				b.ReportMetric(float64(breakerTrips(b, st)-before), "breaker-trips")
+				b.ReportMetric(float64(env.BreakerTrips(b)-before), "breaker-trips")
 			})
 		}
 	}
-}
-
-func breakerTrips(b *testing.B, st *store.Client) int64 {
-	b.Helper()
-	var resp struct {
-		Nodes map[string]struct {
-			Breakers map[string]struct {
-				Tripped int64 `json:"tripped"`
-			} `json:"breakers"`
-		} `json:"nodes"`
-	}
-	if err := st.Do(context.Background(), "GET", "/_nodes/stats/breaker", nil, &resp); err != nil {
-		b.Fatal(err)
-	}
-	var n int64
-	for _, node := range resp.Nodes {
-		for _, br := range node.Breakers {
-			n += br.Tripped
-		}
-	}
-	return n
 }

@@ -159,7 +159,7 @@ func decodeEnvelope(value []byte) (envelope, *field, error) {
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.UseNumber()
 	if err := dec.Decode(&env); err != nil {
-		return env, nil, bad("invalid Debezium envelope: %v", err)
+		return env, nil, bad("invalid Debezium envelope: %s", jsonProblem(err))
 	}
 	return env, schema, nil
 }
@@ -249,7 +249,7 @@ func unwrap(value []byte) (payload json.RawMessage, schema *field, err error) {
 		Payload json.RawMessage `json:"payload"`
 	}
 	if err := json.Unmarshal(value, &w); err != nil {
-		return nil, nil, bad("invalid JSON: %v", err)
+		return nil, nil, bad("invalid JSON: %s", jsonProblem(err))
 	}
 	if w.Payload != nil && w.Schema != nil {
 		return w.Payload, w.Schema, nil

@@ -120,7 +120,7 @@ func ParseEvent(value []byte, fallback time.Time) (*Event, error) {
 	dec := json.NewDecoder(bytes.NewReader(value))
 	dec.UseNumber()
 	if err := dec.Decode(&raw); err != nil {
-		return nil, bad("invalid JSON: %v", err)
+		return nil, bad("invalid JSON: %s", jsonProblem(err))
 	}
 	e := raw.Event
 	e.UserID, e.AnonymousID, e.PreviousID = strings.TrimSpace(e.UserID), strings.TrimSpace(e.AnonymousID), strings.TrimSpace(e.PreviousID)

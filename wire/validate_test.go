@@ -107,3 +107,23 @@ func TestEventsOutsideTheContractsTypesAndRangesAreBadMessages(t *testing.T) {
 		})
 	}
 }
+
+func TestAReasonNamesTheJSONNotTheGoTypesItIsDecodedInto(t *testing.T) {
+	tests := []struct{ name, value, want string }{
+		{"a list instead of an event", `[1,2,3]`, "invalid JSON: the message is a JSON array, not an object"},
+		{"a number as the type", `{"type":1,"userId":"1"}`, "invalid JSON: type must be a string, not a JSON number"},
+		{"an object as the user id", `{"type":"track","userId":{"id":1},"event":"e"}`, "invalid JSON: userId must be a string, not a JSON object"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseEvent([]byte(tt.value), time.Now())
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "Go value") {
+				t.Errorf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+	_, err := ParseChange(TableCustomers, nil, []byte(`{"after":[1],"source":{"lsn":1},"op":"c"}`))
+	if err == nil || !strings.Contains(err.Error(), "after must be an object, not a JSON array") {
+		t.Errorf("change with a list as its after image: %v", err)
+	}
+}

@@ -146,22 +146,22 @@ func TestPoisonMessagesAreDeadLetteredAndTheRestIsApplied(t *testing.T) {
 	env.Produce(t, cfg, d.Messages)
 	env.WaitIdle(t, cfg, 3*time.Minute)
 
-	if v := storedProperty(t, env, cfg, maybe.MessageID, "gift_wrap"); v != "maybe" {
-		t.Errorf("stored event %s: gift_wrap = %v, want \"maybe\" kept under properties", maybe.MessageID, v)
+	if v := storedProperty(t, env, cfg, maybe.MessageID, "properties_unindexed", "gift_wrap"); v != "maybe" {
+		t.Errorf("stored event %s: properties_unindexed.gift_wrap = %v, want \"maybe\", refused by the boolean mapping and kept unindexed", maybe.MessageID, v)
 	}
 	verify(t, env, cfg, d)
 }
 
-// storedProperty returns a property of a stored event (nil when it has
-// none).
-func storedProperty(t *testing.T, env *harness.Env, cfg *config.Config, id, name string) any {
+// storedProperty returns a key of an object of a stored event (nil when
+// it has none).
+func storedProperty(t *testing.T, env *harness.Env, cfg *config.Config, id, object, name string) any {
 	t.Helper()
 	var doc map[string]any
 	found, err := env.Store(t).GetSource(context.Background(), mapping.Events.Alias(cfg.IndexPrefix), id, &doc)
 	if err != nil || !found {
 		t.Fatalf("event %s not stored (found %v, err %v)", id, found, err)
 	}
-	props, _ := doc["properties"].(map[string]any)
+	props, _ := doc[object].(map[string]any)
 	return props[name]
 }
 

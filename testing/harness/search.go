@@ -76,3 +76,27 @@ func (e *Env) Count(t testing.TB, cfg *config.Config, index string, query map[st
 	}
 	return resp.Count
 }
+
+// BreakerTrips is how many times any circuit breaker of any OpenSearch
+// node has tripped since it started: a request that made OpenSearch shed
+// work shows as a rise.
+func (e *Env) BreakerTrips(t testing.TB) int64 {
+	t.Helper()
+	var resp struct {
+		Nodes map[string]struct {
+			Breakers map[string]struct {
+				Tripped int64 `json:"tripped"`
+			} `json:"breakers"`
+		} `json:"nodes"`
+	}
+	if err := e.Store(t).Do(context.Background(), http.MethodGet, "/_nodes/stats/breaker", nil, &resp); err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, node := range resp.Nodes {
+		for _, b := range node.Breakers {
+			n += b.Tripped
+		}
+	}
+	return n
+}

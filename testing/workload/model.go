@@ -560,16 +560,7 @@ func PersonKey(d Doc) (string, error) {
 
 // DiffDocs lists how got differs from want, at most limit lines (0: all).
 func DiffDocs(want, got map[string]Doc, limit int) []string {
-	keys := make([]string, 0, len(want)+len(got))
-	for k := range want {
-		keys = append(keys, k)
-	}
-	for k := range got {
-		if _, ok := want[k]; !ok {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
+	keys := unionKeys(want, got)
 	var out []string
 	add := func(format string, args ...any) bool {
 		out = append(out, fmt.Sprintf(format, args...))
@@ -656,4 +647,19 @@ func setDiff(a, b []string) []string {
 		out = append(out, x)
 	}
 	return out
+}
+
+// unionKeys returns the keys of a and b, sorted.
+func unionKeys[V any](a, b map[string]V) []string {
+	keys := make([]string, 0, len(a)+len(b))
+	for k := range a {
+		keys = append(keys, k)
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -759,16 +759,7 @@ func (o *OneID) Survivor(id Identity) (survivor string, merged []string, ok bool
 
 // DiffPeople lists how got differs from want, at most limit lines (0: all).
 func DiffPeople(want, got map[string]OneIDPerson, limit int) []string {
-	keys := make([]string, 0, len(want)+len(got))
-	for k := range want {
-		keys = append(keys, k)
-	}
-	for k := range got {
-		if _, ok := want[k]; !ok {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
+	keys := unionKeys(want, got)
 	var out []string
 	for _, k := range keys {
 		w, wok := want[k]
