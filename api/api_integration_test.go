@@ -277,6 +277,10 @@ func TestBadRequestsAnswer400NotAServerError(t *testing.T) {
 		{"sort on an unknown field", `{"sort":[{"field":"shoe","order":"asc"}]}`, "invalid_request", "sort[0].field"},
 		{"sort on a list", `{"sort":[{"field":"orders.total_amount"}]}`, "invalid_request", "sort[0].field"},
 		{"sort order", `{"sort":[{"field":"city","order":"up"}]}`, "invalid_request", "sort[0].order"},
+		{"an unknown key in a sort entry", `{"sort":[{"field":"city","order":"asc","missing":"_first"}]}`, "invalid_request", "sort[0].missing"},
+		{"a sort entry that is not an object", `{"sort":["city"]}`, "invalid_request", "sort[0]"},
+		{"nine sort entries", `{"sort":[` + strings.Repeat(`{"field":"city"},`, 8) + `{"field":"city"}]}`, "invalid_request", "sort"},
+		{"ten thousand sort entries", `{"sort":[` + strings.Repeat(`{"field":"city"},`, 9999) + `{"field":"city"}]}`, "invalid_request", "sort"},
 		{"cursor", `{"cursor":"not-a-cursor"}`, "invalid_request", "cursor"},
 		{"time zone", `{"tz":"Mars/Base"}`, "invalid_request", "tz"},
 		{"projection", `{"fields":["shoe"]}`, "invalid_request", "fields[0]"},
@@ -314,6 +318,46 @@ func TestEveryJSONEndpointAnswers400ForABodyThatIsNotAJSONObject(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+func TestDecodeErrorsNameJSONKindsNotGoTypes(t *testing.T) {
+	a := setup(t)
+	tests := []struct{ body, want string }{
+		{`{"size":"ten"}`, "size must be a whole number, not a JSON string"},
+		{`{"fields":"name"}`, "fields must be a list, not a JSON string"},
+		{`{"cursor":7}`, "cursor must be a string, not a JSON number"},
+	}
+	for _, tt := range tests {
+		code, body := a.do("POST", "/v1/customers/search", tt.body)
+		e, _ := body["error"].(map[string]any)
+		if code != 400 || e["message"] != tt.want {
+			t.Errorf("%s: %d %v, want 400 %q", tt.body, code, body, tt.want)
+		}
+	}
+}
+
+func TestHTTPEdgesAnswerInTheContractsShape(t *testing.T) {
+	a := setup(t)
+	tests := []struct {
+		name, method, path string
+		status             int
+		code               string
+	}{
+		{"a customer id of 4 KB", "GET", "/v1/customers/" + strings.Repeat("c", 4096), 400, "invalid_parameter"},
+		{"a lookup value of 4 KB", "GET", "/v1/customers/lookup?type=email&value=" + strings.Repeat("e", 4096), 400, "invalid_parameter"},
+		{"a trailing slash", "GET", "/v1/fields/", 404, "not_found"},
+		{"a path in another case", "GET", "/V1/fields", 404, "not_found"},
+		{"a method the path does not take", "DELETE", "/v1/fields", 405, "method_not_allowed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := a.do(tt.method, tt.path, "")
+			e, _ := body["error"].(map[string]any)
+			if code != tt.status || e["code"] != tt.code || e["request_id"] == "" {
+				t.Errorf("%d %v, want %d %s with a request id", code, body, tt.status, tt.code)
+			}
+		})
 	}
 }
 

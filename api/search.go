@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"reflect"
 	"slices"
@@ -31,12 +32,12 @@ const (
 
 // searchRequest is the body of search, count and translate.
 type searchRequest struct {
-	Filter json.RawMessage `json:"filter"`
-	Size   *int            `json:"size"`
-	Sort   []sortSpec      `json:"sort"`
-	Cursor *string         `json:"cursor"`
-	Fields []string        `json:"fields"`
-	TZ     string          `json:"tz"`
+	Filter json.RawMessage   `json:"filter"`
+	Size   *int              `json:"size"`
+	Sort   []json.RawMessage `json:"sort"`
+	Cursor *string           `json:"cursor"`
+	Fields []string          `json:"fields"`
+	TZ     string            `json:"tz"`
 }
 
 type sortSpec struct {
@@ -406,13 +407,45 @@ func (s *Server) closePIT(id string) {
 	}
 }
 
+// maxSortEntries bounds the fields a search sorts on.
+const maxSortEntries = 8
+
+// sortEntry reads one entry of a sort strictly: an object of field and
+// order, nothing else.
+func sortEntry(raw json.RawMessage, path string) (sortSpec, error) {
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &keys); err != nil || keys == nil {
+		return sortSpec{}, invalid(path, "a sort entry must be an object with field and order")
+	}
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		if k != "field" && k != "order" {
+			return sortSpec{}, invalid(path+"."+k, "unknown key %q in a sort entry (allowed: field, order)", k)
+		}
+	}
+	var sp sortSpec
+	if json.Unmarshal(keys["field"], &sp.Field) != nil || sp.Field == "" {
+		return sortSpec{}, invalid(path+".field", "field must be a field name")
+	}
+	if o, ok := keys["order"]; ok && json.Unmarshal(o, &sp.Order) != nil {
+		return sortSpec{}, invalid(path+".order", "order must be asc or desc")
+	}
+	return sp, nil
+}
+
 // sortClause validates the requested sort and appends the customer_id
 // tie-breaker. key identifies the sort inside cursors.
-func sortClause(cat *schema.Catalog, specs []sortSpec) ([]any, string, error) {
-	out := make([]any, 0, len(specs)+1)
+func sortClause(cat *schema.Catalog, entries []json.RawMessage) ([]any, string, error) {
+	if len(entries) > maxSortEntries {
+		return nil, "", invalid("sort", "a search sorts on at most %d fields, got %d", maxSortEntries, len(entries))
+	}
+	out := make([]any, 0, len(entries)+1)
 	var key strings.Builder
-	for i, sp := range specs {
+	for i, raw := range entries {
 		path := fmt.Sprintf("sort[%d]", i)
+		sp, err := sortEntry(raw, path)
+		if err != nil {
+			return nil, "", err
+		}
 		f, ok := cat.Lookup(sp.Field)
 		if !ok {
 			return nil, "", invalid(path+".field", "unknown field %q", sp.Field)
