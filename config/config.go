@@ -133,6 +133,12 @@ func FromEnv() (*Config, error) {
 
 // Validate checks every field and loads the time zone.
 func (c *Config) Validate() error {
+	return errors.Join(c.validateServices(), c.validateNames(), c.validateIndexer(), c.validateAPI())
+}
+
+// validateServices checks the addresses of the backing services and the
+// API.
+func (c *Config) validateServices() error {
 	var errs []error
 	if u, err := url.Parse(c.OpenSearchURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("opensearch-url %q: want http(s)://host:port", c.OpenSearchURL))
@@ -152,6 +158,13 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s %q: want host:port", name, v))
 		}
 	}
+	return errors.Join(errs...)
+}
+
+// validateNames checks the names and settings every process shares, and
+// loads the time zone and the identity rules.
+func (c *Config) validateNames() error {
+	var errs []error
 	if !validPrefix(c.IndexPrefix) {
 		errs = append(errs, fmt.Errorf("index-prefix %q: want lowercase letters, digits, '-' or '_', not starting with '-' or '_'", c.IndexPrefix))
 	}
@@ -176,6 +189,12 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("log-level %q: want debug, info, warn or error", c.LogLevel))
 	}
+	return errors.Join(errs...)
+}
+
+// validateIndexer checks the indexer's tuning.
+func (c *Config) validateIndexer() error {
+	var errs []error
 	if c.BatchSize < 1 || c.BatchSize > 100000 {
 		errs = append(errs, fmt.Errorf("batch-size %d: want 1..100000", c.BatchSize))
 	}
@@ -197,6 +216,12 @@ func (c *Config) Validate() error {
 	if c.ShutdownGrace <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown-grace %s: must be positive", c.ShutdownGrace))
 	}
+	return errors.Join(errs...)
+}
+
+// validateAPI checks the API's admission control and filter limits.
+func (c *Config) validateAPI() error {
+	var errs []error
 	if c.HTTPQueueWait <= 0 {
 		errs = append(errs, fmt.Errorf("http-queue-wait %s: must be positive", c.HTTPQueueWait))
 	}

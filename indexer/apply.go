@@ -87,12 +87,33 @@ type parsedEvent struct {
 // message id is its document id, so a redelivery is a no-op) and folds
 // what they say into the customers' profile rows.
 func (ix *Indexer) applyEvents(ctx context.Context, events []parsedEvent, dirty map[string]bool) ([]rejected, error) {
+	events, reqs, rejects := ix.linkable(events)
 	if len(events) == 0 {
-		return nil, nil
+		return rejects, nil
 	}
-	// An event whose every id identifies nobody (an anonymousId
-	// "anonymous" alone) has no profile to attach to: like one with no
-	// ids at all, it is dead-lettered with its reason.
+	cids, err := ix.resolver.Resolve(ctx, reqs)
+	if err != nil {
+		return nil, err
+	}
+	// First the events themselves: only an event that is stored (or was
+	// already, for a redelivery) may change its customer's profile.
+	refused, r, err := ix.storeEvents(ctx, events, cids)
+	if err != nil {
+		return nil, err
+	}
+	rejects = append(rejects, r...)
+	r, err = ix.foldProfiles(ctx, events, reqs, cids, refused, dirty)
+	if err != nil {
+		return nil, err
+	}
+	return append(rejects, r...), nil
+}
+
+// linkable returns the events with their identities by the identity
+// rules. An event whose every id identifies nobody (an anonymousId
+// "anonymous" alone) has no profile to attach to: like one with no ids at
+// all, it is rejected with its reason.
+func (ix *Indexer) linkable(events []parsedEvent) ([]parsedEvent, [][]identity.Identity, []rejected) {
 	var rejects []rejected
 	reqs := make([][]identity.Identity, 0, len(events))
 	linking := events[:0:0]
@@ -105,17 +126,12 @@ func (ix *Indexer) applyEvents(ctx context.Context, events []parsedEvent, dirty 
 		reqs = append(reqs, ids)
 		linking = append(linking, pe)
 	}
-	events = linking
-	if len(events) == 0 {
-		return rejects, nil
-	}
-	cids, err := ix.resolver.Resolve(ctx, reqs)
-	if err != nil {
-		return nil, err
-	}
+	return linking, reqs, rejects
+}
 
-	// First the events themselves: only an event that is stored (or was
-	// already, for a redelivery) may change its customer's profile.
+// storeEvents writes the events, each as a child of its customer, and
+// returns the positions of those OpenSearch refused for good.
+func (ix *Indexer) storeEvents(ctx context.Context, events []parsedEvent, cids []string) (map[int]bool, []rejected, error) {
 	ops := make([]store.Op, len(events))
 	docs := make([]map[string]any, len(events))
 	for i, pe := range events {
@@ -123,22 +139,24 @@ func (ix *Indexer) applyEvents(ctx context.Context, events []parsedEvent, dirty 
 		ops[i] = store.Op{Action: store.Create, Index: ix.events, ID: pe.ev.MessageID, Routing: cids[i], Body: docs[i]}
 	}
 	if err := ix.props.prepare(ctx, docs); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	verdicts, err := ix.bulkDemoting(ctx, "apply_events", ops, ix.props)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	refused := map[int]bool{}
-	if err := ix.judge("event", ops, verdicts, func(i int, reason string) {
+	var rejects []rejected
+	err = ix.judge("event", ops, verdicts, func(i int, reason string) {
 		refused[i] = true
 		rejects = append(rejects, rejected{events[i].msg, "event refused by OpenSearch: " + reason})
-	}); err != nil {
-		return nil, err
-	}
+	})
+	return refused, rejects, err
+}
 
-	// Then what the stored events say about their customers, one profile
-	// update per customer.
+// foldProfiles writes what the stored events say about their customers,
+// one profile update per customer, and marks those customers dirty.
+func (ix *Indexer) foldProfiles(ctx context.Context, events []parsedEvent, reqs [][]identity.Identity, cids []string, refused map[int]bool, dirty map[string]bool) ([]rejected, error) {
 	updates := map[string]*profileUpdate{}
 	var order []string
 	for i, pe := range events {
@@ -153,14 +171,15 @@ func (ix *Indexer) applyEvents(ctx context.Context, events []parsedEvent, dirty 
 		}
 		foldEvent(u, pe.ev, reqs[i])
 	}
-	ops = ops[:0]
+	ops := make([]store.Op, 0, len(order))
 	for _, cid := range order {
 		ops = append(ops, ix.rows.profileOp(cid, updates[cid]))
 	}
-	verdicts, err = ix.bulk(ctx, "apply_profiles", ops)
+	verdicts, err := ix.bulk(ctx, "apply_profiles", ops)
 	if err != nil {
 		return nil, err
 	}
+	var rejects []rejected
 	if err := ix.judge("profile", ops, verdicts, func(i int, reason string) {
 		for j, pe := range events {
 			if cids[j] == order[i] && !refused[j] {
