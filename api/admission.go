@@ -33,14 +33,17 @@ type Admission struct {
 	BodyTimeout time.Duration
 }
 
-// DefaultAdmission suits OpenSearch on a small node: its search pool
-// works on a few requests at a time (4 threads on 2 CPUs), and more in
-// flight only lengthen every answer. The bench's load ramp measured it:
-// with 16 in flight and 64 queued for 250 ms, throughput was flat from 10
-// to 500 connections while the admitted p50 went from 25 ms to 148 ms,
-// all of it queueing; twice the search pool in flight, as many queued and
-// a short wait keep the pool busy and the admitted answers fast.
-var DefaultAdmission = Admission{InFlight: 8, Queue: 8, QueueWait: 100 * time.Millisecond, BodyBytes: 64 << 20, BodyTimeout: 10 * time.Second}
+// DefaultAdmission is the body budget of every process; its places, queue
+// and wait come from the configuration (--http-inflight, --http-queue,
+// --http-queue-wait), whose defaults suit OpenSearch on a small node: its
+// search pool works on a few requests at a time (4 threads on 2 CPUs),
+// and more in flight only lengthen every answer. The bench's load ramp
+// measured it: with 16 in flight and 64 queued for 250 ms, throughput was
+// flat from 10 to 500 connections while the admitted p50 went from 25 ms
+// to 148 ms, all of it queueing; twice the search pool in flight, as many
+// queued and a short wait keep the pool busy and the admitted answers
+// fast.
+var DefaultAdmission = Admission{BodyBytes: 64 << 20, BodyTimeout: 10 * time.Second}
 
 // retryAfter is what a shed request is told to wait, in seconds.
 const retryAfter = "1"

@@ -11,6 +11,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/spf13/pflag"
+
+	"cdp/config"
 )
 
 // failsafe is how long a test client waits for the server to cut it off
@@ -234,8 +238,10 @@ func TestHeadersBeyondTheBoundAreRefused(t *testing.T) {
 
 func TestDefaultHTTPLimitsFitAdmission(t *testing.T) {
 	d := DefaultHTTPLimits
+	var cfg config.Config
+	cfg.Register(pflag.NewFlagSet("defaults", pflag.ContinueOnError), func(string) string { return "" })
 	if d.ReadHeaderTimeout <= 0 || d.ReadTimeout < d.ReadHeaderTimeout+DefaultAdmission.BodyTimeout ||
-		d.WriteTimeout <= DefaultAdmission.BodyTimeout+DefaultAdmission.QueueWait || d.IdleTimeout <= 0 || d.MaxHeaderBytes <= 0 || d.MaxConns <= 0 {
+		d.WriteTimeout <= DefaultAdmission.BodyTimeout+cfg.HTTPQueueWait || d.IdleTimeout <= 0 || d.MaxHeaderBytes <= 0 || d.MaxConns <= 0 {
 		t.Fatalf("DefaultHTTPLimits %+v do not leave a whole body and a queue wait within the deadlines, or leave a bound unset", d)
 	}
 }

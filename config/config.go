@@ -113,7 +113,7 @@ func (c *Config) Register(fs *pflag.FlagSet, getenv func(string) string) {
 	dur(&c.ShutdownGrace, setting{"shutdown-grace", "CDP_SHUTDOWN_GRACE", "time allowed to flush and commit on SIGTERM"}, 20*time.Second)
 	num(&c.HTTPInFlight, setting{"http-inflight", "CDP_HTTP_INFLIGHT", "most API requests working on OpenSearch at once"}, 8)
 	num(&c.HTTPQueue, setting{"http-queue", "CDP_HTTP_QUEUE", "most API requests waiting for a place; more are answered 429"}, 8)
-	dur(&c.HTTPQueueWait, setting{"http-queue-wait", "CDP_HTTP_QUEUE_WAIT", "longest an API request waits for a place before a 429"}, 100*time.Millisecond)
+	dur(&c.HTTPQueueWait, setting{"http-queue-wait", "CDP_HTTP_QUEUE_WAIT", "longest an API request waits for a place before a 429"}, 50*time.Millisecond)
 	num(&c.HTTPMaxConns, setting{"http-max-conns", "CDP_HTTP_MAX_CONNS", "most client connections open at once; more wait to be accepted"}, 1024)
 	d, l := query.DefaultLimits, &c.FilterLimits
 	num(&l.MaxStringBytes, setting{"filter-max-string-bytes", "CDP_FILTER_MAX_STRING_BYTES", "longest string value of a filter condition, in bytes"}, d.MaxStringBytes)
