@@ -26,7 +26,7 @@ test: deps-up lint
 	$(GO) test -run='^$$' -fuzz='^FuzzParseEvent$$' -fuzztime=$(FUZZTIME) ./wire
 	CDP_CHAOS=1 $(GO) test -race -count=1 -p 1 -timeout 20m -v ./testing/chaos/
 
-FUZZTIME ?= 10s
+FUZZTIME ?= 7s
 
 ## unit: the tests that need no service
 unit:

@@ -176,6 +176,7 @@ func (a *apiTest) expect(filter string, want ...string) {
 }
 
 func TestRule1PositiveOperatorsNeverMatchMissingNullOrEmpty(t *testing.T) {
+	t.Parallel()
 	a := setup(t)
 	a.expect(`{"field":"gender","op":"in","value":["male","female"]}`, "c1", "c2", "c5")
 	a.expect(`{"field":"gender","op":"is_set"}`, "c1", "c2", "c5")
@@ -185,6 +186,7 @@ func TestRule1PositiveOperatorsNeverMatchMissingNullOrEmpty(t *testing.T) {
 }
 
 func TestRule2NegativeOperatorsAreExactComplementsIncludingMissingFields(t *testing.T) {
+	t.Parallel()
 	a := setup(t)
 	a.expect(`{"field":"gender","op":"neq","value":"male"}`, "c2", "c3", "c4", "c5")
 	a.expect(`{"field":"tags","op":"has_none","value":["vip"]}`, "c2", "c3", "c4", "c5")
@@ -195,6 +197,7 @@ func TestRule2NegativeOperatorsAreExactComplementsIncludingMissingFields(t *test
 }
 
 func TestRule3ListFieldsOutsideNestedMatchAnyElementOnItsOwn(t *testing.T) {
+	t.Parallel()
 	a := setup(t)
 	// c2 has one paid order (50) and another over 100 (500, created).
 	a.expect(`{"all":[{"field":"orders.status","op":"eq","value":"paid"},{"field":"orders.total_amount","op":"gt","value":100}]}`, "c1", "c2")
@@ -202,6 +205,7 @@ func TestRule3ListFieldsOutsideNestedMatchAnyElementOnItsOwn(t *testing.T) {
 }
 
 func TestRule4NestedConditionsHoldInTheSameElement(t *testing.T) {
+	t.Parallel()
 	a := setup(t)
 	paidOver100 := `{"all":[{"field":"orders.status","op":"eq","value":"paid"},{"field":"orders.total_amount","op":"gt","value":100}]}`
 	a.expect(`{"nested":"orders","match":"any","where":`+paidOver100+`}`, "c1")
@@ -215,6 +219,7 @@ func TestRule4NestedConditionsHoldInTheSameElement(t *testing.T) {
 }
 
 func TestRule5AggregatesCountAndSumNothingAsZeroAndAverageNothingAsMissing(t *testing.T) {
+	t.Parallel()
 	a := setup(t)
 	a.expect(`{"aggregate":{"path":"orders","fn":"count","where":{"field":"orders.status","op":"eq","value":"paid"}},"op":"gte","value":2}`, "c5")
 	a.expect(`{"aggregate":{"path":"orders","fn":"count"},"op":"lt","value":1}`, "c3")
@@ -225,6 +230,7 @@ func TestRule5AggregatesCountAndSumNothingAsZeroAndAverageNothingAsMissing(t *te
 }
 
 func TestRule6EventsAreCountedInTheirWindowAndNotEventIsDidNotDoIt(t *testing.T) {
+	t.Parallel()
 	a := setup(t)
 	a.expect(`{"event":"view_product","within":"7d","op":"gte","value":2}`, "c1")
 	a.expect(`{"event":"view_product"}`, "c1", "c2")
@@ -234,6 +240,7 @@ func TestRule6EventsAreCountedInTheirWindowAndNotEventIsDidNotDoIt(t *testing.T)
 }
 
 func TestRule7InvalidFiltersAnswer400NamingThePath(t *testing.T) {
+	t.Parallel()
 	a := setup(t)
 	many := make([]string, 1001)
 	for i := range many {
@@ -267,6 +274,7 @@ func TestRule7InvalidFiltersAnswer400NamingThePath(t *testing.T) {
 }
 
 func TestBadRequestsAnswer400NotAServerError(t *testing.T) {
+	t.Parallel()
 	a := setup(t)
 	tests := []struct{ name, body, code, path string }{
 		{"malformed JSON", `{"filter":`, "invalid_json", ""},
@@ -297,6 +305,7 @@ func TestBadRequestsAnswer400NotAServerError(t *testing.T) {
 }
 
 func TestEveryJSONEndpointAnswers400ForABodyThatIsNotAJSONObject(t *testing.T) {
+	t.Parallel()
 	a := setup(t)
 	endpoints := []string{"/v1/customers/search", "/v1/customers/count", "/v1/filters/translate", "/v1/fields"}
 	bodies := []struct{ name, body string }{
@@ -322,6 +331,7 @@ func TestEveryJSONEndpointAnswers400ForABodyThatIsNotAJSONObject(t *testing.T) {
 }
 
 func TestDecodeErrorsNameJSONKindsNotGoTypes(t *testing.T) {
+	t.Parallel()
 	a := setup(t)
 	tests := []struct{ body, want string }{
 		{`{"size":"ten"}`, "size must be a whole number, not a JSON string"},
@@ -338,6 +348,7 @@ func TestDecodeErrorsNameJSONKindsNotGoTypes(t *testing.T) {
 }
 
 func TestHTTPEdgesAnswerInTheContractsShape(t *testing.T) {
+	t.Parallel()
 	a := setup(t)
 	tests := []struct {
 		name, method, path string
@@ -362,6 +373,7 @@ func TestHTTPEdgesAnswerInTheContractsShape(t *testing.T) {
 }
 
 func TestANullFilterIsRejectedNotReadAsEveryone(t *testing.T) {
+	t.Parallel()
 	a := setup(t)
 	for _, ep := range []string{"/v1/customers/search", "/v1/customers/count", "/v1/filters/translate"} {
 		code, body := a.do("POST", ep, `{"filter": null}`)
@@ -373,6 +385,7 @@ func TestANullFilterIsRejectedNotReadAsEveryone(t *testing.T) {
 }
 
 func TestSearchSortsPagesWithACursorAndProjectsFields(t *testing.T) {
+	t.Parallel()
 	a := setup(t)
 	var seen []string
 	cursor := "null"
@@ -402,6 +415,7 @@ func TestSearchSortsPagesWithACursorAndProjectsFields(t *testing.T) {
 // Paging by a value that changes meanwhile neither repeats nor skips
 // anyone: from the second page on, the cursor reads one snapshot.
 func TestPagingBySpendIsStableWhileSpendsChange(t *testing.T) {
+	t.Parallel()
 	a := setup(t)
 	var seen []string
 	cursor, snapshotted := "null", ""
@@ -436,6 +450,7 @@ func TestPagingBySpendIsStableWhileSpendsChange(t *testing.T) {
 }
 
 func TestACursorThatWasChangedOrBelongsToAnotherSearchIs400(t *testing.T) {
+	t.Parallel()
 	a := setup(t)
 	const search = `"size":2,"sort":[{"field":"metrics.total_spend","order":"desc"}],"filter":{"field":"gender","op":"neq","value":"x"}`
 	code, body := a.do("POST", "/v1/customers/search", `{`+search+`}`)
@@ -474,6 +489,7 @@ func TestACursorThatWasChangedOrBelongsToAnotherSearchIs400(t *testing.T) {
 }
 
 func TestTranslateReturnsTheDSLSearchUses(t *testing.T) {
+	t.Parallel()
 	a := setup(t)
 	code, body := a.do("POST", "/v1/filters/translate", `{"filter":{"field":"gender","op":"eq","value":"male"}}`)
 	if code != 200 || !strings.Contains(fmt.Sprint(body["query"]), "gender") {
@@ -482,6 +498,7 @@ func TestTranslateReturnsTheDSLSearchUses(t *testing.T) {
 }
 
 func TestTheSearchBoxFindsNamesPhoneFragmentsEmailsAndIdsBestFirst(t *testing.T) {
+	t.Parallel()
 	a := setup(t)
 	tests := []struct{ q, first string }{
 		{"张", "c1"}, {"张三", "c1"}, {"三丰", "c1"}, {"alice", "c3"}, {"Chen", "c3"},
@@ -529,6 +546,7 @@ func urlQuery(s string) string {
 }
 
 func TestFieldsAreListedDeclaredAtRunTimeAndSuggestValues(t *testing.T) {
+	t.Parallel()
 	a := setup(t)
 	code, body := a.do("GET", "/v1/fields", "")
 	if code != 200 {

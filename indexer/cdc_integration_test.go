@@ -69,6 +69,7 @@ func summary(doc map[string]any) map[string]any {
 }
 
 func TestCDCChangesBecomeExactlyTheExpectedDocuments(t *testing.T) {
+	t.Parallel()
 	env := harness.Services(t)
 	cfg := env.Config(t)
 	p := env.Producer(t)

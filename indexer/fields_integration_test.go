@@ -14,6 +14,7 @@ import (
 // 2,000 distinct unknown columns must not break the index: each lands under
 // attrs, mapped by its first JSON value.
 func TestTwoThousandDistinctUnknownColumnsAreAllIndexed(t *testing.T) {
+	t.Parallel()
 	env := harness.Services(t)
 	cfg := env.Config(t)
 	p := env.Producer(t)
@@ -42,6 +43,7 @@ func TestTwoThousandDistinctUnknownColumnsAreAllIndexed(t *testing.T) {
 // unindexed twin, where the document and the 360 view still show it, and
 // counted, never silently left unsearchable where it stood.
 func TestDynamicValuesOverTheLimitOrOfTheWrongTypeAreKeptUnindexed(t *testing.T) {
+	t.Parallel()
 	env := harness.Services(t)
 	cfg := env.Config(t)
 	cfg.MaxDynamicFields = 2

@@ -28,6 +28,7 @@ type hostile struct {
 // 900 KB one is there truncated, with its size and source position, in a
 // record under the broker's limit.
 func TestEachHostileMessageIsDeadLetteredOnceAndTheStreamGoesOn(t *testing.T) {
+	t.Parallel()
 	env := harness.Services(t)
 	cfg := env.Config(t)
 	env.CreateTopics(t, cfg)
@@ -160,6 +161,7 @@ func partitionProducer(t *testing.T, env *harness.Env) sarama.SyncProducer {
 // message for good, and the indexer writes it without the value instead
 // of retrying for ever; the stream goes on.
 func TestADeadLetterTheBrokerRefusesAsTooLargeIsWrittenWithoutItsValue(t *testing.T) {
+	t.Parallel()
 	env := harness.Services(t)
 	cfg := env.Config(t)
 	admin, err := sarama.NewClusterAdmin(env.KafkaBrokers, indexer.KafkaConfig("cdp-test-admin"))

@@ -60,6 +60,7 @@ func docIdentities(doc map[string]any) []string {
 // a new device that gives a known phone (in local form) is the customer
 // who holds that phone, not a new anonymous profile.
 func TestAnIdentifyFromANewDeviceWithAKnownPhoneJoinsTheCustomerHoldingIt(t *testing.T) {
+	t.Parallel()
 	env := harness.Services(t)
 	cfg := env.Config(t)
 	p := env.Producer(t)
@@ -107,6 +108,7 @@ func TestAnIdentifyFromANewDeviceWithAKnownPhoneJoinsTheCustomerHoldingIt(t *tes
 // holds those values, and an event with nothing but a blocked id is
 // dead-lettered (it has no profile to attach to).
 func TestBlockedValuesNeverJoinTwoPeopleAndStayOnlyAsData(t *testing.T) {
+	t.Parallel()
 	env := harness.Services(t)
 	cfg := env.Config(t)
 	p := env.Producer(t)
@@ -158,6 +160,7 @@ func TestBlockedValuesNeverJoinTwoPeopleAndStayOnlyAsData(t *testing.T) {
 // new CRM id to a customer who may hold another: two CRM customers who
 // share a phone, and a user who gives it in an identify, stay three.
 func TestCustomersWhoShareAPhoneAreNotJoinedThroughIt(t *testing.T) {
+	t.Parallel()
 	env := harness.Services(t)
 	cfg := env.Config(t)
 	p := env.Producer(t)

@@ -19,6 +19,7 @@ import (
 // keyword array under attrs (CONTRACT §2): real messages through the
 // running indexer, checked through the API's field catalog and filters.
 func TestListsOfStringsFromCDCAndIdentifyBecomeFilterableKeywordArrays(t *testing.T) {
+	t.Parallel()
 	env := harness.Services(t)
 	cfg := env.Config(t)
 	p := env.Producer(t)
