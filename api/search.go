@@ -123,9 +123,9 @@ func (s *Server) writeBad(c *gin.Context, err error) bool {
 	var qe *query.Error
 	switch {
 	case errors.As(err, &br):
-		c.AbortWithStatusJSON(http.StatusBadRequest, gin.H{"error": apiError{Code: br.code, Message: br.message, Path: br.path}})
+		writeAPIError(c, http.StatusBadRequest, apiError{Code: br.code, Message: br.message, Path: br.path})
 	case errors.As(err, &qe):
-		c.AbortWithStatusJSON(http.StatusBadRequest, gin.H{"error": apiError{Code: qe.Code, Message: qe.Message, Path: qe.Path}})
+		writeAPIError(c, http.StatusBadRequest, apiError{Code: qe.Code, Message: qe.Message, Path: qe.Path})
 	default:
 		return false
 	}

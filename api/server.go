@@ -101,7 +101,13 @@ type errorBody struct {
 }
 
 func writeError(c *gin.Context, status int, code, msg string) {
-	c.AbortWithStatusJSON(status, gin.H{"error": errorBody{apiError: apiError{Code: code, Message: msg}, RequestID: c.GetString(requestIDKey)}})
+	writeAPIError(c, status, apiError{Code: code, Message: msg})
+}
+
+// writeAPIError answers an error with the request's id: every error
+// answer goes through here.
+func writeAPIError(c *gin.Context, status int, e apiError) {
+	c.AbortWithStatusJSON(status, gin.H{"error": errorBody{apiError: e, RequestID: c.GetString(requestIDKey)}})
 }
 
 // storeError answers for a failed OpenSearch call: 503 when it is down or
@@ -165,7 +171,7 @@ func (s *Server) ready(c *gin.Context) {
 		}
 	}
 	if code != http.StatusOK {
-		c.JSON(code, gin.H{"error": apiError{Code: "not_ready", Message: "a backing service is unreachable"}, "checks": status})
+		c.JSON(code, gin.H{"error": errorBody{apiError: apiError{Code: "not_ready", Message: "a backing service is unreachable"}, RequestID: c.GetString(requestIDKey)}, "checks": status})
 		return
 	}
 	c.JSON(code, gin.H{"status": "ready", "checks": status})
