@@ -15,10 +15,12 @@ import (
 
 // Resolver maps identities to customer ids. The mapping lives in an
 // OpenSearch index whose document id is the identity's key; an identity is
-// claimed with a create that fails when the key exists, so two indexer
-// processes never mint two customers for one person: the loser of the race
-// reads the winner's customer id. Known mappings are cached, since they do
-// not change (merges and splits, when they come, go through here too).
+// claimed with a create that fails when the key exists, so two writers
+// (lanes or indexer processes) never give one identity two customers: the
+// loser of the race reads the winner's customer id. The messages of one
+// batch are resolved in order, as if they had come one at a time (see
+// Resolve). Known mappings are cached, since they do not change (merges
+// and splits, when they come, go through here too).
 type Resolver struct {
 	st    *store.Client
 	index string
@@ -157,12 +159,11 @@ func linking(rules *Rules, reqs [][]Identity) [][]Identity {
 	return out
 }
 
-// Claim is one identity record to create: the identity and its customer.
-type Claim struct {
+// claimOp is one identity record to create: the identity and its
+// customer.
+type claimOp struct {
 	Identity   Identity
 	CustomerID string
-	// Request is the position of the request that claims it.
-	Request int
 }
 
 // plan is what the in-order pass decides for the requests of one call.
@@ -172,10 +173,10 @@ type plan struct {
 	Customers []string
 	// Claims are the first identities of the customers the pass mints,
 	// one each, in request order.
-	Claims []Claim
+	Claims []claimOp
 	// Links are the free identities the pass gives to a request's
 	// customer (known or minted), in request order.
-	Links []Claim
+	Links []claimOp
 }
 
 // assign is the in-order pass: it resolves the requests (as Linking puts
@@ -205,13 +206,13 @@ func assign(rules *Rules, reqs [][]Identity, known map[string]string, newID func
 			cid = newID()
 			k := req[0].Key()
 			taken[k] = cid
-			p.Claims = append(p.Claims, Claim{Identity: req[0], CustomerID: cid, Request: i})
+			p.Claims = append(p.Claims, claimOp{Identity: req[0], CustomerID: cid})
 		}
 		p.Customers[i] = cid
 		for _, id := range req {
 			if k := id.Key(); owner(k) == "" {
 				taken[k] = cid
-				p.Links = append(p.Links, Claim{Identity: id, CustomerID: cid, Request: i})
+				p.Links = append(p.Links, claimOp{Identity: id, CustomerID: cid})
 			}
 		}
 	}
@@ -273,7 +274,7 @@ func (r *Resolver) fetch(ctx context.Context, keys []string, known map[string]st
 
 // claim creates the identity records; it returns the keys another writer
 // holds already.
-func (r *Resolver) claim(ctx context.Context, claims []Claim) ([]string, error) {
+func (r *Resolver) claim(ctx context.Context, claims []claimOp) ([]string, error) {
 	if len(claims) == 0 {
 		return nil, nil
 	}

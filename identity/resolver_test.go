@@ -17,7 +17,7 @@ func minter() func() string {
 }
 
 // claimed lists claims as "type:value→customer".
-func claimed(cs []Claim) []string {
+func claimed(cs []claimOp) []string {
 	out := []string{}
 	for _, c := range cs {
 		out = append(out, c.Identity.Key()+"→"+c.CustomerID)
@@ -165,7 +165,7 @@ func TestTheRequestsOfOneCallAreResolvedInOrder(t *testing.T) {
 
 			// One request at a time, each against what the ones before
 			// it claimed and linked.
-			alone := plan{Customers: []string{}, Claims: []Claim{}, Links: []Claim{}}
+			alone := plan{Customers: []string{}, Claims: []claimOp{}, Links: []claimOp{}}
 			newID := minter()
 			for _, req := range reqs {
 				q := assign(rules, [][]Identity{req}, known, newID)
