@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -77,16 +78,21 @@ type record struct {
 // (lane or process) created a key this call wanted, its record is read
 // and the in-order pass is redone over what the index now holds: the
 // requests that counted on the key adopt the winner's customer, and what
-// this call did claim stays claimed (first applied wins). Each round
+// this call did claim stays claimed (first applied wins), but for the
+// identities it linked to a customer it minted in vain (another writer won
+// the identity it was minted for): those are linked again, over their
+// records, to whom their requests now resolve to. Each round
 // settles every key it lost that the index holds, so it ends after a
 // second round unless records vanish; after maxRounds it gives up with
 // an error, which the caller retries.
 //
-// TODO(merge): a lost race can leave one person on two customers: this
-// call's claims that won point at the customer it minted, while the key it
-// lost points at the winner's (say this call won crm_id:1001 → c1 and lost
-// anonymous_id:dev-1 to another lane's c2). The redone pass keeps both,
-// as the index has them; joining them is the merge of CONTRACT §6.
+// TODO(merge): a lost race can still leave one person on two customers:
+// this call's customer keeps the identities it won, while a key it lost
+// points at the winner's (say this call won crm_id:1001 → c1 and lost
+// anonymous_id:dev-1 to another lane's c2, or another writer read a record
+// of a customer this call then gave up before it was written over). The
+// redone pass keeps both, as the index has them; joining them is the merge
+// of CONTRACT §6.
 func (r *Resolver) Resolve(ctx context.Context, reqs [][]Identity) ([]string, error) {
 	reqs = linking(r.Rules, reqs)
 	known := map[string]string{}
@@ -108,10 +114,13 @@ func (r *Resolver) Resolve(ctx context.Context, reqs [][]Identity) ([]string, er
 	if err := r.fetch(ctx, missing, known); err != nil {
 		return nil, err
 	}
+	// Keys this call created for a customer it then gave up: the next
+	// round writes them over.
+	rewrite := map[string]bool{}
 	for round := 1; ; round++ {
 		p := assign(r.Rules, reqs, known, r.NewID)
 		claims := slices.Concat(p.Claims, p.Links)
-		lost, err := r.claim(ctx, claims)
+		lost, err := r.claim(ctx, claims, rewrite)
 		if err != nil {
 			return nil, err
 		}
@@ -122,6 +131,7 @@ func (r *Resolver) Resolve(ctx context.Context, reqs [][]Identity) ([]string, er
 		for _, c := range claims {
 			if k := c.Identity.Key(); !lostSet[k] {
 				known[k] = c.CustomerID
+				delete(rewrite, k)
 			}
 		}
 		if len(lost) == 0 {
@@ -134,6 +144,24 @@ func (r *Resolver) Resolve(ctx context.Context, reqs [][]Identity) ([]string, er
 		// The winners' records decide those keys now.
 		if err := r.fetch(ctx, lost, known); err != nil {
 			return nil, err
+		}
+		// A customer minted this round whose own identity another writer
+		// won is given up: nobody has heard of it but this call (its
+		// events and rows are not written yet), so the identities this
+		// call linked to it are free again, and the redone pass links
+		// them to whom their requests now resolve to, the winner
+		// included, writing over the records.
+		dead := map[string]bool{}
+		for _, c := range p.Claims {
+			if lostSet[c.Identity.Key()] {
+				dead[c.CustomerID] = true
+			}
+		}
+		for _, c := range claims {
+			if k := c.Identity.Key(); !lostSet[k] && dead[c.CustomerID] {
+				delete(known, k)
+				rewrite[k] = true
+			}
 		}
 	}
 }
@@ -272,25 +300,50 @@ func (r *Resolver) fetch(ctx context.Context, keys []string, known map[string]st
 	return nil
 }
 
-// claim creates the identity records; it returns the keys another writer
-// holds already.
-func (r *Resolver) claim(ctx context.Context, claims []claimOp) ([]string, error) {
+// claim creates the identity records, or writes over those of rewrite;
+// it returns the keys another writer holds already.
+func (r *Resolver) claim(ctx context.Context, claims []claimOp, rewrite map[string]bool) ([]string, error) {
 	if len(claims) == 0 {
 		return nil, nil
 	}
 	now := time.Now().UTC().Format(time.RFC3339Nano)
-	ops := make([]store.Op, len(claims))
-	for i, c := range claims {
-		ops[i] = store.Op{Action: store.Create, Index: r.index, ID: c.Identity.Key(),
+	var creates, overwrites []store.Op
+	for _, c := range claims {
+		k := c.Identity.Key()
+		op := store.Op{Action: store.Create, Index: r.index, ID: k,
 			Body: record{Type: c.Identity.Type, Value: c.Identity.Value, CustomerID: c.CustomerID, CreatedAt: now}}
+		if rewrite[k] {
+			op.Action = store.Index
+			overwrites = append(overwrites, op)
+			continue
+		}
+		creates = append(creates, op)
 	}
-	existing, err := r.st.CreateIfAbsent(ctx, ops)
+	if len(overwrites) > 0 {
+		verdicts, err := r.st.Bulk(ctx, overwrites)
+		if err != nil {
+			return nil, fmt.Errorf("identity: relink: %w", err)
+		}
+		var errs []error
+		for i, v := range verdicts {
+			if o := store.Judge(overwrites[i], v); o != store.Applied {
+				errs = append(errs, &store.ItemError{Op: overwrites[i], Verdict: v, Outcome: o})
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			return nil, fmt.Errorf("identity: relink: %w", err)
+		}
+	}
+	if len(creates) == 0 {
+		return nil, nil
+	}
+	existing, err := r.st.CreateIfAbsent(ctx, creates)
 	if err != nil {
 		return nil, fmt.Errorf("identity: claim: %w", err)
 	}
 	lost := make([]string, len(existing))
 	for j, i := range existing {
-		lost[j] = ops[i].ID
+		lost[j] = creates[i].ID
 	}
 	return lost, nil
 }

@@ -17,7 +17,7 @@ import (
 )
 
 // fakeIndex is an identity index in memory behind OpenSearch's _mget and
-// _bulk (creates only), counting the round trips.
+// _bulk (creates and overwrites), counting the round trips.
 type fakeIndex struct {
 	mu           sync.Mutex
 	docs         map[string]record
@@ -68,6 +68,11 @@ func newFakeResolver(t *testing.T, f *fakeIndex) *Resolver {
 				}
 				var rec record
 				_ = json.Unmarshal(sc.Bytes(), &rec)
+				if m, ok := meta["index"]; ok { // an overwrite
+					f.docs[m.ID] = rec
+					items = append(items, map[string]any{"index": map[string]any{"status": 200}})
+					continue
+				}
 				id := meta["create"].ID
 				if _, exists := f.docs[id]; exists || f.phantom[id] {
 					items = append(items, map[string]any{"create": map[string]any{"status": 409,
@@ -154,6 +159,36 @@ func TestResolveAdoptsTheCustomerOfAWriterThatWonAKey(t *testing.T) {
 	}
 	if want := map[string]string{"anonymous_id:dev-1": "c-w", "anonymous_id:dev-2": "m1"}; !reflect.DeepEqual(f.owners(), want) {
 		t.Errorf("index %v, want %v", f.owners(), want)
+	}
+}
+
+// Another writer wins the identity this call minted a customer for: the
+// customer is given up, and the identities linked to it in the same bulk
+// are written over to the winner's, so the login and the track after it
+// are still one customer.
+func TestResolveGivesUpACustomerWhoseOwnIdentityAnotherWriterWon(t *testing.T) {
+	f := &fakeIndex{rival: func(docs map[string]record) {
+		if _, ok := docs["crm_id:1001"]; !ok {
+			docs["crm_id:1001"] = record{Type: CRMID, Value: "1001", CustomerID: "c-w"}
+		}
+	}}
+	r := newFakeResolver(t, f)
+	got, err := r.Resolve(context.Background(), [][]Identity{{crm("1001"), anon("dev-1")}, {anon("dev-1")}, {anon("dev-2")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"c-w", "c-w", "m2"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("customers %q, want %q", got, want)
+	}
+	if want := map[string]string{"crm_id:1001": "c-w", "anonymous_id:dev-1": "c-w", "anonymous_id:dev-2": "m2"}; !reflect.DeepEqual(f.owners(), want) {
+		t.Errorf("index %v, want %v", f.owners(), want)
+	}
+	if f.mgets != 2 || f.bulks != 2 {
+		t.Errorf("%d reads and %d bulks, want 2 and 2 (the claims, then the overwrite)", f.mgets, f.bulks)
+	}
+	// The cache holds what the index does.
+	if got, err := r.Resolve(context.Background(), [][]Identity{{anon("dev-1")}}); err != nil || got[0] != "c-w" || f.mgets != 2 {
+		t.Errorf("again: %q, %v after %d reads; want c-w from the cache", got, err, f.mgets)
 	}
 }
 
