@@ -146,11 +146,12 @@ func (r *Resolver) Resolve(ctx context.Context, reqs [][]Identity) ([]string, er
 			return nil, err
 		}
 		// A customer minted this round whose own identity another writer
-		// won is given up: nobody has heard of it but this call (its
-		// events and rows are not written yet), so the identities this
-		// call linked to it are free again, and the redone pass links
-		// them to whom their requests now resolve to, the winner
-		// included, writing over the records.
+		// won is given up: nothing is written under it yet but the
+		// records this bulk created (a writer that read one meanwhile is
+		// the TODO above), so the identities this call linked to it are
+		// free again, and the redone pass links them to whom their
+		// requests now resolve to, the winner included, writing over the
+		// records.
 		dead := map[string]bool{}
 		for _, c := range p.Claims {
 			if lostSet[c.Identity.Key()] {
