@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -14,10 +16,12 @@ import (
 
 // Resolver maps identities to customer ids. The mapping lives in an
 // OpenSearch index whose document id is the identity's key; an identity is
-// claimed with a create that fails when the key exists, so two indexer
-// processes never mint two customers for one person: the loser of the race
-// reads the winner's customer id. Known mappings are cached, since they do
-// not change (merges and splits, when they come, go through here too).
+// claimed with a create that fails when the key exists, so two writers
+// (lanes or indexer processes) never give one identity two customers: the
+// loser of the race reads the winner's customer id. The messages of one
+// batch are resolved in order, as if they had come one at a time (see
+// Resolve). Known mappings are cached, since they do not change (merges
+// and splits, when they come, go through here too).
 type Resolver struct {
 	st    *store.Client
 	index string
@@ -61,27 +65,36 @@ type record struct {
 }
 
 // Resolve returns the customer id of each request, a request being the
-// identities one message carries. Each request is first put as
-// Rules.Linking has it (normalized, in priority order, without blocked
-// values, which are never claimed). The first identity of a request that
-// is already known decides its customer; when none is, a customer is
-// minted for the first one. The request's other identities that are
-// still free are then linked to that customer. A request with no
-// identities left gets "".
+// identities one message carries, in the order the messages came. Each
+// request is first put as Rules.Linking has it (normalized, in priority
+// order, without blocked values, which are never claimed). The requests
+// are then resolved in order, as if they had come one at a time: a
+// request sees every identity the requests before it claimed or linked
+// (see assign), so the customers that come out do not depend on how the
+// messages were batched. A request with no identities left gets "".
 //
-// One exception keeps two people apart until profiles know what they hold
-// (merges come later): an identity of a single-valued type (most one per
-// profile: crm_id) that nobody holds yet is not brought, through a phone,
-// an email or a declared type, to a profile that may already hold another
-// one. Such a request is decided only by an anonymous id, as before
-// phones and emails linked; else it gets a customer of its own, and the
-// known phone stays where it is.
+// One read of the identities not cached and one create-if-absent bulk
+// suffice when nobody else writes them meanwhile. When another writer
+// (lane or process) created a key this call wanted, its record is read
+// and the in-order pass is redone over what the index now holds: the
+// requests that counted on the key adopt the winner's customer, and what
+// this call did claim stays claimed (first applied wins), but for the
+// identities it linked to a customer it minted in vain (another writer won
+// the identity it was minted for): those are linked again, over their
+// records, to whom their requests now resolve to. Each round
+// settles every key it lost that the index holds, so it ends after a
+// second round unless records vanish; after maxRounds it gives up with
+// an error, which the caller retries.
+//
+// TODO(merge): a lost race can still leave one person on two customers:
+// this call's customer keeps the identities it won, while a key it lost
+// points at the winner's (say this call won crm_id:1001 → c1 and lost
+// anonymous_id:dev-1 to another lane's c2, or another writer read a record
+// of a customer this call then gave up before it was written over). The
+// redone pass keeps both, as the index has them; joining them is the merge
+// of CONTRACT §6.
 func (r *Resolver) Resolve(ctx context.Context, reqs [][]Identity) ([]string, error) {
-	linking := make([][]Identity, len(reqs))
-	for i, req := range reqs {
-		linking[i] = r.Rules.Linking(req)
-	}
-	reqs = linking
+	reqs = linking(r.Rules, reqs)
 	known := map[string]string{}
 	var missing []string
 	for _, req := range reqs {
@@ -101,72 +114,168 @@ func (r *Resolver) Resolve(ctx context.Context, reqs [][]Identity) ([]string, er
 	if err := r.fetch(ctx, missing, known); err != nil {
 		return nil, err
 	}
-
-	// Claim the first identity of every request that knows nobody yet.
-	claims := map[string]Identity{}
-	minted := map[string]string{}
-	for _, req := range reqs {
-		if len(req) == 0 || r.decide(req, known) != "" {
-			continue
+	// Keys this call created for a customer it then gave up: the next
+	// round writes them over.
+	rewrite := map[string]bool{}
+	for round := 1; ; round++ {
+		p := assign(r.Rules, reqs, known, r.NewID)
+		claims := slices.Concat(p.Claims, p.Links)
+		lost, err := r.claim(ctx, claims, rewrite)
+		if err != nil {
+			return nil, err
 		}
-		k := req[0].Key()
-		if _, ok := minted[k]; !ok {
-			minted[k] = r.NewID()
-			claims[k] = req[0]
+		lostSet := make(map[string]bool, len(lost))
+		for _, k := range lost {
+			lostSet[k] = true
 		}
-	}
-	lost, err := r.claim(ctx, claims, minted)
-	if err != nil {
-		return nil, err
-	}
-	for k, cid := range minted {
-		known[k] = cid
-	}
-	if err := r.fetch(ctx, lost, known); err != nil {
-		return nil, err
-	}
-
-	// Every request now has a known identity; link its free ones.
-	out := make([]string, len(reqs))
-	links := map[string]Identity{}
-	linkTo := map[string]string{}
-	for i, req := range reqs {
-		out[i] = r.decide(req, known)
-		for _, id := range req {
-			k := id.Key()
-			if known[k] == "" && linkTo[k] == "" {
-				links[k], linkTo[k] = id, out[i]
+		for _, c := range claims {
+			if k := c.Identity.Key(); !lostSet[k] {
+				known[k] = c.CustomerID
+				delete(rewrite, k)
+			}
+		}
+		if len(lost) == 0 {
+			r.remember(known)
+			return p.Customers, nil
+		}
+		if round == maxRounds {
+			return nil, fmt.Errorf("identity: other writers claimed %d identities this batch wanted, %d rounds running", len(lost), round)
+		}
+		// The winners' records decide those keys now.
+		if err := r.fetch(ctx, lost, known); err != nil {
+			return nil, err
+		}
+		// A customer minted this round whose own identity another writer
+		// won is given up: nothing is written under it yet but the
+		// records this bulk created (a writer that read one meanwhile is
+		// the TODO above), so the identities this call linked to it are
+		// free again, and the redone pass links them to whom their
+		// requests now resolve to, the winner included, writing over the
+		// records.
+		dead := map[string]bool{}
+		for _, c := range p.Claims {
+			if lostSet[c.Identity.Key()] {
+				dead[c.CustomerID] = true
+			}
+		}
+		for _, c := range claims {
+			if k := c.Identity.Key(); !lostSet[k] && dead[c.CustomerID] {
+				delete(known, k)
+				rewrite[k] = true
 			}
 		}
 	}
-	lostLinks, err := r.claim(ctx, links, linkTo)
-	if err != nil {
-		return nil, err
-	}
-	for k, cid := range linkTo {
-		known[k] = cid
-	}
-	for _, k := range lostLinks {
-		delete(known, k) // someone else's now; read it when next needed
-	}
+}
+
+// maxRounds bounds the claim rounds of one Resolve call.
+const maxRounds = 4
+
+// remember caches the known mappings.
+func (r *Resolver) remember(known map[string]string) {
 	for k, cid := range known {
 		if cid != "" {
 			r.cache.Add(k, cid)
 		}
 	}
-	return out, nil
+}
+
+// linking puts every request as rules.Linking has it.
+func linking(rules *Rules, reqs [][]Identity) [][]Identity {
+	out := make([][]Identity, len(reqs))
+	for i, req := range reqs {
+		out[i] = rules.Linking(req)
+	}
+	return out
+}
+
+// claimOp is one identity record to create: the identity and its
+// customer.
+type claimOp struct {
+	Identity   Identity
+	CustomerID string
+}
+
+// plan is what the in-order pass decides for the requests of one call.
+type plan struct {
+	// Customers holds each request's customer, "" for one with no
+	// identities.
+	Customers []string
+	// Claims are the first identities of the customers the pass mints,
+	// one each, in request order.
+	Claims []claimOp
+	// Links are the free identities the pass gives to a request's
+	// customer (known or minted), in request order.
+	Links []claimOp
+}
+
+// assign is the in-order pass: it resolves the requests (as Linking puts
+// them) one after the other against known, what the index holds (key →
+// customer id, "" or absent for a free key), as if each request had come
+// alone after the ones before it. A request's customer is decided by
+// decide over known and what the requests before it claimed or linked;
+// when it decides nobody, newID mints a customer, claimed by the
+// request's first identity. The request's free identities are then
+// linked to its customer, so that the requests after it find them. known
+// is only read.
+func assign(rules *Rules, reqs [][]Identity, known map[string]string, newID func() string) plan {
+	p := plan{Customers: make([]string, len(reqs))}
+	taken := map[string]string{} // keys this pass gives away
+	owner := func(k string) string {
+		if cid := known[k]; cid != "" {
+			return cid
+		}
+		return taken[k]
+	}
+	for i, req := range reqs {
+		if len(req) == 0 {
+			continue
+		}
+		cid := decide(rules, req, owner)
+		if cid == "" {
+			cid = newID()
+			k := req[0].Key()
+			taken[k] = cid
+			p.Claims = append(p.Claims, claimOp{Identity: req[0], CustomerID: cid})
+		}
+		p.Customers[i] = cid
+		for _, id := range req {
+			if k := id.Key(); owner(k) == "" {
+				taken[k] = cid
+				p.Links = append(p.Links, claimOp{Identity: id, CustomerID: cid})
+			}
+		}
+	}
+	return p
 }
 
 // decide returns the customer of a request: that of its first known
-// identity, but see Resolve for a single-valued identity nobody holds.
-func (r *Resolver) decide(req []Identity, known map[string]string) string {
+// identity (owner gives the customer of a key, "" for a free one).
+//
+// One exception keeps two people apart until profiles know what they
+// hold (merges come later): an identity of a single-valued type (most
+// one per profile: crm_id) that nobody holds yet is not brought, through
+// a phone, an email or a declared type, to a profile that may already
+// hold another one. Such a request is decided only by an anonymous id,
+// as before phones and emails linked; else it gets a customer of its
+// own, and the known phone stays where it is.
+//
+// TODO(merge): when a request's identities belong to two or more
+// customers, the first known in priority order decides and the others
+// stay apart. CONTRACT §6 wants them merged into one ("When one
+// message's identities resolve to two or more profiles, they merge into
+// one, unless that would give one profile two values of a type whose
+// most-per-profile is 1 ... then nothing merges, the message attaches to
+// the profile of its highest-priority identity, and a conflict is
+// recorded"), the survivor being the profile holding a crm_id, else the
+// one seen first. That is the merge slice's to do, here.
+func decide(rules *Rules, req []Identity, owner func(string) string) string {
 	newSingle := false
 	for _, id := range req {
-		cid := known[id.Key()]
+		cid := owner(id.Key())
 		switch {
 		case cid != "" && (!newSingle || id.Type == AnonymousID):
 			return cid
-		case cid == "" && r.Rules.MaxPerProfile(id.Type) == 1:
+		case cid == "" && rules.MaxPerProfile(id.Type) == 1:
 			newSingle = true
 		}
 	}
@@ -192,26 +301,50 @@ func (r *Resolver) fetch(ctx context.Context, keys []string, known map[string]st
 	return nil
 }
 
-// claim creates the identity records; it returns the keys another writer
-// holds already.
-func (r *Resolver) claim(ctx context.Context, ids map[string]Identity, cids map[string]string) ([]string, error) {
-	if len(ids) == 0 {
+// claim creates the identity records, or writes over those of rewrite;
+// it returns the keys another writer holds already.
+func (r *Resolver) claim(ctx context.Context, claims []claimOp, rewrite map[string]bool) ([]string, error) {
+	if len(claims) == 0 {
 		return nil, nil
 	}
 	now := time.Now().UTC().Format(time.RFC3339Nano)
-	ops := make([]store.Op, 0, len(ids))
-	for k, id := range ids {
-		ops = append(ops, store.Op{Action: store.Create, Index: r.index, ID: k,
-			Body: record{Type: id.Type, Value: id.Value, CustomerID: cids[k], CreatedAt: now}})
+	var creates, overwrites []store.Op
+	for _, c := range claims {
+		k := c.Identity.Key()
+		op := store.Op{Action: store.Create, Index: r.index, ID: k,
+			Body: record{Type: c.Identity.Type, Value: c.Identity.Value, CustomerID: c.CustomerID, CreatedAt: now}}
+		if rewrite[k] {
+			op.Action = store.Index
+			overwrites = append(overwrites, op)
+			continue
+		}
+		creates = append(creates, op)
 	}
-	existing, err := r.st.CreateIfAbsent(ctx, ops)
+	if len(overwrites) > 0 {
+		verdicts, err := r.st.Bulk(ctx, overwrites)
+		if err != nil {
+			return nil, fmt.Errorf("identity: relink: %w", err)
+		}
+		var errs []error
+		for i, v := range verdicts {
+			if o := store.Judge(overwrites[i], v); o != store.Applied {
+				errs = append(errs, &store.ItemError{Op: overwrites[i], Verdict: v, Outcome: o})
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			return nil, fmt.Errorf("identity: relink: %w", err)
+		}
+	}
+	if len(creates) == 0 {
+		return nil, nil
+	}
+	existing, err := r.st.CreateIfAbsent(ctx, creates)
 	if err != nil {
 		return nil, fmt.Errorf("identity: claim: %w", err)
 	}
 	lost := make([]string, len(existing))
 	for j, i := range existing {
-		lost[j] = ops[i].ID
-		delete(cids, ops[i].ID)
+		lost[j] = creates[i].ID
 	}
 	return lost, nil
 }
