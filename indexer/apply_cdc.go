@@ -68,10 +68,46 @@ func (ix *Indexer) applyChanges(ctx context.Context, changes []parsedChange, dir
 	if err != nil {
 		return nil, err
 	}
+	if err := ix.unpark(ctx, rows, stored, touched); err != nil {
+		return nil, err
+	}
 	for cid := range touched {
 		dirty[cid] = true
 	}
 	return rejects, nil
+}
+
+// unpark marks the customers of items written without an owner whose
+// order exists now. Another lane may write the order (and rebuild its
+// customer) between this lane's read of the order and its write of the
+// item: that rebuild cannot see the item, and this lane saw no order. So
+// once the items are durably written, their orders are read again
+// (realtime): an order there now was written before this read, and its
+// customer is rebuilt after it, with the item; an order still absent is
+// written after the item, and the rebuild its writer causes sees it.
+func (ix *Indexer) unpark(ctx context.Context, rows, stored map[string]*customer.Row, touched map[string]bool) error {
+	var orders []string
+	for _, r := range rows {
+		if r.Kind != customer.KindItem || r.OrderID == "" {
+			continue
+		}
+		if rid := rowID(customer.KindOrder, r.OrderID); rows[rid] == nil && stored[rid] == nil {
+			orders = append(orders, rid)
+		}
+	}
+	if len(orders) == 0 {
+		return nil
+	}
+	now := map[string]*customer.Row{}
+	if err := ix.rows.get(ctx, orders, now); err != nil {
+		return err
+	}
+	for _, o := range now {
+		if o != nil && o.CustomerID != "" {
+			touched[o.CustomerID] = true
+		}
+	}
+	return nil
 }
 
 // crmRequest is what one change says about a CRM id: the identities it
