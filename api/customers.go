@@ -20,15 +20,31 @@ const recentEvents = 50
 // or identity value is longer.
 const maxIDBytes = 512
 
-// getCustomer serves the 360 view by customer id.
+// getCustomer serves the 360 view by customer id. A customer merged into
+// another answers with the survivor's view (CONTRACT §6), whose
+// customer_id is the survivor's and whose merged_ids list the others.
 func (s *Server) getCustomer(c *gin.Context) {
 	id := c.Param("customer_id")
 	if len(id) > maxIDBytes {
 		writeError(c, http.StatusBadRequest, "invalid_parameter", fmt.Sprintf("a customer id is at most %d bytes long", maxIDBytes))
 		return
 	}
+	s.viewOf(c, id, "no customer "+id)
+}
+
+// viewOf answers the 360 view of the profile holding cid now.
+func (s *Server) viewOf(c *gin.Context, cid, notFound string) {
+	ctx := c.Request.Context()
+	root, err := s.oneid.Root(ctx, cid)
+	if err != nil {
+		s.storeError(c, err)
+		return
+	}
+	if root != nil {
+		cid = root.CustomerID
+	}
 	var doc json.RawMessage
-	found, err := s.st.GetSource(c.Request.Context(), s.customers, id, &doc, schema.JoinField)
+	found, err := s.st.GetSource(ctx, s.customers, cid, &doc, schema.JoinField)
 	if err != nil {
 		s.storeError(c, err)
 		return
@@ -41,11 +57,11 @@ func (s *Server) getCustomer(c *gin.Context) {
 	if found {
 		_ = json.Unmarshal(doc, &head)
 	}
-	if !found || head.CustomerID != id {
-		writeError(c, http.StatusNotFound, "customer_not_found", "no customer "+id)
+	if !found || head.CustomerID != cid {
+		writeError(c, http.StatusNotFound, "customer_not_found", notFound)
 		return
 	}
-	s.view(c, id, doc)
+	s.view(c, cid, doc, root)
 }
 
 // lookup serves the 360 view by any identity, normalized as at ingestion.
@@ -64,30 +80,27 @@ func (s *Server) lookup(c *gin.Context) {
 		writeError(c, http.StatusBadRequest, "invalid_parameter", fmt.Sprintf("value is at most %d bytes long", maxIDBytes))
 		return
 	}
-	query := map[string]any{"size": 1, "_source": map[string]any{"excludes": []string{schema.JoinField}}, "query": map[string]any{"nested": map[string]any{
-		"path": "identities",
-		"query": map[string]any{"bool": map[string]any{"filter": []any{
-			map[string]any{"term": map[string]any{"identities.type": typ}},
-			map[string]any{"term": map[string]any{"identities.value": value}},
-		}}},
-	}}}
-	res, err := s.st.Search(c.Request.Context(), s.customers, query)
+	// The identity index says who holds the identity, and the holder's
+	// merges lead to the profile that holds it now: never a merged-away
+	// document, even while a merge is being written.
+	cid, err := s.oneid.Holder(c.Request.Context(), identity.Identity{Type: typ, Value: value})
 	if err != nil {
 		s.storeError(c, err)
 		return
 	}
-	if len(res.Hits) == 0 {
-		writeError(c, http.StatusNotFound, "customer_not_found", "no customer with "+typ+" "+value)
+	notFound := "no customer with " + typ + " " + value
+	if cid == "" {
+		writeError(c, http.StatusNotFound, "customer_not_found", notFound)
 		return
 	}
-	s.view(c, res.Hits[0].ID, res.Hits[0].Source)
+	s.viewOf(c, cid, notFound)
 }
 
 // view answers with the document plus its newest events and "segments",
 // which is empty until saved segments exist (the segments issue), so it
 // always answers []. The JSON of OpenSearch is passed through as it is,
 // not decoded and encoded again.
-func (s *Server) view(c *gin.Context, cid string, doc json.RawMessage) {
+func (s *Server) view(c *gin.Context, cid string, doc json.RawMessage, p *identity.Person) {
 	query := map[string]any{
 		"size":    recentEvents,
 		"_source": map[string]any{"excludes": []string{schema.JoinField}},
@@ -117,6 +130,21 @@ func (s *Server) view(c *gin.Context, cid string, doc json.RawMessage) {
 		}
 		b.Write(h.Source)
 	}
-	b.WriteString(`],"segments":[]}`)
+	b.WriteString(`],"segments":[]`)
+	merged, conflicts := []string{}, []identity.Conflict{}
+	if p != nil {
+		merged = append(merged, p.MergedIDs...)
+		conflicts = append(conflicts, p.Conflicts...)
+	}
+	writeField(&b, "merged_ids", merged)
+	writeField(&b, "identity_conflicts", conflicts)
+	b.WriteByte('}')
 	c.Data(http.StatusOK, "application/json; charset=utf-8", b.Bytes())
+}
+
+// writeField appends `,"name":<v as JSON>`.
+func writeField(b *bytes.Buffer, name string, v any) {
+	data, _ := json.Marshal(v) // slices of strings and plain structs
+	b.WriteString(`,"` + name + `":`)
+	b.Write(data)
 }

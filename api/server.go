@@ -17,6 +17,7 @@ import (
 
 	"cdp/catalog"
 	"cdp/config"
+	"cdp/identity"
 	"cdp/mapping"
 	"cdp/store"
 )
@@ -38,6 +39,8 @@ type Server struct {
 	cursorKeys *cursorKeys
 
 	customers, events string
+	// oneid reads (and, for splits, writes) who is whom.
+	oneid *identity.Resolver
 }
 
 // New returns the HTTP handler of the API. reg receives the API's own
@@ -46,7 +49,9 @@ func New(cfg *config.Config, st *store.Client, checks []Check, reg prometheus.Re
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{cfg: cfg, st: st, checks: checks, log: log, fields: catalog.New(st, mapping.Fields.Alias(cfg.IndexPrefix)),
 		customers: mapping.Customers.Alias(cfg.IndexPrefix), events: mapping.Events.Alias(cfg.IndexPrefix),
-		cursorKeys: &cursorKeys{st: st, index: mapping.Settings.Alias(cfg.IndexPrefix)}}
+		cursorKeys: &cursorKeys{st: st, index: mapping.Settings.Alias(cfg.IndexPrefix)},
+		oneid: identity.NewResolver(st, identity.Indices{Identities: mapping.Identities.Alias(cfg.IndexPrefix),
+			People: mapping.People.Alias(cfg.IndexPrefix), History: mapping.IdentityHistory.Alias(cfg.IndexPrefix)}, 1024).WithRules(cfg.Identity)}
 	r := gin.New()
 	r.Use(requestID)
 	r.Use(gin.CustomRecovery(func(c *gin.Context, err any) {
@@ -81,6 +86,7 @@ func New(cfg *config.Config, st *store.Client, checks []Check, reg prometheus.Re
 	v1.POST("/fields", s.declareField)
 	v1.GET("/fields/:name/values", s.fieldValues)
 	v1.GET("/customers/:customer_id", s.getCustomer)
+	v1.GET("/customers/:customer_id/identity-history", s.identityHistory)
 	return r
 }
 

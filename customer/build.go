@@ -2,6 +2,7 @@ package customer
 
 import (
 	"math/big"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -72,7 +73,13 @@ func Build(customerID string, s Sources) (map[string]any, bool) {
 	doc := map[string]any{"customer_id": customerID, "tags": []string{}}
 	m.setProfileFields(doc)
 	doc["attrs"] = m.attrs()
-	doc["identities"] = s.Rules.Linking(identities(crm, s.Profile, doc))
+	if s.Identities != nil {
+		ids := slices.Clone(s.Identities)
+		s.Rules.Order(ids)
+		doc["identities"] = ids
+	} else {
+		doc["identities"] = s.Rules.Linking(identities(crm, s.Profile, doc))
+	}
 
 	orders, metrics, ordersTS := buildOrders(s.Orders, s.Items)
 	doc["orders"] = orders

@@ -68,6 +68,10 @@ type Sources struct {
 	// Rules tell which identities the document lists: the ones that link
 	// (identity.Rules.Linking); nil is the defaults.
 	Rules *identity.Rules
+	// Identities, when OneID keeps a person for the customer, are the
+	// identities it holds: the document lists those, not what its rows
+	// say (a row may name an identity a conflict kept elsewhere).
+	Identities []identity.Identity
 
 	Customer *Row
 	Profile  *Profile

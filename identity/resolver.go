@@ -3,10 +3,12 @@ package identity
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -14,32 +16,62 @@ import (
 	"cdp/store"
 )
 
-// Resolver maps identities to customer ids. The mapping lives in an
-// OpenSearch index whose document id is the identity's key; an identity is
-// claimed with a create that fails when the key exists, so two writers
-// (lanes or indexer processes) never give one identity two customers: the
-// loser of the race reads the winner's customer id. The messages of one
-// batch are resolved in order, as if they had come one at a time (see
-// Resolve). Known mappings are cached, since they do not change (merges
-// and splits, when they come, go through here too).
+// Indices are the indices (aliases) OneID keeps its state in.
+type Indices struct {
+	// Identities holds one record per identity: who holds it.
+	Identities string
+	// People holds one Person per customer id: what it holds.
+	People string
+	// History holds the merges, splits and conflicts.
+	History string
+}
+
+// Resolver maps identities to customer ids (CONTRACT §6). Who holds an
+// identity lives in the identity index, whose document id is the
+// identity's key; an identity is claimed with a create that fails when the
+// key exists, so two writers (lanes or indexer processes) never give one
+// identity two customers. What a profile holds lives in the people index,
+// written with optimistic concurrency (if_seq_no), so two writers never
+// both change one profile from the same reading: the loser reads again and
+// redoes its pass. The messages of one call are resolved in order, as if
+// they had come one at a time (see Resolve). Identity keys and the
+// customers known not to be merged away are cached; a cache another
+// process made stale (it merged the customer) only sends a message to a
+// merged-away customer, whose rows and events the survivor's rebuild
+// moves over (package indexer).
 type Resolver struct {
 	st    *store.Client
-	index string
+	ix    Indices
 	cache *lru.Cache[string, string]
+	// roots caches customer ids whose person was last read unmerged.
+	roots *lru.Cache[string, bool]
 	// NewID mints customer ids; tests may replace it.
 	NewID func() string
 	// Rules order a request's identities and tell which ones link nobody;
 	// nil is the defaults.
 	Rules *Rules
+	// Lock, if set, is held around every pass that writes: one writer at
+	// a time across lanes and processes. Correctness does not rest on it
+	// (creates and if_seq_no decide), it keeps writers from redoing each
+	// other's passes.
+	Lock Locker
+	// Observe, if set, is told what each call merged and recorded.
+	Observe func(merges, conflicts int)
 }
 
-// NewResolver returns a resolver over the identity index (an alias).
-func NewResolver(st *store.Client, index string, cacheSize int) *Resolver {
+// Locker is a lock shared by every writer of one deployment.
+type Locker interface {
+	Lock(ctx context.Context) (unlock func(), err error)
+}
+
+// NewResolver returns a resolver over the OneID indices.
+func NewResolver(st *store.Client, ix Indices, cacheSize int) *Resolver {
 	c, err := lru.New[string, string](cacheSize)
 	if err != nil {
 		panic(err) // only for a non-positive size, a programming error
 	}
-	return &Resolver{st: st, index: index, cache: c, NewID: NewCustomerID}
+	roots, _ := lru.New[string, bool](cacheSize)
+	return &Resolver{st: st, ix: ix, cache: c, roots: roots, NewID: NewCustomerID}
 }
 
 // WithRules sets the rules the resolver follows and returns it.
@@ -64,222 +96,146 @@ type record struct {
 	CreatedAt  string `json:"created_at"`
 }
 
-// Resolve returns the customer id of each request, a request being the
-// identities one message carries, in the order the messages came. Each
-// request is first put as Rules.Linking has it (normalized, in priority
-// order, without blocked values, which are never claimed). The requests
-// are then resolved in order, as if they had come one at a time: a
-// request sees every identity the requests before it claimed or linked
-// (see assign), so the customers that come out do not depend on how the
-// messages were batched. A request with no identities left gets "".
-//
-// One read of the identities not cached and one create-if-absent bulk
-// suffice when nobody else writes them meanwhile. When another writer
-// (lane or process) created a key this call wanted, its record is read
-// and the in-order pass is redone over what the index now holds: the
-// requests that counted on the key adopt the winner's customer, and what
-// this call did claim stays claimed (first applied wins), but for the
-// identities it linked to a customer it minted in vain (another writer won
-// the identity it was minted for): those are linked again, over their
-// records, to whom their requests now resolve to. Each round
-// settles every key it lost that the index holds, so it ends after a
-// second round unless records vanish; after maxRounds it gives up with
-// an error, which the caller retries.
-//
-// TODO(merge): a lost race can still leave one person on two customers:
-// this call's customer keeps the identities it won, while a key it lost
-// points at the winner's (say this call won crm_id:1001 → c1 and lost
-// anonymous_id:dev-1 to another lane's c2, or another writer read a record
-// of a customer this call then gave up before it was written over). The
-// redone pass keeps both, as the index has them; joining them is the merge
-// of CONTRACT §6.
-func (r *Resolver) Resolve(ctx context.Context, reqs [][]Identity) ([]string, error) {
-	reqs = linking(r.Rules, reqs)
+// Resolve returns the customer id of each request, in the order the
+// messages came. Each request's identities are first put as Rules.Linking
+// has them. A request whose identities are all cached on one customer
+// known unmerged costs nothing; otherwise the call reads the identities
+// and the persons involved and resolves every request in order (assign),
+// as if each had come alone: merges, conflicts and claims come out the same
+// however the messages were batched. It then writes, in this order: the
+// identity claims (create-if-absent), the persons (if_seq_no), the
+// identity records of merged-away profiles (now naming the survivor) and
+// the history. A claim or person another writer got to first makes the
+// call read again and redo its pass over what the index now holds (first
+// applied wins), at most maxRounds times; then it gives up with an error,
+// which the caller retries. A request with no identities left gets "".
+func (r *Resolver) Resolve(ctx context.Context, reqs []Request) ([]string, error) {
+	for i := range reqs {
+		reqs[i].IDs = r.Rules.Linking(reqs[i].IDs)
+	}
+	if out, ok := r.cached(reqs); ok {
+		return out, nil
+	}
+	if r.Lock != nil {
+		unlock, err := r.Lock.Lock(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("identity: lock: %w", err)
+		}
+		defer unlock()
+	}
 	known := map[string]string{}
-	var missing []string
+	var keys []string
 	for _, req := range reqs {
-		for _, id := range req {
-			k := id.Key()
-			if _, seen := known[k]; seen {
-				continue
+		for _, id := range req.IDs {
+			if k := id.Key(); !slices.Contains(keys, k) {
+				keys = append(keys, k)
 			}
-			if cid, ok := r.cache.Get(k); ok {
-				known[k] = cid
-				continue
-			}
-			known[k] = ""
-			missing = append(missing, k)
 		}
 	}
-	if err := r.fetch(ctx, missing, known); err != nil {
+	if err := r.fetch(ctx, keys, known); err != nil {
 		return nil, err
 	}
-	// Keys this call created for a customer it then gave up: the next
-	// round writes them over.
-	rewrite := map[string]bool{}
+	people := map[string]*Person{}
+	if err := r.fetchPeople(ctx, known, people); err != nil {
+		return nil, err
+	}
 	for round := 1; ; round++ {
-		p := assign(r.Rules, reqs, known, r.NewID)
-		claims := slices.Concat(p.Claims, p.Links)
-		lost, err := r.claim(ctx, claims, rewrite)
+		p := assign(r.Rules, reqs, known, people, r.NewID)
+		lost, err := r.claim(ctx, p.Claims)
 		if err != nil {
 			return nil, err
 		}
-		lostSet := make(map[string]bool, len(lost))
-		for _, k := range lost {
-			lostSet[k] = true
-		}
-		for _, c := range claims {
-			if k := c.Identity.Key(); !lostSet[k] {
+		for _, c := range p.Claims {
+			if k := c.Identity.Key(); !slices.Contains(lost, k) {
 				known[k] = c.CustomerID
-				delete(rewrite, k)
 			}
 		}
+		stale := lost
 		if len(lost) == 0 {
-			r.remember(known)
-			return p.Customers, nil
+			changed, err := r.writePeople(ctx, p.People)
+			if err != nil {
+				return nil, err
+			}
+			if len(changed) == 0 {
+				if err := r.finish(ctx, p); err != nil {
+					return nil, err
+				}
+				r.remember(p, known)
+				return p.Customers, nil
+			}
+			for _, cid := range changed {
+				delete(people, cid)
+			}
+			stale = nil
 		}
 		if round == maxRounds {
-			return nil, fmt.Errorf("identity: other writers claimed %d identities this batch wanted, %d rounds running", len(lost), round)
+			return nil, fmt.Errorf("identity: other writers changed %d identities or profiles this call wanted, %d rounds running", max(len(lost), 1), round)
 		}
-		// The winners' records decide those keys now.
-		if err := r.fetch(ctx, lost, known); err != nil {
+		if err := r.fetch(ctx, stale, known); err != nil {
 			return nil, err
 		}
-		// A customer minted this round whose own identity another writer
-		// won is given up: nothing is written under it yet but the
-		// records this bulk created (a writer that read one meanwhile is
-		// the TODO above), so the identities this call linked to it are
-		// free again, and the redone pass links them to whom their
-		// requests now resolve to, the winner included, writing over the
-		// records.
-		dead := map[string]bool{}
-		for _, c := range p.Claims {
-			if lostSet[c.Identity.Key()] {
-				dead[c.CustomerID] = true
-			}
-		}
-		for _, c := range claims {
-			if k := c.Identity.Key(); !lostSet[k] && dead[c.CustomerID] {
-				delete(known, k)
-				rewrite[k] = true
-			}
+		if err := r.fetchPeople(ctx, known, people); err != nil {
+			return nil, err
 		}
 	}
 }
 
 // maxRounds bounds the claim rounds of one Resolve call.
-const maxRounds = 4
+const maxRounds = 6
 
-// remember caches the known mappings.
-func (r *Resolver) remember(known map[string]string) {
-	for k, cid := range known {
+// cached answers the call from the caches when every request's identities
+// are cached on one customer known unmerged.
+func (r *Resolver) cached(reqs []Request) ([]string, bool) {
+	out := make([]string, len(reqs))
+	for i, req := range reqs {
+		for _, id := range req.IDs {
+			cid, ok := r.cache.Get(id.Key())
+			if !ok || (out[i] != "" && out[i] != cid) {
+				return nil, false
+			}
+			out[i] = cid
+		}
+		if out[i] != "" {
+			if _, ok := r.roots.Get(out[i]); !ok {
+				return nil, false
+			}
+		}
+	}
+	return out, true
+}
+
+// remember caches what a finished pass leaves: every key known, on its
+// survivor, and the customers not merged away.
+func (r *Resolver) remember(p plan, known map[string]string) {
+	for cid, person := range p.People {
+		if person.MergedInto != "" {
+			r.roots.Remove(cid)
+		}
+	}
+	for _, cid := range p.Customers {
 		if cid != "" {
+			r.roots.Add(cid, true)
+		}
+	}
+	for k, cid := range known {
+		if cid == "" {
+			continue
+		}
+		if to, ok := p.Rewrites[k]; ok {
+			cid = to
+		}
+		if _, ok := r.roots.Get(cid); ok {
 			r.cache.Add(k, cid)
 		}
 	}
 }
 
-// linking puts every request as rules.Linking has it.
-func linking(rules *Rules, reqs [][]Identity) [][]Identity {
-	out := make([][]Identity, len(reqs))
-	for i, req := range reqs {
-		out[i] = rules.Linking(req)
+// Forget drops what the caches know of the customers: a split or merge
+// made elsewhere (the API) changed them.
+func (r *Resolver) Forget(cids ...string) {
+	for _, cid := range cids {
+		r.roots.Remove(cid)
 	}
-	return out
-}
-
-// claimOp is one identity record to create: the identity and its
-// customer.
-type claimOp struct {
-	Identity   Identity
-	CustomerID string
-}
-
-// plan is what the in-order pass decides for the requests of one call.
-type plan struct {
-	// Customers holds each request's customer, "" for one with no
-	// identities.
-	Customers []string
-	// Claims are the first identities of the customers the pass mints,
-	// one each, in request order.
-	Claims []claimOp
-	// Links are the free identities the pass gives to a request's
-	// customer (known or minted), in request order.
-	Links []claimOp
-}
-
-// assign is the in-order pass: it resolves the requests (as Linking puts
-// them) one after the other against known, what the index holds (key →
-// customer id, "" or absent for a free key), as if each request had come
-// alone after the ones before it. A request's customer is decided by
-// decide over known and what the requests before it claimed or linked;
-// when it decides nobody, newID mints a customer, claimed by the
-// request's first identity. The request's free identities are then
-// linked to its customer, so that the requests after it find them. known
-// is only read.
-func assign(rules *Rules, reqs [][]Identity, known map[string]string, newID func() string) plan {
-	p := plan{Customers: make([]string, len(reqs))}
-	taken := map[string]string{} // keys this pass gives away
-	owner := func(k string) string {
-		if cid := known[k]; cid != "" {
-			return cid
-		}
-		return taken[k]
-	}
-	for i, req := range reqs {
-		if len(req) == 0 {
-			continue
-		}
-		cid := decide(rules, req, owner)
-		if cid == "" {
-			cid = newID()
-			k := req[0].Key()
-			taken[k] = cid
-			p.Claims = append(p.Claims, claimOp{Identity: req[0], CustomerID: cid})
-		}
-		p.Customers[i] = cid
-		for _, id := range req {
-			if k := id.Key(); owner(k) == "" {
-				taken[k] = cid
-				p.Links = append(p.Links, claimOp{Identity: id, CustomerID: cid})
-			}
-		}
-	}
-	return p
-}
-
-// decide returns the customer of a request: that of its first known
-// identity (owner gives the customer of a key, "" for a free one).
-//
-// One exception keeps two people apart until profiles know what they
-// hold (merges come later): an identity of a single-valued type (most
-// one per profile: crm_id) that nobody holds yet is not brought, through
-// a phone, an email or a declared type, to a profile that may already
-// hold another one. Such a request is decided only by an anonymous id,
-// as before phones and emails linked; else it gets a customer of its
-// own, and the known phone stays where it is.
-//
-// TODO(merge): when a request's identities belong to two or more
-// customers, the first known in priority order decides and the others
-// stay apart. CONTRACT §6 wants them merged into one ("When one
-// message's identities resolve to two or more profiles, they merge into
-// one, unless that would give one profile two values of a type whose
-// most-per-profile is 1 ... then nothing merges, the message attaches to
-// the profile of its highest-priority identity, and a conflict is
-// recorded"), the survivor being the profile holding a crm_id, else the
-// one seen first. That is the merge slice's to do, here.
-func decide(rules *Rules, req []Identity, owner func(string) string) string {
-	newSingle := false
-	for _, id := range req {
-		cid := owner(id.Key())
-		switch {
-		case cid != "" && (!newSingle || id.Type == AnonymousID):
-			return cid
-		case cid == "" && rules.MaxPerProfile(id.Type) == 1:
-			newSingle = true
-		}
-	}
-	return ""
 }
 
 // fetch reads the customer ids of keys (realtime GET semantics) into known.
@@ -287,7 +243,7 @@ func (r *Resolver) fetch(ctx context.Context, keys []string, known map[string]st
 	if len(keys) == 0 {
 		return nil
 	}
-	docs, err := r.st.Mget(ctx, r.index, keys)
+	docs, err := r.st.Mget(ctx, r.ix.Identities, keys)
 	if err != nil {
 		return fmt.Errorf("identity: read: %w", err)
 	}
@@ -301,42 +257,106 @@ func (r *Resolver) fetch(ctx context.Context, keys []string, known map[string]st
 	return nil
 }
 
-// claim creates the identity records, or writes over those of rewrite;
-// it returns the keys another writer holds already.
-func (r *Resolver) claim(ctx context.Context, claims []claimOp, rewrite map[string]bool) ([]string, error) {
+
+// fetchPeople reads into people the persons of every customer known names
+// that people lacks, and of the survivors they were merged into.
+func (r *Resolver) fetchPeople(ctx context.Context, known map[string]string, people map[string]*Person) error {
+	var want []string
+	for _, cid := range known {
+		if cid != "" && people[cid] == nil && !slices.Contains(want, cid) {
+			want = append(want, cid)
+		}
+	}
+	for depth := 0; len(want) > 0 && depth < 64; depth++ {
+		got, err := r.readPeople(ctx, want)
+		if err != nil {
+			return err
+		}
+		var next []string
+		for _, p := range got {
+			people[p.CustomerID] = p
+			if to := p.MergedInto; to != "" && people[to] == nil && !slices.Contains(next, to) {
+				next = append(next, to)
+			}
+		}
+		want = next
+	}
+	return nil
+}
+
+// readPeople reads persons by customer id (realtime), with where each
+// stood.
+func (r *Resolver) readPeople(ctx context.Context, cids []string) ([]*Person, error) {
+	docs, err := r.st.Mget(ctx, r.ix.People, cids)
+	if err != nil {
+		return nil, fmt.Errorf("identity: read people: %w", err)
+	}
+	out := make([]*Person, 0, len(docs))
+	for _, d := range docs {
+		var p Person
+		if err := d.Decode(&p); err != nil {
+			return nil, fmt.Errorf("identity: read people: %w", err)
+		}
+		p.CustomerID = d.ID
+		if d.SeqNo != nil && d.PrimaryTerm != nil {
+			p.seqNo, p.primaryTerm, p.stored = *d.SeqNo, *d.PrimaryTerm, true
+		}
+		out = append(out, &p)
+	}
+	return out, nil
+}
+
+// People reads the persons of the customer ids (realtime); a customer id
+// with no person is left out.
+func (r *Resolver) People(ctx context.Context, cids ...string) (map[string]*Person, error) {
+	got, err := r.readPeople(ctx, cids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*Person, len(got))
+	for _, p := range got {
+		out[p.CustomerID] = p
+	}
+	return out, nil
+}
+
+// Root follows cid's merges to the profile that holds its identities now,
+// and returns that profile's person (nil when cid has none).
+func (r *Resolver) Root(ctx context.Context, cid string) (*Person, error) {
+	for range 64 {
+		got, err := r.People(ctx, cid)
+		if err != nil {
+			return nil, err
+		}
+		p := got[cid]
+		if p == nil || p.MergedInto == "" {
+			return p, nil
+		}
+		cid = p.MergedInto
+	}
+	return nil, fmt.Errorf("identity: %s: merges run deeper than 64", cid)
+}
+
+// Holder returns the customer id holding an identity, "" when nobody does.
+func (r *Resolver) Holder(ctx context.Context, id Identity) (string, error) {
+	known := map[string]string{}
+	if err := r.fetch(ctx, []string{id.Key()}, known); err != nil {
+		return "", err
+	}
+	return known[id.Key()], nil
+}
+
+// claim creates the identity records and returns the keys another writer
+// holds already.
+func (r *Resolver) claim(ctx context.Context, claims []claimOp) ([]string, error) {
 	if len(claims) == 0 {
 		return nil, nil
 	}
 	now := time.Now().UTC().Format(time.RFC3339Nano)
-	var creates, overwrites []store.Op
-	for _, c := range claims {
-		k := c.Identity.Key()
-		op := store.Op{Action: store.Create, Index: r.index, ID: k,
+	creates := make([]store.Op, len(claims))
+	for i, c := range claims {
+		creates[i] = store.Op{Action: store.Create, Index: r.ix.Identities, ID: c.Identity.Key(),
 			Body: record{Type: c.Identity.Type, Value: c.Identity.Value, CustomerID: c.CustomerID, CreatedAt: now}}
-		if rewrite[k] {
-			op.Action = store.Index
-			overwrites = append(overwrites, op)
-			continue
-		}
-		creates = append(creates, op)
-	}
-	if len(overwrites) > 0 {
-		verdicts, err := r.st.Bulk(ctx, overwrites)
-		if err != nil {
-			return nil, fmt.Errorf("identity: relink: %w", err)
-		}
-		var errs []error
-		for i, v := range verdicts {
-			if o := store.Judge(overwrites[i], v); o != store.Applied {
-				errs = append(errs, &store.ItemError{Op: overwrites[i], Verdict: v, Outcome: o})
-			}
-		}
-		if err := errors.Join(errs...); err != nil {
-			return nil, fmt.Errorf("identity: relink: %w", err)
-		}
-	}
-	if len(creates) == 0 {
-		return nil, nil
 	}
 	existing, err := r.st.CreateIfAbsent(ctx, creates)
 	if err != nil {
@@ -347,4 +367,107 @@ func (r *Resolver) claim(ctx context.Context, claims []claimOp, rewrite map[stri
 		lost[j] = creates[i].ID
 	}
 	return lost, nil
+}
+
+// writePeople writes the persons a pass changed, each only if nobody
+// changed it since it was read, and returns those somebody did.
+func (r *Resolver) writePeople(ctx context.Context, people map[string]*Person) ([]string, error) {
+	if len(people) == 0 {
+		return nil, nil
+	}
+	cids := make([]string, 0, len(people))
+	for cid := range people {
+		cids = append(cids, cid)
+	}
+	sort.Strings(cids)
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	ops := make([]store.Op, len(cids))
+	for i, cid := range cids {
+		p := people[cid]
+		p.UpdatedAt = now
+		ops[i] = r.personOp(p)
+	}
+	verdicts, err := r.st.Bulk(ctx, ops)
+	if err != nil {
+		return nil, fmt.Errorf("identity: write people: %w", err)
+	}
+	var changed []string
+	var errs []error
+	for i, v := range verdicts {
+		switch {
+		case v.OK():
+		case v.Conflict():
+			changed = append(changed, cids[i])
+		default:
+			errs = append(errs, &store.ItemError{Op: ops[i], Verdict: v, Outcome: store.Judge(ops[i], v)})
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("identity: write people: %w", err)
+	}
+	return changed, nil
+}
+
+// personOp writes p over the record it was read from, or creates it.
+func (r *Resolver) personOp(p *Person) store.Op {
+	op := store.Op{Action: store.Create, Index: r.ix.People, ID: p.CustomerID, Body: p}
+	if p.stored {
+		op.Action = store.Index
+		op.IfMatch = &store.SeqTerm{SeqNo: p.seqNo, PrimaryTerm: p.primaryTerm}
+	}
+	return op
+}
+
+// finish writes what follows from a pass whose claims and persons are
+// written: the identity records of merged-away profiles name the survivor
+// (the persons say so already, so a crash before this only costs a
+// lookup one more hop) and the history.
+func (r *Resolver) finish(ctx context.Context, p plan) error {
+	now := time.Now().UTC()
+	var ops []store.Op
+	keys := make([]string, 0, len(p.Rewrites))
+	for k := range p.Rewrites {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		id, _ := ParseKey(k)
+		ops = append(ops, store.Op{Action: store.Index, Index: r.ix.Identities, ID: k,
+			Body: record{Type: id.Type, Value: id.Value, CustomerID: p.Rewrites[k], CreatedAt: now.Format(time.RFC3339Nano)}})
+	}
+	for _, m := range p.Merges {
+		e := Entry{At: now, Action: ActionMerge, CustomerIDs: append([]string{m.Survivor}, m.Losers...), Identities: keyIdentities(m.Identities), Source: m.Source}
+		ops = append(ops, r.entryOp(e))
+	}
+	for _, c := range p.Conflicts {
+		e := Entry{At: now, Action: ActionConflict, Reason: c.Reason, CustomerIDs: c.CustomerIDs, Identities: keyIdentities(c.Identities), Source: c.Source}
+		ops = append(ops, r.entryOp(e))
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	verdicts, err := r.st.Bulk(ctx, ops)
+	if err != nil {
+		return fmt.Errorf("identity: history: %w", err)
+	}
+	var errs []error
+	for i, v := range verdicts {
+		if o := store.Judge(ops[i], v); o != store.Applied && o != store.Unchanged {
+			errs = append(errs, &store.ItemError{Op: ops[i], Verdict: v, Outcome: o})
+		}
+	}
+	if n := r.Observe; n != nil {
+		n(len(p.Merges), len(p.Conflicts))
+	}
+	return errors.Join(errs...)
+}
+
+// entryOp creates a history entry under an id made of what it says, so a
+// replayed message does not list its merge twice.
+func (r *Resolver) entryOp(e Entry) store.Op {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s|%s|%v|%v|", e.Action, e.Reason, e.CustomerIDs, e.Identities)
+	b, _ := e.Source.MarshalJSON()
+	h.Write(b)
+	return store.Op{Action: store.Create, Index: r.ix.History, ID: hex.EncodeToString(h.Sum(nil)[:16]), Body: e}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
+	"sort"
+	"strings"
 	"testing"
 )
 
@@ -16,198 +18,222 @@ func minter() func() string {
 	}
 }
 
-// claimed lists claims as "type:value→customer".
-func claimed(cs []claimOp) []string {
-	out := []string{}
-	for _, c := range cs {
-		out = append(out, c.Identity.Key()+"→"+c.CustomerID)
+func crm(v string) Identity   { return Identity{CRMID, v} }
+func anon(v string) Identity  { return Identity{AnonymousID, v} }
+func phone(v string) Identity { return Identity{Phone, v} }
+func email(v string) Identity { return Identity{Email, v} }
+
+// state is a OneID state for a test: persons by customer id, each with
+// its identity keys; the identity index is derived from them.
+type state map[string]*Person
+
+func (s state) known() map[string]string {
+	out := map[string]string{}
+	for cid, p := range s {
+		for _, k := range p.Identities {
+			out[k] = cid
+		}
 	}
 	return out
 }
 
-func crm(v string) Identity   { return Identity{CRMID, v} }
-func anon(v string) Identity  { return Identity{AnonymousID, v} }
-func phone(v string) Identity { return Identity{Phone, v} }
+func person(first int64, keys ...string) *Person {
+	return &Person{FirstSeen: first, Identities: keys, stored: true}
+}
 
-// The in-order pass (CONTRACT §6: the profiles depend only on the
-// messages, not on how they were batched): each request sees what the
-// requests before it in the same call claimed and linked. Every case is
-// also run one request at a time, each alone against what the ones before
-// it wrote, and must come out the same.
-func TestTheRequestsOfOneCallAreResolvedInOrder(t *testing.T) {
+func req(at int64, ids ...Identity) Request { return Request{IDs: ids, At: at} }
+
+// outcome is what a test compares: customers, merges as "loser→survivor",
+// conflicts as "reason on a,b" and the identities each live profile holds.
+type outcome struct {
+	customers []string
+	merges    []string
+	conflicts []string
+	holds     map[string]string
+}
+
+// apply runs the pass and folds what it decided into s (as the writes
+// would), returning what it decided.
+func apply(t *testing.T, rules *Rules, s state, reqs []Request, newID func() string) outcome {
+	t.Helper()
+	for i := range reqs {
+		reqs[i].IDs = rules.Linking(reqs[i].IDs)
+	}
+	known := s.known()
+	before := maps.Clone(known)
+	p := assign(rules, reqs, known, s, newID)
+	if !maps.Equal(known, before) {
+		t.Fatalf("assign changed known")
+	}
+	o := outcome{customers: p.Customers}
+	for _, m := range p.Merges {
+		for _, l := range m.Losers {
+			o.merges = append(o.merges, l+"→"+m.Survivor)
+		}
+	}
+	for _, c := range p.Conflicts {
+		o.conflicts = append(o.conflicts, c.Reason+" on "+strings.Join(c.CustomerIDs, ","))
+	}
+	for cid, per := range p.People {
+		per.CustomerID = cid
+		s[cid] = per
+	}
+	return o
+}
+
+func holds(s state) map[string]string {
+	out := map[string]string{}
+	for cid, p := range s {
+		if p.MergedInto == "" && len(p.Identities) > 0 {
+			keys := append([]string(nil), p.Identities...)
+			sort.Strings(keys)
+			out[cid] = strings.Join(keys, " ")
+		}
+	}
+	return out
+}
+
+// The in-order pass (CONTRACT §6). Every case is also run one request at
+// a time, each against what the ones before it wrote, and must come out
+// the same: the profiles do not depend on how messages were batched.
+func TestTheRequestsOfOneCallAreResolvedInOrderWithMergesAndConflicts(t *testing.T) {
 	tests := []struct {
-		name         string
-		known        map[string]string
-		reqs         [][]Identity
-		customers    []string
-		claims       []string
-		links        []string
-		unchangedFor string // a known key the pass must not give away
+		name  string
+		given state
+		reqs  []Request
+		want  outcome
 	}{
 		{
-			name:      "a login then a track of its device in one call are one customer",
-			reqs:      [][]Identity{{crm("1001"), anon("dev-1")}, {anon("dev-1")}},
-			customers: []string{"m1", "m1"},
-			claims:    []string{"crm_id:1001→m1"},
-			links:     []string{"anonymous_id:dev-1→m1"},
+			name: "a login then a track of its device in one call are one customer",
+			reqs: []Request{req(1, crm("1001"), anon("dev-1")), req(2, anon("dev-1"))},
+			want: outcome{customers: []string{"m1", "m1"}, holds: map[string]string{"m1": "anonymous_id:dev-1 crm_id:1001"}},
 		},
 		{
-			name:      "a track then the login of its device are still one customer",
-			reqs:      [][]Identity{{anon("dev-1")}, {crm("1001"), anon("dev-1")}},
-			customers: []string{"m1", "m1"},
-			claims:    []string{"anonymous_id:dev-1→m1"},
-			links:     []string{"crm_id:1001→m1"},
+			name: "anonymous browsing then login merges into the profile already holding the device",
+			reqs: []Request{req(1, anon("dev-1")), req(2, crm("1001"), anon("dev-1")), req(3, anon("dev-1"))},
+			want: outcome{customers: []string{"m1", "m1", "m1"}, holds: map[string]string{"m1": "anonymous_id:dev-1 crm_id:1001"}},
 		},
 		{
-			name: "two devices, then an identify that links one of them",
-			reqs: [][]Identity{
-				{anon("d-1")}, {anon("d-2")}, {crm("7"), anon("d-2")}, {anon("d-2")}, {anon("d-1")},
+			name:  "a login linking a known crm profile and a known device merges them into the crm holder",
+			given: state{"c-dev": person(5, "anonymous_id:dev-1"), "c-crm": person(9, "crm_id:1001")},
+			reqs:  []Request{req(10, crm("1001"), anon("dev-1"))},
+			want: outcome{customers: []string{"c-crm"}, merges: []string{"c-dev→c-crm"},
+				holds: map[string]string{"c-crm": "anonymous_id:dev-1 crm_id:1001"}},
+		},
+		{
+			name:  "without a crm id the first seen survives",
+			given: state{"c-b": person(7, "anonymous_id:d-b"), "c-a": person(3, "anonymous_id:d-a")},
+			reqs:  []Request{req(10, phone("13800138000"), anon("d-b"), anon("d-a"))},
+			want: outcome{customers: []string{"c-a"}, merges: []string{"c-b→c-a"},
+				holds: map[string]string{"c-a": "anonymous_id:d-a anonymous_id:d-b phone:+8613800138000"}},
+		},
+		{
+			name:  "a phone trait from a new device joins the crm customer holding that phone",
+			given: state{"c-crm": person(1, "crm_id:42", "phone:+8613800138000")},
+			reqs:  []Request{req(5, phone("13800138000"), anon("dev-new")), req(6, anon("dev-new"))},
+			want: outcome{customers: []string{"c-crm", "c-crm"},
+				holds: map[string]string{"c-crm": "anonymous_id:dev-new crm_id:42 phone:+8613800138000"}},
+		},
+		{
+			name:  "two crm ids claiming one device: no merge, the message goes to its crm id and a conflict is on both",
+			given: state{"c-a": person(1, "crm_id:A", "anonymous_id:dev-1")},
+			reqs:  []Request{req(5, crm("B"), anon("dev-1"))},
+			want: outcome{customers: []string{"m1"}, conflicts: []string{"most_per_profile:crm_id on c-a,m1"},
+				holds: map[string]string{"c-a": "anonymous_id:dev-1 crm_id:A", "m1": "crm_id:B"}},
+		},
+		{
+			name: "two crm ids on one message: one profile for the first, the other not attached, a conflict",
+			reqs: []Request{req(1, crm("A"), crm("B"))},
+			want: outcome{customers: []string{"m1"}, conflicts: []string{"most_per_profile:crm_id on m1"},
+				holds: map[string]string{"m1": "crm_id:A"}},
+		},
+		{
+			name:  "a conflict is recorded once however often its message comes",
+			given: state{"c-a": person(1, "crm_id:A", "anonymous_id:dev-1")},
+			reqs:  []Request{req(5, crm("B"), anon("dev-1")), req(6, crm("B"), anon("dev-1"))},
+			want: outcome{customers: []string{"m1", "m1"}, conflicts: []string{"most_per_profile:crm_id on c-a,m1"},
+				holds: map[string]string{"c-a": "anonymous_id:dev-1 crm_id:A", "m1": "crm_id:B"}},
+		},
+		{
+			name:  "a fourth phone does not attach and records a conflict",
+			given: state{"c-a": person(1, "crm_id:A", "phone:+8613800000001", "phone:+8613800000002", "phone:+8613800000003")},
+			reqs:  []Request{req(5, crm("A"), phone("13800000004"))},
+			want: outcome{customers: []string{"c-a"}, conflicts: []string{"most_per_profile:phone on c-a"},
+				holds: map[string]string{"c-a": "crm_id:A phone:+8613800000001 phone:+8613800000002 phone:+8613800000003"}},
+		},
+		{
+			name: "blocked values never join two people",
+			reqs: []Request{
+				req(1, crm("1"), phone("00000000000"), anon("anonymous")),
+				req(2, crm("2"), phone("00000000000"), anon("null"), anon("0"), anon("-1")),
+				req(3, anon("0"), anon("-1")),
 			},
-			customers: []string{"m1", "m2", "m2", "m2", "m1"},
-			claims:    []string{"anonymous_id:d-1→m1", "anonymous_id:d-2→m2"},
-			links:     []string{"crm_id:7→m2"},
+			want: outcome{customers: []string{"m1", "m2", ""}, holds: map[string]string{"m1": "crm_id:1", "m2": "crm_id:2"}},
 		},
 		{
-			name: "a blocked id links nobody, within a request or as one in the middle",
-			reqs: [][]Identity{
-				{crm("8101"), anon("anonymous"), phone("00000000000"), anon("dev-1")},
-				{anon("null")},
-				{crm("8102"), anon("anonymous")},
-				{anon("dev-1"), phone("00000000000")},
+			name: "profiles a split keeps apart do not merge again: a conflict instead",
+			given: state{
+				"c-a": &Person{FirstSeen: 1, Identities: []string{"anonymous_id:d-a"}, Apart: []string{"c-b"}, stored: true},
+				"c-b": &Person{FirstSeen: 2, Identities: []string{"anonymous_id:d-b"}, Apart: []string{"c-a"}, stored: true},
 			},
-			customers: []string{"m1", "", "m2", "m1"},
-			claims:    []string{"crm_id:8101→m1", "crm_id:8102→m2"},
-			links:     []string{"anonymous_id:dev-1→m1"},
+			reqs: []Request{req(5, email("x@y.z"), anon("d-b"), anon("d-a"))},
+			want: outcome{customers: []string{"m1"}, conflicts: []string{"split on c-a,c-b,m1"},
+				holds: map[string]string{"c-a": "anonymous_id:d-a", "c-b": "anonymous_id:d-b", "m1": "email:x@y.z"}},
 		},
 		{
-			name:         "a new crm_id does not join a known phone's customer, it gets its own",
-			known:        map[string]string{"phone:+8613900139000": "c-8201"},
-			reqs:         [][]Identity{{crm("8203"), phone("13900139000")}},
-			customers:    []string{"m1"},
-			claims:       []string{"crm_id:8203→m1"},
-			links:        []string{},
-			unchangedFor: "phone:+8613900139000",
-		},
-		{
-			name: "nor the phone an earlier request of the call linked",
-			reqs: [][]Identity{
-				{crm("8201"), phone("13900139000")},
-				{crm("8202"), phone("139 0013 9000")},
-				{phone("+86 139 0013 9000")},
+			name: "a merge follows earlier merges to their survivors",
+			given: state{
+				"c-old": &Person{FirstSeen: 1, MergedInto: "c-a", stored: true},
+				"c-a":   &Person{FirstSeen: 1, Identities: []string{"anonymous_id:d-a"}, MergedIDs: []string{"c-old"}, stored: true},
+				"c-crm": person(4, "crm_id:9"),
 			},
-			customers: []string{"m1", "m2", "m1"},
-			claims:    []string{"crm_id:8201→m1", "crm_id:8202→m2"},
-			links:     []string{"phone:+8613900139000→m1"},
+			reqs: []Request{req(5, crm("9"), anon("d-a"))},
+			want: outcome{customers: []string{"c-crm"}, merges: []string{"c-a→c-crm"},
+				holds: map[string]string{"c-crm": "anonymous_id:d-a crm_id:9"}},
 		},
 		{
-			name:      "a new crm_id joins through a known anonymous id",
-			known:     map[string]string{"anonymous_id:dev-1": "c-old", "phone:+8613900139000": "c-other"},
-			reqs:      [][]Identity{{crm("9"), phone("13900139000"), anon("dev-1")}},
-			customers: []string{"c-old"},
-			claims:    []string{},
-			links:     []string{"crm_id:9→c-old"},
-		},
-		{
-			name:      "a request with no identities gets none and claims nothing",
-			reqs:      [][]Identity{nil, {}, {anon("dev-1")}, {anon("")}},
-			customers: []string{"", "", "m1", ""},
-			claims:    []string{"anonymous_id:dev-1→m1"},
-			links:     []string{},
-		},
-		{
-			name:      "a known identity decides, free ones are linked, and an empty known value is free",
-			known:     map[string]string{"crm_id:1001": "c-a", "anonymous_id:dev-1": ""},
-			reqs:      [][]Identity{{anon("dev-1"), crm("1001")}, {anon("dev-1")}},
-			customers: []string{"c-a", "c-a"},
-			claims:    []string{},
-			links:     []string{"anonymous_id:dev-1→c-a"},
-		},
-		{
-			// Until merges: CONTRACT §6 would merge c-a and c-b.
-			name:         "identities of two customers: the first known in priority order decides",
-			known:        map[string]string{"crm_id:1001": "c-a", "anonymous_id:dev-1": "c-b"},
-			reqs:         [][]Identity{{anon("dev-1"), crm("1001")}, {anon("dev-1")}},
-			customers:    []string{"c-a", "c-b"},
-			claims:       []string{},
-			links:        []string{},
-			unchangedFor: "anonymous_id:dev-1",
+			name: "a chain of devices and a login become one profile in any batching",
+			reqs: []Request{
+				req(1, anon("d1")), req(2, anon("d2")), req(3, anon("d3")),
+				req(4, anon("d1"), anon("d2")), req(5, crm("u"), anon("d3")), req(6, crm("u"), anon("d1")),
+			},
+			want: outcome{customers: []string{"m1", "m2", "m3", "m1", "m3", "m3"}, merges: []string{"m2→m1", "m1→m3"},
+				holds: map[string]string{"m3": "anonymous_id:d1 anonymous_id:d2 anonymous_id:d3 crm_id:u"}},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rules := DefaultRules()
-			reqs := linking(rules, tt.reqs)
-			known := maps.Clone(tt.known)
-			if known == nil {
-				known = map[string]string{}
-			}
-			p := assign(rules, reqs, known, minter())
-			if !reflect.DeepEqual(p.Customers, tt.customers) {
-				t.Errorf("customers %q, want %q", p.Customers, tt.customers)
-			}
-			if got := claimed(p.Claims); !reflect.DeepEqual(got, tt.claims) {
-				t.Errorf("claims %q, want %q", got, tt.claims)
-			}
-			if got := claimed(p.Links); !reflect.DeepEqual(got, tt.links) {
-				t.Errorf("links %q, want %q", got, tt.links)
-			}
-			if !maps.Equal(known, tt.known) {
-				t.Errorf("assign changed known: %v, was %v", known, tt.known)
-			}
-			for _, c := range append(p.Claims, p.Links...) {
-				if k := c.Identity.Key(); k == tt.unchangedFor {
-					t.Errorf("%s given to %s, want it left with %s", k, c.CustomerID, tt.known[k])
+			clone := func() state {
+				s := state{}
+				for cid, p := range tt.given {
+					c := p.clone()
+					c.CustomerID = cid
+					s[cid] = c
 				}
-				if rules.Blocked(c.Identity) {
-					t.Errorf("blocked %s claimed", c.Identity.Key())
-				}
+				return s
+			}
+			s := clone()
+			got := apply(t, rules, s, append([]Request(nil), tt.reqs...), minter())
+			got.holds = holds(s)
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got  %+v\nwant %+v", got, tt.want)
 			}
 
-			// One request at a time, each against what the ones before
-			// it claimed and linked.
-			alone := plan{Customers: []string{}, Claims: []claimOp{}, Links: []claimOp{}}
+			// One request at a time, each against what the ones before wrote.
+			one := clone()
 			newID := minter()
-			for _, req := range reqs {
-				q := assign(rules, [][]Identity{req}, known, newID)
-				alone.Customers = append(alone.Customers, q.Customers...)
-				alone.Claims = append(alone.Claims, q.Claims...)
-				alone.Links = append(alone.Links, q.Links...)
-				for _, c := range append(q.Claims, q.Links...) {
-					known[c.Identity.Key()] = c.CustomerID
-				}
+			var alone outcome
+			for _, r := range tt.reqs {
+				o := apply(t, rules, one, []Request{r}, newID)
+				alone.customers = append(alone.customers, o.customers...)
+				alone.merges = append(alone.merges, o.merges...)
+				alone.conflicts = append(alone.conflicts, o.conflicts...)
 			}
-			if !reflect.DeepEqual(alone.Customers, p.Customers) ||
-				!reflect.DeepEqual(claimed(alone.Claims), claimed(p.Claims)) ||
-				!reflect.DeepEqual(claimed(alone.Links), claimed(p.Links)) {
-				t.Errorf("one at a time: customers %q claims %q links %q; in one call: %q %q %q",
-					alone.Customers, claimed(alone.Claims), claimed(alone.Links),
-					p.Customers, claimed(p.Claims), claimed(p.Links))
+			alone.holds = holds(one)
+			if !reflect.DeepEqual(alone, got) {
+				t.Errorf("one at a time %+v\nin one call   %+v", alone, got)
 			}
 		})
-	}
-}
-
-// After a lost race the pass is redone over what the index holds: the
-// requests that counted on the lost key adopt the winner's customer, and
-// nothing already settled is claimed again.
-func TestARedonePassAdoptsTheWinnersCustomerAndClaimsNothingSettled(t *testing.T) {
-	rules := DefaultRules()
-	reqs := linking(rules, [][]Identity{{crm("1001"), anon("dev-1")}, {anon("dev-1")}, {anon("dev-2")}})
-	known := map[string]string{}
-	first := assign(rules, reqs, known, minter())
-	if want := []string{"m1", "m1", "m2"}; !reflect.DeepEqual(first.Customers, want) {
-		t.Fatalf("first pass: customers %q, want %q", first.Customers, want)
-	}
-	// Another lane created anonymous_id:dev-1 for c-w first; the rest won.
-	for _, c := range append(first.Claims, first.Links...) {
-		known[c.Identity.Key()] = c.CustomerID
-	}
-	known["anonymous_id:dev-1"] = "c-w"
-	again := assign(rules, reqs, known, minter())
-	if want := []string{"m1", "c-w", "m2"}; !reflect.DeepEqual(again.Customers, want) {
-		t.Errorf("redone pass: customers %q, want %q", again.Customers, want)
-	}
-	if len(again.Claims)+len(again.Links) != 0 {
-		t.Errorf("redone pass claims %q and links %q, want nothing: every key is settled", claimed(again.Claims), claimed(again.Links))
 	}
 }

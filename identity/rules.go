@@ -38,7 +38,9 @@ type Rule struct {
 // Blocklist defaults (CONTRACT §6): values that never identify anyone.
 var (
 	// DefaultBlockedValues apply to every type.
-	DefaultBlockedValues = []string{"", "null", "undefined", "none", "unknown", "anonymous"}
+	// "-1" is not in CONTRACT §6's list but is the placeholder SDKs and
+	// CRMs send most after 0 (issue 11 names it among the blocked values).
+	DefaultBlockedValues = []string{"", "null", "undefined", "none", "unknown", "anonymous", "-1"}
 	// DefaultBlockedPatterns apply to every type: values made only of 0
 	// and '-'.
 	DefaultBlockedPatterns = []string{`^[0-]+$`}

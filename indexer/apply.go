@@ -113,9 +113,9 @@ func (ix *Indexer) applyEvents(ctx context.Context, events []parsedEvent, dirty 
 // rules. An event whose every id identifies nobody (an anonymousId
 // "anonymous" alone) has no profile to attach to: like one with no ids at
 // all, it is rejected with its reason.
-func (ix *Indexer) linkable(events []parsedEvent) ([]parsedEvent, [][]identity.Identity, []rejected) {
+func (ix *Indexer) linkable(events []parsedEvent) ([]parsedEvent, []identity.Request, []rejected) {
 	var rejects []rejected
-	reqs := make([][]identity.Identity, 0, len(events))
+	reqs := make([]identity.Request, 0, len(events))
 	linking := events[:0:0]
 	for _, pe := range events {
 		ids := identities(ix.cfg.Identity, pe.ev)
@@ -123,7 +123,7 @@ func (ix *Indexer) linkable(events []parsedEvent) ([]parsedEvent, [][]identity.I
 			rejects = append(rejects, rejected{pe.msg, fmt.Sprintf("%s event: its ids identify nobody by the identity rules (userId %q, anonymousId %q)", pe.ev.Type, pe.ev.UserID, pe.ev.AnonymousID)})
 			continue
 		}
-		reqs = append(reqs, ids)
+		reqs = append(reqs, identity.Request{IDs: ids, At: pe.ev.Timestamp.UnixMilli(), Source: sourceOf(pe.msg)})
 		linking = append(linking, pe)
 	}
 	return linking, reqs, rejects
@@ -156,7 +156,7 @@ func (ix *Indexer) storeEvents(ctx context.Context, events []parsedEvent, cids [
 
 // foldProfiles writes what the stored events say about their customers,
 // one profile update per customer, and marks those customers dirty.
-func (ix *Indexer) foldProfiles(ctx context.Context, events []parsedEvent, reqs [][]identity.Identity, cids []string, refused map[int]bool, dirty map[string]bool) ([]rejected, error) {
+func (ix *Indexer) foldProfiles(ctx context.Context, events []parsedEvent, reqs []identity.Request, cids []string, refused map[int]bool, dirty map[string]bool) ([]rejected, error) {
 	updates := map[string]*profileUpdate{}
 	var order []string
 	for i, pe := range events {
@@ -169,7 +169,7 @@ func (ix *Indexer) foldProfiles(ctx context.Context, events []parsedEvent, reqs 
 			updates[cids[i]] = u
 			order = append(order, cids[i])
 		}
-		foldEvent(u, pe.ev, reqs[i])
+		foldEvent(u, pe.ev, reqs[i].IDs)
 	}
 	ops := make([]store.Op, 0, len(order))
 	for _, cid := range order {
@@ -220,6 +220,11 @@ func foldEvent(u *profileUpdate, e *wire.Event, ids []identity.Identity) {
 			u.setTrait(name, customer.Trait{V: wire.SanitizeValue(v), TS: ms, MID: e.MessageID})
 		}
 	}
+}
+
+// sourceOf is the Kafka position of a message, for the identity history.
+func sourceOf(m *sarama.ConsumerMessage) identity.Source {
+	return identity.Source{Topic: m.Topic, Partition: m.Partition, Offset: m.Offset}
 }
 
 func eventDoc(cid string, e *wire.Event) map[string]any {

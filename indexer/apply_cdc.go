@@ -115,6 +115,8 @@ func (ix *Indexer) unpark(ctx context.Context, rows, stored map[string]*customer
 type crmRequest struct {
 	crmID string
 	ids   []identity.Identity
+	at    int64
+	src   identity.Source
 }
 
 // groupByRow groups a batch's changes by row, in the order rows first
@@ -142,10 +144,10 @@ func groupByRow(rules *identity.Rules, changes []parsedChange) (order []*rowChan
 			if !pc.ch.Deleted() {
 				data = pc.ch.Data
 			}
-			reqs = append(reqs, crmRequest{pc.ch.Key, customerIdentities(rules, pc.ch.Key, data)})
+			reqs = append(reqs, crmRequest{pc.ch.Key, customerIdentities(rules, pc.ch.Key, data), pc.ch.TS, sourceOf(pc.msg)})
 		case customer.KindOrder:
 			if pc.ch.Parent != "" {
-				reqs = append(reqs, crmRequest{pc.ch.Parent, customerIdentities(rules, pc.ch.Parent, nil)})
+				reqs = append(reqs, crmRequest{pc.ch.Parent, customerIdentities(rules, pc.ch.Parent, nil), pc.ch.TS, sourceOf(pc.msg)})
 			}
 		}
 	}
@@ -270,9 +272,9 @@ func newRow(c *change, old *customer.Row, cidOf map[string]string) *customer.Row
 // and linking the identities its rows bring. A CRM id that identifies
 // nobody (blocked) gets none: its rows belong to no one.
 func (ix *Indexer) resolveCRM(ctx context.Context, reqs []crmRequest) (map[string]string, error) {
-	ids := make([][]identity.Identity, len(reqs))
+	ids := make([]identity.Request, len(reqs))
 	for i, r := range reqs {
-		ids[i] = r.ids
+		ids[i] = identity.Request{IDs: r.ids, At: r.at, Source: r.src}
 	}
 	cids, err := ix.resolver.Resolve(ctx, ids)
 	if err != nil {

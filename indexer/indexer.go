@@ -111,10 +111,15 @@ func New(cfg *config.Config, st *store.Client, reg prometheus.Registerer, log *s
 			return nil, err
 		}
 	}
+	resolver := identity.NewResolver(st, identity.Indices{Identities: mapping.Identities.Alias(p), People: mapping.People.Alias(p), History: mapping.IdentityHistory.Alias(p)}, 1<<20).WithRules(cfg.Identity)
+	resolver.Observe = func(merges, conflicts int) {
+		m.oneid.WithLabelValues("merge").Add(float64(merges))
+		m.oneid.WithLabelValues("conflict").Add(float64(conflicts))
+	}
 	return &Indexer{
 		attrs: attrs, props: props,
 		cfg: cfg, log: log, st: st, m: m,
-		resolver:  identity.NewResolver(st, mapping.Identities.Alias(p), 1<<20).WithRules(cfg.Identity),
+		resolver:  resolver,
 		rows:      &rowStore{st: st, index: mapping.Rows.Alias(p)},
 		sources:   sources,
 		rebuilds:  rebuilds,

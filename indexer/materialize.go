@@ -6,6 +6,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"cdp/customer"
+	"cdp/identity"
 	"cdp/schema"
 	"cdp/store"
 )
@@ -53,15 +54,34 @@ func (ix *Indexer) materialize(ctx context.Context, msgs []*sarama.ConsumerMessa
 const rebuildChunk = 500
 
 func (ix *Indexer) writeDocuments(ctx context.Context, cids []string, markers map[string][]*sarama.ConsumerMessage) ([]rejected, error) {
+	// A merged-away customer is not rebuilt: its survivor is (see
+	// merge.go), once it has moved over what is still under the old id.
+	cids, forward, people, err := ix.sortMerged(ctx, cids)
+	if err != nil {
+		return nil, err
+	}
+	if err := ix.markDirty(forward); err != nil {
+		return nil, err
+	}
+	if err := ix.moveMerged(ctx, people); err != nil {
+		return nil, err
+	}
+	gone, err := ix.mergedDocs(ctx, people)
+	if err != nil {
+		return nil, err
+	}
 	srcs, err := ix.rows.sources(ctx, cids)
 	if err != nil {
 		return nil, err
 	}
-	ops := make([]store.Op, 0, len(cids))
+	ops := make([]store.Op, 0, len(cids)+len(gone))
 	var docs []map[string]any
 	for _, cid := range cids {
 		src := srcs[cid]
 		src.Rules = ix.cfg.Identity
+		if p := people[cid]; p != nil {
+			src.Identities = personIdentities(p)
+		}
 		doc, ok := customer.Build(cid, *src)
 		if ok {
 			doc[schema.JoinField] = schema.CustomerRelation // the parent of its events (mapping.Customers)
@@ -70,6 +90,11 @@ func (ix *Indexer) writeDocuments(ctx context.Context, cids []string, markers ma
 		} else {
 			ops = append(ops, store.Op{Action: store.Delete, Index: ix.customers, ID: cid})
 		}
+	}
+	// The merged-away documents go in the same _bulk as their
+	// survivors': a reader sees the profiles before the merge or after.
+	for _, id := range gone {
+		ops = append(ops, store.Op{Action: store.Delete, Index: ix.customers, ID: id})
 	}
 	if err := ix.attrs.prepare(ctx, docs); err != nil {
 		return nil, err
@@ -85,4 +110,15 @@ func (ix *Indexer) writeDocuments(ctx context.Context, cids []string, markers ma
 		}
 	})
 	return rejects, err
+}
+
+// personIdentities are the identities OneID says the customer holds.
+func personIdentities(p *identity.Person) []identity.Identity {
+	out := make([]identity.Identity, 0, len(p.Identities))
+	for _, k := range p.Identities {
+		if id, ok := identity.ParseKey(k); ok {
+			out = append(out, id)
+		}
+	}
+	return out
 }

@@ -22,6 +22,10 @@ type metrics struct {
 	stepSeconds     *prometheus.HistogramVec
 	batchSeconds    *prometheus.HistogramVec
 	batchSize       *prometheus.HistogramVec
+	// oneid counts merges and conflicts decided, and what merges moved:
+	// events and rows.
+	oneid *prometheus.CounterVec
+	moved *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -69,8 +73,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "cdp_indexer_batch_messages", Help: "Messages in a batch, by lane.",
 			Buckets: prometheus.ExponentialBuckets(1, 4, 10),
 		}, []string{"lane"}),
+		oneid: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cdp_indexer_oneid_total", Help: "OneID decisions, by what: merge (profiles merged into a survivor) or conflict (identities that could not join one profile).",
+		}, []string{"what"}),
+		moved: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cdp_indexer_merge_moved_total", Help: "What merges moved from merged-away customers to their survivors, by kind (event, row, profile).",
+		}, []string{"kind"}),
 	}
-	reg.MustRegister(m.consumed, m.applied, m.deadLettered, m.deadLetterCuts, m.deadLettersLost, m.retries, m.parked, m.demoted, m.lag, m.bulkSeconds,
+	reg.MustRegister(m.oneid, m.moved, m.consumed, m.applied, m.deadLettered, m.deadLetterCuts, m.deadLettersLost, m.retries, m.parked, m.demoted, m.lag, m.bulkSeconds,
 		m.stepSeconds, m.batchSeconds, m.batchSize)
 	return m
 }

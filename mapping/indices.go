@@ -70,10 +70,17 @@ var (
 	// Settings holds what every process of a deployment must share, such
 	// as the key that signs search cursors.
 	Settings = Index{Name: "settings", Version: 1, file: "settings.json"}
+	// People holds what OneID knows of each customer id: the identities
+	// it holds, when it was first seen, the profiles merged into it or it
+	// into, the profiles a split keeps it apart from, and its conflicts.
+	People = Index{Name: "people", Version: 1, file: "people.json"}
+	// IdentityHistory lists the merges, splits and conflicts of OneID,
+	// each with the message or the API caller that caused it.
+	IdentityHistory = Index{Name: "identity-history", Version: 1, file: "identity_history.json"}
 )
 
 // All lists every physical index the service creates on start.
-var All = []Index{Customers, Identities, Rows, Fields, Settings}
+var All = []Index{Customers, Identities, Rows, Fields, Settings, People, IdentityHistory}
 
 // Alias is the name clients use: "<prefix>-<name>".
 func (i Index) Alias(prefix string) string {

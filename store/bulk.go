@@ -32,9 +32,17 @@ type Op struct {
 	VersionType string
 	// RetryOnConflict is used with Update.
 	RetryOnConflict int
+	// IfMatch makes the write conditional on the document being as read:
+	// its sequence number and primary term (optimistic concurrency). A
+	// write that finds it changed is refused with a 409.
+	IfMatch *SeqTerm
 	// Body is the document (Index, Create) or the update body (Update).
 	Body any
 }
+
+// SeqTerm is where a document stood when it was read: the sequence
+// number and primary term of its last write.
+type SeqTerm struct{ SeqNo, PrimaryTerm int64 }
 
 // Verdict is OpenSearch's answer for one item.
 type Verdict struct {
@@ -199,6 +207,10 @@ func encodeOp(buf *bytes.Buffer, op Op) error {
 	}
 	if op.RetryOnConflict > 0 {
 		meta["retry_on_conflict"] = op.RetryOnConflict
+	}
+	if op.IfMatch != nil {
+		meta["if_seq_no"] = op.IfMatch.SeqNo
+		meta["if_primary_term"] = op.IfMatch.PrimaryTerm
 	}
 	if err := enc.Encode(map[string]any{string(op.Action): meta}); err != nil {
 		return err

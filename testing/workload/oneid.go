@@ -158,8 +158,8 @@ func e164(s string) string {
 func blockedIdentity(typ, raw string) bool {
 	v := strings.ToLower(strings.TrimSpace(raw))
 	switch v {
-	case "", "null", "undefined", "none", "unknown", "anonymous":
-		return true
+	case "", "null", "undefined", "none", "unknown", "anonymous", "-1":
+		return true // -1: issue 11 lists it with the contract's values
 	}
 	if strings.Trim(v, "0-") == "" {
 		return true

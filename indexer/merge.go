@@ -1,0 +1,224 @@
+package indexer
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"cdp/customer"
+	"cdp/identity"
+	"cdp/schema"
+	"cdp/store"
+)
+
+// A merge (CONTRACT §6) is decided in stage 1, by the resolver: the
+// merged-away profiles' persons name their survivor, the survivor's lists
+// them, and their identities name the survivor from then on. What the
+// merged-away customers own in OpenSearch (rows, their SDK profile row and
+// their events, join children routed by customer id) is moved in stage 2,
+// by the survivor's rebuild, which alone writes the survivor's document
+// (its dirty partition), so the move needs no lock of its own:
+//
+//  1. every row and event still under a merged-away id is moved to the
+//     survivor, in pages of moveBatch: a row is written again with the
+//     survivor's id (same source position), a profile row is folded into
+//     the survivor's, an event is deleted under the old routing and written
+//     under the survivor's;
+//  2. the survivor's document is rebuilt from everything it now owns, and
+//     in the same _bulk the merged-away documents are deleted.
+//
+// Each step is idempotent and the survivor's dirty marker is committed
+// only after both, so a crash mid-merge finishes when the marker is read
+// again. A message resolved to a merged-away customer meanwhile (another
+// process's cache) is written under that id and marks it dirty; its
+// rebuild forwards the marker to the survivor, whose rebuild moves it.
+
+// moveBatch is how many events or rows one page of a merge moves.
+const moveBatch = 1000
+
+// sortMerged splits the customers of a rebuild chunk into those to
+// rebuild and the survivors of those merged away, and returns the persons
+// of the former (nil for a customer with none).
+func (ix *Indexer) sortMerged(ctx context.Context, cids []string) (keep []string, forward map[string]bool, people map[string]*identity.Person, err error) {
+	people, err = ix.resolver.People(ctx, cids...)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	forward = map[string]bool{}
+	for _, cid := range cids {
+		p := people[cid]
+		if p == nil || p.MergedInto == "" {
+			keep = append(keep, cid)
+			continue
+		}
+		root, err := ix.resolver.Root(ctx, cid)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if root != nil {
+			forward[root.CustomerID] = true
+		}
+	}
+	return keep, forward, people, nil
+}
+
+// moveMerged moves everything still under the merged-away customers of
+// each survivor to it.
+func (ix *Indexer) moveMerged(ctx context.Context, people map[string]*identity.Person) error {
+	to := map[string]string{} // merged-away id → survivor
+	var from []string
+	for cid, p := range people {
+		if p == nil || p.MergedInto != "" {
+			continue
+		}
+		for _, l := range p.MergedIDs {
+			to[l] = cid
+			from = append(from, l)
+		}
+	}
+	if len(from) == 0 {
+		return nil
+	}
+	if err := ix.st.Refresh(ctx, ix.rows.index, ix.customers); err != nil {
+		return fmt.Errorf("merge: refresh: %w", err)
+	}
+	if err := ix.moveRows(ctx, from, to); err != nil {
+		return err
+	}
+	return ix.moveEvents(ctx, from, to)
+}
+
+// moveRows gives the rows of merged-away customers to their survivors.
+func (ix *Indexer) moveRows(ctx context.Context, from []string, to map[string]string) error {
+	var ops []store.Op
+	flush := func() error {
+		if len(ops) == 0 {
+			return nil
+		}
+		err := ix.writeMoves(ctx, "merge_rows", ops)
+		ops = ops[:0]
+		return err
+	}
+	kinds := []string{customer.KindCustomer, customer.KindOrder, customer.KindProfile}
+	err := ix.rows.scan(ctx, "customer_id", from, kinds, func(h *hit) {
+		survivor := to[h.Row.CustomerID]
+		if survivor == "" {
+			return
+		}
+		if h.Kind == customer.KindProfile {
+			ops = append(ops, ix.rows.profileOp(survivor, profileOf(h.Profile)),
+				store.Op{Action: store.Delete, Index: ix.rows.index, ID: h.RID})
+			ix.m.moved.WithLabelValues("profile").Inc()
+			return
+		}
+		row := h.Row
+		row.MovedFrom, row.CustomerID = row.CustomerID, survivor
+		ops = append(ops, ix.rows.writeOp(&row))
+		ix.m.moved.WithLabelValues("row").Inc()
+	})
+	if err != nil {
+		return err
+	}
+	return flush()
+}
+
+// profileOf is a stored profile row as an update of another profile.
+func profileOf(p *customer.Profile) *profileUpdate {
+	u := newProfileUpdate()
+	for k, t := range p.Traits {
+		u.traits[k] = t
+	}
+	u.firstSeen, u.lastSeen = p.FirstSeen, p.LastSeen
+	for _, id := range p.CRMIDs {
+		u.crmIDs[id] = true
+	}
+	for _, id := range p.AnonymousIDs {
+		u.anonIDs[id] = true
+	}
+	return u
+}
+
+// moveEvents writes the events of merged-away customers under their
+// survivors and deletes them under the old ids, a page at a time.
+func (ix *Indexer) moveEvents(ctx context.Context, from []string, to map[string]string) error {
+	for start := 0; start < len(from); start += 1000 {
+		ids := from[start:min(start+1000, len(from))]
+		scan := store.Scan{PageSize: moveBatch, Body: map[string]any{
+			"sort":  []any{map[string]any{"event_id": "asc"}},
+			"query": map[string]any{"terms": map[string]any{"customer_id": ids}},
+		}}
+		for page, err := range ix.st.Pages(ctx, ix.events, scan) {
+			if err != nil {
+				return fmt.Errorf("merge: events: %w", err)
+			}
+			ops := make([]store.Op, 0, 2*len(page.Hits))
+			for _, h := range page.Hits {
+				var doc map[string]any
+				if err := json.Unmarshal(h.Source, &doc); err != nil {
+					return fmt.Errorf("merge: event %s: %w", h.ID, err)
+				}
+				old, _ := doc["customer_id"].(string)
+				survivor := to[old]
+				if survivor == "" {
+					continue
+				}
+				doc["customer_id"] = survivor
+				doc[schema.JoinField] = schema.EventJoin(survivor)
+				// The delete comes first: where both routings lead to one
+				// shard, the two ops name one document, and the write must
+				// be the last word on it.
+				ops = append(ops,
+					store.Op{Action: store.Delete, Index: ix.events, ID: h.ID, Routing: old},
+					store.Op{Action: store.Index, Index: ix.events, ID: h.ID, Routing: survivor, Body: doc})
+			}
+			if err := ix.writeMoves(ctx, "merge_events", ops); err != nil {
+				return err
+			}
+			ix.m.moved.WithLabelValues("event").Add(float64(len(ops) / 2))
+		}
+	}
+	return nil
+}
+
+// writeMoves writes one page of a merge; any item not applied fails the
+// step, which is retried from the start (every move is idempotent).
+func (ix *Indexer) writeMoves(ctx context.Context, step string, ops []store.Op) error {
+	if len(ops) == 0 {
+		return nil
+	}
+	verdicts, err := ix.bulk(ctx, step, ops)
+	if err != nil {
+		return err
+	}
+	for i, v := range verdicts {
+		switch store.Judge(ops[i], v) {
+		case store.Applied, store.Unchanged:
+		default:
+			return &store.ItemError{Op: ops[i], Verdict: v, Outcome: store.Judge(ops[i], v)}
+		}
+	}
+	return nil
+}
+
+// mergedDocs returns the ids of the documents still standing of the
+// customers merged into the survivors being rebuilt.
+func (ix *Indexer) mergedDocs(ctx context.Context, people map[string]*identity.Person) ([]string, error) {
+	var ids []string
+	for _, p := range people {
+		if p != nil && p.MergedInto == "" {
+			ids = append(ids, p.MergedIDs...)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	docs, err := ix.st.Mget(ctx, ix.customers, ids)
+	if err != nil {
+		return nil, fmt.Errorf("merge: read documents: %w", err)
+	}
+	out := make([]string, 0, len(docs))
+	for _, d := range docs {
+		out = append(out, d.ID)
+	}
+	return out, nil
+}

@@ -1,0 +1,203 @@
+package indexer_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"cdp/config"
+	"cdp/indexer"
+	"cdp/testing/harness"
+)
+
+// getJSON GETs path from the API and decodes the answer.
+func getJSON(t *testing.T, base, path string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Get(base + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(body, &out); err != nil {
+		t.Fatalf("GET %s: %d %s: %v", path, resp.StatusCode, body, err)
+	}
+	return resp.StatusCode, out
+}
+
+// eventsOf counts the events stored under a customer id.
+func eventsOf(t *testing.T, env *harness.Env, cfg *config.Config, cid string) int64 {
+	t.Helper()
+	return env.Count(t, cfg, "events", map[string]any{"term": map[string]any{"customer_id": cid}})
+}
+
+// waitCustomer waits until one customer holds the identity and returns it.
+func waitCustomer(t *testing.T, env *harness.Env, cfg *config.Config, typ, value string, ok func(doc map[string]any) (bool, string)) map[string]any {
+	t.Helper()
+	var doc map[string]any
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		doc = env.CustomerByIdentity(t, cfg, typ, value)
+		if doc == nil {
+			return false, "nobody holds " + typ + " " + value
+		}
+		if ok == nil {
+			return true, ""
+		}
+		return ok(doc)
+	})
+	return doc
+}
+
+func trackMsg(id, anon, user, ts string) msg {
+	v := map[string]any{"type": "track", "event": "view", "messageId": id, "timestamp": ts, "anonymousId": anon}
+	if user != "" {
+		v["userId"] = user
+	}
+	b, _ := json.Marshal(v)
+	return msg{indexer.TopicEvents, anon + user, string(b)}
+}
+
+// CONTRACT §6: a visitor browses anonymously, then logs in as a CRM
+// customer already indexed. The two profiles merge into the one holding
+// the crm_id: one document, every event under it, the merged-away id
+// answering with the survivor's view and merged_ids, lookups by the device
+// finding the survivor, and the merge in the identity history with the
+// Kafka position that caused it.
+func TestAnonymousBrowsingThenLoginMergesIntoTheCRMCustomerWithEveryEvent(t *testing.T) {
+	t.Parallel()
+	env := harness.Services(t)
+	cfg := env.Config(t)
+	p := env.Producer(t)
+	srv := env.StartAPI(t, cfg)
+	env.StartIndexer(t, cfg)
+
+	produce(t, p, cfg.TopicPrefix,
+		change(indexer.TopicCustomers, "c", 9101, map[string]any{"name": "李四", "phone": "13800139101"}, 1),
+		trackMsg("e-1", "dev-91", "", "2026-11-20T08:00:00Z"),
+		trackMsg("e-2", "dev-91", "", "2026-11-20T08:01:00Z"),
+		trackMsg("e-3", "dev-91", "", "2026-11-20T08:02:00Z"))
+	crmDoc := waitCustomer(t, env, cfg, "crm_id", "9101", nil)
+	anonDoc := waitCustomer(t, env, cfg, "anonymous_id", "dev-91", nil)
+	crmID, anonID := crmDoc["customer_id"].(string), anonDoc["customer_id"].(string)
+	if crmID == anonID {
+		t.Fatalf("the anonymous visitor is %s before logging in, want a profile of its own", crmID)
+	}
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		n := eventsOf(t, env, cfg, anonID)
+		return n == 3, fmt.Sprintf("%d events on the anonymous profile, want 3", n)
+	})
+
+	produce(t, p, cfg.TopicPrefix, msg{indexer.TopicEvents, "dev-91", `{"type":"identify","messageId":"i-91","timestamp":"2026-11-20T08:03:00Z",
+		"userId":"9101","anonymousId":"dev-91","traits":{"city":"杭州"}}`})
+	want := []string{"anonymous_id:dev-91", "crm_id:9101", "phone:+8613800139101"}
+	waitCustomer(t, env, cfg, "anonymous_id", "dev-91", func(doc map[string]any) (bool, string) {
+		if doc["customer_id"] != crmID || !slices.Equal(docIdentities(doc), want) || doc["city"] != "杭州" {
+			return false, fmt.Sprintf("dev-91 on %v with %v (city %v), want %s with %v", doc["customer_id"], docIdentities(doc), doc["city"], crmID, want)
+		}
+		return true, ""
+	})
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		moved, left := eventsOf(t, env, cfg, crmID), eventsOf(t, env, cfg, anonID)
+		all := len(env.AllCustomers(t, cfg))
+		return moved == 4 && left == 0 && all == 1, fmt.Sprintf("%d events on the survivor (want 4), %d on the merged-away id (want 0), %d customers (want 1)", moved, left, all)
+	})
+
+	for _, path := range []string{"/v1/customers/" + anonID, "/v1/customers/" + crmID, "/v1/customers/lookup?type=anonymous_id&value=dev-91"} {
+		code, view := getJSON(t, srv.URL, path)
+		merged, _ := view["merged_ids"].([]any)
+		events, _ := view["recent_events"].([]any)
+		if code != 200 || view["customer_id"] != crmID || len(merged) != 1 || merged[0] != anonID || len(events) != 4 {
+			t.Errorf("GET %s: %d customer_id %v merged_ids %v, %d events; want %s, [%s], 4", path, code, view["customer_id"], merged, len(events), crmID, anonID)
+		}
+	}
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		_, h := getJSON(t, srv.URL, "/v1/customers/"+anonID+"/identity-history")
+		entries, _ := h["history"].([]any)
+		for _, e := range entries {
+			m := e.(map[string]any)
+			ids, _ := m["customer_ids"].([]any)
+			src, _ := m["source"].(map[string]any)
+			if m["action"] == "merge" && len(ids) == 2 && ids[0] == crmID && ids[1] == anonID &&
+				src["topic"] == cfg.Topic(indexer.TopicEvents) && src["offset"] != nil {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("history %v has no merge of %s into %s from %s", entries, anonID, crmID, cfg.Topic(indexer.TopicEvents))
+	})
+}
+
+// CONTRACT §6: alias links previousId (an anonymous id no profile holds
+// as a crm_id) with userId, merging their profiles.
+func TestAliasMergesTheProfilesOfItsTwoIDs(t *testing.T) {
+	t.Parallel()
+	env := harness.Services(t)
+	cfg := env.Config(t)
+	p := env.Producer(t)
+	env.StartIndexer(t, cfg)
+
+	produce(t, p, cfg.TopicPrefix,
+		trackMsg("a-1", "dev-a", "", "2026-11-20T08:00:00Z"),
+		trackMsg("a-2", "dev-b", "u-92", "2026-11-20T08:01:00Z"))
+	a := waitCustomer(t, env, cfg, "anonymous_id", "dev-a", nil)
+	b := waitCustomer(t, env, cfg, "crm_id", "u-92", nil)
+	if a["customer_id"] == b["customer_id"] {
+		t.Fatal("two visitors are one profile before the alias")
+	}
+	produce(t, p, cfg.TopicPrefix, msg{indexer.TopicEvents, "u-92", `{"type":"alias","messageId":"al-92","timestamp":"2026-11-20T08:02:00Z","previousId":"dev-a","userId":"u-92"}`})
+	waitCustomer(t, env, cfg, "anonymous_id", "dev-a", func(doc map[string]any) (bool, string) {
+		ids := docIdentities(doc)
+		return doc["customer_id"] == b["customer_id"] && slices.Contains(ids, "anonymous_id:dev-b"),
+			fmt.Sprintf("dev-a on %v with %v, want %v with dev-b too", doc["customer_id"], ids, b["customer_id"])
+	})
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		n, all := eventsOf(t, env, cfg, b["customer_id"].(string)), len(env.AllCustomers(t, cfg))
+		return n == 3 && all == 1, fmt.Sprintf("%d events on the survivor (want 3), %d customers (want 1)", n, all)
+	})
+}
+
+// CONTRACT §6: a second crm_id claiming a device that a CRM customer
+// holds merges nothing; the message goes to its own crm_id's profile and
+// the conflict is recorded on both profiles, in their 360 views and in
+// the identity history.
+func TestTwoCRMIDsClaimingOneDeviceMergeNothingAndRecordAConflictOnBoth(t *testing.T) {
+	t.Parallel()
+	env := harness.Services(t)
+	cfg := env.Config(t)
+	p := env.Producer(t)
+	srv := env.StartAPI(t, cfg)
+	env.StartIndexer(t, cfg)
+
+	produce(t, p, cfg.TopicPrefix, trackMsg("k-1", "dev-93", "A-93", "2026-11-20T08:00:00Z"))
+	first := waitCustomer(t, env, cfg, "crm_id", "A-93", nil)
+	produce(t, p, cfg.TopicPrefix, trackMsg("k-2", "dev-93", "B-93", "2026-11-20T08:01:00Z"))
+	second := waitCustomer(t, env, cfg, "crm_id", "B-93", nil)
+	if first["customer_id"] == second["customer_id"] {
+		t.Fatal("two crm ids on one profile")
+	}
+	if ids := docIdentities(second); !slices.Equal(ids, []string{"crm_id:B-93"}) {
+		t.Errorf("the second crm id's profile holds %v, want only its crm id: the device stays with the first", ids)
+	}
+	for _, doc := range []map[string]any{first, second} {
+		cid := doc["customer_id"].(string)
+		_, view := getJSON(t, srv.URL, "/v1/customers/"+cid)
+		cs, _ := view["identity_conflicts"].([]any)
+		if len(cs) != 1 || !strings.HasPrefix(fmt.Sprint(cs[0].(map[string]any)["reason"]), "most_per_profile:crm_id") {
+			t.Errorf("%s: conflicts %v, want one most_per_profile:crm_id", cid, cs)
+		}
+		harness.Eventually(t, 30*time.Second, func() (bool, string) {
+			_, h := getJSON(t, srv.URL, "/v1/customers/"+url.PathEscape(cid)+"/identity-history")
+			entries, _ := h["history"].([]any)
+			return len(entries) == 1 && entries[0].(map[string]any)["action"] == "conflict", fmt.Sprintf("%s: history %v, want one conflict", cid, entries)
+		})
+	}
+	if n := len(env.AllCustomers(t, cfg)); n != 2 {
+		t.Errorf("%d customers, want 2", n)
+	}
+}
