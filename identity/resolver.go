@@ -257,7 +257,6 @@ func (r *Resolver) fetch(ctx context.Context, keys []string, known map[string]st
 	return nil
 }
 
-
 // fetchPeople reads into people the persons of every customer known names
 // that people lacks, and of the survivors they were merged into.
 func (r *Resolver) fetchPeople(ctx context.Context, known map[string]string, people map[string]*Person) error {
