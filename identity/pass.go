@@ -14,6 +14,13 @@ type Request struct {
 	// creates, and of the survivor of a merge it causes.
 	At     int64
 	Source Source
+	// Message names the message itself, wherever Kafka holds it: "event:"
+	// and an event's messageId, or a CDC change's table, key and position.
+	// A message records its conflict once: a redelivery or a replay of it
+	// records none again, while two messages linking the same identities
+	// each record theirs (CONTRACT §6: a conflict per message). Empty, a
+	// conflict is told apart by what it says alone.
+	Message string
 }
 
 // Merge is one merge a pass decided: Losers joined Survivor.
@@ -358,7 +365,7 @@ func (s *pass) conflict(req Request, reason string, involved []string, ids []Ide
 	}
 	cids := slices.Clone(involved)
 	sort.Strings(cids)
-	c := Conflict{Reason: reason, CustomerIDs: cids, Identities: keys, Source: req.Source}
+	c := Conflict{Reason: reason, CustomerIDs: cids, Identities: keys, Source: req.Source, Message: req.Message}
 	recorded := false
 	for _, cid := range involved {
 		if !hasConflict(s.view(cid), c) {

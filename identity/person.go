@@ -48,10 +48,17 @@ type Conflict struct {
 	CustomerIDs []string `json:"customer_ids"`
 	Identities  []string `json:"identities"`
 	Source      Source   `json:"source"`
+	// Message is the Request.Message that recorded it.
+	Message string `json:"message,omitempty"`
 }
 
-// key tells two records of one conflict apart from two conflicts.
+// key tells two records of one conflict apart from two conflicts: one
+// message records one conflict, however often it comes and whatever the
+// profiles involved are by then.
 func (c Conflict) key() string {
+	if c.Message != "" {
+		return "message|" + c.Message
+	}
 	return c.Reason + "|" + strings.Join(c.CustomerIDs, ",") + "|" + strings.Join(c.Identities, ",")
 }
 

@@ -43,6 +43,11 @@ func person(first int64, keys ...string) *Person {
 
 func req(at int64, ids ...Identity) Request { return Request{IDs: ids, At: at} }
 
+// msgReq is a request of the named message.
+func msgReq(msg string, at int64, ids ...Identity) Request {
+	return Request{IDs: ids, At: at, Message: msg}
+}
+
 // outcome is what a test compares: customers, merges as "loser→survivor",
 // conflicts as "reason on a,b" and the identities each live profile holds.
 type outcome struct {
@@ -150,8 +155,17 @@ func TestTheRequestsOfOneCallAreResolvedInOrderWithMergesAndConflicts(t *testing
 		{
 			name:  "a conflict is recorded once however often its message comes",
 			given: state{"c-a": person(1, "crm_id:A", "anonymous_id:dev-1")},
-			reqs:  []Request{req(5, crm("B"), anon("dev-1")), req(6, crm("B"), anon("dev-1"))},
+			reqs:  []Request{msgReq("event:k-2", 5, crm("B"), anon("dev-1")), msgReq("event:k-2", 5, crm("B"), anon("dev-1"))},
 			want: outcome{customers: []string{"m1", "m1"}, conflicts: []string{"most_per_profile:crm_id on c-a,m1"},
+				holds: map[string]string{"c-a": "anonymous_id:dev-1 crm_id:A", "m1": "crm_id:B"}},
+		},
+		{
+			// CONTRACT §6 records a conflict per message: a second user
+			// browsing on a customer's device conflicts at every event.
+			name:  "two messages linking the same two crm ids each record their conflict",
+			given: state{"c-a": person(1, "crm_id:A", "anonymous_id:dev-1")},
+			reqs:  []Request{msgReq("event:k-2", 5, crm("B"), anon("dev-1")), msgReq("event:k-3", 6, crm("B"), anon("dev-1"))},
+			want: outcome{customers: []string{"m1", "m1"}, conflicts: []string{"most_per_profile:crm_id on c-a,m1", "most_per_profile:crm_id on c-a,m1"},
 				holds: map[string]string{"c-a": "anonymous_id:dev-1 crm_id:A", "m1": "crm_id:B"}},
 		},
 		{

@@ -123,7 +123,7 @@ func (ix *Indexer) linkable(events []parsedEvent) ([]parsedEvent, []identity.Req
 			rejects = append(rejects, rejected{pe.msg, fmt.Sprintf("%s event: its ids identify nobody by the identity rules (userId %q, anonymousId %q)", pe.ev.Type, pe.ev.UserID, pe.ev.AnonymousID)})
 			continue
 		}
-		reqs = append(reqs, identity.Request{IDs: ids, At: pe.ev.Timestamp.UnixMilli(), Source: sourceOf(pe.msg)})
+		reqs = append(reqs, identity.Request{IDs: ids, At: pe.ev.Timestamp.UnixMilli(), Source: sourceOf(pe.msg), Message: "event:" + pe.ev.MessageID})
 		linking = append(linking, pe)
 	}
 	return linking, reqs, rejects

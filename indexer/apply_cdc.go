@@ -2,6 +2,7 @@ package indexer
 
 import (
 	"context"
+	"strconv"
 
 	"github.com/IBM/sarama"
 
@@ -117,6 +118,7 @@ type crmRequest struct {
 	ids   []identity.Identity
 	at    int64
 	src   identity.Source
+	msg   string // identity.Request.Message: the change's row and position
 }
 
 // groupByRow groups a batch's changes by row, in the order rows first
@@ -144,15 +146,19 @@ func groupByRow(rules *identity.Rules, changes []parsedChange) (order []*rowChan
 			if !pc.ch.Deleted() {
 				data = pc.ch.Data
 			}
-			reqs = append(reqs, crmRequest{pc.ch.Key, customerIdentities(rules, pc.ch.Key, data), pc.ch.TS, sourceOf(pc.msg)})
+			reqs = append(reqs, crmRequest{pc.ch.Key, customerIdentities(rules, pc.ch.Key, data), pc.ch.TS, sourceOf(pc.msg), changeMessage(rid, pc.ch.Pos)})
 		case customer.KindOrder:
 			if pc.ch.Parent != "" {
-				reqs = append(reqs, crmRequest{pc.ch.Parent, customerIdentities(rules, pc.ch.Parent, nil), pc.ch.TS, sourceOf(pc.msg)})
+				reqs = append(reqs, crmRequest{pc.ch.Parent, customerIdentities(rules, pc.ch.Parent, nil), pc.ch.TS, sourceOf(pc.msg), changeMessage(rid, pc.ch.Pos)})
 			}
 		}
 	}
 	return order, reqs
 }
+
+// changeMessage names a CDC change by its row and source position, as
+// identity.Request.Message: a change sent again is the same message.
+func changeMessage(rid string, pos int64) string { return rid + "@" + strconv.FormatInt(pos, 10) }
 
 // readStored reads what the store holds: the rows themselves, the orders
 // items point to, and the orders items were moved away from.
@@ -274,7 +280,7 @@ func newRow(c *change, old *customer.Row, cidOf map[string]string) *customer.Row
 func (ix *Indexer) resolveCRM(ctx context.Context, reqs []crmRequest) (map[string]string, error) {
 	ids := make([]identity.Request, len(reqs))
 	for i, r := range reqs {
-		ids[i] = identity.Request{IDs: r.ids, At: r.at, Source: r.src}
+		ids[i] = identity.Request{IDs: r.ids, At: r.at, Source: r.src, Message: r.msg}
 	}
 	cids, err := ix.resolver.Resolve(ctx, ids)
 	if err != nil {
