@@ -201,3 +201,84 @@ func TestTwoCRMIDsClaimingOneDeviceMergeNothingAndRecordAConflictOnBoth(t *testi
 		t.Errorf("%d customers, want 2", n)
 	}
 }
+
+// CONTRACT §6: a CRM customers row and a track of its customer on a
+// device, applied side by side (the events and the changes of one batch
+// are resolved at once, by two writers racing for the crm_id), make one
+// profile holding every identity of both, the crm_id, the row's phone and
+// email and the device, with nothing merged. The writer that loses the
+// race redoes its pass; what it claimed before losing must still reach
+// the person (and so the document), and the profile it minted in vain
+// must not show up as a merge.
+func TestACRMRowAndATrackOfItsCustomerResolvedSideBySideKeepEveryIdentity(t *testing.T) {
+	t.Parallel()
+	env := harness.Services(t)
+	cfg := env.Config(t)
+	cfg.BatchWait = time.Second // take everything produced before the start in few batches
+	env.CreateTopics(t, cfg)
+	p := env.Producer(t)
+	const n = 400
+	var msgs []msg
+	for i := range n {
+		id := 9500 + i
+		msgs = append(msgs,
+			change(indexer.TopicCustomers, "c", id, map[string]any{"name": "王五", "phone": fmt.Sprintf("139%08d", id), "email": fmt.Sprintf("w%d@example.com", id)}, 1),
+			trackMsg(fmt.Sprintf("s-%d", id), fmt.Sprintf("dev-s%d", id), fmt.Sprint(id), "2026-11-20T08:00:00Z"))
+	}
+	produce(t, p, cfg.TopicPrefix, msgs...)
+	reg := env.StartIndexer(t, cfg)
+	env.WaitIdle(t, cfg, 2*time.Minute)
+	state, err := env.ReadOneID(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := state.Problems
+	for i := range n {
+		id := 9500 + i
+		key := fmt.Sprintf("crm_id:%d", id)
+		want := []string{fmt.Sprintf("anonymous_id:dev-s%d", id), key, fmt.Sprintf("email:w%d@example.com", id), fmt.Sprintf("phone:+86139%08d", id)}
+		got, ok := state.People[key]
+		switch {
+		case !ok:
+			bad = append(bad, key+": no document")
+		case !slices.Equal(got.Identities, want) || got.MergedAway != 0:
+			bad = append(bad, fmt.Sprintf("%s: %s holds %v with %d merged away, want %v and none", key, state.CustomerIDs[key], got.Identities, got.MergedAway, want))
+		}
+	}
+	if len(bad) > 0 || len(state.People) != n {
+		t.Errorf("%d customers, want %d; %d wrong:\n%s", len(state.People), n, len(bad), strings.Join(bad[:min(len(bad), 10)], "\n"))
+	}
+	if m := harness.Counter(t, reg, "cdp_indexer_oneid_total", "what", "merge"); m != 0 {
+		t.Errorf("%v merges, want none: each customer's first profile holds its crm_id", m)
+	}
+}
+
+// CONTRACT §6: an alias's previousId is taken as a crm_id where a profile
+// holds it as one. An alias from a CRM customer's id to another user id is
+// then two crm_ids: nothing merges, the new user's profile does not take
+// the customer's id as a device, and the conflict is on both profiles.
+func TestAnAliasFromACRMIDToAnotherUserIsAConflictNotADevice(t *testing.T) {
+	t.Parallel()
+	env := harness.Services(t)
+	cfg := env.Config(t)
+	p := env.Producer(t)
+	srv := env.StartAPI(t, cfg)
+	env.StartIndexer(t, cfg)
+
+	produce(t, p, cfg.TopicPrefix, change(indexer.TopicCustomers, "c", 9601, map[string]any{"name": "赵六", "phone": "13800139601"}, 1))
+	first := waitCustomer(t, env, cfg, "crm_id", "9601", nil)
+	produce(t, p, cfg.TopicPrefix, msg{indexer.TopicEvents, "u-9602", `{"type":"alias","messageId":"al-96","timestamp":"2026-11-20T08:02:00Z","previousId":"9601","userId":"u-9602"}`})
+	second := waitCustomer(t, env, cfg, "crm_id", "u-9602", nil)
+	env.WaitIdle(t, cfg, 30*time.Second)
+	if ids := docIdentities(second); !slices.Equal(ids, []string{"crm_id:u-9602"}) {
+		t.Errorf("u-9602's profile holds %v, want only its crm id: 9601 is a crm_id, not a device", ids)
+	}
+	for _, doc := range []map[string]any{first, second} {
+		cid := doc["customer_id"].(string)
+		_, view := getJSON(t, srv.URL, "/v1/customers/"+cid)
+		cs, _ := view["identity_conflicts"].([]any)
+		if len(cs) != 1 || !strings.HasPrefix(fmt.Sprint(cs[0].(map[string]any)["reason"]), "most_per_profile:crm_id") {
+			t.Errorf("%s: conflicts %v, want one most_per_profile:crm_id", cid, cs)
+		}
+	}
+}
