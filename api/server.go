@@ -142,13 +142,20 @@ const requestIDKey = "request_id"
 func requestID(c *gin.Context) {
 	id := c.GetHeader("X-Request-Id")
 	if !saneRequestID(id) {
-		var b [8]byte
-		_, _ = rand.Read(b[:])
-		id = hex.EncodeToString(b[:])
+		id = newRequestID()
 	}
 	c.Set(requestIDKey, id)
 	c.Header("X-Request-Id", id)
 	c.Next()
+}
+
+// newRequestID mints the id of a request that brought no sane one: 16
+// random hex digits. The answers net/http writes itself before any
+// handler runs (httperrors.go) take theirs from here too.
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func saneRequestID(id string) bool {
