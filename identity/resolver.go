@@ -9,9 +9,10 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
-	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/hashicorp/golang-lru/v2/expirable"
 
 	"cdp/store"
 )
@@ -42,9 +43,9 @@ type Indices struct {
 type Resolver struct {
 	st    *store.Client
 	ix    Indices
-	cache *lru.Cache[string, string]
+	cache *expirable.LRU[string, string]
 	// roots caches customer ids whose person was last read unmerged.
-	roots *lru.Cache[string, bool]
+	roots *expirable.LRU[string, bool]
 	// NewID mints customer ids; tests may replace it.
 	NewID func() string
 	// Rules order a request's identities and tell which ones link nobody;
@@ -55,8 +56,39 @@ type Resolver struct {
 	// (creates and if_seq_no decide), it keeps writers from redoing each
 	// other's passes.
 	Lock Locker
+	// Epochs, if set, tell the resolvers of every process that a split
+	// moved identities they may have cached: a resolver that sees the
+	// epoch move, or cannot read it, drops its caches.
+	Epochs Epochs
 	// Observe, if set, is told what each call merged and recorded.
 	Observe func(merges, conflicts int)
+
+	mu    sync.Mutex
+	epoch int64
+}
+
+// Epochs is a counter shared by every process of one deployment.
+type Epochs interface {
+	Epoch(ctx context.Context) (int64, error)
+	Bump(ctx context.Context) error
+}
+
+// checkEpoch drops the caches when another process split a profile since
+// the last call, or when nobody can say.
+func (r *Resolver) checkEpoch(ctx context.Context) {
+	if r.Epochs == nil {
+		return
+	}
+	n, err := r.Epochs.Epoch(ctx)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil || n != r.epoch {
+		r.cache.Purge()
+		r.roots.Purge()
+		if err == nil {
+			r.epoch = n
+		}
+	}
 }
 
 // Locker is a lock shared by every writer of one deployment.
@@ -64,14 +96,17 @@ type Locker interface {
 	Lock(ctx context.Context) (unlock func(), err error)
 }
 
+// CacheTTL is how long a resolver trusts what it cached: a split made
+// through the API of another process moves identities away from a cached
+// customer, and until the entry expires, messages with those identities
+// still go to it (its rebuild moves them on, see package indexer).
+const CacheTTL = time.Minute
+
 // NewResolver returns a resolver over the OneID indices.
 func NewResolver(st *store.Client, ix Indices, cacheSize int) *Resolver {
-	c, err := lru.New[string, string](cacheSize)
-	if err != nil {
-		panic(err) // only for a non-positive size, a programming error
-	}
-	roots, _ := lru.New[string, bool](cacheSize)
-	return &Resolver{st: st, ix: ix, cache: c, roots: roots, NewID: NewCustomerID}
+	return &Resolver{st: st, ix: ix, NewID: NewCustomerID,
+		cache: expirable.NewLRU[string, string](cacheSize, nil, CacheTTL),
+		roots: expirable.NewLRU[string, bool](cacheSize, nil, CacheTTL)}
 }
 
 // WithRules sets the rules the resolver follows and returns it.
@@ -113,6 +148,7 @@ func (r *Resolver) Resolve(ctx context.Context, reqs []Request) ([]string, error
 	for i := range reqs {
 		reqs[i].IDs = r.Rules.Linking(reqs[i].IDs)
 	}
+	r.checkEpoch(ctx)
 	if out, ok := r.cached(reqs); ok {
 		return out, nil
 	}

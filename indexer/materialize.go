@@ -66,6 +66,13 @@ func (ix *Indexer) writeDocuments(ctx context.Context, cids []string, markers ma
 	if err := ix.moveMerged(ctx, people); err != nil {
 		return nil, err
 	}
+	split, err := ix.moveSplit(ctx, people)
+	if err != nil {
+		return nil, err
+	}
+	if err := ix.markDirty(split); err != nil {
+		return nil, err
+	}
 	gone, err := ix.mergedDocs(ctx, people)
 	if err != nil {
 		return nil, err
