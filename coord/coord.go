@@ -46,7 +46,8 @@ func New(cfg Config, log *slog.Logger) *Coordinator {
 	if cfg.LockExpiry == 0 {
 		cfg.LockExpiry = 10 * time.Second
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: cfg.Addr, DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second})
+	rdb := redis.NewClient(&redis.Options{Addr: cfg.Addr, DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
+		MaxRetries: -1, DialerRetries: 1})
 	rs := redsync.New(goredis.NewPool(rdb))
 	m := rs.NewMutex("cdp:"+cfg.Prefix+":oneid:lock",
 		redsync.WithExpiry(cfg.LockExpiry),
@@ -58,7 +59,15 @@ func New(cfg Config, log *slog.Logger) *Coordinator {
 // error: the caller goes on unlocked (see the package doc) and unlock does
 // nothing. Another holder keeping the lock past every try is an error.
 func (c *Coordinator) Lock(ctx context.Context) (func(), error) {
-	err := c.mutex.LockContext(ctx)
+	// A Redis that does not answer at once is down for this call: the
+	// lock's own retries (there for a lock held elsewhere) would stall
+	// every writer for their whole length.
+	pctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
+	err := c.rdb.Ping(pctx).Err()
+	cancel()
+	if err == nil {
+		err = c.mutex.LockContext(ctx)
+	}
 	switch {
 	case err == nil:
 		return func() {

@@ -138,7 +138,7 @@ type record struct {
 // and the persons involved and resolves every request in order (assign),
 // as if each had come alone: merges, conflicts and claims come out the same
 // however the messages were batched. It then writes, in this order: the
-// identity claims (create-if-absent), the persons (if_seq_no), the
+// persons (if_seq_no), the identity claims (create-if-absent), the
 // identity records of merged-away profiles (now naming the survivor) and
 // the history. A claim or person another writer got to first makes the
 // call read again and redo its pass over what the index now holds (first
@@ -175,42 +175,65 @@ func (r *Resolver) Resolve(ctx context.Context, reqs []Request) ([]string, error
 	if err := r.fetchPeople(ctx, known, people); err != nil {
 		return nil, err
 	}
+	if err := r.fetchOrphans(ctx, known, people); err != nil {
+		return nil, err
+	}
 	for round := 1; ; round++ {
 		p := assign(r.Rules, reqs, known, people, r.NewID)
-		lost, err := r.claim(ctx, p.Claims)
+		// Persons first: a person changes only from what this pass read
+		// (if_seq_no), so of two writers that both give a crm-less profile
+		// a crm id, one learns of the other before it claims anything.
+		changed, err := r.writePeople(ctx, p.People)
 		if err != nil {
 			return nil, err
 		}
-		for _, c := range p.Claims {
-			if k := c.Identity.Key(); !slices.Contains(lost, k) {
-				known[k] = c.CustomerID
-			}
-		}
-		stale := lost
-		if len(lost) == 0 {
-			changed, err := r.writePeople(ctx, p.People)
-			if err != nil {
+		var lost []string
+		if len(changed) > 0 {
+			// Nothing is claimed: the persons this round minted (written
+			// if the merged-away ones went through) are taken back.
+			if err := r.dropUnclaimed(ctx, plan{People: p.People}, nil); err != nil {
 				return nil, err
 			}
-			if len(changed) == 0 {
+		} else {
+			if lost, err = r.claim(ctx, p.Claims); err != nil {
+				return nil, err
+			}
+			for _, c := range p.Claims {
+				if k := c.Identity.Key(); !slices.Contains(lost, k) {
+					known[k] = c.CustomerID
+				}
+			}
+			if len(lost) == 0 {
 				if err := r.finish(ctx, p); err != nil {
 					return nil, err
 				}
 				r.remember(p, known)
 				return p.Customers, nil
 			}
-			for _, cid := range changed {
-				delete(people, cid)
+			// Persons written for identities another writer won: the
+			// next pass repairs them over what the records say, and a
+			// new one that won none of its identities is taken back.
+			if err := r.dropUnclaimed(ctx, p, lost); err != nil {
+				return nil, err
 			}
-			stale = nil
 		}
 		if round == maxRounds {
-			return nil, fmt.Errorf("identity: other writers changed %d identities or profiles this call wanted, %d rounds running", max(len(lost), 1), round)
+			return nil, fmt.Errorf("identity: other writers changed %d identities or profiles this call wanted, %d rounds running", max(len(lost), len(changed)), round)
 		}
-		if err := r.fetch(ctx, stale, known); err != nil {
+		// Whatever this round wrote or found changed is read again.
+		for _, cid := range changed {
+			delete(people, cid)
+		}
+		for cid := range p.People {
+			delete(people, cid)
+		}
+		if err := r.fetch(ctx, lost, known); err != nil {
 			return nil, err
 		}
 		if err := r.fetchPeople(ctx, known, people); err != nil {
+			return nil, err
+		}
+		if err := r.fetchOrphans(ctx, known, people); err != nil {
 			return nil, err
 		}
 	}
@@ -300,6 +323,11 @@ func (r *Resolver) fetchPeople(ctx context.Context, known map[string]string, peo
 	for _, cid := range known {
 		if cid != "" && people[cid] == nil && !slices.Contains(want, cid) {
 			want = append(want, cid)
+		}
+	}
+	for _, p := range people {
+		if to := p.MergedInto; to != "" && people[to] == nil && !slices.Contains(want, to) {
+			want = append(want, to)
 		}
 	}
 	for depth := 0; len(want) > 0 && depth < 64; depth++ {
@@ -405,14 +433,34 @@ func (r *Resolver) claim(ctx context.Context, claims []claimOp) ([]string, error
 }
 
 // writePeople writes the persons a pass changed, each only if nobody
-// changed it since it was read, and returns those somebody did.
+// changed it since it was read, and returns those somebody did. The
+// merged-away and new persons go first, the survivors and the rest after
+// them and only if all of the first went through: a writer that loses
+// halfway leaves merged-away persons naming a survivor that lacks their
+// identities, which the next pass over them repairs (assign), never a
+// survivor holding identities that another writer gave elsewhere.
 func (r *Resolver) writePeople(ctx context.Context, people map[string]*Person) ([]string, error) {
-	if len(people) == 0 {
-		return nil, nil
+	var first, then []string
+	for cid, p := range people {
+		if p.MergedInto != "" || !p.stored {
+			first = append(first, cid)
+		} else {
+			then = append(then, cid)
+		}
 	}
-	cids := make([]string, 0, len(people))
-	for cid := range people {
-		cids = append(cids, cid)
+	for _, group := range [][]string{first, then} {
+		changed, err := r.writeGroup(ctx, people, group)
+		if err != nil || len(changed) > 0 {
+			return changed, err
+		}
+	}
+	return nil, nil
+}
+
+// writeGroup writes some of the persons in one _bulk.
+func (r *Resolver) writeGroup(ctx context.Context, people map[string]*Person, cids []string) ([]string, error) {
+	if len(cids) == 0 {
+		return nil, nil
 	}
 	sort.Strings(cids)
 	now := time.Now().UTC().Format(time.RFC3339Nano)
@@ -444,7 +492,9 @@ func (r *Resolver) writePeople(ctx context.Context, people map[string]*Person) (
 }
 
 // personOp writes p over the record it was read from, or creates it.
+// Its identities are a set: one listed twice is written once.
 func (r *Resolver) personOp(p *Person) store.Op {
+	p.Identities = addOnce(nil, p.Identities...)
 	op := store.Op{Action: store.Create, Index: r.ix.People, ID: p.CustomerID, Body: p}
 	if p.stored {
 		op.Action = store.Index
@@ -505,4 +555,64 @@ func (r *Resolver) entryOp(e Entry) store.Op {
 	b, _ := e.Source.MarshalJSON()
 	h.Write(b)
 	return store.Op{Action: store.Create, Index: r.ix.History, ID: hex.EncodeToString(h.Sum(nil)[:16]), Body: e}
+}
+
+// dropUnclaimed deletes the persons a pass minted whose every identity
+// another writer won: nothing names them.
+func (r *Resolver) dropUnclaimed(ctx context.Context, p plan, lost []string) error {
+	won := map[string]bool{}
+	for _, c := range p.Claims {
+		if !slices.Contains(lost, c.Identity.Key()) {
+			won[c.CustomerID] = true
+		}
+	}
+	var ops []store.Op
+	for cid, person := range p.People {
+		if !person.stored && person.MergedInto == "" && !won[cid] {
+			ops = append(ops, store.Op{Action: store.Delete, Index: r.ix.People, ID: cid})
+		}
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	if _, err := r.st.Bulk(ctx, ops); err != nil {
+		return fmt.Errorf("identity: drop unclaimed: %w", err)
+	}
+	return nil
+}
+
+// fetchOrphans reads the records of the identities merged-away persons
+// name that their survivors lack (a writer lost its race halfway, see
+// writePeople), so that the pass can repair them, and the persons those
+// records name.
+func (r *Resolver) fetchOrphans(ctx context.Context, known map[string]string, people map[string]*Person) error {
+	root := func(cid string) string {
+		for range 64 {
+			p := people[cid]
+			if p == nil || p.MergedInto == "" {
+				return cid
+			}
+			cid = p.MergedInto
+		}
+		return cid
+	}
+	var keys []string
+	for cid, p := range people {
+		if p.MergedInto == "" {
+			continue
+		}
+		rp := people[root(cid)]
+		for _, k := range p.Identities {
+			if _, ok := known[k]; !ok && (rp == nil || !rp.holds(k)) && !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	if err := r.fetch(ctx, keys, known); err != nil {
+		return err
+	}
+	return r.fetchPeople(ctx, known, people)
 }
