@@ -144,18 +144,18 @@ type record struct {
 // call read again and redo its pass over what the index now holds (first
 // applied wins), at most maxRounds times; then it gives up with an error,
 // which the caller retries. A request with no identities left gets "".
-func (r *Resolver) Resolve(ctx context.Context, reqs []Request) ([]string, error) {
+func (r *Resolver) Resolve(ctx context.Context, reqs []Request) (Resolution, error) {
 	for i := range reqs {
 		reqs[i].IDs = r.Rules.Linking(reqs[i].IDs)
 	}
 	r.checkEpoch(ctx)
 	if out, ok := r.cached(reqs); ok {
-		return out, nil
+		return Resolution{Customers: out}, nil
 	}
 	if r.Lock != nil {
 		unlock, err := r.Lock.Lock(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("identity: lock: %w", err)
+			return Resolution{}, fmt.Errorf("identity: lock: %w", err)
 		}
 		defer unlock()
 	}
@@ -169,14 +169,14 @@ func (r *Resolver) Resolve(ctx context.Context, reqs []Request) ([]string, error
 		}
 	}
 	if err := r.fetch(ctx, keys, known); err != nil {
-		return nil, err
+		return Resolution{}, err
 	}
 	people := map[string]*Person{}
 	if err := r.fetchPeople(ctx, known, people); err != nil {
-		return nil, err
+		return Resolution{}, err
 	}
 	if err := r.fetchOrphans(ctx, known, people); err != nil {
-		return nil, err
+		return Resolution{}, err
 	}
 	for round := 1; ; round++ {
 		p := assign(r.Rules, reqs, known, people, r.NewID)
@@ -185,18 +185,18 @@ func (r *Resolver) Resolve(ctx context.Context, reqs []Request) ([]string, error
 		// a crm id, one learns of the other before it claims anything.
 		changed, err := r.writePeople(ctx, p.People)
 		if err != nil {
-			return nil, err
+			return Resolution{}, err
 		}
 		var lost []string
 		if len(changed) > 0 {
 			// Nothing is claimed: the persons this round minted (written
 			// if the merged-away ones went through) are taken back.
 			if err := r.dropUnclaimed(ctx, plan{People: p.People}, nil); err != nil {
-				return nil, err
+				return Resolution{}, err
 			}
 		} else {
 			if lost, err = r.claim(ctx, p.Claims); err != nil {
-				return nil, err
+				return Resolution{}, err
 			}
 			for _, c := range p.Claims {
 				if k := c.Identity.Key(); !slices.Contains(lost, k) {
@@ -205,20 +205,24 @@ func (r *Resolver) Resolve(ctx context.Context, reqs []Request) ([]string, error
 			}
 			if len(lost) == 0 {
 				if err := r.finish(ctx, p); err != nil {
-					return nil, err
+					return Resolution{}, err
 				}
 				r.remember(p, known)
-				return p.Customers, nil
+				res := Resolution{Customers: p.Customers}
+				for _, m := range p.Merges {
+					res.MergedAway = append(res.MergedAway, m.Losers...)
+				}
+				return res, nil
 			}
 			// Persons written for identities another writer won: the
 			// next pass repairs them over what the records say, and a
 			// new one that won none of its identities is taken back.
 			if err := r.dropUnclaimed(ctx, p, lost); err != nil {
-				return nil, err
+				return Resolution{}, err
 			}
 		}
 		if round == maxRounds {
-			return nil, fmt.Errorf("identity: other writers changed %d identities or profiles this call wanted, %d rounds running", max(len(lost), len(changed)), round)
+			return Resolution{}, fmt.Errorf("identity: other writers changed %d identities or profiles this call wanted, %d rounds running", max(len(lost), len(changed)), round)
 		}
 		// Whatever this round wrote or found changed is read again.
 		for _, cid := range changed {
@@ -228,15 +232,23 @@ func (r *Resolver) Resolve(ctx context.Context, reqs []Request) ([]string, error
 			delete(people, cid)
 		}
 		if err := r.fetch(ctx, lost, known); err != nil {
-			return nil, err
+			return Resolution{}, err
 		}
 		if err := r.fetchPeople(ctx, known, people); err != nil {
-			return nil, err
+			return Resolution{}, err
 		}
 		if err := r.fetchOrphans(ctx, known, people); err != nil {
-			return nil, err
+			return Resolution{}, err
 		}
 	}
+}
+
+// Resolution is what Resolve decided: each request's customer, and the
+// customers merged away (their rows and events must move to their
+// survivors).
+type Resolution struct {
+	Customers  []string
+	MergedAway []string
 }
 
 // maxRounds bounds the claim rounds of one Resolve call.

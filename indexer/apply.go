@@ -91,9 +91,13 @@ func (ix *Indexer) applyEvents(ctx context.Context, events []parsedEvent, dirty 
 	if len(events) == 0 {
 		return rejects, nil
 	}
-	cids, err := ix.resolver.Resolve(ctx, reqs)
+	res, err := ix.resolver.Resolve(ctx, reqs)
 	if err != nil {
 		return nil, err
+	}
+	cids := res.Customers
+	for _, cid := range res.MergedAway {
+		dirty[cid] = true // its rebuild moves what it owns to its survivor
 	}
 	// First the events themselves: only an event that is stored (or was
 	// already, for a redelivery) may change its customer's profile.

@@ -16,54 +16,34 @@ import (
 
 // A split (CONTRACT §6, POST /v1/customers/{id}/split) is decided by the
 // API: the identities move to a new person, which names the profile it
-// was split from (SplitFrom), and the two are kept apart. What came with
-// those identities alone (the events whose ids are all among them, the
-// CRM row of a split crm_id and that customer's orders) is moved here, by
-// the rebuild of the profile split, which alone writes its document; it
-// then marks the new profile dirty. It runs at every rebuild of a profile
-// that was split, so an event a stale cache sent to the old profile after
-// the split is moved on too.
+// was split from (SplitFrom), and the two are kept apart; the API marks
+// both dirty and moves every resolver's cache epoch on. What came with the
+// split identities alone (the events whose ids are all among them, the
+// CRM row of a split crm_id and that customer's orders) is moved by the
+// first rebuild of the new profile, the one that finds no document of it
+// yet, which then marks the old profile dirty. A batch an indexer resolved
+// before the split and writes after it leaves its events on the old
+// profile: the next rebuild of the new one does not move them (its
+// document exists by then). That window is one batch.
 
-// moveSplit moves to each profile split from the rebuilt ones what came
-// with its identities alone, and returns the profiles to mark dirty.
-func (ix *Indexer) moveSplit(ctx context.Context, people map[string]*identity.Person) (map[string]bool, error) {
-	var apart []string
-	for _, p := range people {
-		if p != nil && p.MergedInto == "" {
-			apart = append(apart, p.Apart...)
-		}
+// unbuilt returns the split-off persons whose documents do not exist yet.
+func (ix *Indexer) unbuilt(ctx context.Context, ps []*identity.Person) ([]*identity.Person, error) {
+	if len(ps) == 0 {
+		return nil, nil
 	}
-	dirty := map[string]bool{}
-	if len(apart) == 0 {
-		return dirty, nil
+	ids := make([]string, len(ps))
+	for i, p := range ps {
+		ids[i] = p.CustomerID
 	}
-	sides, err := ix.resolver.People(ctx, apart...)
+	docs, err := ix.st.Mget(ctx, ix.customers, ids)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("split: read documents: %w", err)
 	}
-	refreshed := false
-	for _, p := range people {
-		if p == nil || p.MergedInto != "" {
-			continue
-		}
-		for _, a := range p.Apart {
-			y := sides[a]
-			if y == nil || y.MergedInto != "" || (y.SplitFrom != p.CustomerID && !slices.Contains(p.MergedIDs, y.SplitFrom)) {
-				continue
-			}
-			if !refreshed {
-				if err := ix.st.Refresh(ctx, ix.rows.index, ix.customers); err != nil {
-					return nil, fmt.Errorf("split: refresh: %w", err)
-				}
-				refreshed = true
-			}
-			if err := ix.moveSplitSide(ctx, p.CustomerID, y); err != nil {
-				return nil, err
-			}
-			dirty[y.CustomerID] = true
-		}
+	built := map[string]bool{}
+	for _, d := range docs {
+		built[d.ID] = true
 	}
-	return dirty, nil
+	return slices.DeleteFunc(ps, func(p *identity.Person) bool { return built[p.CustomerID] }), nil
 }
 
 // moveSplitSide moves from the profile from to the split-off y the events
