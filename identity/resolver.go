@@ -412,6 +412,24 @@ func (r *Resolver) Root(ctx context.Context, cid string) (*Person, error) {
 	return nil, fmt.Errorf("identity: %s: merges run deeper than 64", cid)
 }
 
+// Holders returns, of the identities, those somebody holds, by key.
+func (r *Resolver) Holders(ctx context.Context, ids []Identity) (map[string]string, error) {
+	known := map[string]string{}
+	var keys []string
+	for _, id := range ids {
+		k := id.Key()
+		if cid, ok := r.cache.Get(k); ok {
+			known[k] = cid
+		} else if !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	if err := r.fetch(ctx, keys, known); err != nil {
+		return nil, err
+	}
+	return known, nil
+}
+
 // Holder returns the customer id holding an identity, "" when nobody does.
 func (r *Resolver) Holder(ctx context.Context, id Identity) (string, error) {
 	known := map[string]string{}

@@ -321,3 +321,31 @@ func TestASplitRestoresTwoProfilesThatStaySplitWhenALaterMessageLinksThem(t *tes
 		return false, fmt.Sprintf("history of %s: %v, want the split by service-desk-7", split, entries)
 	})
 }
+
+// CONTRACT §6: alias's previousId is taken as a crm_id where a profile
+// holds it as one: aliasing one CRM customer to another is two crm ids,
+// a conflict on both, and previousId is not taken as a device.
+func TestAnAliasWhosePreviousIDIsAHeldCRMIDIsReadAsOne(t *testing.T) {
+	t.Parallel()
+	env := harness.Services(t)
+	cfg := env.Config(t)
+	p := env.Producer(t)
+	srv := env.StartAPI(t, cfg)
+	env.StartIndexer(t, cfg)
+
+	produce(t, p, cfg.TopicPrefix, trackMsg("p-1", "dev-p1", "P-OLD", "2026-11-20T08:00:00Z"), trackMsg("p-2", "dev-p2", "P-NEW", "2026-11-20T08:00:01Z"))
+	old := waitCustomer(t, env, cfg, "crm_id", "P-OLD", nil)
+	waitCustomer(t, env, cfg, "crm_id", "P-NEW", nil)
+	produce(t, p, cfg.TopicPrefix, msg{indexer.TopicEvents, "P-NEW", `{"type":"alias","messageId":"p-al","timestamp":"2026-11-20T08:01:00Z","previousId":"P-OLD","userId":"P-NEW"}`})
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		_, view := getJSON(t, srv.URL, "/v1/customers/"+old["customer_id"].(string))
+		cs, _ := view["identity_conflicts"].([]any)
+		return len(cs) == 1, fmt.Sprintf("conflicts on P-OLD's profile: %v, want the alias's", cs)
+	})
+	if doc := env.CustomerByIdentity(t, cfg, "anonymous_id", "P-OLD"); doc != nil {
+		t.Errorf("previousId P-OLD was taken as a device of %v", doc["customer_id"])
+	}
+	if n := len(env.AllCustomers(t, cfg)); n != 2 {
+		t.Errorf("%d customers, want 2", n)
+	}
+}
