@@ -73,12 +73,13 @@ func WithMarker(m Marker) Option { return func(s *Server) { s.marker = m } }
 type Coordinator interface {
 	identity.Locker
 	identity.Epochs
+	identity.Tombstones
 }
 
 // WithCoordinator shares the OneID lock and epoch with the indexers.
 func WithCoordinator(c Coordinator) Option {
 	return func(s *Server) {
-		s.oneid.Lock, s.oneid.Epochs = c, c
+		s.oneid.Lock, s.oneid.Epochs, s.oneid.Tombstones = c, c, c
 	}
 }
 

@@ -105,3 +105,45 @@ func (c *Coordinator) Bump(ctx context.Context) error {
 
 // Close closes the Redis connections.
 func (c *Coordinator) Close() error { return c.rdb.Close() }
+
+// goneTTL is how long a merged-away customer id is remembered: longer
+// than any resolver keeps a cache entry (identity.CacheTTL).
+const goneTTL = 3 * time.Minute
+
+func (c *Coordinator) goneKey(cid string) string { return c.epoch + ":gone:" + cid }
+
+// MarkGone records customer ids just merged away, so that every process
+// stops sending messages to them from its cache.
+func (c *Coordinator) MarkGone(ctx context.Context, cids ...string) error {
+	if len(cids) == 0 {
+		return nil
+	}
+	pipe := c.rdb.Pipeline()
+	for _, cid := range cids {
+		pipe.Set(ctx, c.goneKey(cid), 1, goneTTL)
+	}
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// Gone returns which of the customer ids were merged away lately.
+func (c *Coordinator) Gone(ctx context.Context, cids []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	if len(cids) == 0 {
+		return out, nil
+	}
+	keys := make([]string, len(cids))
+	for i, cid := range cids {
+		keys[i] = c.goneKey(cid)
+	}
+	vals, err := c.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, err
+	}
+	for i, v := range vals {
+		if v != nil {
+			out[cids[i]] = true
+		}
+	}
+	return out, nil
+}

@@ -58,6 +58,9 @@ type pass struct {
 	people map[string]*Person // customer id → person, as read
 	newID  func() string
 	p      plan
+	// byOwner lists the keys known per customer, made when first needed
+	// (for a customer with no person yet).
+	byOwner map[string][]string
 }
 
 // assign is the in-order pass (CONTRACT §6): it resolves the requests one
@@ -147,12 +150,13 @@ func (s *pass) person(cid string) *Person {
 	if stored := s.people[cid]; stored != nil {
 		p = stored.clone()
 	} else {
-		p = &Person{CustomerID: cid}
-		for k, owner := range s.known {
-			if owner == cid {
-				p.Identities = append(p.Identities, k)
+		if s.byOwner == nil {
+			s.byOwner = map[string][]string{}
+			for k, owner := range s.known {
+				s.byOwner[owner] = append(s.byOwner[owner], k)
 			}
 		}
+		p = &Person{CustomerID: cid, Identities: slices.Clone(s.byOwner[cid])}
 		sort.Strings(p.Identities)
 	}
 	s.p.People[cid] = p

@@ -60,11 +60,24 @@ type Resolver struct {
 	// moved identities they may have cached: a resolver that sees the
 	// epoch move, or cannot read it, drops its caches.
 	Epochs Epochs
+	// Tombstones, if set, keep a process from sending a message to a
+	// customer another process merged away while this one had it cached.
+	Tombstones Tombstones
 	// Observe, if set, is told what each call merged and recorded.
 	Observe func(merges, conflicts int)
+	// OnError, if set, is told of what the resolver gets over without
+	// failing the call (tombstones it could not read or write).
+	OnError func(error)
 
 	mu    sync.Mutex
 	epoch int64
+}
+
+// Tombstones remember, for every process of a deployment, the customer ids
+// merged away lately (longer than CacheTTL).
+type Tombstones interface {
+	MarkGone(ctx context.Context, cids ...string) error
+	Gone(ctx context.Context, cids []string) (map[string]bool, error)
 }
 
 // Epochs is a counter shared by every process of one deployment.
@@ -149,7 +162,7 @@ func (r *Resolver) Resolve(ctx context.Context, reqs []Request) (Resolution, err
 		reqs[i].IDs = r.Rules.Linking(reqs[i].IDs)
 	}
 	r.checkEpoch(ctx)
-	if out, ok := r.cached(reqs); ok {
+	if out, ok := r.cached(reqs); ok && r.alive(ctx, out) {
 		return Resolution{Customers: out}, nil
 	}
 	if r.Lock != nil {
@@ -161,9 +174,11 @@ func (r *Resolver) Resolve(ctx context.Context, reqs []Request) (Resolution, err
 	}
 	known := map[string]string{}
 	var keys []string
+	seen := map[string]bool{}
 	for _, req := range reqs {
 		for _, id := range req.IDs {
-			if k := id.Key(); !slices.Contains(keys, k) {
+			if k := id.Key(); !seen[k] {
+				seen[k] = true
 				keys = append(keys, k)
 			}
 		}
@@ -212,6 +227,13 @@ func (r *Resolver) Resolve(ctx context.Context, reqs []Request) (Resolution, err
 				for _, m := range p.Merges {
 					res.MergedAway = append(res.MergedAway, m.Losers...)
 				}
+				if r.Tombstones != nil && len(res.MergedAway) > 0 {
+					if err := r.Tombstones.MarkGone(ctx, res.MergedAway...); err != nil {
+						// Other processes' caches expire within CacheTTL, and a
+						// message they send meanwhile is moved on (indexer).
+						r.tombstoneErr(err)
+					}
+				}
 				return res, nil
 			}
 			// Persons written for identities another writer won: the
@@ -253,6 +275,39 @@ type Resolution struct {
 
 // maxRounds bounds the claim rounds of one Resolve call.
 const maxRounds = 6
+
+// alive reports whether no customer a cached answer names was merged away
+// by another process lately; the ones that were leave the cache. When the
+// tombstones cannot be read, nothing cached is trusted.
+func (r *Resolver) alive(ctx context.Context, cids []string) bool {
+	if r.Tombstones == nil {
+		return true
+	}
+	distinct := make([]string, 0, len(cids))
+	seen := map[string]bool{}
+	for _, c := range cids {
+		if c != "" && !seen[c] {
+			seen[c] = true
+			distinct = append(distinct, c)
+		}
+	}
+	gone, err := r.Tombstones.Gone(ctx, distinct)
+	if err != nil {
+		r.tombstoneErr(err)
+		return false
+	}
+	for cid := range gone {
+		r.roots.Remove(cid)
+	}
+	return len(gone) == 0
+}
+
+// tombstoneErr is told of a tombstone that could not be read or written.
+func (r *Resolver) tombstoneErr(err error) {
+	if r.OnError != nil {
+		r.OnError(err)
+	}
+}
 
 // cached answers the call from the caches when every request's identities
 // are cached on one customer known unmerged.
@@ -332,29 +387,31 @@ func (r *Resolver) fetch(ctx context.Context, keys []string, known map[string]st
 // that people lacks, and of the survivors they were merged into.
 func (r *Resolver) fetchPeople(ctx context.Context, known map[string]string, people map[string]*Person) error {
 	var want []string
-	for _, cid := range known {
-		if cid != "" && people[cid] == nil && !slices.Contains(want, cid) {
+	seen := map[string]bool{}
+	add := func(cid string) {
+		if cid != "" && people[cid] == nil && !seen[cid] {
+			seen[cid] = true
 			want = append(want, cid)
 		}
 	}
+	for _, cid := range known {
+		add(cid)
+	}
 	for _, p := range people {
-		if to := p.MergedInto; to != "" && people[to] == nil && !slices.Contains(want, to) {
-			want = append(want, to)
-		}
+		add(p.MergedInto)
 	}
 	for depth := 0; len(want) > 0 && depth < 64; depth++ {
 		got, err := r.readPeople(ctx, want)
 		if err != nil {
 			return err
 		}
-		var next []string
 		for _, p := range got {
 			people[p.CustomerID] = p
-			if to := p.MergedInto; to != "" && people[to] == nil && !slices.Contains(next, to) {
-				next = append(next, to)
-			}
 		}
-		want = next
+		want = want[:0]
+		for _, p := range got {
+			add(p.MergedInto)
+		}
 	}
 	return nil
 }
@@ -420,7 +477,8 @@ func (r *Resolver) Holders(ctx context.Context, ids []Identity) (map[string]stri
 		k := id.Key()
 		if cid, ok := r.cache.Get(k); ok {
 			known[k] = cid
-		} else if !slices.Contains(keys, k) {
+		} else if _, asked := known[k]; !asked {
+			known[k] = ""
 			keys = append(keys, k)
 		}
 	}
@@ -633,7 +691,8 @@ func (r *Resolver) fetchOrphans(ctx context.Context, known map[string]string, pe
 		}
 		rp := people[root(cid)]
 		for _, k := range p.Identities {
-			if _, ok := known[k]; !ok && (rp == nil || !rp.holds(k)) && !slices.Contains(keys, k) {
+			if _, ok := known[k]; !ok && (rp == nil || !rp.holds(k)) {
+				known[k] = "" // asked once; fetch fills in what the index holds
 				keys = append(keys, k)
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"cdp/coord"
 	"cdp/identity"
 	"cdp/mapping"
 	"cdp/store"
@@ -131,5 +132,53 @@ func TestConcurrentResolversWithoutALockLeaveOneConsistentState(t *testing.T) {
 	}
 	if n < 60 {
 		t.Errorf("only %d identity records: the traffic did not run", n)
+	}
+}
+
+// Issue 11: identity caches are invalidated so that no later message lands
+// on a merged-away id, in any process. Resolver b has a device cached on
+// its profile; resolver a (another process) merges that profile into a
+// CRM customer; b's next message from the device goes to the survivor.
+func TestAMergeInOneProcessKeepsAnotherFromSendingMessagesToTheMergedAwayID(t *testing.T) {
+	env := harness.Services(t)
+	cfg := env.Config(t)
+	env.Bootstrap(t, cfg)
+	st := env.Store(t)
+	ctx := context.Background()
+	co := func() *coord.Coordinator {
+		c := coord.New(coord.Config{Addr: cfg.RedisAddr, Prefix: cfg.IndexPrefix}, harness.Logger())
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	a, b := resolverFor(st, cfg.IndexPrefix), resolverFor(st, cfg.IndexPrefix)
+	for _, r := range []*identity.Resolver{a, b} {
+		c := co()
+		r.Lock, r.Epochs, r.Tombstones = c, c, c
+	}
+	dev := identity.Identity{Type: identity.AnonymousID, Value: "dev-cache"}
+	crm := identity.Identity{Type: identity.CRMID, Value: "u-cache"}
+	first, err := b.Resolve(ctx, []identity.Request{{IDs: []identity.Identity{dev}, At: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Resolve(ctx, []identity.Request{{IDs: []identity.Identity{dev}, At: 2}}); err != nil { // now cached
+		t.Fatal(err)
+	}
+	if _, err := a.Resolve(ctx, []identity.Request{{IDs: []identity.Identity{crm}, At: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	merged, err := a.Resolve(ctx, []identity.Request{{IDs: []identity.Identity{crm, dev}, At: 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(merged.MergedAway) != 1 || merged.MergedAway[0] != first.Customers[0] {
+		t.Fatalf("merge: %+v, want %s merged away", merged, first.Customers[0])
+	}
+	got, err := b.Resolve(ctx, []identity.Request{{IDs: []identity.Identity{dev}, At: 5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Customers[0] != merged.Customers[0] {
+		t.Errorf("b sent the device's message to %s, want the survivor %s (not the merged-away %s)", got.Customers[0], merged.Customers[0], first.Customers[0])
 	}
 }

@@ -115,7 +115,11 @@ func New(cfg *config.Config, st *store.Client, reg prometheus.Registerer, log *s
 	}
 	resolver := identity.NewResolver(st, identity.Indices{Identities: mapping.Identities.Alias(p), People: mapping.People.Alias(p), History: mapping.IdentityHistory.Alias(p)}, 1<<20).WithRules(cfg.Identity)
 	co := coord.New(coord.Config{Addr: cfg.RedisAddr, Prefix: cfg.IndexPrefix}, log.With("component", "coord"))
-	resolver.Lock, resolver.Epochs = co, co
+	resolver.Lock, resolver.Epochs, resolver.Tombstones = co, co, co
+	resolver.OnError = func(err error) {
+		m.oneid.WithLabelValues("redis_error").Inc()
+		log.Debug("oneid: redis", "err", err)
+	}
 	resolver.Observe = func(merges, conflicts int) {
 		m.oneid.WithLabelValues("merge").Add(float64(merges))
 		m.oneid.WithLabelValues("conflict").Add(float64(conflicts))
