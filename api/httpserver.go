@@ -58,10 +58,15 @@ var DefaultHTTPLimits = HTTPLimits{
 
 // NewHTTPServer returns a server of handler with the limits' deadlines
 // and header bound (a zero field keeps net/http's default: none, or 1 MiB
-// of headers).
+// of headers). On a listener of Listen or LimitListener it answers the
+// requests net/http refuses itself in the contract's JSON error shape
+// (httperrors.go); its ConnContext, ConnState and Handler carry that and
+// must not be replaced.
 func NewHTTPServer(handler http.Handler, l HTTPLimits) *http.Server {
 	return &http.Server{
-		Handler:           handler,
+		Handler:           trackHandler(handler),
+		ConnContext:       trackConn,
+		ConnState:         trackState,
 		ReadHeaderTimeout: l.ReadHeaderTimeout,
 		ReadTimeout:       l.ReadTimeout,
 		WriteTimeout:      l.WriteTimeout,
@@ -71,7 +76,7 @@ func NewHTTPServer(handler http.Handler, l HTTPLimits) *http.Server {
 }
 
 // Listen listens on addr with at most l.MaxConns connections open at once
-// (0: no bound).
+// (0: no bound), each wrapped as LimitListener does.
 func Listen(addr string, l HTTPLimits) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -81,10 +86,12 @@ func Listen(addr string, l HTTPLimits) (net.Listener, error) {
 }
 
 // LimitListener bounds the connections ln accepts to l.MaxConns (0: no
-// bound).
+// bound) and wraps each so that a server of NewHTTPServer answers
+// net/http's own refusals (no Host header, headers beyond
+// l.MaxHeaderBytes, a malformed request) in JSON.
 func LimitListener(ln net.Listener, l HTTPLimits) net.Listener {
-	if l.MaxConns <= 0 {
-		return ln
+	if l.MaxConns > 0 {
+		ln = netutil.LimitListener(ln, l.MaxConns)
 	}
-	return netutil.LimitListener(ln, l.MaxConns)
+	return jsonErrorsListener{Listener: ln, maxHeaderBytes: l.MaxHeaderBytes}
 }

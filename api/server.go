@@ -41,17 +41,22 @@ type Server struct {
 	customers, events string
 	// oneid reads (and, for splits, writes) who is whom.
 	oneid *identity.Resolver
+	// marker asks the indexer for rebuilds (splits); nil without one.
+	marker Marker
 }
 
 // New returns the HTTP handler of the API. reg receives the API's own
 // metrics and gather serves /metrics.
-func New(cfg *config.Config, st *store.Client, checks []Check, reg prometheus.Registerer, gather prometheus.Gatherer, log *slog.Logger) http.Handler {
+func New(cfg *config.Config, st *store.Client, checks []Check, reg prometheus.Registerer, gather prometheus.Gatherer, log *slog.Logger, opts ...Option) http.Handler {
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{cfg: cfg, st: st, checks: checks, log: log, fields: catalog.New(st, mapping.Fields.Alias(cfg.IndexPrefix)),
 		customers: mapping.Customers.Alias(cfg.IndexPrefix), events: mapping.Events.Alias(cfg.IndexPrefix),
 		cursorKeys: &cursorKeys{st: st, index: mapping.Settings.Alias(cfg.IndexPrefix)},
 		oneid: identity.NewResolver(st, identity.Indices{Identities: mapping.Identities.Alias(cfg.IndexPrefix),
 			People: mapping.People.Alias(cfg.IndexPrefix), History: mapping.IdentityHistory.Alias(cfg.IndexPrefix)}, 1024).WithRules(cfg.Identity)}
+	for _, o := range opts {
+		o(s)
+	}
 	r := gin.New()
 	r.Use(requestID)
 	r.Use(gin.CustomRecovery(func(c *gin.Context, err any) {
@@ -87,6 +92,7 @@ func New(cfg *config.Config, st *store.Client, checks []Check, reg prometheus.Re
 	v1.GET("/fields/:name/values", s.fieldValues)
 	v1.GET("/customers/:customer_id", s.getCustomer)
 	v1.GET("/customers/:customer_id/identity-history", s.identityHistory)
+	v1.POST("/customers/:customer_id/split", s.split)
 	return r
 }
 
@@ -142,13 +148,20 @@ const requestIDKey = "request_id"
 func requestID(c *gin.Context) {
 	id := c.GetHeader("X-Request-Id")
 	if !saneRequestID(id) {
-		var b [8]byte
-		_, _ = rand.Read(b[:])
-		id = hex.EncodeToString(b[:])
+		id = newRequestID()
 	}
 	c.Set(requestIDKey, id)
 	c.Header("X-Request-Id", id)
 	c.Next()
+}
+
+// newRequestID mints the id of a request that brought no sane one: 16
+// random hex digits. The answers net/http writes itself before any
+// handler runs (httperrors.go) take theirs from here too.
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func saneRequestID(id string) bool {

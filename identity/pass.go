@@ -65,6 +65,9 @@ type pass struct {
 	people map[string]*Person // customer id → person, as read
 	newID  func() string
 	p      plan
+	// byOwner lists the keys known per customer, made when first needed
+	// (for a customer with no person yet).
+	byOwner map[string][]string
 }
 
 // assign is the in-order pass (CONTRACT §6): it resolves the requests one
@@ -95,10 +98,52 @@ func assign(rules *Rules, reqs []Request, known map[string]string, people map[st
 			s.known[k] = v
 		}
 	}
+	s.repair()
 	for i, req := range reqs {
 		s.p.Customers[i] = s.resolve(req)
 	}
 	return s.p
+}
+
+// repair makes the persons agree with the identity records, the truth of
+// who holds an identity: a writer that lost a race halfway (its merged-away
+// persons written, its survivor not; see Resolver.writePeople) leaves a
+// survivor that lacks what its merged-away persons name it for. Every key
+// known leads, through merges, to a person that holds it, no person holds
+// a key the records give to another, and every merged-away person is in
+// its survivor's merged ids.
+func (s *pass) repair() {
+	cids := make([]string, 0, len(s.people))
+	for cid := range s.people {
+		cids = append(cids, cid)
+	}
+	sort.Strings(cids)
+	for _, cid := range cids {
+		p := s.people[cid]
+		if p.MergedInto != "" {
+			if r := s.root(cid); r != cid && !slices.Contains(s.view(r).MergedIDs, cid) {
+				s.person(r).MergedIDs = append(s.person(r).MergedIDs, cid)
+			}
+			continue
+		}
+		for _, k := range p.Identities {
+			if owner, ok := s.known[k]; ok && s.root(owner) != cid {
+				q := s.person(cid)
+				q.Identities = slices.DeleteFunc(q.Identities, func(x string) bool { return x == k })
+			}
+		}
+	}
+	keys := make([]string, 0, len(s.known))
+	for k := range s.known {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if r := s.root(s.known[k]); !s.view(r).holds(k) {
+			q := s.person(r)
+			q.Identities = append(q.Identities, k)
+		}
+	}
 }
 
 // person returns the pass's own copy of a customer's person, one with no
@@ -112,12 +157,13 @@ func (s *pass) person(cid string) *Person {
 	if stored := s.people[cid]; stored != nil {
 		p = stored.clone()
 	} else {
-		p = &Person{CustomerID: cid}
-		for k, owner := range s.known {
-			if owner == cid {
-				p.Identities = append(p.Identities, k)
+		if s.byOwner == nil {
+			s.byOwner = map[string][]string{}
+			for k, owner := range s.known {
+				s.byOwner[owner] = append(s.byOwner[owner], k)
 			}
 		}
+		p = &Person{CustomerID: cid, Identities: slices.Clone(s.byOwner[cid])}
 		sort.Strings(p.Identities)
 	}
 	s.p.People[cid] = p
@@ -350,8 +396,10 @@ func (s *pass) merge(survivor string, losers []string, req Request) {
 		for _, c := range lp.Conflicts {
 			t.addConflict(c)
 		}
+		// The merged-away person keeps the identities it held: until the
+		// survivor is written, they say what the survivor must take in
+		// (repair), should this writer lose its race halfway.
 		lp.MergedInto = survivor
-		lp.Identities = nil
 		lp.MergedIDs = nil
 	}
 	s.p.Merges = append(s.p.Merges, m)

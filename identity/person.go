@@ -29,6 +29,10 @@ type Person struct {
 	// Apart are customer ids a split separated from this profile: a later
 	// message linking them records a conflict instead of a merge.
 	Apart []string `json:"apart,omitempty"`
+	// SplitFrom is the profile this one was split from: that profile's
+	// rebuild moves to this one the events and rows that came with its
+	// identities alone.
+	SplitFrom string `json:"split_from,omitempty"`
 	// Conflicts are the newest conflicts recorded on the profile.
 	Conflicts []Conflict `json:"conflicts,omitempty"`
 	UpdatedAt string     `json:"updated_at,omitempty"`

@@ -9,9 +9,10 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
-	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/hashicorp/golang-lru/v2/expirable"
 
 	"cdp/store"
 )
@@ -42,9 +43,9 @@ type Indices struct {
 type Resolver struct {
 	st    *store.Client
 	ix    Indices
-	cache *lru.Cache[string, string]
+	cache *expirable.LRU[string, string]
 	// roots caches customer ids whose person was last read unmerged.
-	roots *lru.Cache[string, bool]
+	roots *expirable.LRU[string, bool]
 	// NewID mints customer ids; tests may replace it.
 	NewID func() string
 	// Rules order a request's identities and tell which ones link nobody;
@@ -55,8 +56,52 @@ type Resolver struct {
 	// (creates and if_seq_no decide), it keeps writers from redoing each
 	// other's passes.
 	Lock Locker
+	// Epochs, if set, tell the resolvers of every process that a split
+	// moved identities they may have cached: a resolver that sees the
+	// epoch move, or cannot read it, drops its caches.
+	Epochs Epochs
+	// Tombstones, if set, keep a process from sending a message to a
+	// customer another process merged away while this one had it cached.
+	Tombstones Tombstones
 	// Observe, if set, is told what each call merged and recorded.
 	Observe func(merges, conflicts int)
+	// OnError, if set, is told of what the resolver gets over without
+	// failing the call (tombstones it could not read or write).
+	OnError func(error)
+
+	mu    sync.Mutex
+	epoch int64
+}
+
+// Tombstones remember, for every process of a deployment, the customer ids
+// merged away lately (longer than CacheTTL).
+type Tombstones interface {
+	MarkGone(ctx context.Context, cids ...string) error
+	Gone(ctx context.Context, cids []string) (map[string]bool, error)
+}
+
+// Epochs is a counter shared by every process of one deployment.
+type Epochs interface {
+	Epoch(ctx context.Context) (int64, error)
+	Bump(ctx context.Context) error
+}
+
+// checkEpoch drops the caches when another process split a profile since
+// the last call, or when nobody can say.
+func (r *Resolver) checkEpoch(ctx context.Context) {
+	if r.Epochs == nil {
+		return
+	}
+	n, err := r.Epochs.Epoch(ctx)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil || n != r.epoch {
+		r.cache.Purge()
+		r.roots.Purge()
+		if err == nil {
+			r.epoch = n
+		}
+	}
 }
 
 // Locker is a lock shared by every writer of one deployment.
@@ -64,14 +109,17 @@ type Locker interface {
 	Lock(ctx context.Context) (unlock func(), err error)
 }
 
+// CacheTTL is how long a resolver trusts what it cached: a split made
+// through the API of another process moves identities away from a cached
+// customer, and until the entry expires, messages with those identities
+// still go to it (its rebuild moves them on, see package indexer).
+const CacheTTL = time.Minute
+
 // NewResolver returns a resolver over the OneID indices.
 func NewResolver(st *store.Client, ix Indices, cacheSize int) *Resolver {
-	c, err := lru.New[string, string](cacheSize)
-	if err != nil {
-		panic(err) // only for a non-positive size, a programming error
-	}
-	roots, _ := lru.New[string, bool](cacheSize)
-	return &Resolver{st: st, ix: ix, cache: c, roots: roots, NewID: NewCustomerID}
+	return &Resolver{st: st, ix: ix, NewID: NewCustomerID,
+		cache: expirable.NewLRU[string, string](cacheSize, nil, CacheTTL),
+		roots: expirable.NewLRU[string, bool](cacheSize, nil, CacheTTL)}
 }
 
 // WithRules sets the rules the resolver follows and returns it.
@@ -103,85 +151,163 @@ type record struct {
 // and the persons involved and resolves every request in order (assign),
 // as if each had come alone: merges, conflicts and claims come out the same
 // however the messages were batched. It then writes, in this order: the
-// identity claims (create-if-absent), the persons (if_seq_no), the
+// persons (if_seq_no), the identity claims (create-if-absent), the
 // identity records of merged-away profiles (now naming the survivor) and
 // the history. A claim or person another writer got to first makes the
 // call read again and redo its pass over what the index now holds (first
 // applied wins), at most maxRounds times; then it gives up with an error,
 // which the caller retries. A request with no identities left gets "".
-func (r *Resolver) Resolve(ctx context.Context, reqs []Request) ([]string, error) {
+func (r *Resolver) Resolve(ctx context.Context, reqs []Request) (Resolution, error) {
 	for i := range reqs {
 		reqs[i].IDs = r.Rules.Linking(reqs[i].IDs)
 	}
-	if out, ok := r.cached(reqs); ok {
-		return out, nil
+	r.checkEpoch(ctx)
+	if out, ok := r.cached(reqs); ok && r.alive(ctx, out) {
+		return Resolution{Customers: out}, nil
 	}
 	if r.Lock != nil {
 		unlock, err := r.Lock.Lock(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("identity: lock: %w", err)
+			return Resolution{}, fmt.Errorf("identity: lock: %w", err)
 		}
 		defer unlock()
 	}
 	known := map[string]string{}
 	var keys []string
+	seen := map[string]bool{}
 	for _, req := range reqs {
 		for _, id := range req.IDs {
-			if k := id.Key(); !slices.Contains(keys, k) {
+			if k := id.Key(); !seen[k] {
+				seen[k] = true
 				keys = append(keys, k)
 			}
 		}
 	}
 	if err := r.fetch(ctx, keys, known); err != nil {
-		return nil, err
+		return Resolution{}, err
 	}
 	people := map[string]*Person{}
 	if err := r.fetchPeople(ctx, known, people); err != nil {
-		return nil, err
+		return Resolution{}, err
+	}
+	if err := r.fetchOrphans(ctx, known, people); err != nil {
+		return Resolution{}, err
 	}
 	for round := 1; ; round++ {
 		p := assign(r.Rules, reqs, known, people, r.NewID)
-		lost, err := r.claim(ctx, p.Claims)
+		// Persons first: a person changes only from what this pass read
+		// (if_seq_no), so of two writers that both give a crm-less profile
+		// a crm id, one learns of the other before it claims anything.
+		changed, err := r.writePeople(ctx, p.People)
 		if err != nil {
-			return nil, err
+			return Resolution{}, err
 		}
-		for _, c := range p.Claims {
-			if k := c.Identity.Key(); !slices.Contains(lost, k) {
-				known[k] = c.CustomerID
+		var lost []string
+		if len(changed) > 0 {
+			// Nothing is claimed: the persons this round minted (written
+			// if the merged-away ones went through) are taken back.
+			if err := r.dropUnclaimed(ctx, plan{People: p.People}, nil); err != nil {
+				return Resolution{}, err
 			}
-		}
-		stale := lost
-		if len(lost) == 0 {
-			changed, err := r.writePeople(ctx, p.People)
-			if err != nil {
-				return nil, err
+		} else {
+			if lost, err = r.claim(ctx, p.Claims); err != nil {
+				return Resolution{}, err
 			}
-			if len(changed) == 0 {
+			for _, c := range p.Claims {
+				if k := c.Identity.Key(); !slices.Contains(lost, k) {
+					known[k] = c.CustomerID
+				}
+			}
+			if len(lost) == 0 {
 				if err := r.finish(ctx, p); err != nil {
-					return nil, err
+					return Resolution{}, err
 				}
 				r.remember(p, known)
-				return p.Customers, nil
+				res := Resolution{Customers: p.Customers}
+				for _, m := range p.Merges {
+					res.MergedAway = append(res.MergedAway, m.Losers...)
+				}
+				if r.Tombstones != nil && len(res.MergedAway) > 0 {
+					if err := r.Tombstones.MarkGone(ctx, res.MergedAway...); err != nil {
+						// Other processes' caches expire within CacheTTL, and a
+						// message they send meanwhile is moved on (indexer).
+						r.tombstoneErr(err)
+					}
+				}
+				return res, nil
 			}
-			for _, cid := range changed {
-				delete(people, cid)
+			// Persons written for identities another writer won: the
+			// next pass repairs them over what the records say, and a
+			// new one that won none of its identities is taken back.
+			if err := r.dropUnclaimed(ctx, p, lost); err != nil {
+				return Resolution{}, err
 			}
-			stale = nil
 		}
 		if round == maxRounds {
-			return nil, fmt.Errorf("identity: other writers changed %d identities or profiles this call wanted, %d rounds running", max(len(lost), 1), round)
+			return Resolution{}, fmt.Errorf("identity: other writers changed %d identities or profiles this call wanted, %d rounds running", max(len(lost), len(changed)), round)
 		}
-		if err := r.fetch(ctx, stale, known); err != nil {
-			return nil, err
+		// Whatever this round wrote or found changed is read again.
+		for _, cid := range changed {
+			delete(people, cid)
+		}
+		for cid := range p.People {
+			delete(people, cid)
+		}
+		if err := r.fetch(ctx, lost, known); err != nil {
+			return Resolution{}, err
 		}
 		if err := r.fetchPeople(ctx, known, people); err != nil {
-			return nil, err
+			return Resolution{}, err
+		}
+		if err := r.fetchOrphans(ctx, known, people); err != nil {
+			return Resolution{}, err
 		}
 	}
 }
 
+// Resolution is what Resolve decided: each request's customer, and the
+// customers merged away (their rows and events must move to their
+// survivors).
+type Resolution struct {
+	Customers  []string
+	MergedAway []string
+}
+
 // maxRounds bounds the claim rounds of one Resolve call.
 const maxRounds = 6
+
+// alive reports whether no customer a cached answer names was merged away
+// by another process lately; the ones that were leave the cache. When the
+// tombstones cannot be read, nothing cached is trusted.
+func (r *Resolver) alive(ctx context.Context, cids []string) bool {
+	if r.Tombstones == nil {
+		return true
+	}
+	distinct := make([]string, 0, len(cids))
+	seen := map[string]bool{}
+	for _, c := range cids {
+		if c != "" && !seen[c] {
+			seen[c] = true
+			distinct = append(distinct, c)
+		}
+	}
+	gone, err := r.Tombstones.Gone(ctx, distinct)
+	if err != nil {
+		r.tombstoneErr(err)
+		return false
+	}
+	for cid := range gone {
+		r.roots.Remove(cid)
+	}
+	return len(gone) == 0
+}
+
+// tombstoneErr is told of a tombstone that could not be read or written.
+func (r *Resolver) tombstoneErr(err error) {
+	if r.OnError != nil {
+		r.OnError(err)
+	}
+}
 
 // cached answers the call from the caches when every request's identities
 // are cached on one customer known unmerged.
@@ -261,24 +387,31 @@ func (r *Resolver) fetch(ctx context.Context, keys []string, known map[string]st
 // that people lacks, and of the survivors they were merged into.
 func (r *Resolver) fetchPeople(ctx context.Context, known map[string]string, people map[string]*Person) error {
 	var want []string
-	for _, cid := range known {
-		if cid != "" && people[cid] == nil && !slices.Contains(want, cid) {
+	seen := map[string]bool{}
+	add := func(cid string) {
+		if cid != "" && people[cid] == nil && !seen[cid] {
+			seen[cid] = true
 			want = append(want, cid)
 		}
+	}
+	for _, cid := range known {
+		add(cid)
+	}
+	for _, p := range people {
+		add(p.MergedInto)
 	}
 	for depth := 0; len(want) > 0 && depth < 64; depth++ {
 		got, err := r.readPeople(ctx, want)
 		if err != nil {
 			return err
 		}
-		var next []string
 		for _, p := range got {
 			people[p.CustomerID] = p
-			if to := p.MergedInto; to != "" && people[to] == nil && !slices.Contains(next, to) {
-				next = append(next, to)
-			}
 		}
-		want = next
+		want = want[:0]
+		for _, p := range got {
+			add(p.MergedInto)
+		}
 	}
 	return nil
 }
@@ -336,6 +469,25 @@ func (r *Resolver) Root(ctx context.Context, cid string) (*Person, error) {
 	return nil, fmt.Errorf("identity: %s: merges run deeper than 64", cid)
 }
 
+// Holders returns, of the identities, those somebody holds, by key.
+func (r *Resolver) Holders(ctx context.Context, ids []Identity) (map[string]string, error) {
+	known := map[string]string{}
+	var keys []string
+	for _, id := range ids {
+		k := id.Key()
+		if cid, ok := r.cache.Get(k); ok {
+			known[k] = cid
+		} else if _, asked := known[k]; !asked {
+			known[k] = ""
+			keys = append(keys, k)
+		}
+	}
+	if err := r.fetch(ctx, keys, known); err != nil {
+		return nil, err
+	}
+	return known, nil
+}
+
 // Holder returns the customer id holding an identity, "" when nobody does.
 func (r *Resolver) Holder(ctx context.Context, id Identity) (string, error) {
 	known := map[string]string{}
@@ -369,14 +521,34 @@ func (r *Resolver) claim(ctx context.Context, claims []claimOp) ([]string, error
 }
 
 // writePeople writes the persons a pass changed, each only if nobody
-// changed it since it was read, and returns those somebody did.
+// changed it since it was read, and returns those somebody did. The
+// merged-away and new persons go first, the survivors and the rest after
+// them and only if all of the first went through: a writer that loses
+// halfway leaves merged-away persons naming a survivor that lacks their
+// identities, which the next pass over them repairs (assign), never a
+// survivor holding identities that another writer gave elsewhere.
 func (r *Resolver) writePeople(ctx context.Context, people map[string]*Person) ([]string, error) {
-	if len(people) == 0 {
-		return nil, nil
+	var first, then []string
+	for cid, p := range people {
+		if p.MergedInto != "" || !p.stored {
+			first = append(first, cid)
+		} else {
+			then = append(then, cid)
+		}
 	}
-	cids := make([]string, 0, len(people))
-	for cid := range people {
-		cids = append(cids, cid)
+	for _, group := range [][]string{first, then} {
+		changed, err := r.writeGroup(ctx, people, group)
+		if err != nil || len(changed) > 0 {
+			return changed, err
+		}
+	}
+	return nil, nil
+}
+
+// writeGroup writes some of the persons in one _bulk.
+func (r *Resolver) writeGroup(ctx context.Context, people map[string]*Person, cids []string) ([]string, error) {
+	if len(cids) == 0 {
+		return nil, nil
 	}
 	sort.Strings(cids)
 	now := time.Now().UTC().Format(time.RFC3339Nano)
@@ -408,7 +580,9 @@ func (r *Resolver) writePeople(ctx context.Context, people map[string]*Person) (
 }
 
 // personOp writes p over the record it was read from, or creates it.
+// Its identities are a set: one listed twice is written once.
 func (r *Resolver) personOp(p *Person) store.Op {
+	p.Identities = addOnce(nil, p.Identities...)
 	op := store.Op{Action: store.Create, Index: r.ix.People, ID: p.CustomerID, Body: p}
 	if p.stored {
 		op.Action = store.Index
@@ -469,4 +643,65 @@ func (r *Resolver) entryOp(e Entry) store.Op {
 	b, _ := e.Source.MarshalJSON()
 	h.Write(b)
 	return store.Op{Action: store.Create, Index: r.ix.History, ID: hex.EncodeToString(h.Sum(nil)[:16]), Body: e}
+}
+
+// dropUnclaimed deletes the persons a pass minted whose every identity
+// another writer won: nothing names them.
+func (r *Resolver) dropUnclaimed(ctx context.Context, p plan, lost []string) error {
+	won := map[string]bool{}
+	for _, c := range p.Claims {
+		if !slices.Contains(lost, c.Identity.Key()) {
+			won[c.CustomerID] = true
+		}
+	}
+	var ops []store.Op
+	for cid, person := range p.People {
+		if !person.stored && person.MergedInto == "" && !won[cid] {
+			ops = append(ops, store.Op{Action: store.Delete, Index: r.ix.People, ID: cid})
+		}
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	if _, err := r.st.Bulk(ctx, ops); err != nil {
+		return fmt.Errorf("identity: drop unclaimed: %w", err)
+	}
+	return nil
+}
+
+// fetchOrphans reads the records of the identities merged-away persons
+// name that their survivors lack (a writer lost its race halfway, see
+// writePeople), so that the pass can repair them, and the persons those
+// records name.
+func (r *Resolver) fetchOrphans(ctx context.Context, known map[string]string, people map[string]*Person) error {
+	root := func(cid string) string {
+		for range 64 {
+			p := people[cid]
+			if p == nil || p.MergedInto == "" {
+				return cid
+			}
+			cid = p.MergedInto
+		}
+		return cid
+	}
+	var keys []string
+	for cid, p := range people {
+		if p.MergedInto == "" {
+			continue
+		}
+		rp := people[root(cid)]
+		for _, k := range p.Identities {
+			if _, ok := known[k]; !ok && (rp == nil || !rp.holds(k)) {
+				known[k] = "" // asked once; fetch fills in what the index holds
+				keys = append(keys, k)
+			}
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	if err := r.fetch(ctx, keys, known); err != nil {
+		return err
+	}
+	return r.fetchPeople(ctx, known, people)
 }

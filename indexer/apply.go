@@ -91,9 +91,16 @@ func (ix *Indexer) applyEvents(ctx context.Context, events []parsedEvent, dirty 
 	if len(events) == 0 {
 		return rejects, nil
 	}
-	cids, err := ix.resolver.Resolve(ctx, reqs)
+	if err := ix.aliasCRM(ctx, events, reqs); err != nil {
+		return nil, err
+	}
+	res, err := ix.resolver.Resolve(ctx, reqs)
 	if err != nil {
 		return nil, err
+	}
+	cids := res.Customers
+	for _, cid := range res.MergedAway {
+		dirty[cid] = true // its rebuild moves what it owns to its survivor
 	}
 	// First the events themselves: only an event that is stored (or was
 	// already, for a redelivery) may change its customer's profile.
@@ -107,6 +114,43 @@ func (ix *Indexer) applyEvents(ctx context.Context, events []parsedEvent, dirty 
 		return nil, err
 	}
 	return append(rejects, r...), nil
+}
+
+// aliasCRM reads an alias's previousId as a crm_id where a profile holds
+// it as one (CONTRACT §6), else as the anonymous_id it came as.
+func (ix *Indexer) aliasCRM(ctx context.Context, events []parsedEvent, reqs []identity.Request) error {
+	var prev []identity.Identity
+	for _, pe := range events {
+		if pe.ev.Type == "alias" && pe.ev.PreviousID != "" {
+			prev = append(prev, identity.Identity{Type: identity.CRMID, Value: identity.Normalize(identity.CRMID, pe.ev.PreviousID)})
+		}
+	}
+	if len(prev) == 0 {
+		return nil
+	}
+	held, err := ix.resolver.Holders(ctx, prev)
+	if err != nil {
+		return err
+	}
+	for i, pe := range events {
+		if pe.ev.Type != "alias" || pe.ev.PreviousID == "" {
+			continue
+		}
+		crm := identity.Identity{Type: identity.CRMID, Value: identity.Normalize(identity.CRMID, pe.ev.PreviousID)}
+		if held[crm.Key()] == "" {
+			continue
+		}
+		anon := identity.Identity{Type: identity.AnonymousID, Value: identity.Normalize(identity.AnonymousID, pe.ev.PreviousID)}
+		ids := reqs[i].IDs[:0:0]
+		for _, id := range reqs[i].IDs {
+			if id == anon && pe.ev.AnonymousID != pe.ev.PreviousID {
+				id = crm
+			}
+			ids = append(ids, id)
+		}
+		reqs[i].IDs = ix.cfg.Identity.Linking(ids)
+	}
+	return nil
 }
 
 // linkable returns the events with their identities by the identity

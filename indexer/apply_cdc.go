@@ -34,7 +34,7 @@ func (ix *Indexer) applyChanges(ctx context.Context, changes []parsedChange, dir
 		return nil, nil
 	}
 	order, reqs := groupByRow(ix.cfg.Identity, changes)
-	cidOf, err := ix.resolveCRM(ctx, reqs)
+	cidOf, err := ix.resolveCRM(ctx, reqs, dirty)
 	if err != nil {
 		return nil, err
 	}
@@ -277,14 +277,18 @@ func newRow(c *change, old *customer.Row, cidOf map[string]string) *customer.Row
 // resolveCRM returns the customer id of each CRM id, claiming new ones
 // and linking the identities its rows bring. A CRM id that identifies
 // nobody (blocked) gets none: its rows belong to no one.
-func (ix *Indexer) resolveCRM(ctx context.Context, reqs []crmRequest) (map[string]string, error) {
+func (ix *Indexer) resolveCRM(ctx context.Context, reqs []crmRequest, dirty map[string]bool) (map[string]string, error) {
 	ids := make([]identity.Request, len(reqs))
 	for i, r := range reqs {
 		ids[i] = identity.Request{IDs: r.ids, At: r.at, Source: r.src, Message: r.msg}
 	}
-	cids, err := ix.resolver.Resolve(ctx, ids)
+	res, err := ix.resolver.Resolve(ctx, ids)
 	if err != nil {
 		return nil, err
+	}
+	cids := res.Customers
+	for _, cid := range res.MergedAway {
+		dirty[cid] = true // its rebuild moves what it owns to its survivor
 	}
 	out := make(map[string]string, len(reqs))
 	for i, r := range reqs {

@@ -33,7 +33,7 @@ func change(topic, op string, id any, row map[string]any, lsn int64) msg {
 	return msg{topic, fmt.Sprint(id), string(b)}
 }
 
-func produce(t *testing.T, p sarama.SyncProducer, prefix string, msgs ...msg) {
+func produce(t testing.TB, p sarama.SyncProducer, prefix string, msgs ...msg) {
 	t.Helper()
 	for _, m := range msgs {
 		var v sarama.Encoder

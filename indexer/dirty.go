@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/IBM/sarama"
 )
@@ -72,4 +73,73 @@ func dirtyPartitioner(dirtyTopic string) sarama.PartitionerConstructor {
 		}
 		return sarama.NewHashPartitioner(topic)
 	}
+}
+
+// Marker asks the indexer to rebuild customers from outside it: the API
+// marks the two profiles of a split, whose rebuilds move what the split
+// identities brought. It connects on its first Mark, so an API started
+// while Kafka is down still starts.
+type Marker struct {
+	brokers []string
+	topic   string
+
+	mu       sync.Mutex
+	client   sarama.Client
+	producer sarama.SyncProducer
+}
+
+// NewMarker returns a marker of customers on the dirty topic.
+func NewMarker(brokers []string, dirtyTopic string) *Marker {
+	return &Marker{brokers: brokers, topic: dirtyTopic}
+}
+
+func (m *Marker) connect() error {
+	if m.producer != nil {
+		return nil
+	}
+	kc := KafkaConfig("cdp-marker")
+	kc.Producer.Partitioner = dirtyPartitioner(m.topic)
+	client, err := sarama.NewClient(m.brokers, kc)
+	if err != nil {
+		return fmt.Errorf("marker: kafka: %w", err)
+	}
+	producer, err := sarama.NewSyncProducerFromClient(client)
+	if err != nil {
+		client.Close()
+		return fmt.Errorf("marker: producer: %w", err)
+	}
+	m.client, m.producer = client, producer
+	return nil
+}
+
+// Mark asks for the customers' documents to be rebuilt.
+func (m *Marker) Mark(cids ...string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.connect(); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	for _, c := range cids {
+		set[c] = true
+	}
+	parts, err := m.client.Partitions(m.topic)
+	if err != nil {
+		return fmt.Errorf("marker: %w", err)
+	}
+	msgs, err := markerMessages(m.topic, set, int32(len(parts)))
+	if err != nil {
+		return err
+	}
+	return m.producer.SendMessages(msgs)
+}
+
+// Close closes the connections, if any.
+func (m *Marker) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.producer == nil {
+		return nil
+	}
+	return errors.Join(m.producer.Close(), m.client.Close())
 }

@@ -33,6 +33,7 @@ import (
 
 	"cdp/catalog"
 	"cdp/config"
+	"cdp/coord"
 	"cdp/identity"
 	"cdp/mapping"
 	"cdp/store"
@@ -58,6 +59,7 @@ type Indexer struct {
 	customers, events string
 	attrs, props      *dynamicFields
 
+	coord     *coord.Coordinator
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -112,6 +114,12 @@ func New(cfg *config.Config, st *store.Client, reg prometheus.Registerer, log *s
 		}
 	}
 	resolver := identity.NewResolver(st, identity.Indices{Identities: mapping.Identities.Alias(p), People: mapping.People.Alias(p), History: mapping.IdentityHistory.Alias(p)}, 1<<20).WithRules(cfg.Identity)
+	co := coord.New(coord.Config{Addr: cfg.RedisAddr, Prefix: cfg.IndexPrefix}, log.With("component", "coord"))
+	resolver.Lock, resolver.Epochs, resolver.Tombstones = co, co, co
+	resolver.OnError = func(err error) {
+		m.oneid.WithLabelValues("redis_error").Inc()
+		log.Debug("oneid: redis", "err", err)
+	}
 	resolver.Observe = func(merges, conflicts int) {
 		m.oneid.WithLabelValues("merge").Add(float64(merges))
 		m.oneid.WithLabelValues("conflict").Add(float64(conflicts))
@@ -120,6 +128,7 @@ func New(cfg *config.Config, st *store.Client, reg prometheus.Registerer, log *s
 		attrs: attrs, props: props,
 		cfg: cfg, log: log, st: st, m: m,
 		resolver:  resolver,
+		coord:     co,
 		rows:      &rowStore{st: st, index: mapping.Rows.Alias(p)},
 		sources:   sources,
 		rebuilds:  rebuilds,
@@ -211,7 +220,7 @@ func (ix *Indexer) Run(ctx context.Context) error {
 // again does nothing.
 func (ix *Indexer) Close() error {
 	ix.closeOnce.Do(func() {
-		ix.closeErr = errors.Join(ix.sources.close(), ix.rebuilds.close(), ix.producer.Close())
+		ix.closeErr = errors.Join(ix.sources.close(), ix.rebuilds.close(), ix.producer.Close(), ix.coord.Close())
 	})
 	return ix.closeErr
 }

@@ -54,16 +54,15 @@ func (ix *Indexer) materialize(ctx context.Context, msgs []*sarama.ConsumerMessa
 const rebuildChunk = 500
 
 func (ix *Indexer) writeDocuments(ctx context.Context, cids []string, markers map[string][]*sarama.ConsumerMessage) ([]rejected, error) {
-	// A merged-away customer is not rebuilt: its survivor is (see
-	// merge.go), once it has moved over what is still under the old id.
-	cids, forward, people, err := ix.sortMerged(ctx, cids)
+	// A merged-away customer is not rebuilt: what is still under its id
+	// moves to its survivor, which is marked for rebuild; a profile split
+	// off takes what came with its identities from the one it was split
+	// from, which is marked too (see merge.go, split.go).
+	cids, people, again, err := ix.moveOwned(ctx, cids)
 	if err != nil {
 		return nil, err
 	}
-	if err := ix.markDirty(forward); err != nil {
-		return nil, err
-	}
-	if err := ix.moveMerged(ctx, people); err != nil {
+	if err := ix.markDirty(again); err != nil {
 		return nil, err
 	}
 	gone, err := ix.mergedDocs(ctx, people)

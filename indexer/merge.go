@@ -13,79 +13,95 @@ import (
 
 // A merge (CONTRACT §6) is decided in stage 1, by the resolver: the
 // merged-away profiles' persons name their survivor, the survivor's lists
-// them, and their identities name the survivor from then on. What the
-// merged-away customers own in OpenSearch (rows, their SDK profile row and
-// their events, join children routed by customer id) is moved in stage 2,
-// by the survivor's rebuild, which alone writes the survivor's document
-// (its dirty partition), so the move needs no lock of its own:
+// them, and their identities name the survivor from then on; stage 1 marks
+// the survivor and the merged-away customers dirty. What a merged-away
+// customer owns in OpenSearch (rows, its SDK profile row and its events,
+// join children routed by customer id) is moved in stage 2, by its own
+// rebuild (its dirty partition), in pages of moveBatch: a row is written
+// again with the survivor's id (same source position), a profile row is
+// folded into the survivor's, an event is deleted under the old routing
+// and written under the survivor's. Then the survivor is marked dirty; its
+// rebuild, which alone writes its document, deletes the merged-away
+// documents in the same _bulk. Every step is idempotent and a marker is
+// committed only after its step, so a crash mid-merge finishes when the
+// marker is read again. A message resolved to a merged-away customer later
+// (another process's cache) is written under that id and marks it dirty,
+// so it is moved the same way.
 //
-//  1. every row and event still under a merged-away id is moved to the
-//     survivor, in pages of moveBatch: a row is written again with the
-//     survivor's id (same source position), a profile row is folded into
-//     the survivor's, an event is deleted under the old routing and written
-//     under the survivor's;
-//  2. the survivor's document is rebuilt from everything it now owns, and
-//     in the same _bulk the merged-away documents are deleted.
-//
-// Each step is idempotent and the survivor's dirty marker is committed
-// only after both, so a crash mid-merge finishes when the marker is read
-// again. A message resolved to a merged-away customer meanwhile (another
-// process's cache) is written under that id and marks it dirty; its
-// rebuild forwards the marker to the survivor, whose rebuild moves it.
+// A reader sees the profiles as they were before the merge until the
+// survivor's rebuild, then the survivor alone: the survivor's document may
+// for a moment lack what is still being moved, but the person is never
+// listed twice nor missing.
 
 // moveBatch is how many events or rows one page of a merge moves.
 const moveBatch = 1000
 
-// sortMerged splits the customers of a rebuild chunk into those to
-// rebuild and the survivors of those merged away, and returns the persons
-// of the former (nil for a customer with none).
-func (ix *Indexer) sortMerged(ctx context.Context, cids []string) (keep []string, forward map[string]bool, people map[string]*identity.Person, err error) {
+// moveOwned moves what merged-away and split-off customers of a rebuild
+// chunk must give or take, and returns the customers to rebuild (those not
+// merged away), their persons, and the customers to mark dirty again.
+func (ix *Indexer) moveOwned(ctx context.Context, cids []string) (keep []string, people map[string]*identity.Person, again map[string]bool, err error) {
 	people, err = ix.resolver.People(ctx, cids...)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	forward = map[string]bool{}
+	again = map[string]bool{}
+	to := map[string]string{} // merged-away id → survivor
+	var from []string
+	var split []*identity.Person
 	for _, cid := range cids {
 		p := people[cid]
-		if p == nil || p.MergedInto == "" {
+		switch {
+		case p == nil:
 			keep = append(keep, cid)
-			continue
+		case p.MergedInto != "":
+			root, err := ix.resolver.Root(ctx, cid)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			if root != nil {
+				to[cid] = root.CustomerID
+				from = append(from, cid)
+				again[root.CustomerID] = true
+			}
+		default:
+			keep = append(keep, cid)
+			if p.SplitFrom != "" {
+				split = append(split, p)
+			}
 		}
-		root, err := ix.resolver.Root(ctx, cid)
+	}
+	split, err = ix.unbuilt(ctx, split)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if len(from) == 0 && len(split) == 0 {
+		return keep, people, again, nil
+	}
+	if err := ix.st.Refresh(ctx, ix.rows.index, ix.customers); err != nil {
+		return nil, nil, nil, fmt.Errorf("merge: refresh: %w", err)
+	}
+	if len(from) > 0 {
+		if err := ix.moveRows(ctx, from, to); err != nil {
+			return nil, nil, nil, err
+		}
+		if err := ix.moveEvents(ctx, from, to); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	for _, y := range split {
+		src, err := ix.resolver.Root(ctx, y.SplitFrom)
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		if root != nil {
-			forward[root.CustomerID] = true
-		}
-	}
-	return keep, forward, people, nil
-}
-
-// moveMerged moves everything still under the merged-away customers of
-// each survivor to it.
-func (ix *Indexer) moveMerged(ctx context.Context, people map[string]*identity.Person) error {
-	to := map[string]string{} // merged-away id → survivor
-	var from []string
-	for cid, p := range people {
-		if p == nil || p.MergedInto != "" {
+		if src == nil || src.CustomerID == y.CustomerID {
 			continue
 		}
-		for _, l := range p.MergedIDs {
-			to[l] = cid
-			from = append(from, l)
+		if err := ix.moveSplitSide(ctx, src.CustomerID, y); err != nil {
+			return nil, nil, nil, err
 		}
+		again[src.CustomerID] = true
 	}
-	if len(from) == 0 {
-		return nil
-	}
-	if err := ix.st.Refresh(ctx, ix.rows.index, ix.customers); err != nil {
-		return fmt.Errorf("merge: refresh: %w", err)
-	}
-	if err := ix.moveRows(ctx, from, to); err != nil {
-		return err
-	}
-	return ix.moveEvents(ctx, from, to)
+	return keep, people, again, nil
 }
 
 // moveRows gives the rows of merged-away customers to their survivors.

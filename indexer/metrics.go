@@ -74,7 +74,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.ExponentialBuckets(1, 4, 10),
 		}, []string{"lane"}),
 		oneid: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cdp_indexer_oneid_total", Help: "OneID decisions, by what: merge (profiles merged into a survivor) or conflict (identities that could not join one profile).",
+			Name: "cdp_indexer_oneid_total", Help: "OneID decisions, by what: merge (profiles merged into a survivor) or conflict (identities that could not join one profile); redis_error counts batches that could not read or write the merged-away ids in Redis (they then trust no cache).",
 		}, []string{"what"}),
 		moved: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cdp_indexer_merge_moved_total", Help: "What merges moved from merged-away customers to their survivors, by kind (event, row, profile).",

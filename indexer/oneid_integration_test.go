@@ -202,6 +202,154 @@ func TestTwoCRMIDsClaimingOneDeviceMergeNothingAndRecordAConflictOnBoth(t *testi
 	}
 }
 
+// postJSON POSTs a JSON body to the API and decodes the answer.
+func postJSON(t *testing.T, base, path, body string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Post(base+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(data, &out); err != nil {
+		t.Fatalf("POST %s: %d %s: %v", path, resp.StatusCode, data, err)
+	}
+	return resp.StatusCode, out
+}
+
+// CONTRACT §6: a split moves the identities, and the events that came
+// with them alone, to a new profile; it is remembered, so a later message
+// linking the two sides records a conflict instead of merging them again;
+// it is in the history with the API caller; and the 409s and 400s say
+// what is wrong.
+func TestASplitRestoresTwoProfilesThatStaySplitWhenALaterMessageLinksThem(t *testing.T) {
+	t.Parallel()
+	env := harness.Services(t)
+	cfg := env.Config(t)
+	p := env.Producer(t)
+	srv := env.StartAPI(t, cfg)
+	env.StartIndexer(t, cfg)
+
+	produce(t, p, cfg.TopicPrefix,
+		msg{indexer.TopicEvents, "S1", `{"type":"identify","messageId":"s-i1","timestamp":"2026-11-20T08:00:00Z","userId":"S1","anonymousId":"dev-s1"}`},
+		trackMsg("s-t1", "dev-s2", "", "2026-11-20T08:01:00Z"),
+		trackMsg("s-t2", "dev-s2", "", "2026-11-20T08:02:00Z"))
+	waitCustomer(t, env, cfg, "anonymous_id", "dev-s2", nil)
+	produce(t, p, cfg.TopicPrefix, msg{indexer.TopicEvents, "S1", `{"type":"identify","messageId":"s-i2","timestamp":"2026-11-20T08:03:00Z","userId":"S1","anonymousId":"dev-s2"}`})
+	var from string
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		doc := env.CustomerByIdentity(t, cfg, "anonymous_id", "dev-s2")
+		if doc == nil || !slices.Contains(docIdentities(doc), "crm_id:S1") {
+			return false, fmt.Sprintf("dev-s2 not merged with S1 yet: %v", doc)
+		}
+		from = doc["customer_id"].(string)
+		n := eventsOf(t, env, cfg, from)
+		return n == 4 && len(env.AllCustomers(t, cfg)) == 1, fmt.Sprintf("%d events on %s, want 4, one customer", n, from)
+	})
+
+	for _, bad := range []struct {
+		body string
+		code int
+		want string
+	}{
+		{`{"identities":[]}`, 400, "invalid_request"},
+		{`{"identities":[{"type":"shoe_size","value":"42"}]}`, 400, "invalid_request"},
+		{`{}`, 400, "invalid_request"},
+		{`{"identities":[{"type":"anonymous_id","value":"dev-nobody"}]}`, 409, "identity_not_on_profile"},
+		{`{"identities":[{"type":"anonymous_id","value":"dev-s1"},{"type":"anonymous_id","value":"dev-s2"},{"type":"crm_id","value":"S1"}]}`, 409, "nothing_would_remain"},
+	} {
+		code, out := postJSON(t, srv.URL, "/v1/customers/"+from+"/split", bad.body)
+		e, _ := out["error"].(map[string]any)
+		if code != bad.code || e["code"] != bad.want {
+			t.Errorf("split %s: %d %v, want %d %s", bad.body, code, out, bad.code, bad.want)
+		}
+	}
+	if code, _ := postJSON(t, srv.URL, "/v1/customers/c_nobody/split", `{"identities":[{"type":"anonymous_id","value":"dev-s2"}]}`); code != 404 {
+		t.Errorf("split of an unknown customer: %d, want 404", code)
+	}
+
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/customers/"+from+"/split", strings.NewReader(`{"identities":[{"type":"anonymous_id","value":"dev-s2"}]}`))
+	req.Header.Set("X-Actor", "service-desk-7")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&created)
+	resp.Body.Close()
+	split, _ := created["customer_id"].(string)
+	if resp.StatusCode != 201 || split == "" || split == from {
+		t.Fatalf("split: %d %v, want 201 with a new customer id", resp.StatusCode, created)
+	}
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		a, b := env.CustomerByIdentity(t, cfg, "anonymous_id", "dev-s2"), env.CustomerByIdentity(t, cfg, "crm_id", "S1")
+		if a == nil || b == nil || a["customer_id"] != split || b["customer_id"] != from {
+			return false, fmt.Sprintf("dev-s2 on %v, S1 on %v; want %s and %s", a, b, split, from)
+		}
+		na, nb := eventsOf(t, env, cfg, split), eventsOf(t, env, cfg, from)
+		ia, ib := docIdentities(a), docIdentities(b)
+		return na == 2 && nb == 2 && slices.Equal(ia, []string{"anonymous_id:dev-s2"}) && slices.Equal(ib, []string{"anonymous_id:dev-s1", "crm_id:S1"}),
+			fmt.Sprintf("split side %v with %d events (want dev-s2, 2: its tracks), the other %v with %d (want dev-s1 and S1, 2: the identifies)", ia, na, ib, nb)
+	})
+
+	// A later message linking the two sides: a conflict, no merge.
+	produce(t, p, cfg.TopicPrefix, trackMsg("s-t3", "dev-s2", "S1", "2026-11-20T09:00:00Z"))
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		_, view := getJSON(t, srv.URL, "/v1/customers/"+from)
+		cs, _ := view["identity_conflicts"].([]any)
+		for _, c := range cs {
+			if c.(map[string]any)["reason"] == "split" {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("conflicts of %s: %v, want a split conflict", from, cs)
+	})
+	if n := len(env.AllCustomers(t, cfg)); n != 2 {
+		t.Errorf("%d customers after a message linked the split sides, want 2", n)
+	}
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		_, h := getJSON(t, srv.URL, "/v1/customers/"+split+"/identity-history")
+		entries, _ := h["history"].([]any)
+		for _, e := range entries {
+			m := e.(map[string]any)
+			src, _ := m["source"].(map[string]any)
+			if m["action"] == "split" && src["api"] == "split" && src["actor"] == "service-desk-7" {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("history of %s: %v, want the split by service-desk-7", split, entries)
+	})
+}
+
+// CONTRACT §6: alias's previousId is taken as a crm_id where a profile
+// holds it as one: aliasing one CRM customer to another is two crm ids,
+// a conflict on both, and previousId is not taken as a device.
+func TestAnAliasWhosePreviousIDIsAHeldCRMIDIsReadAsOne(t *testing.T) {
+	t.Parallel()
+	env := harness.Services(t)
+	cfg := env.Config(t)
+	p := env.Producer(t)
+	srv := env.StartAPI(t, cfg)
+	env.StartIndexer(t, cfg)
+
+	produce(t, p, cfg.TopicPrefix, trackMsg("p-1", "dev-p1", "P-OLD", "2026-11-20T08:00:00Z"), trackMsg("p-2", "dev-p2", "P-NEW", "2026-11-20T08:00:01Z"))
+	old := waitCustomer(t, env, cfg, "crm_id", "P-OLD", nil)
+	waitCustomer(t, env, cfg, "crm_id", "P-NEW", nil)
+	produce(t, p, cfg.TopicPrefix, msg{indexer.TopicEvents, "P-NEW", `{"type":"alias","messageId":"p-al","timestamp":"2026-11-20T08:01:00Z","previousId":"P-OLD","userId":"P-NEW"}`})
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		_, view := getJSON(t, srv.URL, "/v1/customers/"+old["customer_id"].(string))
+		cs, _ := view["identity_conflicts"].([]any)
+		return len(cs) == 1, fmt.Sprintf("conflicts on P-OLD's profile: %v, want the alias's", cs)
+	})
+	if doc := env.CustomerByIdentity(t, cfg, "anonymous_id", "P-OLD"); doc != nil {
+		t.Errorf("previousId P-OLD was taken as a device of %v", doc["customer_id"])
+	}
+	if n := len(env.AllCustomers(t, cfg)); n != 2 {
+		t.Errorf("%d customers, want 2", n)
+	}
+}
+
 // CONTRACT §6: a CRM customers row and a track of its customer on a
 // device, applied side by side (the events and the changes of one batch
 // are resolved at once, by two writers racing for the crm_id), make one
@@ -250,35 +398,5 @@ func TestACRMRowAndATrackOfItsCustomerResolvedSideBySideKeepEveryIdentity(t *tes
 	}
 	if m := harness.Counter(t, reg, "cdp_indexer_oneid_total", "what", "merge"); m != 0 {
 		t.Errorf("%v merges, want none: each customer's first profile holds its crm_id", m)
-	}
-}
-
-// CONTRACT §6: an alias's previousId is taken as a crm_id where a profile
-// holds it as one. An alias from a CRM customer's id to another user id is
-// then two crm_ids: nothing merges, the new user's profile does not take
-// the customer's id as a device, and the conflict is on both profiles.
-func TestAnAliasFromACRMIDToAnotherUserIsAConflictNotADevice(t *testing.T) {
-	t.Parallel()
-	env := harness.Services(t)
-	cfg := env.Config(t)
-	p := env.Producer(t)
-	srv := env.StartAPI(t, cfg)
-	env.StartIndexer(t, cfg)
-
-	produce(t, p, cfg.TopicPrefix, change(indexer.TopicCustomers, "c", 9601, map[string]any{"name": "赵六", "phone": "13800139601"}, 1))
-	first := waitCustomer(t, env, cfg, "crm_id", "9601", nil)
-	produce(t, p, cfg.TopicPrefix, msg{indexer.TopicEvents, "u-9602", `{"type":"alias","messageId":"al-96","timestamp":"2026-11-20T08:02:00Z","previousId":"9601","userId":"u-9602"}`})
-	second := waitCustomer(t, env, cfg, "crm_id", "u-9602", nil)
-	env.WaitIdle(t, cfg, 30*time.Second)
-	if ids := docIdentities(second); !slices.Equal(ids, []string{"crm_id:u-9602"}) {
-		t.Errorf("u-9602's profile holds %v, want only its crm id: 9601 is a crm_id, not a device", ids)
-	}
-	for _, doc := range []map[string]any{first, second} {
-		cid := doc["customer_id"].(string)
-		_, view := getJSON(t, srv.URL, "/v1/customers/"+cid)
-		cs, _ := view["identity_conflicts"].([]any)
-		if len(cs) != 1 || !strings.HasPrefix(fmt.Sprint(cs[0].(map[string]any)["reason"]), "most_per_profile:crm_id") {
-			t.Errorf("%s: conflicts %v, want one most_per_profile:crm_id", cid, cs)
-		}
 	}
 }

@@ -26,6 +26,7 @@ import (
 
 	"cdp/api"
 	"cdp/config"
+	"cdp/coord"
 	"cdp/indexer"
 	"cdp/mapping"
 	"cdp/store"
@@ -115,7 +116,11 @@ func run(parent context.Context, cfg *config.Config, serve, index bool) error {
 			{Name: "kafka", Func: func(ctx context.Context) error { return indexer.Ping(ctx, cfg.KafkaBrokers) }},
 			{Name: "redis", Func: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 		}
-		handler = api.New(cfg, st, checks, reg, reg, log)
+		marker := indexer.NewMarker(cfg.KafkaBrokers, cfg.Topic(indexer.TopicDirty))
+		defer marker.Close()
+		co := coord.New(coord.Config{Addr: cfg.RedisAddr, Prefix: cfg.IndexPrefix}, log.With("component", "coord"))
+		defer co.Close()
+		handler = api.New(cfg, st, checks, reg, reg, log, api.WithMarker(marker), api.WithCoordinator(co))
 	} else {
 		// An indexer on its own still answers for its health and metrics,
 		// and for profiles (the address is loopback unless set otherwise).

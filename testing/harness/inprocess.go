@@ -13,6 +13,7 @@ import (
 
 	"cdp/api"
 	"cdp/config"
+	"cdp/coord"
 	"cdp/indexer"
 	"cdp/mapping"
 	"cdp/store"
@@ -109,7 +110,11 @@ func ServeAPI(t testing.TB, cfg *config.Config) *httptest.Server {
 		{Name: "redis", Func: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 	}
 	reg := prometheus.NewRegistry()
-	srv := httptest.NewServer(api.New(cfg, st, checks, reg, reg, Logger()))
+	marker := indexer.NewMarker(cfg.KafkaBrokers, cfg.Topic(indexer.TopicDirty))
+	t.Cleanup(func() { marker.Close() })
+	co := coord.New(coord.Config{Addr: cfg.RedisAddr, Prefix: cfg.IndexPrefix}, Logger())
+	t.Cleanup(func() { co.Close() })
+	srv := httptest.NewServer(api.New(cfg, st, checks, reg, reg, Logger(), api.WithMarker(marker), api.WithCoordinator(co)))
 	t.Cleanup(srv.Close)
 	return srv
 }

@@ -1,0 +1,149 @@
+// Package coord coordinates the processes of one deployment through
+// Redis: the OneID writer lock (redsync) and the OneID cache epoch.
+//
+// Neither is what keeps OneID correct: identity claims are creates that
+// fail when the key exists and profile writes are conditional on the
+// sequence number read (package identity). The lock keeps two writers
+// from redoing each other's passes; the epoch tells every process that a
+// split moved identities it may have cached. When Redis is unreachable
+// both degrade rather than stop the indexer: writers go on unlocked, and
+// a resolver that cannot read the epoch trusts no cache.
+package coord
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/go-redsync/redsync/v4"
+	"github.com/go-redsync/redsync/v4/redis/goredis/v9"
+	"github.com/redis/go-redis/v9"
+)
+
+// Config is what the coordinator needs.
+type Config struct {
+	// Addr is the Redis address; Prefix names the deployment (the index
+	// prefix), so two deployments on one Redis do not share a lock.
+	Addr, Prefix string
+	// LockExpiry is how long a lock holds if its holder never releases
+	// it (a paused or killed process).
+	LockExpiry time.Duration
+}
+
+// Coordinator is the deployment's lock and epoch.
+type Coordinator struct {
+	rdb   *redis.Client
+	mutex *redsync.Mutex
+	epoch string
+	log   *slog.Logger
+}
+
+// New returns a coordinator; it connects lazily, so it starts while Redis
+// is down.
+func New(cfg Config, log *slog.Logger) *Coordinator {
+	if cfg.LockExpiry == 0 {
+		cfg.LockExpiry = 10 * time.Second
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: cfg.Addr, DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
+		MaxRetries: -1, DialerRetries: 1})
+	rs := redsync.New(goredis.NewPool(rdb))
+	m := rs.NewMutex("cdp:"+cfg.Prefix+":oneid:lock",
+		redsync.WithExpiry(cfg.LockExpiry),
+		redsync.WithTries(600), redsync.WithRetryDelay(25*time.Millisecond))
+	return &Coordinator{rdb: rdb, mutex: m, epoch: "cdp:" + cfg.Prefix + ":oneid:epoch", log: log}
+}
+
+// Lock takes the OneID writer lock. Redis being unreachable is not an
+// error: the caller goes on unlocked (see the package doc) and unlock does
+// nothing. Another holder keeping the lock past every try is an error.
+func (c *Coordinator) Lock(ctx context.Context) (func(), error) {
+	// A Redis that does not answer at once is down for this call: the
+	// lock's own retries (there for a lock held elsewhere) would stall
+	// every writer for their whole length.
+	pctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
+	err := c.rdb.Ping(pctx).Err()
+	cancel()
+	if err == nil {
+		err = c.mutex.LockContext(ctx)
+	}
+	switch {
+	case err == nil:
+		return func() {
+			// A release after expiry fails harmlessly: the writes it
+			// guarded were conditional anyway.
+			if _, err := c.mutex.UnlockContext(context.Background()); err != nil {
+				c.log.Debug("oneid lock release", "err", err)
+			}
+		}, nil
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case errors.Is(err, redsync.ErrFailed):
+		var taken *redsync.ErrTaken
+		if errors.As(err, &taken) {
+			return nil, fmt.Errorf("coord: the oneid lock is held elsewhere: %w", err)
+		}
+	}
+	c.log.Warn("oneid lock unavailable, going on unlocked", "err", err)
+	return func() {}, nil
+}
+
+// Epoch reads the OneID cache epoch (0 before the first split).
+func (c *Coordinator) Epoch(ctx context.Context) (int64, error) {
+	n, err := c.rdb.Get(ctx, c.epoch).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	return n, err
+}
+
+// Bump moves the epoch on: every resolver drops its caches.
+func (c *Coordinator) Bump(ctx context.Context) error {
+	return c.rdb.Incr(ctx, c.epoch).Err()
+}
+
+// Close closes the Redis connections.
+func (c *Coordinator) Close() error { return c.rdb.Close() }
+
+// goneTTL is how long a merged-away customer id is remembered: longer
+// than any resolver keeps a cache entry (identity.CacheTTL).
+const goneTTL = 3 * time.Minute
+
+func (c *Coordinator) goneKey(cid string) string { return c.epoch + ":gone:" + cid }
+
+// MarkGone records customer ids just merged away, so that every process
+// stops sending messages to them from its cache.
+func (c *Coordinator) MarkGone(ctx context.Context, cids ...string) error {
+	if len(cids) == 0 {
+		return nil
+	}
+	pipe := c.rdb.Pipeline()
+	for _, cid := range cids {
+		pipe.Set(ctx, c.goneKey(cid), 1, goneTTL)
+	}
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// Gone returns which of the customer ids were merged away lately.
+func (c *Coordinator) Gone(ctx context.Context, cids []string) (map[string]bool, error) {
+	out := map[string]bool{}
+	if len(cids) == 0 {
+		return out, nil
+	}
+	keys := make([]string, len(cids))
+	for i, cid := range cids {
+		keys[i] = c.goneKey(cid)
+	}
+	vals, err := c.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, err
+	}
+	for i, v := range vals {
+		if v != nil {
+			out[cids[i]] = true
+		}
+	}
+	return out, nil
+}
