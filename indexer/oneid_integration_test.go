@@ -400,3 +400,39 @@ func TestACRMRowAndATrackOfItsCustomerResolvedSideBySideKeepEveryIdentity(t *tes
 		t.Errorf("%v merges, want none: each customer's first profile holds its crm_id", m)
 	}
 }
+
+// CONTRACT §2 and §6: last_seen_at is the latest timestamp of the
+// customer's events, and a split moves the events that came with the
+// split identities alone. A CRM customer whose phone a new device used,
+// split from that phone and device, keeps none of the device's events:
+// its last_seen_at goes with them.
+func TestASplitTakesTheLastSeenOfTheEventsItMovesAway(t *testing.T) {
+	t.Parallel()
+	env := harness.Services(t)
+	cfg := env.Config(t)
+	p := env.Producer(t)
+	srv := env.StartAPI(t, cfg)
+	env.StartIndexer(t, cfg)
+
+	produce(t, p, cfg.TopicPrefix,
+		change(indexer.TopicCustomers, "c", 9701, map[string]any{"name": "孙七", "phone": "13800139701"}, 1),
+		msg{indexer.TopicEvents, "dev-97", `{"type":"identify","messageId":"ls-1","timestamp":"2026-11-20T08:00:00Z","anonymousId":"dev-97","traits":{"phone":"13800139701"}}`},
+		trackMsg("ls-2", "dev-97", "", "2026-11-20T08:01:00Z"))
+	var cid string
+	waitCustomer(t, env, cfg, "anonymous_id", "dev-97", func(doc map[string]any) (bool, string) {
+		cid, _ = doc["customer_id"].(string)
+		m, _ := doc["metrics"].(map[string]any)
+		return slices.Contains(docIdentities(doc), "crm_id:9701") && m["last_seen_at"] != nil, fmt.Sprintf("dev-97 on %v with %v, metrics %v", cid, docIdentities(doc), m)
+	})
+	code, out := postJSON(t, srv.URL, "/v1/customers/"+cid+"/split", `{"identities":[{"type":"phone","value":"13800139701"},{"type":"anonymous_id","value":"dev-97"}]}`)
+	if code != http.StatusCreated {
+		t.Fatalf("split: %d %v", code, out)
+	}
+	env.WaitIdle(t, cfg, 30*time.Second)
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		n := eventsOf(t, env, cfg, cid)
+		doc := env.CustomerByIdentity(t, cfg, "crm_id", "9701")
+		m, _ := doc["metrics"].(map[string]any)
+		return n == 0 && m["last_seen_at"] == nil, fmt.Sprintf("%s keeps %d events (want 0) and last_seen_at %v (want none)", cid, n, m["last_seen_at"])
+	})
+}
