@@ -40,7 +40,8 @@ type oneIDRun struct {
 // (615 messages, some 33 s), and the run in batches of 5,000 gets both
 // streams, which share no identity, so that it meets the 10,000
 // against the model and the small one against the other run. The whole
-// test takes some 90 s, the 734 splits some 15 s of it.
+// test takes some 80 s, the 735 splits some 12 s of it (145 s with
+// -race, as make test runs it).
 const (
 	oneIDPeople = 10_000
 	oneIDSmall  = 100
