@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"slices"
 	"strconv"
 	"time"
@@ -67,6 +68,9 @@ func (ix *Indexer) moveSplitSide(ctx context.Context, from string, y *identity.P
 		u.anonIDs[v] = true
 	}
 	if err := ix.moveSplitEvents(ctx, from, y.CustomerID, crm, anon, u); err != nil {
+		return err
+	}
+	if err := ix.reseen(ctx, from); err != nil {
 		return err
 	}
 	ops := []store.Op{ix.rows.profileOp(y.CustomerID, u)}
@@ -181,4 +185,47 @@ func eventMillis(ts string) (int64, error) {
 		return 0, err
 	}
 	return t.UnixMilli(), nil
+}
+
+// reseen sets a profile's first and last seen to those of the events
+// still under it, after a split moved some away (a merge only ever widens
+// them; a split narrows).
+func (ix *Indexer) reseen(ctx context.Context, cid string) error {
+	if err := ix.st.Refresh(ctx, ix.customers); err != nil {
+		return fmt.Errorf("split: refresh: %w", err)
+	}
+	res, err := ix.st.Search(ctx, ix.events, map[string]any{
+		"size":  0,
+		"query": map[string]any{"term": map[string]any{"customer_id": cid}},
+		"aggs": map[string]any{
+			"first": map[string]any{"min": map[string]any{"field": "timestamp"}},
+			"last":  map[string]any{"max": map[string]any{"field": "timestamp"}},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("split: event times: %w", err)
+	}
+	var aggs struct {
+		First struct{ Value *float64 } `json:"first"`
+		Last  struct{ Value *float64 } `json:"last"`
+	}
+	if err := json.Unmarshal(res.Aggregations, &aggs); err != nil {
+		return fmt.Errorf("split: event times: %w", err)
+	}
+	var first, last int64
+	if aggs.First.Value != nil && aggs.Last.Value != nil {
+		first, last = int64(*aggs.First.Value), int64(*aggs.Last.Value)
+	}
+	op := store.Op{Action: store.Update, Index: ix.rows.index, ID: rowID(customer.KindProfile, cid), RetryOnConflict: 5, Body: map[string]any{
+		"script": map[string]any{"lang": "painless", "params": map[string]any{"first": first, "last": last},
+			"source": "if (params.last == 0) { ctx._source.remove('first_seen'); ctx._source.remove('last_seen'); } else { ctx._source.first_seen = params.first; ctx._source.last_seen = params.last; }"},
+	}}
+	verdicts, err := ix.bulk(ctx, "split_seen", []store.Op{op})
+	if err != nil {
+		return err
+	}
+	if v := verdicts[0]; !v.OK() && v.Status != http.StatusNotFound { // no profile row: nothing to narrow
+		return &store.ItemError{Op: op, Verdict: v, Outcome: store.Judge(op, v)}
+	}
+	return nil
 }
