@@ -1,12 +1,7 @@
 package e2e_test
 
 import (
-	"bytes"
-	"encoding/json"
-	"fmt"
 	"maps"
-	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -137,7 +132,7 @@ func feedOneID(t *testing.T, env *harness.Env, run oneIDRun) *harness.OneIDState
 		splitStart, splits := time.Now(), 0
 		for _, s := range run.streams {
 			if i > 0 && splitEndpoint {
-				splits += splitAt(t, srv.URL, s.Splits, s.Barriers[i-1])
+				splits += harness.SplitAt(t, srv.URL, s.Splits, s.Barriers[i-1])
 			}
 			phase = append(phase, s.Phases()[i]...)
 		}
@@ -164,62 +159,4 @@ func feedOneID(t *testing.T, env *harness.Env, run oneIDRun) *harness.OneIDState
 
 func merged(t *testing.T, reg prometheus.Gatherer) float64 {
 	return harness.Counter(t, reg, "cdp_indexer_oneid_total", "what", "merge")
-}
-
-// splitAt runs the splits of one barrier through the API, and returns
-// how many it ran.
-func splitAt(t *testing.T, base string, splits []workload.SplitAction, barrier int) (n int) {
-	t.Helper()
-	for _, s := range splits {
-		if s.At != barrier {
-			continue
-		}
-		if err := split(base, s); err != nil {
-			t.Fatal(err)
-		}
-		n++
-	}
-	return n
-}
-
-// split runs one split: it finds the profile by an identity, which gives
-// up the others: 201 with the new customer id, or an error.
-func split(base string, s workload.SplitAction) error {
-	q := url.Values{"type": {s.Profile.Type}, "value": {s.Profile.Value}}
-	var view map[string]any
-	code, err := call(http.MethodGet, base+"/v1/customers/lookup?"+q.Encode(), nil, &view)
-	cid, _ := view["customer_id"].(string)
-	if err != nil || code != http.StatusOK || cid == "" {
-		return fmt.Errorf("split of %s: lookup answered %d %v (%v)", s.Profile, code, view, err)
-	}
-	ids := make([]map[string]string, len(s.Identities))
-	for i, id := range s.Identities {
-		ids[i] = map[string]string{"type": id.Type, "value": id.Value}
-	}
-	body, _ := json.Marshal(map[string]any{"identities": ids})
-	var out map[string]any
-	code, err = call(http.MethodPost, base+"/v1/customers/"+url.PathEscape(cid)+"/split", body, &out)
-	if err != nil || code != http.StatusCreated || out["customer_id"] == nil {
-		return fmt.Errorf("split of %v from %s (%s): %d %v (%v), want 201 with the new customer id", s.Identities, cid, s.Profile, code, out, err)
-	}
-	return nil
-}
-
-// call sends a request to the API (a JSON body when body is not nil,
-// naming the test as the actor) and decodes the JSON answer into out.
-func call(method, target string, body []byte, out any) (int, error) {
-	req, err := http.NewRequest(method, target, bytes.NewReader(body))
-	if err != nil {
-		return 0, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("X-Actor", "oneid-acceptance")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	return resp.StatusCode, json.NewDecoder(resp.Body).Decode(out)
 }

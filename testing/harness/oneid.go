@@ -1,10 +1,14 @@
 package harness
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/url"
 	"sort"
+	"testing"
 	"time"
 
 	"cdp/config"
@@ -180,4 +184,62 @@ func OneIDComparable(people map[string]workload.OneIDPerson) map[string]workload
 		out[k] = p
 	}
 	return out
+}
+
+// SplitAt runs the splits of one barrier through the API, and returns
+// how many it ran.
+func SplitAt(t testing.TB, base string, splits []workload.SplitAction, barrier int) (n int) {
+	t.Helper()
+	for _, s := range splits {
+		if s.At != barrier {
+			continue
+		}
+		if err := split(base, s); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	return n
+}
+
+// split runs one split: it finds the profile by an identity, which gives
+// up the others: 201 with the new customer id, or an error.
+func split(base string, s workload.SplitAction) error {
+	q := url.Values{"type": {s.Profile.Type}, "value": {s.Profile.Value}}
+	var view map[string]any
+	code, err := call(http.MethodGet, base+"/v1/customers/lookup?"+q.Encode(), nil, &view)
+	cid, _ := view["customer_id"].(string)
+	if err != nil || code != http.StatusOK || cid == "" {
+		return fmt.Errorf("split of %s: lookup answered %d %v (%v)", s.Profile, code, view, err)
+	}
+	ids := make([]map[string]string, len(s.Identities))
+	for i, id := range s.Identities {
+		ids[i] = map[string]string{"type": id.Type, "value": id.Value}
+	}
+	body, _ := json.Marshal(map[string]any{"identities": ids})
+	var out map[string]any
+	code, err = call(http.MethodPost, base+"/v1/customers/"+url.PathEscape(cid)+"/split", body, &out)
+	if err != nil || code != http.StatusCreated || out["customer_id"] == nil {
+		return fmt.Errorf("split of %v from %s (%s): %d %v (%v), want 201 with the new customer id", s.Identities, cid, s.Profile, code, out, err)
+	}
+	return nil
+}
+
+// call sends a request to the API (a JSON body when body is not nil,
+// naming the test as the actor) and decodes the JSON answer into out.
+func call(method, target string, body []byte, out any) (int, error) {
+	req, err := http.NewRequest(method, target, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("X-Actor", "oneid-test")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	return resp.StatusCode, json.NewDecoder(resp.Body).Decode(out)
 }
