@@ -56,6 +56,8 @@ type plan struct {
 	Merges   []Merge
 	// Conflicts are the conflicts recorded, once each.
 	Conflicts []Conflict
+	// Forwarded are the merged-away customers the pass went through.
+	Forwarded map[string]bool
 }
 
 // pass is the state of one in-order pass.
@@ -92,7 +94,7 @@ type pass struct {
 // known and people are only read.
 func assign(rules *Rules, reqs []Request, known map[string]string, people map[string]*Person, newID func() string) plan {
 	s := &pass{rules: rules, known: map[string]string{}, people: people, newID: newID,
-		p: plan{Customers: make([]string, len(reqs)), People: map[string]*Person{}, Rewrites: map[string]string{}}}
+		p: plan{Customers: make([]string, len(reqs)), People: map[string]*Person{}, Rewrites: map[string]string{}, Forwarded: map[string]bool{}}}
 	for k, v := range known {
 		if v != "" {
 			s.known[k] = v
@@ -182,12 +184,16 @@ func (s *pass) view(cid string) *Person {
 }
 
 // root follows merges to the profile that holds cid's identities now.
+// Every merged-away profile it passes is noted (plan.Forwarded): what is
+// still under its id must move to its survivor, even when the merge was
+// written by an earlier round or writer whose own marking never came.
 func (s *pass) root(cid string) string {
 	for range 64 {
 		p := s.view(cid)
 		if p.MergedInto == "" {
 			return cid
 		}
+		s.p.Forwarded[cid] = true
 		cid = p.MergedInto
 	}
 	return cid

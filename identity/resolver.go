@@ -224,9 +224,19 @@ func (r *Resolver) Resolve(ctx context.Context, reqs []Request) (Resolution, err
 				}
 				r.remember(p, known)
 				res := Resolution{Customers: p.Customers}
+				gone := map[string]bool{}
 				for _, m := range p.Merges {
-					res.MergedAway = append(res.MergedAway, m.Losers...)
+					for _, l := range m.Losers {
+						gone[l] = true
+					}
 				}
+				for cid := range p.Forwarded {
+					gone[cid] = true
+				}
+				for cid := range gone {
+					res.MergedAway = append(res.MergedAway, cid)
+				}
+				sort.Strings(res.MergedAway)
 				if r.Tombstones != nil && len(res.MergedAway) > 0 {
 					if err := r.Tombstones.MarkGone(ctx, res.MergedAway...); err != nil {
 						// Other processes' caches expire within CacheTTL, and a
@@ -266,8 +276,8 @@ func (r *Resolver) Resolve(ctx context.Context, reqs []Request) (Resolution, err
 }
 
 // Resolution is what Resolve decided: each request's customer, and the
-// customers merged away (their rows and events must move to their
-// survivors).
+// customers merged away that it merged or went through (their rows and
+// events must move to their survivors; moving nothing costs a search).
 type Resolution struct {
 	Customers  []string
 	MergedAway []string
@@ -591,23 +601,14 @@ func (r *Resolver) personOp(p *Person) store.Op {
 	return op
 }
 
-// finish writes what follows from a pass whose claims and persons are
-// written: the identity records of merged-away profiles name the survivor
-// (the persons say so already, so a crash before this only costs a
-// lookup one more hop) and the history.
+// finish writes the history of a pass whose persons and claims are
+// written. The identity records of merged-away profiles keep naming them
+// until the indexer has moved what they own (Repoint): a message replayed
+// meanwhile still goes through the merged-away person, so the move is
+// asked for again, whatever crashed before it was.
 func (r *Resolver) finish(ctx context.Context, p plan) error {
 	now := time.Now().UTC()
 	var ops []store.Op
-	keys := make([]string, 0, len(p.Rewrites))
-	for k := range p.Rewrites {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		id, _ := ParseKey(k)
-		ops = append(ops, store.Op{Action: store.Index, Index: r.ix.Identities, ID: k,
-			Body: record{Type: id.Type, Value: id.Value, CustomerID: p.Rewrites[k], CreatedAt: now.Format(time.RFC3339Nano)}})
-	}
 	for _, m := range p.Merges {
 		e := Entry{At: now, Action: ActionMerge, CustomerIDs: append([]string{m.Survivor}, m.Losers...), Identities: keyIdentities(m.Identities), Source: m.Source}
 		ops = append(ops, r.entryOp(e))
@@ -704,4 +705,62 @@ func (r *Resolver) fetchOrphans(ctx context.Context, known map[string]string, pe
 		return err
 	}
 	return r.fetchPeople(ctx, known, people)
+}
+
+// MergedInto returns the customer ids whose persons were merged into one
+// of cids, as the people index holds them after a refresh.
+func (r *Resolver) MergedInto(ctx context.Context, cids []string) ([]string, error) {
+	if err := r.st.Refresh(ctx, r.ix.People); err != nil {
+		return nil, fmt.Errorf("identity: refresh people: %w", err)
+	}
+	var out []string
+	for start := 0; start < len(cids); start += 5000 {
+		chunk := cids[start:min(start+5000, len(cids))]
+		scan := store.Scan{PageSize: 5000, Body: map[string]any{
+			"_source": false,
+			"sort":    []any{map[string]any{"customer_id": "asc"}},
+			"query":   map[string]any{"terms": map[string]any{"merged_into": chunk}},
+		}}
+		for h, err := range r.st.Hits(ctx, r.ix.People, scan) {
+			if err != nil {
+				return nil, fmt.Errorf("identity: merged into: %w", err)
+			}
+			out = append(out, h.ID)
+		}
+	}
+	return out, nil
+}
+
+// Repoint makes the identity records that still name a merged-away
+// customer name its survivor, once what it owned has moved. A record a
+// split has given to another profile since is left alone.
+func (r *Resolver) Repoint(ctx context.Context, from *Person, to string) error {
+	known := map[string]string{}
+	if err := r.fetch(ctx, from.Identities, known); err != nil {
+		return err
+	}
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	var ops []store.Op
+	for _, k := range from.Identities {
+		if known[k] != from.CustomerID {
+			continue
+		}
+		id, _ := ParseKey(k)
+		ops = append(ops, store.Op{Action: store.Index, Index: r.ix.Identities, ID: k,
+			Body: record{Type: id.Type, Value: id.Value, CustomerID: to, CreatedAt: now}})
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	verdicts, err := r.st.Bulk(ctx, ops)
+	if err != nil {
+		return fmt.Errorf("identity: repoint: %w", err)
+	}
+	var errs []error
+	for i, v := range verdicts {
+		if o := store.Judge(ops[i], v); o != store.Applied {
+			errs = append(errs, &store.ItemError{Op: ops[i], Verdict: v, Outcome: o})
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -65,7 +65,7 @@ func (ix *Indexer) writeDocuments(ctx context.Context, cids []string, markers ma
 	if err := ix.markDirty(again); err != nil {
 		return nil, err
 	}
-	gone, err := ix.mergedDocs(ctx, people)
+	gone, err := ix.mergedDocs(ctx, cids, people)
 	if err != nil {
 		return nil, err
 	}

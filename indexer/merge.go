@@ -12,9 +12,12 @@ import (
 )
 
 // A merge (CONTRACT §6) is decided in stage 1, by the resolver: the
-// merged-away profiles' persons name their survivor, the survivor's lists
-// them, and their identities name the survivor from then on; stage 1 marks
-// the survivor and the merged-away customers dirty. What a merged-away
+// merged-away profiles' persons name their survivor and the survivor's
+// lists them; stage 1 marks the survivor and every merged-away customer it
+// merged or went through dirty. The identity records keep naming the
+// merged-away ids until their move is done, so a message replayed after a
+// crash (before the markers went out) goes through them and marks them
+// again. What a merged-away
 // customer owns in OpenSearch (rows, its SDK profile row and its events,
 // join children routed by customer id) is moved in stage 2, by its own
 // rebuild (its dirty partition), in pages of moveBatch: a row is written
@@ -86,6 +89,14 @@ func (ix *Indexer) moveOwned(ctx context.Context, cids []string) (keep []string,
 		}
 		if err := ix.moveEvents(ctx, from, to); err != nil {
 			return nil, nil, nil, err
+		}
+		// Moved: the merged-away ids' identity records may now name the
+		// survivors (until then a replayed message still goes through
+		// them, and asks for this move again).
+		for _, cid := range from {
+			if err := ix.resolver.Repoint(ctx, people[cid], to[cid]); err != nil {
+				return nil, nil, nil, err
+			}
 		}
 	}
 	for _, y := range split {
@@ -217,12 +228,32 @@ func (ix *Indexer) writeMoves(ctx context.Context, step string, ops []store.Op) 
 }
 
 // mergedDocs returns the ids of the documents still standing of the
-// customers merged into the survivors being rebuilt.
-func (ix *Indexer) mergedDocs(ctx context.Context, people map[string]*identity.Person) ([]string, error) {
+// customers merged into the ones being rebuilt: those their persons list,
+// and those whose persons name them as survivors (the people index is
+// the truth; a list may lag behind a writer that lost a race halfway).
+func (ix *Indexer) mergedDocs(ctx context.Context, keep []string, people map[string]*identity.Person) ([]string, error) {
+	seen := map[string]bool{}
 	var ids []string
+	add := func(id string) {
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
 	for _, p := range people {
 		if p != nil && p.MergedInto == "" {
-			ids = append(ids, p.MergedIDs...)
+			for _, id := range p.MergedIDs {
+				add(id)
+			}
+		}
+	}
+	if len(keep) > 0 {
+		into, err := ix.resolver.MergedInto(ctx, keep)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range into {
+			add(id)
 		}
 	}
 	if len(ids) == 0 {

@@ -223,6 +223,8 @@ type Doc struct {
 	SeqNo       *int64          `json:"_seq_no,omitempty"`
 	PrimaryTerm *int64          `json:"_primary_term,omitempty"`
 	Source      json.RawMessage `json:"_source"`
+	// Error is set when OpenSearch could not read the document.
+	Error json.RawMessage `json:"error,omitempty"`
 }
 
 // Decode unmarshals the document's source into out.
@@ -235,8 +237,8 @@ func (d *Doc) Decode(out any) error {
 
 // Mget reads documents of index by id with realtime GET semantics (no
 // refresh needed) and returns those found, in the order asked. A document
-// OpenSearch could not read (its answer carries an error) counts as not
-// found.
+// OpenSearch could not read (its answer carries an error) fails the read
+// with a 503 *Error (Unavailable), never counts as not found.
 func (c *Client) Mget(ctx context.Context, index string, ids []string) ([]Doc, error) {
 	if len(ids) == 0 {
 		return nil, nil
@@ -249,6 +251,13 @@ func (c *Client) Mget(ctx context.Context, index string, ids []string) ([]Doc, e
 	}
 	found := resp.Docs[:0]
 	for _, d := range resp.Docs {
+		if d.Error != nil {
+			// A shard that cannot answer (a node just back, a primary
+			// still starting) is not "no such document": a caller that
+			// took it for one would mint a second customer for a known
+			// identity. The whole read fails, to be retried.
+			return nil, &Error{Status: http.StatusServiceUnavailable, Type: "mget_item_failed", Reason: d.ID + ": " + string(d.Error)}
+		}
 		if d.Found {
 			found = append(found, d)
 		}

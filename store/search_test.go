@@ -292,3 +292,22 @@ func TestMgetReturnsTheFoundDocumentsInTheOrderAsked(t *testing.T) {
 		t.Fatalf("no ids: %v %v", docs, err)
 	}
 }
+
+// A document OpenSearch could not read (a shard still starting after an
+// outage) fails the whole _mget as unavailable: taken for "not found", it
+// made the resolver mint a second customer for a known identity.
+func TestMgetFailsWhenADocumentCouldNotBeReadRatherThanCallingItMissing(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"docs":[{"_id":"a","found":true,"_source":{}},{"_id":"b","error":{"type":"no_shard_available_action_exception","reason":"No shard available"}}]}`)
+	}))
+	t.Cleanup(srv.Close)
+	c, err := New(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, err := c.Mget(context.Background(), "x", []string{"a", "b"})
+	if err == nil || !Unavailable(err) {
+		t.Fatalf("Mget = %v, %v; want an unavailable error", docs, err)
+	}
+}
