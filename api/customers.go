@@ -24,9 +24,8 @@ const maxIDBytes = 512
 // another answers with the survivor's view (CONTRACT §6), whose
 // customer_id is the survivor's and whose merged_ids list the others.
 func (s *Server) getCustomer(c *gin.Context) {
-	id := c.Param("customer_id")
-	if len(id) > maxIDBytes {
-		writeError(c, http.StatusBadRequest, "invalid_parameter", fmt.Sprintf("a customer id is at most %d bytes long", maxIDBytes))
+	id, ok := customerIDParam(c)
+	if !ok {
 		return
 	}
 	s.viewOf(c, id, "no customer "+id)
@@ -147,4 +146,15 @@ func writeField(b *bytes.Buffer, name string, v any) {
 	data, _ := json.Marshal(v) // slices of strings and plain structs
 	b.WriteString(`,"` + name + `":`)
 	b.Write(data)
+}
+
+// customerIDParam is the path's customer id, or a 400 answered for one
+// longer than any customer id.
+func customerIDParam(c *gin.Context) (string, bool) {
+	id := c.Param("customer_id")
+	if len(id) > maxIDBytes {
+		writeError(c, http.StatusBadRequest, "invalid_parameter", fmt.Sprintf("a customer id is at most %d bytes long", maxIDBytes))
+		return "", false
+	}
+	return id, true
 }

@@ -19,9 +19,8 @@ const historyLimit = 1000
 // (CONTRACT §6): of the profile holding it now and of every profile merged
 // into that one, oldest first.
 func (s *Server) identityHistory(c *gin.Context) {
-	id := c.Param("customer_id")
-	if len(id) > maxIDBytes {
-		writeError(c, http.StatusBadRequest, "invalid_parameter", fmt.Sprintf("a customer id is at most %d bytes long", maxIDBytes))
+	id, ok := customerIDParam(c)
+	if !ok {
 		return
 	}
 	ctx := c.Request.Context()
@@ -95,9 +94,8 @@ type splitRequest struct {
 // none would remain. The indexer then moves the events and rows that came
 // with them alone, and rebuilds both documents.
 func (s *Server) split(c *gin.Context) {
-	id := c.Param("customer_id")
-	if len(id) > maxIDBytes {
-		writeError(c, http.StatusBadRequest, "invalid_parameter", fmt.Sprintf("a customer id is at most %d bytes long", maxIDBytes))
+	id, ok := customerIDParam(c)
+	if !ok {
 		return
 	}
 	var req splitRequest

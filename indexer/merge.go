@@ -189,14 +189,7 @@ func (ix *Indexer) moveEvents(ctx context.Context, from []string, to map[string]
 				if survivor == "" {
 					continue
 				}
-				doc["customer_id"] = survivor
-				doc[schema.JoinField] = schema.EventJoin(survivor)
-				// The delete comes first: where both routings lead to one
-				// shard, the two ops name one document, and the write must
-				// be the last word on it.
-				ops = append(ops,
-					store.Op{Action: store.Delete, Index: ix.events, ID: h.ID, Routing: old},
-					store.Op{Action: store.Index, Index: ix.events, ID: h.ID, Routing: survivor, Body: doc})
+				ops = append(ops, ix.moveEvent(h.ID, doc, old, survivor)...)
 			}
 			if err := ix.writeMoves(ctx, "merge_events", ops); err != nil {
 				return err
@@ -205,6 +198,20 @@ func (ix *Indexer) moveEvents(ctx context.Context, from []string, to map[string]
 		}
 	}
 	return nil
+}
+
+// moveEvent gives an event (its stored document) to another customer: a
+// join child moves by being deleted under its old routing and written
+// under the new one. The delete comes first: where both routings lead to
+// one shard, the two ops name one document, and the write must be the
+// last word on it.
+func (ix *Indexer) moveEvent(id string, doc map[string]any, from, to string) []store.Op {
+	doc["customer_id"] = to
+	doc[schema.JoinField] = schema.EventJoin(to)
+	return []store.Op{
+		{Action: store.Delete, Index: ix.events, ID: id, Routing: from},
+		{Action: store.Index, Index: ix.events, ID: id, Routing: to, Body: doc},
+	}
 }
 
 // writeMoves writes one page of a merge; any item not applied fails the

@@ -19,15 +19,29 @@ import (
 // getJSON GETs path from the API and decodes the answer.
 func getJSON(t *testing.T, base, path string) (int, map[string]any) {
 	t.Helper()
-	resp, err := http.Get(base + path)
+	return callJSON(t, http.MethodGet, base+path, "")
+}
+
+// callJSON sends a request (a JSON body unless empty) and decodes the
+// JSON answer.
+func callJSON(t *testing.T, method, target, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, target, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	data, _ := io.ReadAll(resp.Body)
 	var out map[string]any
-	if err := json.Unmarshal(body, &out); err != nil {
-		t.Fatalf("GET %s: %d %s: %v", path, resp.StatusCode, body, err)
+	if err := json.Unmarshal(data, &out); err != nil {
+		t.Fatalf("%s %s: %d %s: %v", method, target, resp.StatusCode, data, err)
 	}
 	return resp.StatusCode, out
 }
@@ -205,17 +219,7 @@ func TestTwoCRMIDsClaimingOneDeviceMergeNothingAndRecordAConflictOnBoth(t *testi
 // postJSON POSTs a JSON body to the API and decodes the answer.
 func postJSON(t *testing.T, base, path, body string) (int, map[string]any) {
 	t.Helper()
-	resp, err := http.Post(base+path, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	var out map[string]any
-	if err := json.Unmarshal(data, &out); err != nil {
-		t.Fatalf("POST %s: %d %s: %v", path, resp.StatusCode, data, err)
-	}
-	return resp.StatusCode, out
+	return callJSON(t, http.MethodPost, base+path, body)
 }
 
 // CONTRACT §6: a split moves the identities, and the events that came

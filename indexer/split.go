@@ -164,11 +164,7 @@ func (ix *Indexer) moveSplitEvents(ctx context.Context, from, to string, crm, an
 					u.seen(ms)
 				}
 			}
-			doc["customer_id"] = to
-			doc[schema.JoinField] = schema.EventJoin(to)
-			ops = append(ops,
-				store.Op{Action: store.Delete, Index: ix.events, ID: h.ID, Routing: from},
-				store.Op{Action: store.Index, Index: ix.events, ID: h.ID, Routing: to, Body: doc})
+			ops = append(ops, ix.moveEvent(h.ID, doc, from, to)...)
 		}
 		if err := ix.writeMoves(ctx, "split_events", ops); err != nil {
 			return err
