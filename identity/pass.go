@@ -287,12 +287,17 @@ func (s *pass) attach(cid string, fresh []Identity) (left []Identity) {
 		if s.known[k] != "" {
 			continue
 		}
-		if s.view(cid).count(id.Type) >= s.rules.MaxPerProfile(id.Type) {
-			left = append(left, id)
-			continue
+		// A person may list an identity nobody has claimed yet: a writer
+		// that reserved it there was stopped (killed) before its claim.
+		// The reservation is taken up, not counted a second time.
+		if !s.view(cid).holds(k) {
+			if s.view(cid).count(id.Type) >= s.rules.MaxPerProfile(id.Type) {
+				left = append(left, id)
+				continue
+			}
+			p := s.person(cid)
+			p.Identities = append(p.Identities, k)
 		}
-		p := s.person(cid)
-		p.Identities = append(p.Identities, k)
 		s.known[k] = cid
 		s.p.Claims = append(s.p.Claims, claimOp{Identity: id, CustomerID: cid})
 	}
@@ -312,7 +317,9 @@ func (s *pass) whyNot(owners []string, fresh []Identity) string {
 		counts[t] += n
 	}
 	for _, id := range fresh {
-		add(id.Type, 1)
+		if !slices.ContainsFunc(owners, func(o string) bool { return s.view(o).holds(id.Key()) }) {
+			add(id.Type, 1) // else reserved on an owner, counted there
+		}
 	}
 	for _, o := range owners {
 		for _, k := range s.view(o).Identities {

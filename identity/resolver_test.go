@@ -59,12 +59,15 @@ type outcome struct {
 
 // apply runs the pass and folds what it decided into s (as the writes
 // would), returning what it decided.
-func apply(t *testing.T, rules *Rules, s state, reqs []Request, newID func() string) outcome {
+func apply(t *testing.T, rules *Rules, s state, reqs []Request, newID func() string, unclaimed ...string) outcome {
 	t.Helper()
 	for i := range reqs {
 		reqs[i].IDs = rules.Linking(reqs[i].IDs)
 	}
 	known := s.known()
+	for _, k := range unclaimed {
+		delete(known, k) // listed by a person, but no record names it
+	}
 	before := maps.Clone(known)
 	p := assign(rules, reqs, known, s, newID)
 	if !maps.Equal(known, before) {
@@ -105,8 +108,11 @@ func TestTheRequestsOfOneCallAreResolvedInOrderWithMergesAndConflicts(t *testing
 	tests := []struct {
 		name  string
 		given state
-		reqs  []Request
-		want  outcome
+		// unclaimed are keys a given person lists whose identity record
+		// was never written (its writer was killed in between).
+		unclaimed []string
+		reqs      []Request
+		want      outcome
 	}{
 		{
 			name: "a login then a track of its device in one call are one customer",
@@ -206,6 +212,14 @@ func TestTheRequestsOfOneCallAreResolvedInOrderWithMergesAndConflicts(t *testing
 				holds: map[string]string{"c-crm": "anonymous_id:d-a crm_id:9"}},
 		},
 		{
+			name:      "an identity a stopped writer reserved on a profile but never claimed is taken up, not counted twice",
+			given:     state{"c-p": &Person{FirstSeen: 1, Identities: []string{"anonymous_id:d-p", "crm_id:C"}, stored: true}},
+			unclaimed: []string{"crm_id:C"},
+			reqs:      []Request{req(5, crm("C"), anon("d-p"))},
+			want: outcome{customers: []string{"c-p"},
+				holds: map[string]string{"c-p": "anonymous_id:d-p crm_id:C"}},
+		},
+		{
 			name: "a chain of devices and a login become one profile in any batching",
 			reqs: []Request{
 				req(1, anon("d1")), req(2, anon("d2")), req(3, anon("d3")),
@@ -228,7 +242,7 @@ func TestTheRequestsOfOneCallAreResolvedInOrderWithMergesAndConflicts(t *testing
 				return s
 			}
 			s := clone()
-			got := apply(t, rules, s, append([]Request(nil), tt.reqs...), minter())
+			got := apply(t, rules, s, append([]Request(nil), tt.reqs...), minter(), tt.unclaimed...)
 			got.holds = holds(s)
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got  %+v\nwant %+v", got, tt.want)
@@ -239,7 +253,7 @@ func TestTheRequestsOfOneCallAreResolvedInOrderWithMergesAndConflicts(t *testing
 			newID := minter()
 			var alone outcome
 			for _, r := range tt.reqs {
-				o := apply(t, rules, one, []Request{r}, newID)
+				o := apply(t, rules, one, []Request{r}, newID, tt.unclaimed...)
 				alone.customers = append(alone.customers, o.customers...)
 				alone.merges = append(alone.merges, o.merges...)
 				alone.conflicts = append(alone.conflicts, o.conflicts...)
