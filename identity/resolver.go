@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
 
+	"cdp/mapping"
 	"cdp/store"
 )
 
@@ -25,6 +26,11 @@ type Indices struct {
 	People string
 	// History holds the merges, splits and conflicts.
 	History string
+}
+
+// IndicesOf are the OneID indices of a deployment, by its index prefix.
+func IndicesOf(prefix string) Indices {
+	return Indices{Identities: mapping.Identities.Alias(prefix), People: mapping.People.Alias(prefix), History: mapping.IdentityHistory.Alias(prefix)}
 }
 
 // Resolver maps identities to customer ids (CONTRACT §6). Who holds an
@@ -499,6 +505,8 @@ func (r *Resolver) Holders(ctx context.Context, ids []Identity) (map[string]stri
 }
 
 // Holder returns the customer id holding an identity, "" when nobody does.
+// It reads the index, not the cache: the API answers lookups with it, and
+// another process's split may have moved the identity since.
 func (r *Resolver) Holder(ctx context.Context, id Identity) (string, error) {
 	known := map[string]string{}
 	if err := r.fetch(ctx, []string{id.Key()}, known); err != nil {

@@ -16,8 +16,7 @@ import (
 )
 
 func resolverFor(st *store.Client, prefix string) *identity.Resolver {
-	return identity.NewResolver(st, identity.Indices{Identities: mapping.Identities.Alias(prefix),
-		People: mapping.People.Alias(prefix), History: mapping.IdentityHistory.Alias(prefix)}, 1<<12)
+	return identity.NewResolver(st, identity.IndicesOf(prefix), 1<<12)
 }
 
 // Correctness does not rest on the lock (issue 11): four resolvers with no
