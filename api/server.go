@@ -52,7 +52,7 @@ func New(cfg *config.Config, st *store.Client, checks []Check, reg prometheus.Re
 	s := &Server{cfg: cfg, st: st, checks: checks, log: log, fields: catalog.New(st, mapping.Fields.Alias(cfg.IndexPrefix)),
 		customers: mapping.Customers.Alias(cfg.IndexPrefix), events: mapping.Events.Alias(cfg.IndexPrefix),
 		cursorKeys: &cursorKeys{st: st, index: mapping.Settings.Alias(cfg.IndexPrefix)},
-		oneid: identity.NewResolver(st, identity.IndicesOf(cfg.IndexPrefix), 1024).WithRules(cfg.Identity)}
+		oneid:      identity.NewResolver(st, identity.IndicesOf(cfg.IndexPrefix), 1024).WithRules(cfg.Identity)}
 	for _, o := range opts {
 		o(s)
 	}
