@@ -74,15 +74,20 @@ type groupHandler struct {
 	onConsume func(topic string)
 	onBatch   func(lane string, messages int, took time.Duration)
 
-	commitMu sync.Mutex
-	done     chan struct{}
-	cancel   context.CancelFunc
+	done   chan struct{}
+	cancel context.CancelFunc
+	// commit asks the session's committer to commit what is marked; it
+	// holds one request, so requests made while a commit is in flight
+	// coalesce into the next.
+	commit chan struct{}
 }
 
 func (h *groupHandler) Setup(s sarama.ConsumerGroupSession) error {
 	ctx, cancel := context.WithCancel(h.hard)
 	h.cancel = cancel
 	h.done = make(chan struct{})
+	lanesDone := make(chan struct{})
+	h.commit = make(chan struct{}, 1)
 	var wg sync.WaitGroup
 	for _, l := range h.lanes {
 		l.in = make(chan *sarama.ConsumerMessage, min(l.size, 1000))
@@ -92,8 +97,29 @@ func (h *groupHandler) Setup(s sarama.ConsumerGroupSession) error {
 			h.loop(ctx, s, l)
 		}()
 	}
+	// Offsets are committed off the lanes' path: a commit shares its
+	// connection with the fetches, which Kafka answers in order, so a
+	// commit in the lane waited up to a fetch's MaxWaitTime after every
+	// batch (most of a one-message batch's time). A lane marks its batch
+	// only once it is applied, so the committer only ever commits what is
+	// durably written; the last commit is made after every lane is done.
+	committed := make(chan struct{})
+	go func() {
+		defer close(committed)
+		for {
+			select {
+			case <-h.commit:
+				s.Commit()
+			case <-lanesDone:
+				s.Commit()
+				return
+			}
+		}
+	}()
 	go func() {
 		wg.Wait()
+		close(lanesDone)
+		<-committed
 		close(h.done)
 	}()
 	h.log.Info("partitions assigned", "claims", s.Claims(), "generation", s.GenerationID())
@@ -147,12 +173,13 @@ func (h *groupHandler) loop(ctx context.Context, s sarama.ConsumerGroupSession, 
 				h.log.Warn("batch not applied: it will be redelivered", "lane", l.name, "messages", len(batch), "err", err)
 				return
 			}
-			h.commitMu.Lock()
 			for _, m := range batch {
 				s.MarkMessage(m, "")
 			}
-			s.Commit()
-			h.commitMu.Unlock()
+			select {
+			case h.commit <- struct{}{}:
+			default: // a commit is already asked for: it takes these too
+			}
 			h.onBatch(l.name, len(batch), time.Since(start))
 		}
 		if !open {
