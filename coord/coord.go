@@ -1,5 +1,6 @@
 // Package coord coordinates the processes of one deployment through
-// Redis: the OneID writer lock (redsync) and the OneID cache epoch.
+// Redis: the OneID writer locks (redsync, striped by identity) and the
+// OneID cache epoch.
 //
 // Neither is what keeps OneID correct: identity claims are creates that
 // fail when the key exists and profile writes are conditional on the
@@ -14,7 +15,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/go-redsync/redsync/v4"
@@ -32,12 +36,35 @@ type Config struct {
 	LockExpiry time.Duration
 }
 
-// Coordinator is the deployment's lock and epoch.
+// Coordinator is the deployment's locks and epoch.
 type Coordinator struct {
-	rdb   *redis.Client
-	mutex *redsync.Mutex
-	epoch string
-	log   *slog.Logger
+	rdb    *redis.Client
+	rs     *redsync.Redsync
+	expiry time.Duration
+	lock   string // the name of the locks, less the stripe
+	epoch  string
+	log    *slog.Logger
+}
+
+// Stripes is how many locks a deployment's identities are spread over.
+// Two writers wait for each other only when their messages share a
+// stripe; a large batch takes most of them, one at a time (a Redis round
+// trip each).
+const Stripes = 64
+
+// stripes are the sorted stripes of the identity keys: every writer takes
+// its stripes in this order, so two never wait for each other in a cycle.
+func stripes(keys []string) []int {
+	var out []int
+	for _, k := range keys {
+		h := fnv.New32a()
+		h.Write([]byte(k))
+		if s := int(h.Sum32() % Stripes); !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // New returns a coordinator; it connects lazily, so it starts while Redis
@@ -48,35 +75,51 @@ func New(cfg Config, log *slog.Logger) *Coordinator {
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: cfg.Addr, DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
 		MaxRetries: -1, DialerRetries: 1})
-	rs := redsync.New(goredis.NewPool(rdb))
-	m := rs.NewMutex("cdp:"+cfg.Prefix+":oneid:lock",
-		redsync.WithExpiry(cfg.LockExpiry),
-		redsync.WithTries(600), redsync.WithRetryDelay(25*time.Millisecond))
-	return &Coordinator{rdb: rdb, mutex: m, epoch: "cdp:" + cfg.Prefix + ":oneid:epoch", log: log}
+	return &Coordinator{rdb: rdb, rs: redsync.New(goredis.NewPool(rdb)), expiry: cfg.LockExpiry,
+		lock: "cdp:" + cfg.Prefix + ":oneid:lock:", epoch: "cdp:" + cfg.Prefix + ":oneid:epoch", log: log}
 }
 
-// Lock takes the OneID writer lock. Redis being unreachable is not an
-// error: the caller goes on unlocked (see the package doc) and unlock does
-// nothing. Another holder keeping the lock past every try is an error.
-func (c *Coordinator) Lock(ctx context.Context) (func(), error) {
+// Lock takes the OneID writer locks of the identity keys (their stripes),
+// so that one identity is resolved by one writer at a time across lanes
+// and processes, while writers of unrelated identities go side by side.
+// Redis being unreachable is not an error: the caller goes on unlocked
+// (see the package doc) and unlock does nothing. Another holder keeping a
+// lock past every try is an error.
+func (c *Coordinator) Lock(ctx context.Context, keys []string) (func(), error) {
 	// A Redis that does not answer at once is down for this call: the
 	// lock's own retries (there for a lock held elsewhere) would stall
 	// every writer for their whole length.
 	pctx, cancel := context.WithTimeout(ctx, 250*time.Millisecond)
 	err := c.rdb.Ping(pctx).Err()
 	cancel()
+	var held []*redsync.Mutex
+	unlock := func() {
+		for _, m := range slices.Backward(held) {
+			// A release after expiry fails harmlessly: the writes it
+			// guarded were conditional anyway.
+			if _, err := m.UnlockContext(context.Background()); err != nil {
+				c.log.Debug("oneid lock release", "err", err)
+			}
+		}
+	}
 	if err == nil {
-		err = c.mutex.LockContext(ctx)
+		for _, s := range stripes(keys) {
+			// A mutex of its own per call: a redsync mutex keeps the
+			// value it locked with, which two lanes must not share.
+			m := c.rs.NewMutex(c.lock+strconv.Itoa(s), redsync.WithExpiry(c.expiry),
+				redsync.WithTries(600), redsync.WithRetryDelay(25*time.Millisecond))
+			if err = m.LockContext(ctx); err != nil {
+				break
+			}
+			held = append(held, m)
+		}
+	}
+	if err != nil {
+		unlock()
 	}
 	switch {
 	case err == nil:
-		return func() {
-			// A release after expiry fails harmlessly: the writes it
-			// guarded were conditional anyway.
-			if _, err := c.mutex.UnlockContext(context.Background()); err != nil {
-				c.log.Debug("oneid lock release", "err", err)
-			}
-		}, nil
+		return unlock, nil
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
 	case errors.Is(err, redsync.ErrFailed):

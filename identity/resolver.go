@@ -57,8 +57,9 @@ type Resolver struct {
 	// Rules order a request's identities and tell which ones link nobody;
 	// nil is the defaults.
 	Rules *Rules
-	// Lock, if set, is held around every pass that writes: one writer at
-	// a time across lanes and processes. Correctness does not rest on it
+	// Lock, if set, is held around every pass that writes, for the
+	// identities of its messages: one writer at a time per identity across
+	// lanes and processes. Correctness does not rest on it
 	// (creates and if_seq_no decide), it keeps writers from redoing each
 	// other's passes.
 	Lock Locker
@@ -110,9 +111,9 @@ func (r *Resolver) checkEpoch(ctx context.Context) {
 	}
 }
 
-// Locker is a lock shared by every writer of one deployment.
+// Locker locks identities (by key) for every writer of one deployment.
 type Locker interface {
-	Lock(ctx context.Context) (unlock func(), err error)
+	Lock(ctx context.Context, keys []string) (unlock func(), err error)
 }
 
 // CacheTTL is how long a resolver trusts what it cached: a split made
@@ -171,14 +172,6 @@ func (r *Resolver) Resolve(ctx context.Context, reqs []Request) (Resolution, err
 	if out, ok := r.cached(reqs); ok && r.alive(ctx, out) {
 		return Resolution{Customers: out}, nil
 	}
-	if r.Lock != nil {
-		unlock, err := r.Lock.Lock(ctx)
-		if err != nil {
-			return Resolution{}, fmt.Errorf("identity: lock: %w", err)
-		}
-		defer unlock()
-	}
-	known := map[string]string{}
 	var keys []string
 	seen := map[string]bool{}
 	for _, req := range reqs {
@@ -189,6 +182,14 @@ func (r *Resolver) Resolve(ctx context.Context, reqs []Request) (Resolution, err
 			}
 		}
 	}
+	if r.Lock != nil {
+		unlock, err := r.Lock.Lock(ctx, keys)
+		if err != nil {
+			return Resolution{}, fmt.Errorf("identity: lock: %w", err)
+		}
+		defer unlock()
+	}
+	known := map[string]string{}
 	if err := r.fetch(ctx, keys, known); err != nil {
 		return Resolution{}, err
 	}

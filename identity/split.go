@@ -33,18 +33,18 @@ type SplitResult struct {
 // split (SplitFrom). An identity not on the profile is ErrNotOnProfile,
 // splitting every identity ErrNoneRemaining.
 func (r *Resolver) Split(ctx context.Context, cid string, ids []Identity, actor string) (SplitResult, error) {
-	if r.Lock != nil {
-		unlock, err := r.Lock.Lock(ctx)
-		if err != nil {
-			return SplitResult{}, fmt.Errorf("identity: lock: %w", err)
-		}
-		defer unlock()
-	}
 	keys := make([]string, 0, len(ids))
 	for _, id := range ids {
 		if k := id.Key(); !slices.Contains(keys, k) {
 			keys = append(keys, k)
 		}
+	}
+	if r.Lock != nil {
+		unlock, err := r.Lock.Lock(ctx, keys)
+		if err != nil {
+			return SplitResult{}, fmt.Errorf("identity: lock: %w", err)
+		}
+		defer unlock()
 	}
 	for round := 1; ; round++ {
 		from, err := r.Root(ctx, cid)

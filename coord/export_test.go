@@ -1,0 +1,3 @@
+package coord
+
+var StripesOf = stripes
