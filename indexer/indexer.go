@@ -64,6 +64,7 @@ type Indexer struct {
 	attrs, props      *dynamicFields
 
 	coord     *coord.Coordinator
+	stopHook  *stopHook // a test hook (StopBeforeWriteEnv); nil in service
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -139,6 +140,7 @@ func New(cfg *config.Config, st *store.Client, reg prometheus.Registerer, log *s
 		producer:  producer,
 		customers: mapping.Customers.Alias(p),
 		events:    mapping.Events.Alias(p),
+		stopHook:  newStopHook(log),
 	}, nil
 }
 

@@ -162,6 +162,7 @@ func (ix *Indexer) writeRound(ctx context.Context, cids []string, markers map[st
 	if err := ix.attrs.prepare(ctx, docs); err != nil {
 		return nil, nil, err
 	}
+	ix.stopHook.beforeWrite(ops, ix.log)
 	verdicts, err := ix.bulkDemoting(ctx, "materialize", ops, ix.attrs)
 	if err != nil {
 		return nil, nil, err
