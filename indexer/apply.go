@@ -191,7 +191,7 @@ func (ix *Indexer) storeEvents(ctx context.Context, events []parsedEvent, cids [
 	}
 	refused := map[int]bool{}
 	var rejects []rejected
-	err = ix.judge("event", ops, verdicts, func(i int, reason string) {
+	_, err = ix.judge("event", ops, verdicts, func(i int, reason string) {
 		refused[i] = true
 		rejects = append(rejects, rejected{events[i].msg, "event refused by OpenSearch: " + reason})
 	})
@@ -224,7 +224,7 @@ func (ix *Indexer) foldProfiles(ctx context.Context, events []parsedEvent, reqs 
 		return nil, err
 	}
 	var rejects []rejected
-	if err := ix.judge("profile", ops, verdicts, func(i int, reason string) {
+	if _, err := ix.judge("profile", ops, verdicts, func(i int, reason string) {
 		for j, pe := range events {
 			if cids[j] == order[i] && !refused[j] {
 				rejects = append(rejects, rejected{pe.msg, "stored, but its customer's profile was refused by OpenSearch: " + reason})

@@ -226,7 +226,7 @@ func (ix *Indexer) writeRows(ctx context.Context, ops []orderedOp) ([]rejected, 
 		return nil, err
 	}
 	var rejects []rejected
-	if err := ix.judge("row", opsOf(ops), verdicts, func(i int, reason string) {
+	if _, err := ix.judge("row", opsOf(ops), verdicts, func(i int, reason string) {
 		for _, m := range ops[i].rc.msgs {
 			rejects = append(rejects, rejected{m, "row refused by OpenSearch: " + reason})
 		}

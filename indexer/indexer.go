@@ -13,11 +13,15 @@
 //     times meanwhile is rebuilt once.
 //
 // Because a customer is always marked on the same partition of the dirty
-// topic, one consumer at a time owns a customer: two writes to one
-// document are never in flight together, whatever topic the changes came
-// from. Offsets are committed only after a batch is durably written or
-// dead-lettered, and every step is idempotent, so a crash or a rebalance
-// at any point only replays work.
+// topic, one consumer at a time owns a customer, whatever topic the
+// changes came from. A process can lose a partition without knowing it,
+// though (paused past its session timeout), and write when it wakes: so
+// every document write is fenced, conditional on the document standing
+// where it stood before the write's inputs were read, and one that lost to
+// a newer write is rebuilt from fresh reads (writeRound). Offsets are
+// committed only after a batch is durably written or dead-lettered, and
+// every step is idempotent, so a crash or a rebalance at any point only
+// replays work.
 package indexer
 
 import (
@@ -60,6 +64,7 @@ type Indexer struct {
 	attrs, props      *dynamicFields
 
 	coord     *coord.Coordinator
+	stopHook  *stopHook // a test hook (StopBeforeWriteEnv); nil in service
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -135,6 +140,7 @@ func New(cfg *config.Config, st *store.Client, reg prometheus.Registerer, log *s
 		producer:  producer,
 		customers: mapping.Customers.Alias(p),
 		events:    mapping.Events.Alias(p),
+		stopHook:  newStopHook(log),
 	}, nil
 }
 
@@ -373,10 +379,12 @@ func (ix *Indexer) bulkDemoting(ctx context.Context, step string, ops []store.Op
 // judge sorts a bulk's verdicts: applied items are counted under kind (or
 // "delete"); a version conflict on a create or a versioned write (a
 // duplicate, or a newer change already stored) and a delete of nothing are
-// fine as they are; items that may succeed later make the returned error,
+// fine as they are; a fenced write (IfMatch, IfAbsent) that lost to a write
+// made since it was read is returned among stale, for the caller to rebuild
+// from fresh reads; items that may succeed later make the returned error,
 // so that the step retries; the rest are refused for good and reported to
 // reject with OpenSearch's reason.
-func (ix *Indexer) judge(kind string, ops []store.Op, verdicts []store.Verdict, reject func(i int, reason string)) error {
+func (ix *Indexer) judge(kind string, ops []store.Op, verdicts []store.Verdict, reject func(i int, reason string)) (stale []int, err error) {
 	var retry []error
 	for i, v := range verdicts {
 		op := ops[i]
@@ -386,11 +394,13 @@ func (ix *Indexer) judge(kind string, ops []store.Op, verdicts []store.Verdict, 
 		case o == store.Applied:
 			ix.m.applied.WithLabelValues(kind).Inc()
 		case o == store.Unchanged:
+		case o == store.Stale:
+			stale = append(stale, i)
 		case o == store.Retry:
 			retry = append(retry, &store.ItemError{Op: op, Verdict: v, Outcome: o})
 		default:
 			reject(i, v.Type+": "+v.Reason)
 		}
 	}
-	return errors.Join(retry...)
+	return stale, errors.Join(retry...)
 }

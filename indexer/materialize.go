@@ -2,6 +2,7 @@ package indexer
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/IBM/sarama"
 
@@ -53,25 +54,81 @@ func (ix *Indexer) materialize(ctx context.Context, msgs []*sarama.ConsumerMessa
 // chunks, so memory stays bounded however far behind the indexer is.
 const rebuildChunk = 500
 
+// fenceRounds bounds how many times one chunk rebuilds the customers
+// whose fenced writes lost to another writer; past it they are marked
+// dirty again, for the next batch (whoever owns them then) to rebuild.
+const fenceRounds = 3
+
+// writeDocuments rebuilds and writes the documents of a chunk of
+// customers. A write that finds its document changed since it was read
+// (store.Stale) means another process wrote it meanwhile: those customers
+// are rebuilt again from fresh reads, a few rounds at most.
 func (ix *Indexer) writeDocuments(ctx context.Context, cids []string, markers map[string][]*sarama.ConsumerMessage) ([]rejected, error) {
+	var rejects []rejected
+	for round := 1; len(cids) > 0; round++ {
+		stale, r, err := ix.writeRound(ctx, cids, markers)
+		if err != nil {
+			return nil, err
+		}
+		rejects = append(rejects, r...)
+		if len(stale) == 0 {
+			break
+		}
+		ix.m.fenced.Add(float64(len(stale)))
+		ix.log.Warn("document writes fenced off: another process wrote them since they were read; rebuilding from fresh reads",
+			"customers", len(stale), "customer_ids", stale[:min(len(stale), 10)], "round", round)
+		if round == fenceRounds {
+			again := make(map[string]bool, len(stale))
+			for _, cid := range stale {
+				again[cid] = true
+			}
+			return rejects, ix.markDirty(again)
+		}
+		cids = stale
+	}
+	return rejects, nil
+}
+
+// writeRound rebuilds the customers' documents and writes them in one
+// _bulk, fenced; it returns the ids whose writes lost to another writer.
+//
+// The fence: one process owns a customer at a time, the one holding its
+// dirty partition, but a process can lose the partition without knowing
+// (paused past its session timeout by a GC, a stalled VM, SIGSTOP) and
+// still write when it wakes. So every write is conditional on the
+// document standing where it stood before any of its inputs (persons,
+// rows) were read: the sequence number read first (store.Versions), or its
+// absence. A stale writer read seq s0, then the rows, then paused. If
+// anyone wrote the document since, its write conflicts and it rebuilds
+// from the current rows; if no one did, what it read is still current (a
+// change made since is marked dirty, and its rebuild comes after this
+// write and conflicts with it if need be). Deletes are fenced the same
+// way; a document already missing is not deleted, and nothing records its
+// absence, so a stale writer can still recreate a document deleted while
+// it was paused (README, "Fenced writes").
+func (ix *Indexer) writeRound(ctx context.Context, cids []string, markers map[string][]*sarama.ConsumerMessage) (stale []string, rejects []rejected, err error) {
+	at, err := ix.st.Versions(ctx, ix.customers, cids)
+	if err != nil {
+		return nil, nil, fmt.Errorf("documents: read versions: %w", err)
+	}
 	// A merged-away customer is not rebuilt: what is still under its id
 	// moves to its survivor, which is marked for rebuild; a profile split
 	// off takes what came with its identities from the one it was split
 	// from, which is marked too (see merge.go, split.go).
 	cids, people, again, err := ix.moveOwned(ctx, cids)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := ix.markDirty(again); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	gone, err := ix.mergedDocs(ctx, cids, people)
+	gone, goneAt, err := ix.mergedDocs(ctx, cids, people)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	srcs, err := ix.rows.sources(ctx, cids)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ops := make([]store.Op, 0, len(cids)+len(gone))
 	var docs []map[string]any
@@ -81,34 +138,49 @@ func (ix *Indexer) writeDocuments(ctx context.Context, cids []string, markers ma
 		if p := people[cid]; p != nil {
 			src.Identities = personIdentities(p)
 		}
+		seq, found := at[cid]
 		doc, ok := customer.Build(cid, *src)
-		if ok {
+		switch {
+		case ok:
 			doc[schema.JoinField] = schema.CustomerRelation // the parent of its events (mapping.Customers)
 			docs = append(docs, doc)
-			ops = append(ops, store.Op{Action: store.Index, Index: ix.customers, ID: cid, Body: doc})
-		} else {
-			ops = append(ops, store.Op{Action: store.Delete, Index: ix.customers, ID: cid})
+			op := store.Op{Action: store.Index, Index: ix.customers, ID: cid, Body: doc, IfAbsent: !found}
+			if found {
+				op.IfMatch = &seq
+			}
+			ops = append(ops, op)
+		case found:
+			ops = append(ops, store.Op{Action: store.Delete, Index: ix.customers, ID: cid, IfMatch: &seq})
 		}
 	}
 	// The merged-away documents go in the same _bulk as their
 	// survivors': a reader sees the profiles before the merge or after.
 	for _, id := range gone {
-		ops = append(ops, store.Op{Action: store.Delete, Index: ix.customers, ID: id})
+		seq := goneAt[id]
+		ops = append(ops, store.Op{Action: store.Delete, Index: ix.customers, ID: id, IfMatch: &seq})
 	}
 	if err := ix.attrs.prepare(ctx, docs); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	ix.stopHook.beforeWrite(ops, ix.log)
 	verdicts, err := ix.bulkDemoting(ctx, "materialize", ops, ix.attrs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var rejects []rejected
-	err = ix.judge("document", ops, verdicts, func(i int, reason string) {
+	lost, err := ix.judge("document", ops, verdicts, func(i int, reason string) {
 		for _, m := range markers[ops[i].ID] {
 			rejects = append(rejects, rejected{m, "document of " + ops[i].ID + " refused by OpenSearch: " + reason})
 		}
 	})
-	return rejects, err
+	if err != nil {
+		return nil, nil, err
+	}
+	// A merged-away document written since it was read goes round again
+	// too: its own rebuild marks its survivor, whose rebuild deletes it.
+	for _, i := range lost {
+		stale = append(stale, ops[i].ID)
+	}
+	return stale, rejects, nil
 }
 
 // personIdentities are the identities OneID says the customer holds.

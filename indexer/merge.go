@@ -235,10 +235,11 @@ func (ix *Indexer) writeMoves(ctx context.Context, step string, ops []store.Op) 
 }
 
 // mergedDocs returns the ids of the documents still standing of the
-// customers merged into the ones being rebuilt: those their persons list,
-// and those whose persons name them as survivors (the people index is
-// the truth; a list may lag behind a writer that lost a race halfway).
-func (ix *Indexer) mergedDocs(ctx context.Context, keep []string, people map[string]*identity.Person) ([]string, error) {
+// customers merged into the ones being rebuilt, and where each stands (a
+// delete is fenced as any write is, see writeRound): those their persons
+// list, and those whose persons name them as survivors (the people index
+// is the truth; a list may lag behind a writer that lost a race halfway).
+func (ix *Indexer) mergedDocs(ctx context.Context, keep []string, people map[string]*identity.Person) ([]string, map[string]store.SeqTerm, error) {
 	seen := map[string]bool{}
 	var ids []string
 	add := func(id string) {
@@ -257,22 +258,24 @@ func (ix *Indexer) mergedDocs(ctx context.Context, keep []string, people map[str
 	if len(keep) > 0 {
 		into, err := ix.resolver.MergedInto(ctx, keep)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, id := range into {
 			add(id)
 		}
 	}
 	if len(ids) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
-	docs, err := ix.st.Mget(ctx, ix.customers, ids)
+	at, err := ix.st.Versions(ctx, ix.customers, ids)
 	if err != nil {
-		return nil, fmt.Errorf("merge: read documents: %w", err)
+		return nil, nil, fmt.Errorf("merge: read documents: %w", err)
 	}
-	out := make([]string, 0, len(docs))
-	for _, d := range docs {
-		out = append(out, d.ID)
+	out := make([]string, 0, len(at))
+	for _, id := range ids {
+		if _, ok := at[id]; ok {
+			out = append(out, id)
+		}
 	}
-	return out, nil
+	return out, at, nil
 }

@@ -26,6 +26,9 @@ type metrics struct {
 	// events and rows.
 	oneid *prometheus.CounterVec
 	moved *prometheus.CounterVec
+	// fenced counts document writes that lost to a write made since their
+	// document was read.
+	fenced prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -79,8 +82,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		moved: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cdp_indexer_merge_moved_total", Help: "What merges moved from merged-away customers to their survivors, by kind (event, row, profile).",
 		}, []string{"kind"}),
+		fenced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cdp_indexer_fenced_writes_total", Help: "Customer document writes and deletes refused because another process wrote the document after it was read (this one may have lost the customer's partition without knowing, paused past its session timeout): each such customer is rebuilt from fresh reads.",
+		}),
 	}
-	reg.MustRegister(m.oneid, m.moved, m.consumed, m.applied, m.deadLettered, m.deadLetterCuts, m.deadLettersLost, m.retries, m.parked, m.demoted, m.lag, m.bulkSeconds,
+	reg.MustRegister(m.fenced, m.oneid, m.moved, m.consumed, m.applied, m.deadLettered, m.deadLetterCuts, m.deadLettersLost, m.retries, m.parked, m.demoted, m.lag, m.bulkSeconds,
 		m.stepSeconds, m.batchSeconds, m.batchSize)
 	return m
 }

@@ -36,6 +36,11 @@ type Op struct {
 	// its sequence number and primary term (optimistic concurrency). A
 	// write that finds it changed is refused with a 409.
 	IfMatch *SeqTerm
+	// IfAbsent makes an Index conditional on there being no document, as
+	// it was read: it is sent as a create, and a 409 means another writer
+	// wrote the document since (Judge: Stale), where a plain Create's 409
+	// means the same document was already there (Unchanged).
+	IfAbsent bool
 	// Body is the document (Index, Create) or the update body (Update).
 	Body any
 }
@@ -87,6 +92,10 @@ const (
 	Retry
 	// Refused: OpenSearch will never take the op as it is.
 	Refused
+	// Stale: a fenced write (IfMatch, IfAbsent) found the document changed
+	// since it was read: another writer was there first. Sending the op
+	// again cannot help; read the document's inputs again and rebuild it.
+	Stale
 )
 
 // Judge tells what the verdict means for op.
@@ -94,6 +103,8 @@ func Judge(op Op, v Verdict) Outcome {
 	switch {
 	case v.OK():
 		return Applied
+	case v.Conflict() && (op.IfMatch != nil || op.IfAbsent):
+		return Stale
 	case v.Conflict() && (op.Action == Create || op.VersionType != ""):
 		return Unchanged
 	case op.Action == Delete && v.Status == http.StatusNotFound:
@@ -109,7 +120,7 @@ func Judge(op Op, v Verdict) Outcome {
 type ItemError struct {
 	Op      Op
 	Verdict Verdict
-	Outcome Outcome // Retry or Refused
+	Outcome Outcome // Retry, Refused or Stale
 }
 
 func (e *ItemError) Error() string {
@@ -212,7 +223,11 @@ func encodeOp(buf *bytes.Buffer, op Op) error {
 		meta["if_seq_no"] = op.IfMatch.SeqNo
 		meta["if_primary_term"] = op.IfMatch.PrimaryTerm
 	}
-	if err := enc.Encode(map[string]any{string(op.Action): meta}); err != nil {
+	action := op.Action
+	if op.IfAbsent {
+		action = Create
+	}
+	if err := enc.Encode(map[string]any{string(action): meta}); err != nil {
 		return err
 	}
 	if op.Action != Delete {

@@ -117,6 +117,9 @@ func TestJudgeTellsWhatEachVerdictMeansForItsOp(t *testing.T) {
 		{"a create that meets a stored document", Op{Action: Create}, Verdict{Status: 409}, Unchanged},
 		{"a versioned write that meets a newer version", versioned, Verdict{Status: 409}, Unchanged},
 		{"a plain write that conflicts", index, Verdict{Status: 409}, Refused},
+		{"a write fenced by where the document stood, which changed since", Op{Action: Index, IfMatch: &SeqTerm{3, 1}}, Verdict{Status: 409}, Stale},
+		{"a delete fenced by where the document stood, which changed since", Op{Action: Delete, IfMatch: &SeqTerm{3, 1}}, Verdict{Status: 409}, Stale},
+		{"a write fenced by the document's absence, written since", Op{Action: Index, IfAbsent: true}, Verdict{Status: 409}, Stale},
 		{"a delete of nothing", Op{Action: Delete}, Verdict{Status: 404}, Unchanged},
 		{"an index write to a missing index", index, Verdict{Status: 404}, Refused},
 		{"an overloaded cluster", index, Verdict{Status: 429}, Retry},
@@ -128,6 +131,28 @@ func TestJudgeTellsWhatEachVerdictMeansForItsOp(t *testing.T) {
 		if got := Judge(tt.op, tt.v); got != tt.want {
 			t.Errorf("%s: Judge = %d, want %d", tt.name, got, tt.want)
 		}
+	}
+}
+
+func TestAFencedWriteIsSentWithWhereTheDocumentStoodOrAsACreate(t *testing.T) {
+	var buf bytes.Buffer
+	for _, op := range []Op{
+		{Action: Index, Index: "i", ID: "a", IfMatch: &SeqTerm{SeqNo: 7, PrimaryTerm: 2}, Body: 1},
+		{Action: Index, Index: "i", ID: "b", IfAbsent: true, Body: 2},
+		{Action: Delete, Index: "i", ID: "c", IfMatch: &SeqTerm{SeqNo: 8, PrimaryTerm: 2}},
+	} {
+		if err := encodeOp(&buf, op); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := `{"index":{"_id":"a","_index":"i","if_primary_term":2,"if_seq_no":7}}
+1
+{"create":{"_id":"b","_index":"i"}}
+2
+{"delete":{"_id":"c","_index":"i","if_primary_term":2,"if_seq_no":8}}
+`
+	if buf.String() != want {
+		t.Fatalf("encoded\n%s\nwant\n%s", buf.String(), want)
 	}
 }
 

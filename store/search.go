@@ -240,13 +240,37 @@ func (d *Doc) Decode(out any) error {
 // OpenSearch could not read (its answer carries an error) fails the read
 // with a 503 *Error (Unavailable), never counts as not found.
 func (c *Client) Mget(ctx context.Context, index string, ids []string) ([]Doc, error) {
+	return c.mget(ctx, index, ids, "")
+}
+
+// Versions reads where the documents of index stand now, with realtime
+// GET semantics and without their sources: the sequence number and
+// primary term of each one found, by id. An id missing from the answer
+// has no document. A write made with the answer (Op.IfMatch, or
+// Op.IfAbsent for a missing id) fails if another writer got there since.
+func (c *Client) Versions(ctx context.Context, index string, ids []string) (map[string]SeqTerm, error) {
+	docs, err := c.mget(ctx, index, ids, "?_source=false")
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]SeqTerm, len(docs))
+	for _, d := range docs {
+		if d.SeqNo == nil || d.PrimaryTerm == nil {
+			return nil, fmt.Errorf("store: %s/%s: found without _seq_no and _primary_term", index, d.ID)
+		}
+		out[d.ID] = SeqTerm{SeqNo: *d.SeqNo, PrimaryTerm: *d.PrimaryTerm}
+	}
+	return out, nil
+}
+
+func (c *Client) mget(ctx context.Context, index string, ids []string, query string) ([]Doc, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
 	var resp struct {
 		Docs []Doc `json:"docs"`
 	}
-	if err := c.Do(ctx, http.MethodPost, "/"+index+"/_mget", map[string]any{"ids": ids}, &resp); err != nil {
+	if err := c.Do(ctx, http.MethodPost, "/"+index+"/_mget"+query, map[string]any{"ids": ids}, &resp); err != nil {
 		return nil, err
 	}
 	found := resp.Docs[:0]

@@ -150,3 +150,76 @@ func TestPagingThroughTheRealOpenSearchVisitsEveryDocumentOnceAndClosesItsPointI
 		}
 	})
 }
+
+// Against the real OpenSearch: Versions tells where each document stands,
+// and a write fenced with it goes through only while no other write came
+// in between; one that comes after another write is judged Stale, never
+// Unchanged, whether the document was found (IfMatch) or not (IfAbsent).
+func TestAWriteFencedWithVersionsLosesToAnyWriteSinceTheRead(t *testing.T) {
+	env := harness.Services(t)
+	st := env.Store(t)
+	ctx := context.Background()
+	index := "t" + harness.Unique() + "-fence"
+	if err := st.Do(ctx, http.MethodPut, "/"+index, map[string]any{"settings": map[string]any{"number_of_shards": 1, "number_of_replicas": 0}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Do(context.Background(), http.MethodDelete, "/"+index, nil, nil) })
+	write := func(ops ...store.Op) []store.Outcome {
+		t.Helper()
+		verdicts, err := st.Bulk(ctx, ops)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make([]store.Outcome, len(ops))
+		for i, v := range verdicts {
+			out[i] = store.Judge(ops[i], v)
+		}
+		return out
+	}
+	read := func() map[string]store.SeqTerm {
+		t.Helper()
+		at, err := st.Versions(ctx, index, []string{"a", "b", "gone"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return at
+	}
+	if got := write(store.Op{Action: store.Index, Index: index, ID: "a", Body: map[string]any{"v": 1}}); got[0] != store.Applied {
+		t.Fatalf("first write: %v", got)
+	}
+	stale := read() // a: found; b and gone: missing
+	if _, ok := stale["a"]; len(stale) != 1 || !ok {
+		t.Fatalf("versions %v, want a alone", stale)
+	}
+	fresh := func(id string) store.SeqTerm { return read()[id] }
+
+	// Another writer comes in after the read.
+	if got := write(
+		store.Op{Action: store.Index, Index: index, ID: "a", IfMatch: ptr(fresh("a")), Body: map[string]any{"v": 2}},
+		store.Op{Action: store.Index, Index: index, ID: "b", IfAbsent: true, Body: map[string]any{"v": 2}},
+	); got[0] != store.Applied || got[1] != store.Applied {
+		t.Fatalf("the newer writer: %v, want both applied", got)
+	}
+	a := stale["a"]
+	if got := write(
+		store.Op{Action: store.Index, Index: index, ID: "a", IfMatch: &a, Body: map[string]any{"v": 1}},
+		store.Op{Action: store.Index, Index: index, ID: "b", IfAbsent: true, Body: map[string]any{"v": 1}},
+		store.Op{Action: store.Delete, Index: index, ID: "a", IfMatch: &a},
+	); got[0] != store.Stale || got[1] != store.Stale || got[2] != store.Stale {
+		t.Fatalf("the stale writer: %v, want all three stale", got)
+	}
+	var doc struct{ V int }
+	for _, id := range []string{"a", "b"} {
+		if found, err := st.GetSource(ctx, index, id, &doc); err != nil || !found || doc.V != 2 {
+			t.Fatalf("%s: found %v, %+v, %v: want the newer writer's", id, found, doc, err)
+		}
+	}
+	if got := write(store.Op{Action: store.Delete, Index: index, ID: "a", IfMatch: ptr(fresh("a"))}); got[0] != store.Applied {
+		t.Fatalf("a delete fenced with a fresh read: %v", got)
+	}
+	if at := read(); len(at) != 1 {
+		t.Fatalf("versions after the delete: %v, want b alone", at)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -4,11 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -89,9 +93,11 @@ type Process struct {
 
 // StartIndexerProcess starts `cdp index` for cfg (every setting passed as
 // a flag, so the environment cannot redirect it), logging at info level to
-// a file of the test's. The process is stopped when the test ends, and
-// the end of its log shown if the test failed.
-func (e *Env) StartIndexerProcess(t testing.TB, cfg *config.Config, name string) *Process {
+// a file of the test's. env adds variables ("NAME=value") to the
+// process's environment, such as a test hook of the indexer's. The process
+// is stopped when the test ends, and the end of its log shown if the test
+// failed.
+func (e *Env) StartIndexerProcess(t testing.TB, cfg *config.Config, name string, env ...string) *Process {
 	t.Helper()
 	bin := CDPBinary(t)
 	log, err := os.Create(filepath.Join(t.TempDir(), name+".log"))
@@ -101,6 +107,9 @@ func (e *Env) StartIndexerProcess(t testing.TB, cfg *config.Config, name string)
 	args := append([]string{"index"}, cfg.Args()...)
 	cmd := exec.Command(bin, append(args, "--log-level", "info")...)
 	cmd.Stdout, cmd.Stderr = log, log
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	p := &Process{Name: name, LogPath: log.Name(), cmd: cmd, done: make(chan struct{})}
 	p.Started = time.Now()
 	if err := cmd.Start(); err != nil {
@@ -174,6 +183,7 @@ func (p *Process) terminate(timeout time.Duration) (clean bool) {
 		return true
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.cmd.Process.Signal(syscall.SIGCONT) // a stopped process acts on SIGTERM only once continued
 	select {
 	case <-p.done:
 		return true
@@ -182,6 +192,87 @@ func (p *Process) terminate(timeout time.Duration) (clean bool) {
 		<-p.done
 		return false
 	}
+}
+
+// Stopped reports whether the process is stopped (by SIGSTOP), as
+// /proc tells (Linux only: false elsewhere).
+func (p *Process) Stopped() bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid()))
+	if err != nil {
+		return false
+	}
+	// "pid (comm) state …": comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(stat, ')')
+	return i >= 0 && i+2 < len(stat) && (stat[i+2] == 'T' || stat[i+2] == 't')
+}
+
+// Continue sends SIGCONT to a stopped process.
+func (p *Process) Continue(t testing.TB) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatalf("kill -CONT %s: %v", p.Name, err)
+	}
+}
+
+// Metric sums the samples of the named metric on the process's /metrics
+// whose labels include the given name-value pairs (a histogram's count is
+// its name with _count). The address is the one the process logged.
+func (p *Process) Metric(name string, labels ...string) (float64, error) {
+	addr := p.httpAddr()
+	if addr == "" {
+		return 0, fmt.Errorf("%s has not logged its HTTP address yet", p.Name)
+	}
+	client := http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	return sumSamples(string(body), name, labels...), nil
+}
+
+// httpAddr is the address of the process's HTTP server, from its log.
+func (p *Process) httpAddr() string {
+	sc := bufio.NewScanner(strings.NewReader(p.Log()))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var line struct{ Msg, Addr string }
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "HTTP listening" {
+			return line.Addr
+		}
+	}
+	return ""
+}
+
+// sumSamples sums the samples of a metric in Prometheus's text format
+// whose labels include the pairs.
+func sumSamples(text, name string, labels ...string) float64 {
+	var sum float64
+lines:
+	for _, line := range strings.Split(text, "\n") {
+		sp := strings.LastIndexByte(line, ' ')
+		if sp < 0 || strings.HasPrefix(line, "#") {
+			continue
+		}
+		series, value := line[:sp], line[sp+1:]
+		metric, labelText, _ := strings.Cut(series, "{")
+		if metric != name {
+			continue
+		}
+		for i := 0; i+1 < len(labels); i += 2 {
+			if !strings.Contains(labelText, labels[i]+"="+strconv.Quote(labels[i+1])) {
+				continue lines
+			}
+		}
+		if v, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err == nil {
+			sum += v
+		}
+	}
+	return sum
 }
 
 // Log returns the process's log so far.
