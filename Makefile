@@ -15,12 +15,14 @@ GOTEST_FLAGS ?= -race -count=1 -timeout 25m
 run: deps-up build
 	@scripts/run.sh
 
-## test: start the services if needed, then lint, unit and integration tests with -race,
+## test: start the services if needed, then lint, unit and integration tests with -race
+## (the OneID batching acceptance test without: it feeds 60,000 messages one a batch),
 ## short fuzzing runs (FUZZTIME each) of the filter parser and of both wire decoders (go
 ## test -fuzz takes one target per run), and the chaos suite (it stops and starts the
 ## services through scripts/deps.sh, so it runs alone, after everything else)
 test: deps-up lint
 	$(GO) test $(GOTEST_FLAGS) ./...
+	$(GO) test -count=1 -timeout 25m -run '^TestAStreamOfTenThousandPeople' ./testing/e2e/
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(or $(FUZZTIME),40000x) ./query
 	$(GO) test -run='^$$' -fuzz='^FuzzParseChange$$' -fuzztime=$(or $(FUZZTIME),100000x) ./wire
 	$(GO) test -run='^$$' -fuzz='^FuzzParseEvent$$' -fuzztime=$(or $(FUZZTIME),100000x) ./wire
