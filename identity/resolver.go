@@ -717,11 +717,9 @@ func (r *Resolver) fetchOrphans(ctx context.Context, known map[string]string, pe
 }
 
 // MergedInto returns the customer ids whose persons were merged into one
-// of cids, as the people index holds them after a refresh.
+// of cids, as the people index stood at its last refresh: the caller
+// refreshes it after the merges it must see were written.
 func (r *Resolver) MergedInto(ctx context.Context, cids []string) ([]string, error) {
-	if err := r.st.Refresh(ctx, r.ix.People); err != nil {
-		return nil, fmt.Errorf("identity: refresh people: %w", err)
-	}
 	var out []string
 	for start := 0; start < len(cids); start += 5000 {
 		chunk := cids[start:min(start+5000, len(cids))]

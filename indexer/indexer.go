@@ -61,6 +61,7 @@ type Indexer struct {
 	producer          sarama.SyncProducer
 
 	customers, events string
+	people            string // OneID's people index (identity.IndicesOf)
 	attrs, props      *dynamicFields
 
 	coord     *coord.Coordinator
@@ -118,7 +119,8 @@ func New(cfg *config.Config, st *store.Client, reg prometheus.Registerer, log *s
 			return nil, err
 		}
 	}
-	resolver := identity.NewResolver(st, identity.IndicesOf(p), 1<<20).WithRules(cfg.Identity)
+	oneid := identity.IndicesOf(p)
+	resolver := identity.NewResolver(st, oneid, 1<<20).WithRules(cfg.Identity)
 	co := coord.New(coord.Config{Addr: cfg.RedisAddr, Prefix: cfg.IndexPrefix}, log.With("component", "coord"))
 	resolver.Lock, resolver.Epochs, resolver.Tombstones = co, co, co
 	resolver.OnError = func(err error) {
@@ -139,6 +141,7 @@ func New(cfg *config.Config, st *store.Client, reg prometheus.Registerer, log *s
 		rebuilds:  rebuilds,
 		producer:  producer,
 		customers: mapping.Customers.Alias(p),
+		people:    oneid.People,
 		events:    mapping.Events.Alias(p),
 		stopHook:  newStopHook(log),
 	}, nil

@@ -106,16 +106,13 @@ func decodeHit(src []byte) (*hit, error) {
 	return &h, nil
 }
 
-// sources reads every row of the given customers. The row store is
-// refreshed first, so that every row written before the customers were
-// marked dirty is seen.
+// sources reads every row of the given customers, as the row store stood
+// at its last refresh: the caller refreshes it after the customers were
+// marked dirty, so that every row written before is seen.
 func (r *rowStore) sources(ctx context.Context, cids []string) (map[string]*customer.Sources, error) {
 	out := make(map[string]*customer.Sources, len(cids))
 	if len(cids) == 0 {
 		return out, nil
-	}
-	if err := r.st.Refresh(ctx, r.index); err != nil {
-		return nil, fmt.Errorf("rows: refresh: %w", err)
 	}
 	for _, cid := range cids {
 		out[cid] = &customer.Sources{Items: map[string][]customer.Row{}}
