@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -33,7 +34,14 @@ type lane struct {
 	keys   func(*sarama.ConsumerMessage) []string
 	wait   time.Duration
 	greedy bool
-	in     chan *sarama.ConsumerMessage
+	// hold, if set, keeps a greedy lane collecting past a gap, up to
+	// maxHold from its first message, while it says so: document
+	// rebuilds wait while the source lanes are far behind, so that a
+	// customer changed all through a backfill is rebuilt once per hold
+	// rather than once per round.
+	hold    func() bool
+	maxHold time.Duration
+	in      chan *sarama.ConsumerMessage
 	// newTimer times the wait; nil is a time.Timer (tests fire their own).
 	newTimer func(time.Duration) waitTimer
 }
@@ -58,6 +66,40 @@ func (l *lane) startTimer() waitTimer {
 	return realTimer{time.NewTimer(l.wait)}
 }
 
+// backlog is how far behind its source partitions this process is: per
+// partition, the messages after the last one it took, as its fetch saw
+// them. A new session starts it afresh, so a partition another process
+// took over does not count.
+type backlog struct {
+	mu  sync.Mutex
+	lag map[string]int64
+}
+
+func (b *backlog) set(topic string, partition int32, lag int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.lag == nil {
+		b.lag = map[string]int64{}
+	}
+	b.lag[topic+"/"+strconv.Itoa(int(partition))] = lag
+}
+
+func (b *backlog) reset() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	clear(b.lag)
+}
+
+func (b *backlog) total() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var n int64
+	for _, l := range b.lag {
+		n += l
+	}
+	return n
+}
+
 // groupHandler feeds the messages of every claimed partition into its
 // lanes, one batching loop per lane and session, and marks and commits
 // offsets only after a batch is applied. A partition belongs to one lane,
@@ -71,6 +113,7 @@ type groupHandler struct {
 	grace     time.Duration
 	hard      context.Context // ends grace after shutdown: in-flight work is abandoned then
 	onLag     func(topic string, partition int32, lag int64)
+	onAssign  func() // at every new session, before any message
 	onConsume func(topic string)
 	onBatch   func(lane string, messages int, took time.Duration)
 
@@ -85,6 +128,9 @@ type groupHandler struct {
 func (h *groupHandler) Setup(s sarama.ConsumerGroupSession) error {
 	ctx, cancel := context.WithCancel(h.hard)
 	h.cancel = cancel
+	if h.onAssign != nil {
+		h.onAssign()
+	}
 	h.done = make(chan struct{})
 	lanesDone := make(chan struct{})
 	h.commit = make(chan struct{}, 1)
@@ -217,6 +263,7 @@ func (l *lane) collect(session context.Context) (batch []*sarama.ConsumerMessage
 	case <-session.Done():
 		return nil, true
 	}
+	started := time.Now()
 	timer := l.startTimer()
 	defer timer.Stop()
 	greedy := false // past the wait, in a greedy lane
@@ -231,6 +278,10 @@ func (l *lane) collect(session context.Context) (batch []*sarama.ConsumerMessage
 				timer.Reset(l.wait)
 			}
 		case <-timer.C():
+			if greedy && l.hold != nil && time.Since(started) < l.maxHold && l.hold() {
+				timer.Reset(l.wait)
+				continue
+			}
 			if !l.greedy || greedy {
 				return batch, true
 			}

@@ -2,6 +2,7 @@ package indexer
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -133,5 +134,46 @@ func TestAGreedyLaneTakesAStreamWithShortGapsPastItsWait(t *testing.T) {
 		if batch, _ := r.result(); len(batch) != tt.want {
 			t.Errorf("greedy %v: the lane took %d of 20 messages, want %d", tt.greedy, len(batch), tt.want)
 		}
+	}
+}
+
+func TestAGreedyLaneHeldBackGoesOnPastAGapUntilTheHoldEndsOrRunsOut(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		maxHold time.Duration
+		want    int
+	}{
+		{"held while the hold says so", time.Hour, 20},
+		{"a hold that has run out holds nothing", 0, 10},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var holding atomic.Bool
+			holding.Store(true)
+			r := startCollect(lane{size: 1000, greedy: true, hold: holding.Load, maxHold: tt.maxHold})
+			r.sendN(10)
+			r.expire() // the wait passes
+			r.expire() // a gap of a whole wait: held, the lane goes on
+			r.sendN(10)
+			holding.Store(false)
+			r.expire() // the next gap ends the batch
+			if batch, _ := r.result(); len(batch) != tt.want {
+				t.Errorf("the lane took %d of 20 messages, want %d", len(batch), tt.want)
+			}
+		})
+	}
+}
+
+func TestTheBacklogCountsEachPartitionOnceAndANewSessionStartsAfresh(t *testing.T) {
+	var b backlog
+	b.set("events", 0, 100)
+	b.set("events", 0, 40) // a later message of the same partition
+	b.set("events", 1, 5)
+	b.set("orders", 0, 7)
+	if got := b.total(); got != 52 {
+		t.Errorf("total %d, want 52", got)
+	}
+	b.reset()
+	if got := b.total(); got != 0 {
+		t.Errorf("after a new session: total %d, want 0", got)
 	}
 }

@@ -70,6 +70,13 @@ type Indexer struct {
 	closeErr  error
 }
 
+// A backfill, for the rebuilds lane: the sources more than backfillLag
+// batches behind. Rebuilds then wait up to backfillHold.
+const (
+	backfillLag  = 4
+	backfillHold = 30 * time.Second
+)
+
 // Partitions is the partition count of the topics the service creates.
 const Partitions = 4
 
@@ -206,7 +213,20 @@ func (ix *Indexer) Run(ctx context.Context) error {
 	}
 	sh := handler(sourceLanes)
 	sh.route = func(_ string, partition int32) int { return int(partition) % len(sourceLanes) }
-	rh := handler([]*lane{{name: "rebuilds", size: ix.cfg.RebuildBatchSize, keys: markerKeys, wait: ix.cfg.BatchWait, greedy: true}})
+	var behind backlog
+	sh.onLag = func(topic string, partition int32, lag int64) {
+		ix.m.setLag(topic, partition, lag)
+		behind.set(topic, partition, lag)
+	}
+	sh.onAssign = behind.reset
+	// While the sources are more than backfillLag batches behind (a
+	// backfill, a catch-up after an outage), rebuilds wait for up to
+	// backfillHold: each rebuild of a customer's document rewrites its
+	// orders and items, and rebuilding every round a customer changed in
+	// was most of a backfill's document writes.
+	rh := handler([]*lane{{name: "rebuilds", size: ix.cfg.RebuildBatchSize, keys: markerKeys, wait: ix.cfg.BatchWait, greedy: true,
+		hold:    func() bool { return behind.total() > int64(backfillLag*ix.cfg.BatchSize) },
+		maxHold: backfillHold}})
 	rh.route = func(string, int32) int { return 0 }
 
 	ix.log.Info("indexer consuming", "topics", append(sourceTopics, dirtyTopics...), "group", ix.cfg.ConsumerGroup)
