@@ -76,11 +76,11 @@ func (r *Report) computeGoals() {
 		Name: "indexing throughput", Target: "indexer ≥ 0.85 × raw _bulk (customer docs/s)",
 		Actual: fmt.Sprintf("%.3f (%.0f vs %.0f customer docs/s)", ix.Ratio, ix.IndexerCustomerDocsSec, ix.RawCustomerDocsSec),
 		Pass:   ix.Ratio >= 0.85,
-	}, {
-		Name: "event-to-searchable", Target: "p99 ≤ 1.5 s at half the indexer's maximum",
-		Actual: fmt.Sprintf("p99 %.0f ms (p50 %.0f ms, %d lost)", r.Freshness.Latency.P99Ms, r.Freshness.Latency.P50Ms, r.Freshness.Lost),
-		Pass:   r.Freshness.Pass,
 	}}
+	for _, m := range r.Freshness.markerRows() {
+		r.Goals = append(r.Goals, Goal{Name: freshGoalName(m), Target: freshTarget(m),
+			Actual: fmt.Sprintf("p99 %.0f ms (p50 %.0f ms, %d lost)", m.Latency.P99Ms, m.Latency.P50Ms, m.Lost), Pass: m.Pass})
+	}
 	var bad []string
 	n := 0
 	for _, q := range r.Queries {
@@ -112,14 +112,30 @@ func (r *Report) computeGoals() {
 	r.Goals = append(r.Goals, rampGoals(r.Ramp)...)
 }
 
+// freshGoalName names the freshness goal of a kind of marker; the event
+// markers' keeps the name it had before there were kinds.
+func freshGoalName(m MarkerResult) string {
+	if m.Kind == "event" {
+		return "event-to-searchable"
+	}
+	return m.Kind + " change visible in customers"
+}
+
+func freshTarget(m MarkerResult) string {
+	return fmt.Sprintf("%s in the %s alias: p99 ≤ %.1f s, p50 ≤ %.1f s, at half the indexer's maximum",
+		m.Change, m.View, freshP99GoalMs/1000.0, freshP50GoalMs/1000.0)
+}
+
 // summaryLines is one line per metric, for the terminal.
 func (r *Report) summaryLines() []string {
 	ix := r.Indexing
 	out := []string{
 		fmt.Sprintf("indexing:   indexer %.0f customer docs/s (%.0f changes/s) vs raw _bulk %.0f customer docs/s (%.0f changes/s): ratio %.3f [goal ≥ 0.85: %s]",
 			ix.IndexerCustomerDocsSec, ix.IndexerChangesSec, ix.RawCustomerDocsSec, ix.RawChangesSec, ix.Ratio, verdict(ix.Ratio >= 0.85)),
-		fmt.Sprintf("freshness:  event-to-searchable p50 %.0f ms, p99 %.0f ms at %.0f changes/s (%d markers, %d lost) [goal p99 ≤ 1500 ms: %s]",
-			r.Freshness.Latency.P50Ms, r.Freshness.Latency.P99Ms, r.Freshness.Load.ActualRate, r.Freshness.Latency.Count, r.Freshness.Lost, verdict(r.Freshness.Pass)),
+	}
+	for _, m := range r.Freshness.markerRows() {
+		out = append(out, fmt.Sprintf("freshness:  %-6s in %-9s p50 %.0f ms, p99 %.0f ms at %.0f changes/s (%d markers, %d lost) [goal p99 ≤ %d ms, p50 ≤ %d ms: %s]",
+			m.Kind, m.View, m.Latency.P50Ms, m.Latency.P99Ms, r.Freshness.Load.ActualRate, m.Latency.Count, m.Lost, freshP99GoalMs, freshP50GoalMs, verdict(m.Pass)))
 	}
 	for _, q := range r.Queries {
 		errs := ""
@@ -226,13 +242,20 @@ func (r *Report) mdIndexing(w io.Writer) {
 		ix.CustomerDocs, ix.ExpectedCustomerDocs, ix.EventDocs, ix.ExpectedEventDocs, ix.DeadLettered)
 }
 
-// mdFreshness is event-to-searchable latency under load.
+// mdFreshness is change-to-visible latency under load, one row per kind
+// of marker.
 func (r *Report) mdFreshness(w io.Writer) {
 	fr := r.Freshness
-	fmt.Fprintf(w, "## 2. Freshness\n\nWhile the indexer is fed %.0f changes/s (target %.0f: half its measured maximum), marker events are produced open-loop at %.1f/s and the events view is polled every %.0f ms; latency runs from the marker's scheduled send time until a search first returns it.\n\n",
-		fr.Load.ActualRate, fr.Load.TargetRate, fr.MarkerRate, fr.PollInterval)
-	table(w, []string{"markers", "p50 ms", "p90 ms", "p99 ms", "max ms", "lost", "source lag at end", "goal p99 ≤ 1500 ms"}, [][]string{{
-		fmt.Sprint(fr.Latency.Count), f0(fr.Latency.P50Ms), f0(fr.Latency.P90Ms), f0(fr.Latency.P99Ms), f0(fr.Latency.MaxMs), fmt.Sprint(fr.Lost), fmt.Sprint(fr.Load.LagAtEnd), verdict(fr.Pass)}})
+	fmt.Fprintf(w, "## 2. Freshness\n\nWhile the indexer is fed %.0f changes/s (target %.0f: half its measured maximum), markers of each kind are produced open-loop at %.1f/s (the kinds take turns) and each kind's view is polled every %.0f ms; latency runs from the marker's scheduled send time until a search first shows the change. *event*: a track event of a dataset customer, found by id in the events alias. *trait*: an identify giving a customer a unique value of a trait, *order*: a paid order of a known amount (CDC), each for a customer the bench made before the load (one order of %.2f paid), found when that customer's document in the customers alias holds the new value.\n\n",
+		fr.Load.ActualRate, fr.Load.TargetRate, fr.MarkerRate, fr.PollInterval, float64(markerSpendCents)/100)
+	var rows [][]string
+	for _, m := range fr.markerRows() {
+		rows = append(rows, []string{m.Kind, m.Change, m.View, fmt.Sprint(m.Latency.Count), f0(m.Latency.P50Ms), f0(m.Latency.P90Ms), f0(m.Latency.P99Ms),
+			f0(m.Latency.MaxMs), fmt.Sprint(m.Lost), verdict(m.Pass)})
+	}
+	table(w, []string{"marker", "change", "view", "markers", "p50 ms", "p90 ms", "p99 ms", "max ms", "lost",
+		fmt.Sprintf("goal p99 ≤ %d ms, p50 ≤ %d ms", freshP99GoalMs, freshP50GoalMs)}, rows)
+	fmt.Fprintf(w, "Source lag at the end: %d messages.\n\n", fr.Load.LagAtEnd)
 }
 
 // mdQueries is every query shape through the API and directly.
