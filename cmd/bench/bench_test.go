@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"cdp/indexer"
+	"cdp/testing/workload"
 	"cdp/wire"
 )
 
@@ -409,5 +410,38 @@ func TestMarkersAreMessagesTheServiceAccepts(t *testing.T) {
 	}
 	if ev.Type != "identify" || ev.UserID != "1900000000" || ev.Traits[markerTrait] != "FRESH-run-0" {
 		t.Errorf("trait marker decodes as %+v", ev)
+	}
+}
+
+func TestADrainedChunkHandsOverEveryMessageOnceWithTheExtraEventsInterleaved(t *testing.T) {
+	c := compose(3, 200, 0, 10, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), "t")
+	n, extra := c.messages(), len(c.adds)
+	if extra == 0 {
+		t.Fatal("no extra events to interleave")
+	}
+	var got, firstExtra, lastExtra int
+	firstExtra = -1
+	ids := map[string]bool{}
+	c.drain(func(m *workload.Message) {
+		if m.Event != nil && strings.HasPrefix(m.Event.MessageID, "t-") {
+			if firstExtra < 0 {
+				firstExtra = got
+			}
+			lastExtra = got
+			if ids[m.Event.MessageID] {
+				t.Errorf("extra event %s twice", m.Event.MessageID)
+			}
+			ids[m.Event.MessageID] = true
+		}
+		got++
+	})
+	if got != n || len(ids) != extra {
+		t.Fatalf("drained %d messages (%d extra events) of %d (%d)", got, len(ids), n, extra)
+	}
+	if firstExtra > n/10 || lastExtra < n-n/10 {
+		t.Errorf("extra events only from %d to %d of %d messages: not spread over the stream", firstExtra, lastExtra, n)
+	}
+	if c.ds != nil || c.adds != nil {
+		t.Error("a drained chunk still holds its dataset")
 	}
 }

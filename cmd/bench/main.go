@@ -253,7 +253,7 @@ func newBench(ctx context.Context, o options, log *slog.Logger) (*bench, error) 
 		Customers: o.customers, Seed: o.seed, EventsPerCustomer: o.eventsPerCustomer, Prefix: cfg.IndexPrefix,
 		BatchSize: strconv.Itoa(cfg.BatchSize), BatchWait: cfg.BatchWait.String(),
 		QueryUtil: o.query.Util, QueryMaxRate: o.query.MaxRate, QuerySeconds: o.query.Duration.Seconds(),
-		FreshSeconds: o.freshDur.Seconds(), LoadFraction: o.loadFraction,
+		FreshSeconds: o.freshDur.Seconds(), LoadFraction: o.loadFraction, ChunkCustomers: chunkCustomers,
 	}}
 	b.rep.Machine = machineInfo(ctx, b.osURL)
 	if b.rep.Machine.OpenSearchVersion == "" {
@@ -458,7 +458,9 @@ func (b *bench) underLoad(ctx context.Context, live []string, msgsPerCustomer fl
 	b.log.Info("preparing the background load", "changes_per_sec", int(loadRate), "messages", need)
 	var loadMsgs []kmsg
 	for k := 0; len(loadMsgs) < need; k++ {
-		n := min(o.customers, int(float64(need-len(loadMsgs))/msgsPerCustomer)+1)
+		// At most one chunk's customers, whose keys are those of the main
+		// dataset's first chunk: the load updates existing customers.
+		n := min(o.customers, chunkCustomers, int(float64(need-len(loadMsgs))/msgsPerCustomer)+1)
 		loadMsgs = append(loadMsgs, loadChunk(k, o.seed, n, o.eventsPerCustomer, time.Now())...)
 	}
 	lg, err := newLoadGen(cfg, loadMsgs, loadRate)
