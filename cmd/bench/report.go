@@ -247,8 +247,8 @@ func (r *Report) mdIndexing(w io.Writer) {
 // of marker.
 func (r *Report) mdFreshness(w io.Writer) {
 	fr := r.Freshness
-	fmt.Fprintf(w, "## 2. Freshness\n\nWhile the indexer is fed %.0f changes/s (target %.0f: half its measured maximum), markers of each kind are produced open-loop at %.1f/s (the kinds take turns) and each kind's view is polled every %.0f ms; latency runs from the marker's scheduled send time until a search first shows the change. *event*: a track event of a dataset customer, found by id in the events alias. *trait*: an identify giving a customer a unique value of a trait, *order*: a paid order of a known amount (CDC), each for a customer the bench made before the load (one order of %.2f paid), found when that customer's document in the customers alias holds the new value.\n\n",
-		fr.Load.ActualRate, fr.Load.TargetRate, fr.MarkerRate, fr.PollInterval, float64(markerSpendCents)/100)
+	fmt.Fprintf(w, "## 2. Freshness\n\nWhile the indexer is fed %.0f changes/s (target %.0f: half its measured maximum), markers of each kind are produced open-loop at %.1f/s (the kinds take turns) and each kind's view is polled every %.0f ms; latency runs from the marker's scheduled send time until a search first shows the change. *event*: a track event of a dataset customer, found by id in the events alias. *trait*: an identify giving a customer a unique value of a trait, *order*: a paid order of a known amount (CDC), each for a customer the bench made before the load (one order of %.2f paid), found when that customer's document in the customers alias holds the new value. A marker not shown within %.0f s is lost and counts that long (a lower bound).\n\n",
+		fr.Load.ActualRate, fr.Load.TargetRate, fr.MarkerRate, fr.PollInterval, float64(markerSpendCents)/100, fr.TimeoutSec)
 	var rows [][]string
 	for _, m := range fr.markerRows() {
 		rows = append(rows, []string{m.Kind, m.Change, m.View, fmt.Sprint(m.Latency.Count), f0(m.Latency.P50Ms), f0(m.Latency.P90Ms), f0(m.Latency.P99Ms),
