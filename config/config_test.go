@@ -1,6 +1,7 @@
 package config
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -128,5 +129,31 @@ func TestABadIdentityRulesFileIsRefusedNamingTheTypeAndKey(t *testing.T) {
 				t.Fatalf("err = %v, want identity-rules and %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestTheIdentityCacheIsSizedFromTheMemoryLimitInForce(t *testing.T) {
+	const none = math.MaxInt64
+	quarterOf := func(mib int) int { return (mib << 20) / 4 / identity.CacheEntryBytes }
+	for _, c := range []struct {
+		name         string
+		runtimeLimit int64
+		limitMiB     int
+		want         int
+	}{
+		{"the default limit, applied", 192 << 20, 192, quarterOf(192)},
+		{"the default limit, not applied (an indexer inside a test)", none, 192, quarterOf(192)},
+		{"GOMEMLIMIT wins over the flag", 512 << 20, 192, quarterOf(512)},
+		{"no limit at all keeps the old size", none, 0, MaxIdentityCacheEntries},
+		{"a tiny limit keeps the least", 32 << 20, 32, max(quarterOf(32), MinIdentityCacheEntries)},
+		{"a huge limit keeps the most", 64 << 30, 0, MaxIdentityCacheEntries},
+	} {
+		if got := identityCacheEntries(c.runtimeLimit, c.limitMiB); got != c.want {
+			t.Errorf("%s: %d entries, want %d", c.name, got, c.want)
+		}
+	}
+	// The default fills at most the share it is given.
+	if got := identityCacheEntries(192<<20, 192) * identity.CacheEntryBytes; got > 48<<20 {
+		t.Errorf("the default cache takes %d MiB full", got>>20)
 	}
 }

@@ -127,7 +127,7 @@ func New(cfg *config.Config, st *store.Client, reg prometheus.Registerer, log *s
 		}
 	}
 	oneid := identity.IndicesOf(p)
-	resolver := identity.NewResolver(st, oneid, 1<<20).WithRules(cfg.Identity)
+	resolver := identity.NewResolver(st, oneid, cfg.IdentityCacheEntries()).WithRules(cfg.Identity)
 	co := coord.New(coord.Config{Addr: cfg.RedisAddr, Prefix: cfg.IndexPrefix}, log.With("component", "coord"))
 	resolver.Lock, resolver.Epochs, resolver.Tombstones = co, co, co
 	resolver.OnError = func(err error) {

@@ -8,6 +8,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"cdp/indexer"
+	"cdp/testing/workload"
+	"cdp/wire"
 )
 
 func msd(n int) time.Duration { return time.Duration(n) * time.Millisecond }
@@ -216,7 +220,11 @@ func sampleReport() *Report {
 		Settings: Settings{Customers: 10000, Seed: 1, QueryUtil: 0.5},
 		Indexing: IndexingResult{Changes: 1000, CustomerDocs: 100, EventDocs: 900, IndexerSeconds: 10, IndexerCustomerDocsSec: 10, RawSeconds: 9,
 			RawCustomerDocsSec: 11.1, Ratio: 0.9},
-		Freshness: FreshnessResult{Latency: Summary{Count: 100, P50Ms: 600, P99Ms: 1400}, Pass: true},
+		Freshness: FreshnessResult{Markers: []MarkerResult{
+			{Kind: "event", Change: "a track event", View: "events", Latency: Summary{Count: 100, P50Ms: 600, P99Ms: 1400}, Pass: true},
+			{Kind: "trait", Change: "an identify trait", View: "customers", Latency: Summary{Count: 100, P50Ms: 900, P99Ms: 1450}, Pass: true},
+			{Kind: "order", Change: "a paid order", View: "customers", Latency: Summary{Count: 100, P50Ms: 1100, P99Ms: 1450}, Lost: 0, Pass: false},
+		}},
 		Queries: []QueryResult{
 			{Shape: "term", Condition: "idle", API: Summary{Count: 100, P50Ms: 3, P99Ms: 9}, Direct: Summary{Count: 100, P50Ms: 2, P99Ms: 8}, Pass: true},
 			{Shape: "deep mix", Condition: "indexing", API: Summary{Count: 100, P99Ms: 30}, Direct: Summary{Count: 100, P99Ms: 10}, Pass: false},
@@ -238,7 +246,8 @@ func sampleReport() *Report {
 
 func TestGoals(t *testing.T) {
 	r := sampleReport()
-	want := map[string]bool{"indexing throughput": true, "event-to-searchable": true, "API latency": false, "export throughput": false, "memory": true,
+	want := map[string]bool{"indexing throughput": true, "event-to-searchable": true,
+		"trait change visible in customers": true, "order change visible in customers": false, "API latency": false, "export throughput": false, "memory": true,
 		"overload latency": false, "overload memory": true} // 101 ms > 2 × 50 ms
 	if len(r.Goals) != len(want) {
 		t.Fatalf("%d goals: %+v", len(r.Goals), r.Goals)
@@ -248,8 +257,8 @@ func TestGoals(t *testing.T) {
 			t.Errorf("goal %q pass = %v, want %v (%s)", g.Name, g.Pass, w, g.Actual)
 		}
 	}
-	if !strings.Contains(r.Goals[2].Actual, "deep mix (indexing)") {
-		t.Errorf("API latency goal does not name the failing shape: %s", r.Goals[2].Actual)
+	if !strings.Contains(r.Goals[4].Actual, "deep mix (indexing)") {
+		t.Errorf("API latency goal does not name the failing shape: %s", r.Goals[4].Actual)
 	}
 	// A per-phase VmHWM counts only where it was reset at the phase start.
 	if got := peakOf(r.Memory, "index"); got != 120 {
@@ -276,6 +285,7 @@ func TestMarkdown(t *testing.T) {
 		"**FAIL**",
 		"| term | idle | 0 | 0.0 | 100 | 3.00 | 9.00 | 2.00 | 8.00 |",
 		"| queries | 0 | 50 | n/a |",
+		"| order | a paid order | customers | 100 | 1100 | 0 | 1450 | 0 | 0 | FAIL |",
 		"## 6. Load ramp",
 		"| 500 | 0 | 0 | 40.0 | 101.0 | 70.0 | 0.0 | 0 | 0 (0) | 90 | FAIL |",
 		"out/bench-x.json",
@@ -299,7 +309,7 @@ func TestMarkdown(t *testing.T) {
 		}
 	}
 	lines := r.summaryLines()
-	if len(lines) != 2+len(r.Queries)+4+len(r.Ramp.Steps) {
+	if len(lines) != 1+len(r.Freshness.Markers)+len(r.Queries)+4+len(r.Ramp.Steps) {
 		t.Errorf("%d summary lines: %q", len(lines), lines)
 	}
 }
@@ -309,5 +319,129 @@ func TestTableEscapesPipes(t *testing.T) {
 	table(&b, []string{"a", "b"}, [][]string{{"x|y", "z"}})
 	if want := "| a | b |\n| --- | --- |\n| x\\|y | z |\n\n"; b.String() != want {
 		t.Fatalf("table:\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
+func TestTheFreshnessGoalNeedsBothPercentilesAndNothingLost(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		s    Summary
+		lost int
+		want bool
+	}{
+		{"within both", Summary{Count: 10, P50Ms: 1000, P99Ms: 1500}, 0, true},
+		{"p99 over", Summary{Count: 10, P50Ms: 500, P99Ms: 1501}, 0, false},
+		{"p50 over", Summary{Count: 10, P50Ms: 1001, P99Ms: 1400}, 0, false},
+		{"one lost", Summary{Count: 10, P50Ms: 500, P99Ms: 900}, 1, false},
+		{"no markers", Summary{}, 0, false},
+	} {
+		if got := freshGoal(c.s, c.lost); got != c.want {
+			t.Errorf("%s: freshGoal = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestResultsFromBeforeTheMarkerKindsRenderTheirEventRow(t *testing.T) {
+	old := FreshnessResult{Latency: Summary{Count: 150, P50Ms: 1485, P99Ms: 3189}, Lost: 2, Pass: false}
+	rows := old.markerRows()
+	if len(rows) != 1 || rows[0].Kind != "event" || rows[0].Latency.Count != 150 || rows[0].Lost != 2 {
+		t.Fatalf("rows of an old result: %+v", rows)
+	}
+	if rows := (FreshnessResult{}).markerRows(); len(rows) != 0 {
+		t.Fatalf("rows of an empty result: %+v", rows)
+	}
+}
+
+func TestAMarkerWatchCountsWhatItsViewShowsAndLosesTheOverdue(t *testing.T) {
+	shown := map[string]bool{"a": true}
+	m := newMarkerWatch(func(_ context.Context, ids []string) ([]string, error) {
+		var out []string
+		for _, id := range ids {
+			if shown[id] {
+				out = append(out, id)
+			}
+		}
+		return out, nil
+	})
+	now := time.Now()
+	m.sent("a", now)
+	m.sent("b", now)                   // not shown yet, not overdue
+	m.sent("c", now.Add(-2*time.Hour)) // never shown, overdue
+	m.pollOnce(context.Background(), time.Hour)
+	if m.lat.Summary().Count != 2 || m.lost != 1 || m.pending() != 1 {
+		t.Fatalf("after one poll: %d latencies, %d lost, %d pending", m.lat.Summary().Count, m.lost, m.pending())
+	}
+	shown["b"] = true
+	m.pollOnce(context.Background(), time.Hour)
+	if m.lat.Summary().Count != 3 || m.lost != 1 || m.pending() != 0 {
+		t.Fatalf("after the second poll: %d latencies, %d lost, %d pending", m.lat.Summary().Count, m.lost, m.pending())
+	}
+}
+
+func TestPathValueReadsDottedPaths(t *testing.T) {
+	doc := map[string]any{"metrics": map[string]any{"total_spend": 110.0}, "attrs": map[string]any{"vip_card": "X"}}
+	for _, c := range []struct {
+		path string
+		want any
+	}{
+		{"metrics.total_spend", 110.0}, {"attrs.vip_card", "X"}, {"attrs.missing", nil}, {"metrics.total_spend.deeper", nil}, {"nothing", nil},
+	} {
+		if got := pathValue(doc, c.path); got != c.want {
+			t.Errorf("pathValue(%q) = %v, want %v", c.path, got, c.want)
+		}
+	}
+}
+
+func TestMarkersAreMessagesTheServiceAccepts(t *testing.T) {
+	cs := []markerCustomer{{crmID: "1900000000", docID: "c-1", spendCents: markerSpendCents}}
+	due := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	id, msg := orderMarkers("", "x", cs, "run").make(0, due)
+	ch, err := wire.ParseChange(wire.TableOrders, msg.key, msg.value)
+	if err != nil || id != "1900000000" || msg.topic != indexer.TopicOrders {
+		t.Fatalf("order marker %s on %s: %v", id, msg.topic, err)
+	}
+	if ch.Parent != "1900000000" || ch.Data["status"] != "paid" || ch.Pos <= markerLSN {
+		t.Errorf("order marker decodes as %+v", ch)
+	}
+	id, msg = traitMarkers("", "x", cs, "run").make(0, due)
+	ev, err := wire.ParseEvent(msg.value, due)
+	if err != nil || id != "1900000000" || msg.topic != indexer.TopicEvents {
+		t.Fatalf("trait marker %s on %s: %v", id, msg.topic, err)
+	}
+	if ev.Type != "identify" || ev.UserID != "1900000000" || ev.Traits[markerTrait] != "FRESH-run-0" {
+		t.Errorf("trait marker decodes as %+v", ev)
+	}
+}
+
+func TestADrainedChunkHandsOverEveryMessageOnceWithTheExtraEventsInterleaved(t *testing.T) {
+	c := compose(3, 200, 0, 10, time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), "t")
+	n, extra := c.messages(), len(c.adds)
+	if extra == 0 {
+		t.Fatal("no extra events to interleave")
+	}
+	var got, firstExtra, lastExtra int
+	firstExtra = -1
+	ids := map[string]bool{}
+	c.drain(func(m *workload.Message) {
+		if m.Event != nil && strings.HasPrefix(m.Event.MessageID, "t-") {
+			if firstExtra < 0 {
+				firstExtra = got
+			}
+			lastExtra = got
+			if ids[m.Event.MessageID] {
+				t.Errorf("extra event %s twice", m.Event.MessageID)
+			}
+			ids[m.Event.MessageID] = true
+		}
+		got++
+	})
+	if got != n || len(ids) != extra {
+		t.Fatalf("drained %d messages (%d extra events) of %d (%d)", got, len(ids), n, extra)
+	}
+	if firstExtra > n/10 || lastExtra < n-n/10 {
+		t.Errorf("extra events only from %d to %d of %d messages: not spread over the stream", firstExtra, lastExtra, n)
+	}
+	if c.ds != nil || c.adds != nil {
+		t.Error("a drained chunk still holds its dataset")
 	}
 }

@@ -46,11 +46,27 @@ var (
 	channels   = []string{"miniprogram", "app", "web"}
 )
 
-// compose generates a dataset and interleaves the extra events. Extra
-// events are spread over the last 60 days before now (so windows such as
-// "within 30d" select some of them) and put at random places of the stream.
-// idPrefix keeps their message ids apart from other workloads'.
-func compose(seed uint64, customers, base int, eventsPerCustomer float64, now time.Time, idPrefix string) (*workload.Dataset, []workload.Message, []string, int) {
+// composed is a generated dataset and the extra events to interleave
+// with its messages.
+type composed struct {
+	ds *workload.Dataset
+	// adds are the extra events by the index of the dataset message they
+	// go before (len(ds.Messages): after the last).
+	adds []placed
+	live []string
+}
+
+type placed struct {
+	pos int
+	m   workload.Message
+}
+
+// compose generates a dataset and the extra events. Extra events are
+// spread over the last 60 days before now (so windows such as "within
+// 30d" select some of them) and put at random places of the stream; the
+// model has applied them. idPrefix keeps their message ids apart from
+// other workloads'.
+func compose(seed uint64, customers, base int, eventsPerCustomer float64, now time.Time, idPrefix string) *composed {
 	ds := workload.NewDatasetAt(seed, customers, base)
 	deleted := map[string]bool{}
 	seen := map[string]bool{}
@@ -74,10 +90,6 @@ func compose(seed uint64, customers, base int, eventsPerCustomer float64, now ti
 	}
 	r := rand.New(rand.NewPCG(seed, 0xb1e55ed))
 	extra := int(eventsPerCustomer*float64(customers)) - ds.Stats.EventMessages
-	type placed struct {
-		pos int
-		m   workload.Message
-	}
 	var adds []placed
 	for i := 0; i < extra && len(live) > 0; i++ {
 		e := &workload.Event{
@@ -97,64 +109,88 @@ func compose(seed uint64, customers, base int, eventsPerCustomer float64, now ti
 		adds = append(adds, placed{pos: r.IntN(len(ds.Messages) + 1), m: workload.EventMessage(e)})
 	}
 	sort.SliceStable(adds, func(i, j int) bool { return adds[i].pos < adds[j].pos })
-	out := make([]workload.Message, 0, len(ds.Messages)+len(adds))
+	return &composed{ds: ds, adds: adds, live: live}
+}
+
+// messages is how many messages the stream has.
+func (c *composed) messages() int { return len(c.ds.Messages) + len(c.adds) }
+
+// drain hands the stream's messages to fn in stream order, and forgets
+// each once fn returns, along with the dataset's model: a chunk's memory
+// is given back as it is produced, instead of being held (values, copies
+// and model) until the last message.
+func (c *composed) drain(fn func(m *workload.Message)) {
+	msgs, adds := c.ds.Messages, c.adds
+	c.ds, c.adds = nil, nil
 	j := 0
-	for i, m := range ds.Messages {
+	for i := range msgs {
 		for ; j < len(adds) && adds[j].pos <= i; j++ {
-			out = append(out, adds[j].m)
+			fn(&adds[j].m)
+			adds[j] = placed{}
 		}
-		out = append(out, m)
+		fn(&msgs[i])
+		msgs[i] = workload.Message{}
 	}
 	for ; j < len(adds); j++ {
-		out = append(out, adds[j].m)
+		fn(&adds[j].m)
+		adds[j] = placed{}
 	}
-	return ds, out, live, len(adds)
 }
 
 // chunkCustomers is the most customers generated at once. A larger run is
 // generated and produced in chunks of different people, one after
-// another, so that the bench's memory stays that of one chunk: the
-// 1,000,000-customer full run is ten chunks.
-const chunkCustomers = 100_000
+// another, so that the bench's memory stays that of one chunk (its
+// generator, model and messages): generating 100,000 customers peaked at
+// 3.8 GiB in one chunk of 100,000 and at 1.2 GiB in chunks of 25,000, and
+// 250,000 at 1.0 GiB. The 1,000,000-customer full run is forty chunks.
+const chunkCustomers = 25_000
 
-// generateAndProduce generates the main workload chunk by chunk, produces
-// each chunk to Kafka as fast as it takes them, and evaluates the
-// reference model for the documents that must exist at the end. It
-// returns the time spent producing.
+// generateAndProduce generates the main workload chunk by chunk, evaluates
+// the reference model for the documents that must exist at the end, and
+// produces each chunk to Kafka as fast as it takes it. It returns the time
+// spent producing (sending and the last acknowledgements, not generating).
 func generateAndProduce(ctx context.Context, cfg *config.Config, seed uint64, customers int, eventsPerCustomer float64, now time.Time,
 	logf func(string)) (*generated, time.Duration, error) {
 	w := &generated{}
+	p, err := newProducer(cfg)
+	if err != nil {
+		return nil, 0, err
+	}
 	var took time.Duration
 	for k, done := 0, 0; done < customers && ctx.Err() == nil; k++ {
 		n := min(chunkCustomers, customers-done)
-		ds, msgs, live, extra := compose(seed+uint64(k)*7919, n, k*workload.DatasetKeySpan, eventsPerCustomer, now, fmt.Sprintf("bx%d", k))
-		docs, err := ds.Expected()
+		c := compose(seed+uint64(k)*7919, n, k*workload.DatasetKeySpan, eventsPerCustomer, now, fmt.Sprintf("bx%d", k))
+		docs, err := c.ds.Expected()
 		if err != nil {
+			p.close()
 			return nil, 0, err
 		}
-		st := ds.Stats
+		st := c.ds.Stats
 		w.stats.Add(st)
-		w.messages += len(msgs)
-		w.extraEvents += extra
-		w.events += st.EventMessages + extra
-		w.live = append(w.live, live...)
+		w.messages += c.messages()
+		w.extraEvents += len(c.adds)
+		w.events += st.EventMessages + len(c.adds)
+		w.live = append(w.live, c.live...)
 		w.expectedCustomers += len(docs)
-		w.expectedEvents += ds.Model().EventCount()
-		ds, docs = nil, nil
-		kms := make([]kmsg, len(msgs))
-		for i, m := range msgs {
-			kms[i] = kmsg{m.Topic, m.Key, m.Value}
-		}
-		msgs = nil
-		d, err := produceAll(ctx, cfg, kms)
-		if err != nil {
-			return nil, 0, err
-		}
-		took += d
+		w.expectedEvents += c.ds.Model().EventCount()
+		docs = nil
+		t := time.Now()
+		c.drain(func(m *workload.Message) {
+			if ctx.Err() == nil {
+				p.send(kmsg{m.Topic, m.Key, m.Value})
+			}
+		})
+		took += time.Since(t)
 		done += n
 		logf(fmt.Sprintf("generated and produced %d of %d customers (%d messages so far)", done, customers, w.messages))
 	}
-	return w, took, ctx.Err()
+	t := time.Now()
+	err = p.close() // waits for the last acknowledgements
+	took += time.Since(t)
+	if err == nil {
+		err = ctx.Err()
+	}
+	return w, took, err
 }
 
 // loadChunk is a further workload for background load: a dataset of its own
@@ -164,11 +200,11 @@ func generateAndProduce(ctx context.Context, cfg *config.Config, seed uint64, cu
 // stale, and with event ids of its own.
 func loadChunk(k int, seed uint64, customers int, eventsPerCustomer float64, now time.Time) []kmsg {
 	s := seed + uint64(1000+k)
-	_, msgs, _, _ := compose(s, customers, 0, eventsPerCustomer, now, fmt.Sprintf("bl%d", k))
+	ds := compose(s, customers, 0, eventsPerCustomer, now, fmt.Sprintf("bl%d", k))
 	lsnBase := int64(k+1) * 10_000_000_000
 	shift := (time.Duration(k+1) * 24 * time.Hour).Milliseconds()
-	out := make([]kmsg, 0, len(msgs))
-	for _, m := range msgs {
+	out := make([]kmsg, 0, ds.messages())
+	ds.drain(func(m *workload.Message) {
 		switch {
 		case m.Change != nil:
 			c := *m.Change
@@ -183,7 +219,7 @@ func loadChunk(k int, seed uint64, customers int, eventsPerCustomer float64, now
 		default:
 			out = append(out, kmsg{m.Topic, m.Key, m.Value}) // a tombstone
 		}
-	}
+	})
 	return out
 }
 
@@ -256,22 +292,4 @@ func (p *producer) close() error {
 		return fmt.Errorf("kafka: %d messages failed: %v", n, p.lastErr.Load())
 	}
 	return nil
-}
-
-// produceAll sends every message as fast as Kafka takes them and waits for
-// all acknowledgements.
-func produceAll(ctx context.Context, cfg *config.Config, msgs []kmsg) (time.Duration, error) {
-	p, err := newProducer(cfg)
-	if err != nil {
-		return 0, err
-	}
-	start := time.Now()
-	for _, m := range msgs {
-		if ctx.Err() != nil {
-			break
-		}
-		p.send(m)
-	}
-	err = p.close()
-	return time.Since(start), err
 }

@@ -87,7 +87,7 @@ func parseFlags() options {
 	flag.IntVar(&o.lookupSample, "lookup-sample", 1000, "customers to look up")
 	flag.IntVar(&o.exportRounds, "export-rounds", 2, "export rounds (API then raw); the best of each counts")
 	flag.DurationVar(&o.freshDur, "fresh-duration", 30*time.Second, "how long markers are produced")
-	flag.Float64Var(&o.markerRate, "marker-rate", 10, "marker events per second")
+	flag.Float64Var(&o.markerRate, "marker-rate", 10, "markers per second of each kind (track event, identify trait, paid order)")
 	flag.DurationVar(&o.pollInterval, "poll-interval", 25*time.Millisecond, "how often the markers are searched for")
 	flag.DurationVar(&o.freshTimeout, "fresh-timeout", 15*time.Second, "a marker not searchable after this is lost")
 	flag.Float64Var(&o.loadFraction, "load-fraction", 0.5, "background load as a fraction of the indexer's measured maximum")
@@ -253,7 +253,7 @@ func newBench(ctx context.Context, o options, log *slog.Logger) (*bench, error) 
 		Customers: o.customers, Seed: o.seed, EventsPerCustomer: o.eventsPerCustomer, Prefix: cfg.IndexPrefix,
 		BatchSize: strconv.Itoa(cfg.BatchSize), BatchWait: cfg.BatchWait.String(),
 		QueryUtil: o.query.Util, QueryMaxRate: o.query.MaxRate, QuerySeconds: o.query.Duration.Seconds(),
-		FreshSeconds: o.freshDur.Seconds(), LoadFraction: o.loadFraction,
+		FreshSeconds: o.freshDur.Seconds(), LoadFraction: o.loadFraction, ChunkCustomers: chunkCustomers,
 	}}
 	b.rep.Machine = machineInfo(ctx, b.osURL)
 	if b.rep.Machine.OpenSearchVersion == "" {
@@ -458,21 +458,29 @@ func (b *bench) underLoad(ctx context.Context, live []string, msgsPerCustomer fl
 	b.log.Info("preparing the background load", "changes_per_sec", int(loadRate), "messages", need)
 	var loadMsgs []kmsg
 	for k := 0; len(loadMsgs) < need; k++ {
-		n := min(o.customers, int(float64(need-len(loadMsgs))/msgsPerCustomer)+1)
+		// At most one chunk's customers, whose keys are those of the main
+		// dataset's first chunk: the load updates existing customers.
+		n := min(o.customers, chunkCustomers, int(float64(need-len(loadMsgs))/msgsPerCustomer)+1)
 		loadMsgs = append(loadMsgs, loadChunk(k, o.seed, n, o.eventsPerCustomer, time.Now())...)
 	}
 	lg, err := newLoadGen(cfg, loadMsgs, loadRate)
 	if err != nil {
 		return err
 	}
-	b.log.Info("phase 6/8: event-to-searchable latency under load", "markers_per_sec", o.markerRate, "seconds", o.freshDur.Seconds())
+	b.log.Info("phase 6/8: change-to-visible latency under load", "markers_per_sec_each", o.markerRate, "seconds", o.freshDur.Seconds())
 	b.mem.begin("freshness")
+	// The trait and order markers change customers of the bench's own,
+	// made now, while the indexer is idle, so that their state is known.
+	cs, err := prepareMarkerCustomers(ctx, b.osURL, b.customers, lg.prod, 2*markersPerKind(o.markerRate, o.freshDur), b.runID, time.Now())
+	if err != nil {
+		return err
+	}
 	lagCtx, stopLag := context.WithCancel(ctx)
 	lw := &lagWatch{}
 	go lw.run(lagCtx, cfg)
 	lg.run(ctx)
 	time.Sleep(warmup)
-	fr, err := runFreshness(ctx, cfg, b.osURL, b.events, lg.prod, live, o.markerRate, o.freshDur, o.pollInterval, o.freshTimeout, b.runID)
+	fr, err := runFreshness(ctx, b.osURL, b.customers, b.events, lg.prod, live, cs, o.markerRate, o.freshDur, o.pollInterval, o.freshTimeout, b.runID)
 	if err != nil {
 		lg.halt()
 		stopLag()
@@ -485,7 +493,9 @@ func (b *bench) underLoad(ctx context.Context, live []string, msgsPerCustomer fl
 	lw.mu.Unlock()
 	rep.Freshness = fr
 	b.mem.end()
-	b.log.Info("freshness done", "p50_ms", fr.Latency.P50Ms, "p99_ms", fr.Latency.P99Ms, "lost", fr.Lost, "load_per_sec", fr.Load.ActualRate)
+	for _, m := range fr.Markers {
+		b.log.Info("freshness done", "kind", m.Kind, "p50_ms", m.Latency.P50Ms, "p99_ms", m.Latency.P99Ms, "lost", m.Lost, "load_per_sec", fr.Load.ActualRate)
+	}
 
 	b.log.Info("phase 7/8: queries while the indexer is fed half its maximum")
 	b.mem.begin("queries-indexing")

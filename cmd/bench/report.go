@@ -23,8 +23,8 @@ type Report struct {
 	Ramp      RampResult      `json:"load_ramp"`
 	Memory    []PhaseMemory   `json:"memory"`
 	Goals     []Goal          `json:"goals"`
-	// BenchPeakRSSMiB is the bench's own peak memory (the generated
-	// stream and the read-back documents are held in memory).
+	// BenchPeakRSSMiB is the bench's own peak memory (one chunk of the
+	// generated stream, and the background load, are held in memory).
 	BenchPeakRSSMiB float64  `json:"bench_peak_rss_mib"`
 	Notes           []string `json:"notes,omitempty"`
 }
@@ -42,6 +42,7 @@ type Settings struct {
 	QuerySeconds      float64 `json:"query_seconds_per_shape"`
 	FreshSeconds      float64 `json:"freshness_seconds"`
 	LoadFraction      float64 `json:"load_fraction_of_max"`
+	ChunkCustomers    int     `json:"chunk_customers,omitempty"` // customers generated at once
 }
 
 // DatasetInfo is what was generated.
@@ -76,11 +77,11 @@ func (r *Report) computeGoals() {
 		Name: "indexing throughput", Target: "indexer ≥ 0.85 × raw _bulk (customer docs/s)",
 		Actual: fmt.Sprintf("%.3f (%.0f vs %.0f customer docs/s)", ix.Ratio, ix.IndexerCustomerDocsSec, ix.RawCustomerDocsSec),
 		Pass:   ix.Ratio >= 0.85,
-	}, {
-		Name: "event-to-searchable", Target: "p99 ≤ 1.5 s at half the indexer's maximum",
-		Actual: fmt.Sprintf("p99 %.0f ms (p50 %.0f ms, %d lost)", r.Freshness.Latency.P99Ms, r.Freshness.Latency.P50Ms, r.Freshness.Lost),
-		Pass:   r.Freshness.Pass,
 	}}
+	for _, m := range r.Freshness.markerRows() {
+		r.Goals = append(r.Goals, Goal{Name: freshGoalName(m), Target: freshTarget(m),
+			Actual: fmt.Sprintf("p99 %.0f ms (p50 %.0f ms, %d lost)", m.Latency.P99Ms, m.Latency.P50Ms, m.Lost), Pass: m.Pass})
+	}
 	var bad []string
 	n := 0
 	for _, q := range r.Queries {
@@ -112,14 +113,30 @@ func (r *Report) computeGoals() {
 	r.Goals = append(r.Goals, rampGoals(r.Ramp)...)
 }
 
+// freshGoalName names the freshness goal of a kind of marker; the event
+// markers' keeps the name it had before there were kinds.
+func freshGoalName(m MarkerResult) string {
+	if m.Kind == "event" {
+		return "event-to-searchable"
+	}
+	return m.Kind + " change visible in customers"
+}
+
+func freshTarget(m MarkerResult) string {
+	return fmt.Sprintf("%s in the %s alias: p99 ≤ %.1f s, p50 ≤ %.1f s, at half the indexer's maximum",
+		m.Change, m.View, freshP99GoalMs/1000.0, freshP50GoalMs/1000.0)
+}
+
 // summaryLines is one line per metric, for the terminal.
 func (r *Report) summaryLines() []string {
 	ix := r.Indexing
 	out := []string{
 		fmt.Sprintf("indexing:   indexer %.0f customer docs/s (%.0f changes/s) vs raw _bulk %.0f customer docs/s (%.0f changes/s): ratio %.3f [goal ≥ 0.85: %s]",
 			ix.IndexerCustomerDocsSec, ix.IndexerChangesSec, ix.RawCustomerDocsSec, ix.RawChangesSec, ix.Ratio, verdict(ix.Ratio >= 0.85)),
-		fmt.Sprintf("freshness:  event-to-searchable p50 %.0f ms, p99 %.0f ms at %.0f changes/s (%d markers, %d lost) [goal p99 ≤ 1500 ms: %s]",
-			r.Freshness.Latency.P50Ms, r.Freshness.Latency.P99Ms, r.Freshness.Load.ActualRate, r.Freshness.Latency.Count, r.Freshness.Lost, verdict(r.Freshness.Pass)),
+	}
+	for _, m := range r.Freshness.markerRows() {
+		out = append(out, fmt.Sprintf("freshness:  %-6s in %-9s p50 %.0f ms, p99 %.0f ms at %.0f changes/s (%d markers, %d lost) [goal p99 ≤ %d ms, p50 ≤ %d ms: %s]",
+			m.Kind, m.View, m.Latency.P50Ms, m.Latency.P99Ms, r.Freshness.Load.ActualRate, m.Latency.Count, m.Lost, freshP99GoalMs, freshP50GoalMs, verdict(m.Pass)))
 	}
 	for _, q := range r.Queries {
 		errs := ""
@@ -226,13 +243,20 @@ func (r *Report) mdIndexing(w io.Writer) {
 		ix.CustomerDocs, ix.ExpectedCustomerDocs, ix.EventDocs, ix.ExpectedEventDocs, ix.DeadLettered)
 }
 
-// mdFreshness is event-to-searchable latency under load.
+// mdFreshness is change-to-visible latency under load, one row per kind
+// of marker.
 func (r *Report) mdFreshness(w io.Writer) {
 	fr := r.Freshness
-	fmt.Fprintf(w, "## 2. Freshness\n\nWhile the indexer is fed %.0f changes/s (target %.0f: half its measured maximum), marker events are produced open-loop at %.1f/s and the events view is polled every %.0f ms; latency runs from the marker's scheduled send time until a search first returns it.\n\n",
-		fr.Load.ActualRate, fr.Load.TargetRate, fr.MarkerRate, fr.PollInterval)
-	table(w, []string{"markers", "p50 ms", "p90 ms", "p99 ms", "max ms", "lost", "source lag at end", "goal p99 ≤ 1500 ms"}, [][]string{{
-		fmt.Sprint(fr.Latency.Count), f0(fr.Latency.P50Ms), f0(fr.Latency.P90Ms), f0(fr.Latency.P99Ms), f0(fr.Latency.MaxMs), fmt.Sprint(fr.Lost), fmt.Sprint(fr.Load.LagAtEnd), verdict(fr.Pass)}})
+	fmt.Fprintf(w, "## 2. Freshness\n\nWhile the indexer is fed %.0f changes/s (target %.0f: half its measured maximum), markers of each kind are produced open-loop at %.1f/s (the kinds take turns) and each kind's view is polled every %.0f ms; latency runs from the marker's scheduled send time until a search first shows the change. *event*: a track event of a dataset customer, found by id in the events alias. *trait*: an identify giving a customer a unique value of a trait, *order*: a paid order of a known amount (CDC), each for a customer the bench made before the load (one order of %.2f paid), found when that customer's document in the customers alias holds the new value. A marker not shown within %.0f s is lost and counts that long (a lower bound).\n\n",
+		fr.Load.ActualRate, fr.Load.TargetRate, fr.MarkerRate, fr.PollInterval, float64(markerSpendCents)/100, fr.TimeoutSec)
+	var rows [][]string
+	for _, m := range fr.markerRows() {
+		rows = append(rows, []string{m.Kind, m.Change, m.View, fmt.Sprint(m.Latency.Count), f0(m.Latency.P50Ms), f0(m.Latency.P90Ms), f0(m.Latency.P99Ms),
+			f0(m.Latency.MaxMs), fmt.Sprint(m.Lost), verdict(m.Pass)})
+	}
+	table(w, []string{"marker", "change", "view", "markers", "p50 ms", "p90 ms", "p99 ms", "max ms", "lost",
+		fmt.Sprintf("goal p99 ≤ %d ms, p50 ≤ %d ms", freshP99GoalMs, freshP50GoalMs)}, rows)
+	fmt.Fprintf(w, "Source lag at the end: %d messages.\n\n", fr.Load.LagAtEnd)
 }
 
 // mdQueries is every query shape through the API and directly.
@@ -326,6 +350,16 @@ func (r *Report) mdNotes(w io.Writer) {
 
 // mdRunning says how to run the bench, and what this run cost.
 func (r *Report) mdRunning(w io.Writer) {
-	fmt.Fprintf(w, "## Running it\n\n`make bench` runs 100,000 customers by default (`BENCH_CUSTOMERS=1000000 make bench` is the full run); `make bench-quick` runs 10,000 with shorter measuring windows, for pull requests. Both start the services if needed (`scripts/deps.sh up`) and build `bin/cdp` first. `go run ./cmd/bench -h` lists the knobs; `go run ./cmd/bench -render out/bench-….json` rewrites this file from saved results. Each run uses an index prefix, topic prefix and consumer group of its own and deletes them at the end (`-keep` keeps them). This run took %.0f s. The bench itself peaked at %.0f MiB: it holds the generated stream, the reference model and the read-back documents in memory, which grows with the customers (by linear extrapolation about %.0f GiB for 1,000,000 customers).\n",
-		r.Seconds, r.BenchPeakRSSMiB, r.BenchPeakRSSMiB*1e6/float64(max(1, r.Settings.Customers))/1024)
+	fmt.Fprintf(w, "## Running it\n\n`make bench` runs 100,000 customers by default (`BENCH_CUSTOMERS=1000000 make bench` is the full run); `make bench-quick` runs 10,000 with shorter measuring windows, for pull requests. Both start the services if needed (`scripts/deps.sh up`) and build `bin/cdp` first. `go run ./cmd/bench -h` lists the knobs; `go run ./cmd/bench -render out/bench-….json` rewrites this file from saved results. Each run uses an index prefix, topic prefix and consumer group of its own and deletes them at the end (`-keep` keeps them). This run took %.0f s. %s\n",
+		r.Seconds, r.benchMemory())
+}
+
+// benchMemory says how much memory the bench itself took and why it does
+// not grow with the run.
+func (r *Report) benchMemory() string {
+	if r.Settings.ChunkCustomers == 0 { // results from before it was recorded
+		return fmt.Sprintf("The bench itself peaked at %.0f MiB.", r.BenchPeakRSSMiB)
+	}
+	return fmt.Sprintf("The bench itself peaked at %.0f MiB: it generates the stream %d customers at a time and produces each chunk, giving back its memory as it goes, before the next, and spools the read-back documents to disk, so its memory is that of one chunk and of the background load, whatever the customers.",
+		r.BenchPeakRSSMiB, r.Settings.ChunkCustomers)
 }
