@@ -41,7 +41,11 @@ type lane struct {
 	// rather than once per round.
 	hold    func() bool
 	maxHold time.Duration
-	in      chan *sarama.ConsumerMessage
+	// maxGather, if set, ends a greedy lane's batch that long after its
+	// first message, gap or not (unless held): under steady load messages
+	// never leave a gap, and the batch grew until it was full.
+	maxGather time.Duration
+	in        chan *sarama.ConsumerMessage
 	// newTimer times the wait; nil is a time.Timer (tests fire their own).
 	newTimer func(time.Duration) waitTimer
 }
@@ -264,6 +268,7 @@ func (l *lane) collect(session context.Context) (batch []*sarama.ConsumerMessage
 		return nil, true
 	}
 	started := time.Now()
+	held := func() bool { return l.hold != nil && time.Since(started) < l.maxHold && l.hold() }
 	timer := l.startTimer()
 	defer timer.Stop()
 	greedy := false // past the wait, in a greedy lane
@@ -275,10 +280,13 @@ func (l *lane) collect(session context.Context) (batch []*sarama.ConsumerMessage
 			}
 			take(m)
 			if greedy {
+				if l.maxGather > 0 && time.Since(started) >= l.maxGather && !held() {
+					return batch, true
+				}
 				timer.Reset(l.wait)
 			}
 		case <-timer.C():
-			if greedy && l.hold != nil && time.Since(started) < l.maxHold && l.hold() {
+			if greedy && held() {
 				timer.Reset(l.wait)
 				continue
 			}

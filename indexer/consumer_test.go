@@ -177,3 +177,28 @@ func TestTheBacklogCountsEachPartitionOnceAndANewSessionStartsAfresh(t *testing.
 		t.Errorf("after a new session: total %d, want 0", got)
 	}
 }
+
+func TestAGreedyLaneUnderASteadyStreamEndsItsBatchAfterItsLongestGather(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		hold bool
+		want int
+	}{
+		{"not held: the first message past the gather ends the batch", false, 11},
+		{"held: the lane goes on past the gather", true, 20},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var holding atomic.Bool
+			holding.Store(tt.hold)
+			r := startCollect(lane{size: 1000, greedy: true, maxGather: time.Nanosecond, hold: holding.Load, maxHold: time.Hour})
+			r.sendN(10)
+			r.expire() // the wait passes: the lane is past its gather
+			r.sendN(10)
+			holding.Store(false)
+			r.expire() // a gap ends the batch, if it has not ended
+			if batch, _ := r.result(); len(batch) != tt.want {
+				t.Errorf("the lane took %d of 20 messages, want %d", len(batch), tt.want)
+			}
+		})
+	}
+}

@@ -65,17 +65,27 @@ type Indexer struct {
 	attrs, props      *dynamicFields
 
 	coord     *coord.Coordinator
+	backlog   backlog   // how far behind the source lanes are
 	stopHook  *stopHook // a test hook (StopBeforeWriteEnv); nil in service
 	closeOnce sync.Once
 	closeErr  error
 }
 
 // A backfill, for the rebuilds lane: the sources more than backfillLag
-// batches behind. Rebuilds then wait up to backfillHold.
+// batches behind. Rebuilds then wait up to backfillHold. Otherwise a
+// round of rebuilds gathers markers for rebuildGather at most, so that a
+// change waits for one round in progress and one gather, not for a gap in
+// a steady stream.
 const (
-	backfillLag  = 4
-	backfillHold = 30 * time.Second
+	backfillLag   = 4
+	backfillHold  = 30 * time.Second
+	rebuildGather = 200 * time.Millisecond
 )
+
+// behind says the source lanes are in a backfill (see backfillLag).
+func (ix *Indexer) behind() bool {
+	return ix.backlog.total() > int64(backfillLag*ix.cfg.BatchSize)
+}
 
 // Partitions is the partition count of the topics the service creates.
 const Partitions = 4
@@ -213,20 +223,18 @@ func (ix *Indexer) Run(ctx context.Context) error {
 	}
 	sh := handler(sourceLanes)
 	sh.route = func(_ string, partition int32) int { return int(partition) % len(sourceLanes) }
-	var behind backlog
 	sh.onLag = func(topic string, partition int32, lag int64) {
 		ix.m.setLag(topic, partition, lag)
-		behind.set(topic, partition, lag)
+		ix.backlog.set(topic, partition, lag)
 	}
-	sh.onAssign = behind.reset
+	sh.onAssign = ix.backlog.reset
 	// While the sources are more than backfillLag batches behind (a
 	// backfill, a catch-up after an outage), rebuilds wait for up to
 	// backfillHold: each rebuild of a customer's document rewrites its
 	// orders and items, and rebuilding every round a customer changed in
 	// was most of a backfill's document writes.
 	rh := handler([]*lane{{name: "rebuilds", size: ix.cfg.RebuildBatchSize, keys: markerKeys, wait: ix.cfg.BatchWait, greedy: true,
-		hold:    func() bool { return behind.total() > int64(backfillLag*ix.cfg.BatchSize) },
-		maxHold: backfillHold}})
+		hold: ix.behind, maxHold: backfillHold, maxGather: rebuildGather}})
 	rh.route = func(string, int32) int { return 0 }
 
 	ix.log.Info("indexer consuming", "topics", append(sourceTopics, dirtyTopics...), "group", ix.cfg.ConsumerGroup)

@@ -59,6 +59,14 @@ func (ix *Indexer) materialize(ctx context.Context, msgs []*sarama.ConsumerMessa
 			return err
 		}
 	}
+	if len(cids) > 0 && !ix.behind() {
+		// Searchable now rather than at the index's next refresh (up to
+		// its interval later): a marketer's filter sees a change within
+		// one round. In a backfill the interval does, once per second.
+		if err := ix.step(ctx, "refresh_documents", func() error { return ix.st.Refresh(ctx, ix.customers) }); err != nil {
+			return err
+		}
+	}
 	return ix.deadLetter(ctx, rejects)
 }
 
