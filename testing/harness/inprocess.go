@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
 	"cdp/api"
@@ -64,9 +65,17 @@ func Counter(t testing.TB, g prometheus.Gatherer, name string, labels ...string)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return sumSamples(families, name, labels...)
+}
+
+// sumSamples sums the samples of the named metric whose labels include
+// the name-value pairs: a counter's or gauge's value, or, for name X_count,
+// the count of histogram X.
+func sumSamples(families []*dto.MetricFamily, name string, labels ...string) float64 {
 	var sum float64
 	for _, f := range families {
-		if f.GetName() != name {
+		count := f.GetName()+"_count" == name && f.GetType() == dto.MetricType_HISTOGRAM
+		if f.GetName() != name && !count {
 			continue
 		}
 	metrics:
@@ -80,7 +89,16 @@ func Counter(t testing.TB, g prometheus.Gatherer, name string, labels ...string)
 					continue metrics
 				}
 			}
-			sum += m.GetCounter().GetValue()
+			switch {
+			case count:
+				sum += float64(m.GetHistogram().GetSampleCount())
+			case m.Gauge != nil:
+				sum += m.GetGauge().GetValue()
+			case m.Untyped != nil:
+				sum += m.GetUntyped().GetValue()
+			default:
+				sum += m.GetCounter().GetValue()
+			}
 		}
 	}
 	return sum

@@ -12,12 +12,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"cdp/config"
 )
@@ -228,11 +231,25 @@ func (p *Process) Metric(name string, labels ...string) (float64, error) {
 		return 0, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	families, err := parseMetrics(resp.Body)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("%s /metrics: %w", p.Name, err)
 	}
-	return sumSamples(string(body), name, labels...), nil
+	return sumSamples(families, name, labels...), nil
+}
+
+// parseMetrics reads Prometheus's text format, as /metrics serves it.
+func parseMetrics(r io.Reader) ([]*dto.MetricFamily, error) {
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	byName, err := parser.TextToMetricFamilies(r)
+	if err != nil {
+		return nil, err
+	}
+	families := make([]*dto.MetricFamily, 0, len(byName))
+	for _, f := range byName {
+		families = append(families, f)
+	}
+	return families, nil
 }
 
 // httpAddr is the address of the process's HTTP server, from its log.
@@ -246,33 +263,6 @@ func (p *Process) httpAddr() string {
 		}
 	}
 	return ""
-}
-
-// sumSamples sums the samples of a metric in Prometheus's text format
-// whose labels include the pairs.
-func sumSamples(text, name string, labels ...string) float64 {
-	var sum float64
-lines:
-	for _, line := range strings.Split(text, "\n") {
-		sp := strings.LastIndexByte(line, ' ')
-		if sp < 0 || strings.HasPrefix(line, "#") {
-			continue
-		}
-		series, value := line[:sp], line[sp+1:]
-		metric, labelText, _ := strings.Cut(series, "{")
-		if metric != name {
-			continue
-		}
-		for i := 0; i+1 < len(labels); i += 2 {
-			if !strings.Contains(labelText, labels[i]+"="+strconv.Quote(labels[i+1])) {
-				continue lines
-			}
-		}
-		if v, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err == nil {
-			sum += v
-		}
-	}
-	return sum
 }
 
 // Log returns the process's log so far.
