@@ -228,9 +228,6 @@ func loadChunk(k int, seed uint64, customers int, eventsPerCustomer float64, now
 func producerConfig() *sarama.Config {
 	c := indexer.KafkaConfig("cdp-bench-producer")
 	c.Producer.Flush.Bytes = 256 << 10
-	// A record batch must stay under the broker's default message.max.bytes
-	// (1 MiB); the service's 4 MiB allows single large records.
-	c.Producer.MaxMessageBytes = 1_000_000
 	c.Producer.Flush.Frequency = 5 * time.Millisecond
 	c.Producer.Return.Errors = true
 	c.ChannelBufferSize = 4096
