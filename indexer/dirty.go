@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/IBM/sarama"
@@ -19,7 +20,13 @@ type marker struct {
 	Customers []string `json:"customers"`
 }
 
-// markerMessages groups the customers by partition, one message each.
+// markerChunk is the most customers one marker names: a batch of the
+// largest size marks up to 100,000 customers, some 29 bytes each, and a
+// record over the producer's MaxMessageBytes is refused (KafkaConfig).
+const markerChunk = 10_000
+
+// markerMessages groups the customers by partition, one message each, or
+// more for more than markerChunk customers.
 func markerMessages(topic string, cids map[string]bool, partitions int32) ([]*sarama.ProducerMessage, error) {
 	// A customer goes where Kafka's hash partitioner puts its id as a key.
 	hash := sarama.NewHashPartitioner(topic)
@@ -32,12 +39,14 @@ func markerMessages(topic string, cids map[string]bool, partitions int32) ([]*sa
 		byPartition[p] = append(byPartition[p], cid)
 	}
 	msgs := make([]*sarama.ProducerMessage, 0, len(byPartition))
-	for p, list := range byPartition {
-		v, err := json.Marshal(marker{Customers: list})
-		if err != nil {
-			return nil, err
+	for p, all := range byPartition {
+		for list := range slices.Chunk(all, markerChunk) {
+			v, err := json.Marshal(marker{Customers: list})
+			if err != nil {
+				return nil, err
+			}
+			msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Partition: p, Key: sarama.StringEncoder(list[0]), Value: sarama.ByteEncoder(v)})
 		}
-		msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Partition: p, Key: sarama.StringEncoder(list[0]), Value: sarama.ByteEncoder(v)})
 	}
 	return msgs, nil
 }

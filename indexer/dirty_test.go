@@ -1,48 +1,67 @@
 package indexer
 
 import (
-	"fmt"
 	"slices"
 	"testing"
 
 	"github.com/IBM/sarama"
+
+	"cdp/identity"
 )
 
-func TestMarkersPutEachCustomerOnItsOwnPartitionOnce(t *testing.T) {
-	cids := map[string]bool{}
-	for i := range 500 {
-		cids[fmt.Sprintf("c-%d", i)] = true
-	}
-	msgs, err := markerMessages("dirty", cids, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(msgs) != 4 {
-		t.Fatalf("%d messages for 500 customers on 4 partitions, want 4", len(msgs))
-	}
-	seen := map[string]bool{}
-	for _, pm := range msgs {
-		v, _ := pm.Value.Encode()
-		k, _ := pm.Key.Encode()
-		got, err := markedCustomers(&sarama.ConsumerMessage{Key: k, Value: v})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, cid := range got {
-			// The partition a key-hashing producer would pick for the
-			// customer alone: markers of one customer never move.
-			want, _ := sarama.NewHashPartitioner("dirty").Partition(&sarama.ProducerMessage{Key: sarama.StringEncoder(cid)}, 4)
-			if pm.Partition != want {
-				t.Fatalf("customer %s on partition %d, its key hashes to %d", cid, pm.Partition, want)
+func TestMarkersPutEachCustomerOnItsOwnPartitionOnceInRecordsTheProducerTakes(t *testing.T) {
+	limit := KafkaConfig("test").Producer.MaxMessageBytes
+	for _, tt := range []struct {
+		name      string
+		customers int
+		minMsgs   int
+	}{
+		{"a batch's few customers: one marker per partition", 500, 4},
+		{"the largest batch's customers: markers of markerChunk at most", 100_000, 100_000 / markerChunk},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cids := map[string]bool{}
+			for range tt.customers {
+				cids[identity.NewCustomerID()] = true
 			}
-			if seen[cid] {
-				t.Fatalf("customer %s marked twice", cid)
+			msgs, err := markerMessages("dirty", cids, 4)
+			if err != nil {
+				t.Fatal(err)
 			}
-			seen[cid] = true
-		}
-	}
-	if len(seen) != len(cids) {
-		t.Fatalf("%d customers marked, want %d", len(seen), len(cids))
+			if len(msgs) < tt.minMsgs || (tt.customers <= markerChunk && len(msgs) != 4) {
+				t.Fatalf("%d messages for %d customers on 4 partitions", len(msgs), tt.customers)
+			}
+			seen := map[string]bool{}
+			for _, pm := range msgs {
+				v, _ := pm.Value.Encode()
+				k, _ := pm.Key.Encode()
+				if len(v)+len(k) > limit {
+					t.Fatalf("a marker of %d bytes, over the producer's MaxMessageBytes %d", len(v)+len(k), limit)
+				}
+				got, err := markedCustomers(&sarama.ConsumerMessage{Key: k, Value: v})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) > markerChunk {
+					t.Fatalf("a marker names %d customers, more than %d", len(got), markerChunk)
+				}
+				for _, cid := range got {
+					// The partition a key-hashing producer would pick for the
+					// customer alone: markers of one customer never move.
+					want, _ := sarama.NewHashPartitioner("dirty").Partition(&sarama.ProducerMessage{Key: sarama.StringEncoder(cid)}, 4)
+					if pm.Partition != want {
+						t.Fatalf("customer %s on partition %d, its key hashes to %d", cid, pm.Partition, want)
+					}
+					if seen[cid] {
+						t.Fatalf("customer %s marked twice", cid)
+					}
+					seen[cid] = true
+				}
+			}
+			if len(seen) != len(cids) {
+				t.Fatalf("%d customers marked, want %d", len(seen), len(cids))
+			}
+		})
 	}
 }
 
