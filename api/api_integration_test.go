@@ -16,6 +16,7 @@ import (
 
 	"cdp/config"
 	"cdp/mapping"
+	"cdp/schema"
 	"cdp/store"
 	"cdp/testing/harness"
 )
@@ -36,6 +37,7 @@ func fixture(now time.Time) (customers []map[string]any, events []map[string]any
 	}
 	cust := func(id string, fields map[string]any, orders ...map[string]any) map[string]any {
 		doc := map[string]any{"customer_id": id, "relation": "customer", "tags": []string{}, "attrs": map[string]any{},
+			"rebuild":    map[string]any{"rows": []string{"customer:" + id}, "hash": "h"}, // the indexer's own, never shown
 			"identities": []map[string]any{{"type": "crm_id", "value": strings.TrimPrefix(id, "c")}}}
 		if orders == nil {
 			orders = []map[string]any{}
@@ -494,6 +496,27 @@ func TestTranslateReturnsTheDSLSearchUses(t *testing.T) {
 	code, body := a.do("POST", "/v1/filters/translate", `{"filter":{"field":"gender","op":"eq","value":"male"}}`)
 	if code != 200 || !strings.Contains(fmt.Sprint(body["query"]), "gender") {
 		t.Fatalf("%d %v", code, body)
+	}
+}
+
+func TestNoAnswerShowsTheIndexersOwnFields(t *testing.T) {
+	t.Parallel()
+	a := setup(t)
+	for _, tt := range []struct{ method, path, body string }{
+		{"POST", "/v1/customers/search", `{"filter":{"all":[]},"size":100}`},
+		{"GET", "/v1/customers/c1", ""},
+		{"GET", "/v1/customers?q=" + urlQuery("张"), ""},
+	} { // a lookup answers with the 360 view of GET /v1/customers/{id}
+		code, body := a.do(tt.method, tt.path, tt.body)
+		text := fmt.Sprint(body)
+		if code != 200 || !strings.Contains(text, "c1") {
+			t.Fatalf("%s %s: %d %v", tt.method, tt.path, code, body)
+		}
+		for _, f := range schema.Internal {
+			if strings.Contains(text, f+":") {
+				t.Errorf("%s %s shows %q: %s", tt.method, tt.path, f, text)
+			}
+		}
 	}
 }
 

@@ -43,7 +43,7 @@ func (s *Server) viewOf(c *gin.Context, cid, notFound string) {
 		cid = root.CustomerID
 	}
 	var doc json.RawMessage
-	found, err := s.st.GetSource(ctx, s.customers, cid, &doc, schema.JoinField)
+	found, err := s.st.GetSource(ctx, s.customers, cid, &doc, schema.Internal...)
 	if err != nil {
 		s.storeError(c, err)
 		return
@@ -102,7 +102,7 @@ func (s *Server) lookup(c *gin.Context) {
 func (s *Server) view(c *gin.Context, cid string, doc json.RawMessage, p *identity.Person) {
 	query := map[string]any{
 		"size":    recentEvents,
-		"_source": map[string]any{"excludes": []string{schema.JoinField}},
+		"_source": map[string]any{"excludes": schema.Internal},
 		"query":   map[string]any{"term": map[string]any{"customer_id": cid}},
 		"sort":    []any{map[string]any{"timestamp": "desc"}, map[string]any{"event_id": "desc"}},
 	}

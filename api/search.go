@@ -326,7 +326,7 @@ func (s *Server) plan(ctx context.Context, req *searchRequest) (*searchPlan, err
 	}
 	p.sortKey = sortKey
 	p.body = gin.H{"query": q.query, "size": p.size, "sort": sortBody, "track_total_hits": true,
-		"_source": gin.H{"excludes": []string{schema.JoinField}}}
+		"_source": gin.H{"excludes": schema.Internal}}
 	if len(req.Fields) > 0 {
 		include, err := projection(cat, req.Fields)
 		if err != nil {

@@ -86,7 +86,7 @@ func searchBoxQuery(q string, size int) gin.H {
 		"query":            gin.H{"bool": gin.H{"should": should, "minimum_should_match": 1}},
 		"sort":             []any{"_score", gin.H{"customer_id": "asc"}},
 		"track_total_hits": true,
-		"_source":          gin.H{"excludes": []string{schema.JoinField}},
+		"_source":          gin.H{"excludes": schema.Internal},
 		"highlight": gin.H{"pre_tags": []string{"<em>"}, "post_tags": []string{"</em>"}, "fields": gin.H{
 			"name.chars": gin.H{"number_of_fragments": 0}, "phone.digits": gin.H{"number_of_fragments": 0},
 			"email.lc": gin.H{"number_of_fragments": 0},

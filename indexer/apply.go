@@ -19,7 +19,7 @@ import (
 // applySources is stage 1: it writes what the source messages say to the
 // events index and the row store, dead-letters what cannot be applied, and
 // returns the customers whose documents must be rebuilt.
-func (ix *Indexer) applySources(ctx context.Context, msgs []*sarama.ConsumerMessage) (map[string]bool, error) {
+func (ix *Indexer) applySources(ctx context.Context, msgs []*sarama.ConsumerMessage) (dirtySet, error) {
 	var events []parsedEvent
 	var changes []parsedChange
 	var bad []rejected
@@ -48,7 +48,7 @@ func (ix *Indexer) applySources(ctx context.Context, msgs []*sarama.ConsumerMess
 	// Events and CDC changes touch different rows and documents, so they
 	// are applied side by side; each half retries on its own.
 	var (
-		evDirty, chDirty     = map[string]bool{}, map[string]bool{}
+		evDirty, chDirty     = dirtySet{}, dirtySet{}
 		evRejects, chRejects []rejected
 		evErr, chErr         error
 		wg                   sync.WaitGroup
@@ -72,9 +72,7 @@ func (ix *Indexer) applySources(ctx context.Context, msgs []*sarama.ConsumerMess
 	if err := errors.Join(evErr, chErr); err != nil {
 		return nil, err
 	}
-	for cid := range chDirty {
-		evDirty[cid] = true
-	}
+	evDirty.add(chDirty)
 	return evDirty, ix.deadLetter(ctx, append(evRejects, chRejects...))
 }
 
@@ -86,7 +84,7 @@ type parsedEvent struct {
 // applyEvents resolves the events' customers, stores each event once (its
 // message id is its document id, so a redelivery is a no-op) and folds
 // what they say into the customers' profile rows.
-func (ix *Indexer) applyEvents(ctx context.Context, events []parsedEvent, dirty map[string]bool) ([]rejected, error) {
+func (ix *Indexer) applyEvents(ctx context.Context, events []parsedEvent, dirty dirtySet) ([]rejected, error) {
 	events, reqs, rejects := ix.linkable(events)
 	if len(events) == 0 {
 		return rejects, nil
@@ -100,7 +98,7 @@ func (ix *Indexer) applyEvents(ctx context.Context, events []parsedEvent, dirty 
 	}
 	cids := res.Customers
 	for _, cid := range res.MergedAway {
-		dirty[cid] = true // its rebuild moves what it owns to its survivor
+		dirty.all(cid) // its rebuild moves what it owns to its survivor
 	}
 	// First the events themselves: only an event that is stored (or was
 	// already, for a redelivery) may change its customer's profile.
@@ -200,7 +198,7 @@ func (ix *Indexer) storeEvents(ctx context.Context, events []parsedEvent, cids [
 
 // foldProfiles writes what the stored events say about their customers,
 // one profile update per customer, and marks those customers dirty.
-func (ix *Indexer) foldProfiles(ctx context.Context, events []parsedEvent, reqs []identity.Request, cids []string, refused map[int]bool, dirty map[string]bool) ([]rejected, error) {
+func (ix *Indexer) foldProfiles(ctx context.Context, events []parsedEvent, reqs []identity.Request, cids []string, refused map[int]bool, dirty dirtySet) ([]rejected, error) {
 	updates := map[string]*profileUpdate{}
 	var order []string
 	for i, pe := range events {
@@ -234,7 +232,7 @@ func (ix *Indexer) foldProfiles(ctx context.Context, events []parsedEvent, reqs 
 		return nil, err
 	}
 	for _, cid := range order {
-		dirty[cid] = true
+		dirty.row(cid, rowID(customer.KindProfile, cid))
 	}
 	return rejects, nil
 }

@@ -29,7 +29,7 @@ type rowChanges struct {
 // holds a changed row is marked dirty, including the owner a row was moved
 // away from, even when the write turns out to be a replay: that is what
 // makes a crash between the write and the marking harmless.
-func (ix *Indexer) applyChanges(ctx context.Context, changes []parsedChange, dirty map[string]bool) ([]rejected, error) {
+func (ix *Indexer) applyChanges(ctx context.Context, changes []parsedChange, dirty dirtySet) ([]rejected, error) {
 	if len(changes) == 0 {
 		return nil, nil
 	}
@@ -51,17 +51,22 @@ func (ix *Indexer) applyChanges(ctx context.Context, changes []parsedChange, dir
 		}
 	}
 	owner := func(r *customer.Row, movedFrom bool) string { return ix.owner(r, movedFrom, rows, stored) }
-	touched := map[string]bool{}
 	ops := make([]orderedOp, 0, len(rows))
 	for _, rc := range order {
 		old, row := stored[rc.rid], rows[rc.rid]
-		for _, cid := range []string{owner(old, false), owner(old, true), owner(row, false), owner(row, true)} {
+		cur := owner(row, false)
+		for _, cid := range []string{owner(old, false), owner(old, true), cur, owner(row, true)} {
 			if cid != "" {
-				touched[cid] = true
+				dirty.row(cid, rc.rid)
 			}
 		}
 		if row != nil {
 			ops = append(ops, orderedOp{rc: rc, op: ix.rows.writeOp(row)})
+			if p, ok := ix.rows.parkOp(row, cur); ok {
+				// No one to mark for it yet: its order's rebuild finds it
+				// through the order's parking record.
+				ops = append(ops, orderedOp{rc: rc, op: p})
+			}
 		}
 	}
 
@@ -69,11 +74,8 @@ func (ix *Indexer) applyChanges(ctx context.Context, changes []parsedChange, dir
 	if err != nil {
 		return nil, err
 	}
-	if err := ix.unpark(ctx, rows, stored, touched); err != nil {
+	if err := ix.unpark(ctx, rows, stored, dirty); err != nil {
 		return nil, err
-	}
-	for cid := range touched {
-		dirty[cid] = true
 	}
 	return rejects, nil
 }
@@ -86,14 +88,18 @@ func (ix *Indexer) applyChanges(ctx context.Context, changes []parsedChange, dir
 // (realtime): an order there now was written before this read, and its
 // customer is rebuilt after it, with the item; an order still absent is
 // written after the item, and the rebuild its writer causes sees it.
-func (ix *Indexer) unpark(ctx context.Context, rows, stored map[string]*customer.Row, touched map[string]bool) error {
+func (ix *Indexer) unpark(ctx context.Context, rows, stored map[string]*customer.Row, dirty dirtySet) error {
 	var orders []string
+	items := map[string][]string{} // order row id → its items written here
 	for _, r := range rows {
 		if r.Kind != customer.KindItem || r.OrderID == "" {
 			continue
 		}
 		if rid := rowID(customer.KindOrder, r.OrderID); rows[rid] == nil && stored[rid] == nil {
-			orders = append(orders, rid)
+			if items[rid] == nil {
+				orders = append(orders, rid)
+			}
+			items[rid] = append(items[rid], r.RID)
 		}
 	}
 	if len(orders) == 0 {
@@ -103,9 +109,11 @@ func (ix *Indexer) unpark(ctx context.Context, rows, stored map[string]*customer
 	if err := ix.rows.get(ctx, orders, now); err != nil {
 		return err
 	}
-	for _, o := range now {
+	for rid, o := range now {
 		if o != nil && o.CustomerID != "" {
-			touched[o.CustomerID] = true
+			for _, item := range items[rid] {
+				dirty.row(o.CustomerID, item)
+			}
 		}
 	}
 	return nil
@@ -277,7 +285,7 @@ func newRow(c *change, old *customer.Row, cidOf map[string]string) *customer.Row
 // resolveCRM returns the customer id of each CRM id, claiming new ones
 // and linking the identities its rows bring. A CRM id that identifies
 // nobody (blocked) gets none: its rows belong to no one.
-func (ix *Indexer) resolveCRM(ctx context.Context, reqs []crmRequest, dirty map[string]bool) (map[string]string, error) {
+func (ix *Indexer) resolveCRM(ctx context.Context, reqs []crmRequest, dirty dirtySet) (map[string]string, error) {
 	ids := make([]identity.Request, len(reqs))
 	for i, r := range reqs {
 		ids[i] = identity.Request{IDs: r.ids, At: r.at, Source: r.src, Message: r.msg}
@@ -288,7 +296,7 @@ func (ix *Indexer) resolveCRM(ctx context.Context, reqs []crmRequest, dirty map[
 	}
 	cids := res.Customers
 	for _, cid := range res.MergedAway {
-		dirty[cid] = true // its rebuild moves what it owns to its survivor
+		dirty.all(cid) // its rebuild moves what it owns to its survivor
 	}
 	out := make(map[string]string, len(reqs))
 	for i, r := range reqs {

@@ -16,18 +16,70 @@ import (
 // is always marked on the same partition (so one consumer at a time owns
 // its document), and a batch costs a handful of messages rather than one
 // per customer, which made marking the slowest step of stage 1.
+//
+// Rows lists, for a customer, the rows the batch changed for it, when
+// they are all known: its rebuild may then read just those rows and the
+// ones its document was built from (the document's manifest,
+// schema.RebuildField), by id, instead of searching the row store for
+// everything it holds. A customer named without rows (a merge, a split,
+// a marker of an older version) is rebuilt from everything.
 type marker struct {
-	Customers []string `json:"customers"`
+	Customers []string            `json:"customers"`
+	Rows      map[string][]string `json:"rows,omitempty"`
 }
 
-// markerChunk is the most customers one marker names: a batch of the
-// largest size marks up to 100,000 customers, some 29 bytes each, and a
-// record over the producer's MaxMessageBytes is refused (KafkaConfig).
+// dirtySet names the customers to rebuild and, for each, the rows that
+// changed for it when they are all known; nil means "read everything".
+type dirtySet map[string]map[string]bool
+
+// all marks cid for a rebuild from everything it holds.
+func (d dirtySet) all(cid string) { d[cid] = nil }
+
+// row marks cid for a rebuild that must read rid, unless it is already
+// marked for everything.
+func (d dirtySet) row(cid, rid string) {
+	s, ok := d[cid]
+	if ok && s == nil {
+		return
+	}
+	if !ok {
+		s = map[string]bool{}
+		d[cid] = s
+	}
+	s[rid] = true
+}
+
+// add marks what o marks.
+func (d dirtySet) add(o dirtySet) {
+	for cid, rows := range o {
+		if rows == nil {
+			d.all(cid)
+			continue
+		}
+		for rid := range rows {
+			d.row(cid, rid)
+		}
+	}
+}
+
+// fullSet marks every customer of cids for a rebuild from everything.
+func fullSet(cids map[string]bool) dirtySet {
+	d := make(dirtySet, len(cids))
+	for cid := range cids {
+		d.all(cid)
+	}
+	return d
+}
+
+// markerChunk bounds one marker: at most this many customers plus rows
+// named. A batch of the largest size marks up to 100,000 customers, some
+// 29 bytes each (a row id about as much), and a record over the
+// producer's MaxMessageBytes is refused (KafkaConfig).
 const markerChunk = 10_000
 
 // markerMessages groups the customers by partition, one message each, or
-// more for more than markerChunk customers.
-func markerMessages(topic string, cids map[string]bool, partitions int32) ([]*sarama.ProducerMessage, error) {
+// more for more than markerChunk customers and rows.
+func markerMessages(topic string, cids dirtySet, partitions int32) ([]*sarama.ProducerMessage, error) {
 	// A customer goes where Kafka's hash partitioner puts its id as a key.
 	hash := sarama.NewHashPartitioner(topic)
 	byPartition := map[int32][]string{}
@@ -39,37 +91,67 @@ func markerMessages(topic string, cids map[string]bool, partitions int32) ([]*sa
 		byPartition[p] = append(byPartition[p], cid)
 	}
 	msgs := make([]*sarama.ProducerMessage, 0, len(byPartition))
+	send := func(p int32, mk marker) error {
+		v, err := json.Marshal(mk)
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Partition: p, Key: sarama.StringEncoder(mk.Customers[0]), Value: sarama.ByteEncoder(v)})
+		return nil
+	}
 	for p, all := range byPartition {
-		for list := range slices.Chunk(all, markerChunk) {
-			v, err := json.Marshal(marker{Customers: list})
-			if err != nil {
-				return nil, err
+		slices.Sort(all) // markers as reproducible as the batch
+		var mk marker
+		size := 0
+		for _, cid := range all {
+			rows := cids[cid]
+			if len(mk.Customers) > 0 && size+1+len(rows) > markerChunk {
+				if err := send(p, mk); err != nil {
+					return nil, err
+				}
+				mk, size = marker{}, 0
 			}
-			msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Partition: p, Key: sarama.StringEncoder(list[0]), Value: sarama.ByteEncoder(v)})
+			mk.Customers = append(mk.Customers, cid)
+			size += 1 + len(rows)
+			if rows != nil {
+				if mk.Rows == nil {
+					mk.Rows = map[string][]string{}
+				}
+				list := make([]string, 0, len(rows))
+				for rid := range rows {
+					list = append(list, rid)
+				}
+				slices.Sort(list)
+				mk.Rows[cid] = list
+			}
+		}
+		if err := send(p, mk); err != nil {
+			return nil, err
 		}
 	}
 	return msgs, nil
 }
 
-// markedCustomers reads a marker. A marker that lists no customer is an
-// error (stage 1 never sends one), so that it is dead-lettered rather than
-// dropped unseen.
-func markedCustomers(m *sarama.ConsumerMessage) ([]string, error) {
+// markedCustomers reads a marker: the customers it names and, for those
+// whose changed rows it lists, the rows. A marker that lists no customer
+// is an error (stage 1 never sends one), so that it is dead-lettered
+// rather than dropped unseen.
+func markedCustomers(m *sarama.ConsumerMessage) ([]string, map[string][]string, error) {
 	var mk marker
 	if err := json.Unmarshal(m.Value, &mk); err != nil {
-		return nil, fmt.Errorf("dirty marker: %w", err)
+		return nil, nil, fmt.Errorf("dirty marker: %w", err)
 	}
 	if len(mk.Customers) == 0 {
-		return nil, errors.New("dirty marker: lists no customers")
+		return nil, nil, errors.New("dirty marker: lists no customers")
 	}
-	return mk.Customers, nil
+	return mk.Customers, mk.Rows, nil
 }
 
 // markerKeys are the customers a marker names, for sizing rebuild
 // batches by distinct customers; a marker that cannot be read names
 // nothing (materialize dead-letters it).
 func markerKeys(m *sarama.ConsumerMessage) []string {
-	cids, _ := markedCustomers(m)
+	cids, _, _ := markedCustomers(m)
 	return cids
 }
 
@@ -128,9 +210,9 @@ func (m *Marker) Mark(cids ...string) error {
 	if err := m.connect(); err != nil {
 		return err
 	}
-	set := map[string]bool{}
+	set := dirtySet{}
 	for _, c := range cids {
-		set[c] = true
+		set.all(c)
 	}
 	parts, err := m.client.Partitions(m.topic)
 	if err != nil {

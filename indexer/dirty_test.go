@@ -20,9 +20,15 @@ func TestMarkersPutEachCustomerOnItsOwnPartitionOnceInRecordsTheProducerTakes(t 
 		{"the largest batch's customers: markers of markerChunk at most", 100_000, 100_000 / markerChunk},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			cids := map[string]bool{}
-			for range tt.customers {
-				cids[identity.NewCustomerID()] = true
+			cids := dirtySet{}
+			for i := range tt.customers {
+				cid := identity.NewCustomerID()
+				if i%2 == 0 {
+					cids.all(cid)
+					continue
+				}
+				cids.row(cid, "order:"+cid)
+				cids.row(cid, "item:"+cid)
 			}
 			msgs, err := markerMessages("dirty", cids, 4)
 			if err != nil {
@@ -38,7 +44,7 @@ func TestMarkersPutEachCustomerOnItsOwnPartitionOnceInRecordsTheProducerTakes(t 
 				if len(v)+len(k) > limit {
 					t.Fatalf("a marker of %d bytes, over the producer's MaxMessageBytes %d", len(v)+len(k), limit)
 				}
-				got, err := markedCustomers(&sarama.ConsumerMessage{Key: k, Value: v})
+				got, rows, err := markedCustomers(&sarama.ConsumerMessage{Key: k, Value: v})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -46,6 +52,16 @@ func TestMarkersPutEachCustomerOnItsOwnPartitionOnceInRecordsTheProducerTakes(t 
 					t.Fatalf("a marker names %d customers, more than %d", len(got), markerChunk)
 				}
 				for _, cid := range got {
+					marked := cids[cid]
+					list, listed := rows[cid]
+					if listed != (marked != nil) || len(list) != len(marked) {
+						t.Fatalf("customer %s: rows %v (listed %v), want %v", cid, list, listed, marked)
+					}
+					for _, rid := range list {
+						if !marked[rid] {
+							t.Fatalf("customer %s: row %s was not marked", cid, rid)
+						}
+					}
 					// The partition a key-hashing producer would pick for the
 					// customer alone: markers of one customer never move.
 					want, _ := sarama.NewHashPartitioner("dirty").Partition(&sarama.ProducerMessage{Key: sarama.StringEncoder(cid)}, 4)
@@ -65,6 +81,46 @@ func TestMarkersPutEachCustomerOnItsOwnPartitionOnceInRecordsTheProducerTakes(t 
 	}
 }
 
+func TestADirtySetMarksEverythingOnceAnyMarkingAsksForEverything(t *testing.T) {
+	tests := []struct {
+		name string
+		mark func(d dirtySet)
+		want map[string][]string // nil: everything
+	}{
+		{"rows add up", func(d dirtySet) { d.row("a", "order:1"); d.row("a", "item:2") }, map[string][]string{"a": {"item:2", "order:1"}}},
+		{"everything after rows is everything", func(d dirtySet) { d.row("a", "order:1"); d.all("a") }, map[string][]string{"a": nil}},
+		{"rows after everything are still everything", func(d dirtySet) { d.all("a"); d.row("a", "order:1") }, map[string][]string{"a": nil}},
+		{"adding a set merges it", func(d dirtySet) {
+			o := dirtySet{}
+			o.row("a", "order:1")
+			o.all("b")
+			d.row("a", "item:2")
+			d.row("b", "item:3")
+			d.add(o)
+		}, map[string][]string{"a": {"item:2", "order:1"}, "b": nil}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := dirtySet{}
+			tt.mark(d)
+			if len(d) != len(tt.want) {
+				t.Fatalf("marked %v, want %v", d, tt.want)
+			}
+			for cid, want := range tt.want {
+				rows, ok := d[cid]
+				if !ok || (rows == nil) != (want == nil) || len(rows) != len(want) {
+					t.Fatalf("%s: %v, want %v", cid, rows, want)
+				}
+				for _, rid := range want {
+					if !rows[rid] {
+						t.Fatalf("%s: %v lacks %s", cid, rows, rid)
+					}
+				}
+			}
+		})
+	}
+}
+
 func TestMarkedCustomers(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -79,7 +135,7 @@ func TestMarkedCustomers(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := &sarama.ConsumerMessage{Key: []byte(tt.key), Value: []byte(tt.value)}
-			got, err := markedCustomers(m)
+			got, _, err := markedCustomers(m)
 			if (err != nil) != tt.wantErr || !slices.Equal(got, tt.want) {
 				t.Fatalf("markedCustomers = %v, %v; want %v (error %v)", got, err, tt.want, tt.wantErr)
 			}

@@ -350,7 +350,7 @@ func (ix *Indexer) step(ctx context.Context, name string, f func() error) error 
 }
 
 // markDirty asks stage 2 to rebuild the customers.
-func (ix *Indexer) markDirty(cids map[string]bool) error {
+func (ix *Indexer) markDirty(cids dirtySet) error {
 	if len(cids) == 0 {
 		return nil
 	}

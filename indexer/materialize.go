@@ -3,6 +3,8 @@ package indexer
 import (
 	"context"
 	"fmt"
+	"maps"
+	"time"
 
 	"github.com/IBM/sarama"
 
@@ -17,39 +19,33 @@ import (
 // the batch holds. While the indexer is behind, the rebuilds lane takes
 // large batches, so a customer changed many times is rebuilt once.
 func (ix *Indexer) materialize(ctx context.Context, msgs []*sarama.ConsumerMessage) error {
-	byCID := map[string][]*sarama.ConsumerMessage{}
+	rb := &rebuild{markers: map[string][]*sarama.ConsumerMessage{}, changed: dirtySet{}}
 	var cids []string
 	var rejects []rejected
 	for _, m := range msgs {
-		marked, err := markedCustomers(m)
+		marked, rows, err := markedCustomers(m)
 		if err != nil {
 			rejects = append(rejects, rejected{m, err.Error()})
 			continue
 		}
 		for _, cid := range marked {
-			if _, ok := byCID[cid]; !ok {
+			if _, ok := rb.markers[cid]; !ok {
 				cids = append(cids, cid)
 			}
-			byCID[cid] = append(byCID[cid], m)
+			rb.markers[cid] = append(rb.markers[cid], m)
+			list, ok := rows[cid]
+			if !ok {
+				rb.changed.all(cid)
+			}
+			for _, rid := range list {
+				rb.changed.row(cid, rid)
+			}
 		}
 	}
-	// The rows and persons a rebuild reads are searched for, so they must
-	// have been refreshed since they were written. Everything this batch's
-	// markers ask for was written before they were sent, so one refresh
-	// serves every chunk (a chunk that moves rows refreshes again, see
-	// writeRound). A refresh per chunk was about a third of OpenSearch's
-	// time in a backfill.
-	refreshed := false
 	for start := 0; start < len(cids); start += rebuildChunk {
 		chunk := cids[start:min(start+rebuildChunk, len(cids))]
 		err := ix.step(ctx, "materialize", func() error {
-			if !refreshed {
-				if err := ix.st.Refresh(ctx, ix.rows.index, ix.people); err != nil {
-					return fmt.Errorf("documents: refresh rows and people: %w", err)
-				}
-				refreshed = true
-			}
-			r, err := ix.writeDocuments(ctx, chunk, byCID)
+			r, err := ix.writeDocuments(ctx, rb, chunk)
 			if err == nil {
 				rejects = append(rejects, r...)
 			}
@@ -70,6 +66,35 @@ func (ix *Indexer) materialize(ctx context.Context, msgs []*sarama.ConsumerMessa
 	return ix.deadLetter(ctx, rejects)
 }
 
+// rebuild is one batch of markers: who marked each customer, and what
+// changed for it (dirtySet: nil is "read everything").
+type rebuild struct {
+	markers map[string][]*sarama.ConsumerMessage
+	changed dirtySet
+	// refreshed: the row store and the people index were refreshed in
+	// this batch. A rebuild that searches them (one with no manifest to
+	// go by) needs them refreshed since its markers were sent; everything
+	// the batch's markers ask for was written before they were sent, so
+	// one refresh serves every chunk (a chunk that moves rows refreshes
+	// again, see writeRound). A refresh per chunk was about a third of
+	// OpenSearch's time in a backfill, and under a steady load the
+	// refresh alone took most of a rebuild.
+	refreshed bool
+}
+
+// refresh makes the row store and people searchable up to now, once a batch.
+func (ix *Indexer) refresh(ctx context.Context, rb *rebuild) error {
+	if rb.refreshed {
+		return nil
+	}
+	defer ix.m.since("refresh", time.Now())
+	if err := ix.st.Refresh(ctx, ix.rows.index, ix.people); err != nil {
+		return fmt.Errorf("documents: refresh rows and people: %w", err)
+	}
+	rb.refreshed = true
+	return nil
+}
+
 // rebuildChunk is how many customers are rebuilt with one read of the row
 // store and one _bulk: a large batch of markers is worked through in
 // chunks, so memory stays bounded however far behind the indexer is.
@@ -83,18 +108,15 @@ const fenceRounds = 3
 // writeDocuments rebuilds and writes the documents of a chunk of
 // customers. A write that finds its document changed since it was read
 // (store.Stale) means another process wrote it meanwhile: those customers
-// are rebuilt again from fresh reads, a few rounds at most. The caller
-// has refreshed the row store and the people index.
-func (ix *Indexer) writeDocuments(ctx context.Context, cids []string, markers map[string][]*sarama.ConsumerMessage) ([]rejected, error) {
+// are rebuilt again from fresh reads, a few rounds at most.
+func (ix *Indexer) writeDocuments(ctx context.Context, rb *rebuild, cids []string) ([]rejected, error) {
 	var rejects []rejected
 	for round := 1; len(cids) > 0; round++ {
 		if round > 1 {
 			// The other writer may have read rows this one cannot see yet.
-			if err := ix.st.Refresh(ctx, ix.rows.index, ix.people); err != nil {
-				return nil, fmt.Errorf("documents: refresh rows and people: %w", err)
-			}
+			rb.refreshed = false
 		}
-		stale, r, err := ix.writeRound(ctx, cids, markers)
+		stale, r, err := ix.writeRound(ctx, rb, cids, round)
 		if err != nil {
 			return nil, err
 		}
@@ -110,7 +132,7 @@ func (ix *Indexer) writeDocuments(ctx context.Context, cids []string, markers ma
 			for _, cid := range stale {
 				again[cid] = true
 			}
-			return rejects, ix.markDirty(again)
+			return rejects, ix.markDirty(fullSet(again))
 		}
 		cids = stale
 	}
@@ -125,20 +147,22 @@ func (ix *Indexer) writeDocuments(ctx context.Context, cids []string, markers ma
 // (paused past its session timeout by a GC, a stalled VM, SIGSTOP) and
 // still write when it wakes. So every write is conditional on the
 // document standing where it stood before any of its inputs (persons,
-// rows) were read: the sequence number read first (store.Versions), or its
-// absence. A stale writer read seq s0, then the rows, then paused. If
-// anyone wrote the document since, its write conflicts and it rebuilds
-// from the current rows; if no one did, what it read is still current (a
-// change made since is marked dirty, and its rebuild comes after this
-// write and conflicts with it if need be). Deletes are fenced the same
-// way; a document already missing is not deleted, and nothing records its
-// absence, so a stale writer can still recreate a document deleted while
-// it was paused (README, "Fenced writes").
-func (ix *Indexer) writeRound(ctx context.Context, cids []string, markers map[string][]*sarama.ConsumerMessage) (stale []string, rejects []rejected, err error) {
-	at, err := ix.st.Versions(ctx, ix.customers, cids)
+// rows) were read: the sequence number read first (with the document's
+// manifest), or its absence. A stale writer read seq s0, then the rows,
+// then paused. If anyone wrote the document since, its write conflicts
+// and it rebuilds from the current rows; if no one did, what it read is
+// still current (a change made since is marked dirty, and its rebuild
+// comes after this write and conflicts with it if need be). Deletes are
+// fenced the same way; a document already missing is not deleted, and
+// nothing records its absence, so a stale writer can still recreate a
+// document deleted while it was paused (README, "Fenced writes").
+func (ix *Indexer) writeRound(ctx context.Context, rb *rebuild, cids []string, round int) (stale []string, rejects []rejected, err error) {
+	t := time.Now()
+	built, at, err := ix.storedManifests(ctx, cids)
 	if err != nil {
-		return nil, nil, fmt.Errorf("documents: read versions: %w", err)
+		return nil, nil, err
 	}
+	t = ix.m.since("versions", t)
 	// A merged-away customer is not rebuilt: what is still under its id
 	// moves to its survivor, which is marked for rebuild; a profile split
 	// off takes what came with its identities from the one it was split
@@ -147,7 +171,7 @@ func (ix *Indexer) writeRound(ctx context.Context, cids []string, markers map[st
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := ix.markDirty(again); err != nil {
+	if err := ix.markDirty(fullSet(again)); err != nil {
 		return nil, nil, err
 	}
 	if len(again) > 0 {
@@ -157,14 +181,46 @@ func (ix *Indexer) writeRound(ctx context.Context, cids []string, markers map[st
 			return nil, nil, fmt.Errorf("documents: refresh rows: %w", err)
 		}
 	}
-	gone, goneAt, err := ix.mergedDocs(ctx, cids, people)
+	t = ix.m.since("people", t)
+	// By id where the document's manifest and the markers tell every row
+	// to read (manifest.go), else by a search of the row store.
+	var byID, search []string
+	for _, cid := range cids {
+		if round == 1 && rb.changed[cid] != nil && built[cid] != nil {
+			byID = append(byID, cid)
+		} else {
+			search = append(search, cid)
+		}
+	}
+	srcs, read, fallback, err := ix.rows.deltaSources(ctx, byID, built, rb.changed)
 	if err != nil {
 		return nil, nil, err
 	}
-	srcs, err := ix.rows.sources(ctx, cids)
+	search = append(search, fallback...)
+	ix.m.rebuilds.WithLabelValues("by_id").Add(float64(len(byID) - len(fallback)))
+	ix.m.rebuilds.WithLabelValues("search").Add(float64(len(search)))
+	t = ix.m.since("sources_by_id", t)
+	if len(search) > 0 {
+		if err := ix.refresh(ctx, rb); err != nil {
+			return nil, nil, err
+		}
+		s, r, err := ix.rows.sources(ctx, search)
+		if err != nil {
+			return nil, nil, err
+		}
+		maps.Copy(srcs, s)
+		maps.Copy(read, r)
+		t = ix.m.since("sources", t)
+	}
+	// The merged-away documents still there are deleted in the same _bulk
+	// as their survivors' writes; those of profiles read by id are known
+	// from their persons, the others also searched for (the people index
+	// was refreshed with the rows).
+	gone, goneAt, err := ix.mergedDocs(ctx, search, people)
 	if err != nil {
 		return nil, nil, err
 	}
+	t = ix.m.since("merged", t)
 	ops := make([]store.Op, 0, len(cids)+len(gone))
 	var docs []map[string]any
 	for _, cid := range cids {
@@ -177,7 +233,16 @@ func (ix *Indexer) writeRound(ctx context.Context, cids []string, markers map[st
 		doc, ok := customer.Build(cid, *src)
 		switch {
 		case ok:
+			m := manifestOf(read[cid])
+			if m.Hash, err = docHash(doc); err != nil {
+				return nil, nil, fmt.Errorf("documents: %s: %w", cid, err)
+			}
+			if found && sameBuild(built[cid], m) {
+				ix.m.rebuilds.WithLabelValues("unchanged").Inc()
+				continue
+			}
 			doc[schema.JoinField] = schema.CustomerRelation // the parent of its events (mapping.Customers)
+			doc[schema.RebuildField] = m
 			docs = append(docs, doc)
 			op := store.Op{Action: store.Index, Index: ix.customers, ID: cid, Body: doc, IfAbsent: !found}
 			if found {
@@ -188,22 +253,23 @@ func (ix *Indexer) writeRound(ctx context.Context, cids []string, markers map[st
 			ops = append(ops, store.Op{Action: store.Delete, Index: ix.customers, ID: cid, IfMatch: &seq})
 		}
 	}
-	// The merged-away documents go in the same _bulk as their
-	// survivors': a reader sees the profiles before the merge or after.
 	for _, id := range gone {
 		seq := goneAt[id]
 		ops = append(ops, store.Op{Action: store.Delete, Index: ix.customers, ID: id, IfMatch: &seq})
 	}
+	t = ix.m.since("build", t)
 	if err := ix.attrs.prepare(ctx, docs); err != nil {
 		return nil, nil, err
 	}
+	t = ix.m.since("prepare", t)
 	ix.stopHook.beforeWrite(ops, ix.log)
 	verdicts, err := ix.bulkDemoting(ctx, "materialize", ops, ix.attrs)
 	if err != nil {
 		return nil, nil, err
 	}
+	ix.m.since("write", t)
 	lost, err := ix.judge("document", ops, verdicts, func(i int, reason string) {
-		for _, m := range markers[ops[i].ID] {
+		for _, m := range rb.markers[ops[i].ID] {
 			rejects = append(rejects, rejected{m, "document of " + ops[i].ID + " refused by OpenSearch: " + reason})
 		}
 	})

@@ -2,6 +2,7 @@ package indexer
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -20,8 +21,11 @@ type metrics struct {
 	lag             *prometheus.GaugeVec
 	bulkSeconds     *prometheus.HistogramVec
 	stepSeconds     *prometheus.HistogramVec
-	batchSeconds    *prometheus.HistogramVec
-	batchSize       *prometheus.HistogramVec
+	// rebuildSeconds splits a rebuild round into its parts, to see where
+	// stage 2's time goes.
+	rebuildSeconds *prometheus.HistogramVec
+	batchSeconds   *prometheus.HistogramVec
+	batchSize      *prometheus.HistogramVec
 	// oneid counts merges and conflicts decided, and what merges moved:
 	// events and rows.
 	oneid *prometheus.CounterVec
@@ -29,6 +33,8 @@ type metrics struct {
 	// fenced counts document writes that lost to a write made since their
 	// document was read.
 	fenced prometheus.Counter
+	// rebuilds counts customer rebuilds by how their rows were read.
+	rebuilds *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -68,6 +74,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "cdp_indexer_step_seconds", Help: "Time a batch step took, its retries included, by step.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 		}, []string{"step"}),
+		rebuilds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cdp_indexer_rebuilds_total", Help: "Customer rebuilds, by how: by_id (the rows its document's manifest and its markers name, read by id), search (the row store refreshed and searched: no document or manifest yet, a merge or split, an order moved in or back, a fenced round), unchanged (built the same document from the same rows: not written).",
+		}, []string{"how"}),
+		rebuildSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "cdp_indexer_rebuild_part_seconds", Help: "Time the parts of one round of document rebuilds took, by part: refresh (rows and people), versions (and manifests), people (and moves of merged or split profiles), sources_by_id (the rows read by id), sources (the rows searched for), merged, build (the documents, in memory), prepare (dynamic fields), write (the fenced _bulk).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}, []string{"part"}),
 		batchSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "cdp_indexer_batch_seconds", Help: "Time to apply and commit a batch, by lane.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
@@ -87,10 +100,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	reg.MustRegister(m.fenced, m.oneid, m.moved, m.consumed, m.applied, m.deadLettered, m.deadLetterCuts, m.deadLettersLost, m.retries, m.parked, m.demoted, m.lag, m.bulkSeconds,
-		m.stepSeconds, m.batchSeconds, m.batchSize)
+		m.stepSeconds, m.rebuildSeconds, m.rebuilds, m.batchSeconds, m.batchSize)
 	return m
 }
 
 func (m *metrics) setLag(topic string, partition int32, lag int64) {
 	m.lag.WithLabelValues(topic, strconv.Itoa(int(partition))).Set(float64(lag))
+}
+
+// since observes the time since start as the rebuild part's and returns now.
+func (m *metrics) since(part string, start time.Time) time.Time {
+	now := time.Now()
+	m.rebuildSeconds.WithLabelValues(part).Observe(now.Sub(start).Seconds())
+	return now
 }

@@ -19,6 +19,56 @@ type rowStore struct {
 
 func rowID(kind, key string) string { return kind + ":" + key }
 
+// kindPark is the kind of a parking record: per order, the items written
+// while the order had no customer (not arrived yet, or its customer's CRM
+// id blocked). The row store is searched by kind, so parking records
+// never pass for rows.
+const kindPark = "park"
+
+// parkAdd adds an item to its order's parking record, once.
+const parkAdd = `if (!ctx._source.items.contains(params.rid)) { ctx._source.items.add(params.rid) } else { ctx.op = 'none' }`
+
+// parkOp returns, for an item that belongs to no customer yet (owner ""),
+// the write that adds it to its order's parking record. A rebuild that
+// finds an order new to its customer reads the record by id (no refresh
+// needed) to find the items that came first; every later item has an
+// owner and is named in the owner's dirty marker.
+func (r *rowStore) parkOp(row *customer.Row, owner string) (store.Op, bool) {
+	if row.Kind != customer.KindItem || row.OrderID == "" || owner != "" {
+		return store.Op{}, false
+	}
+	id := rowID(kindPark, row.OrderID)
+	return store.Op{Action: store.Update, Index: r.index, ID: id, RetryOnConflict: 5, Body: map[string]any{
+		"script": map[string]any{"lang": "painless", "source": parkAdd, "params": map[string]any{"rid": row.RID}},
+		"upsert": map[string]any{"rid": id, "kind": kindPark, "order_id": row.OrderID, "items": []string{row.RID}},
+	}}, true
+}
+
+// parked reads the parking records of orders (by order key): the ids of
+// the items each one lists.
+func (r *rowStore) parked(ctx context.Context, orders []string) (map[string][]string, error) {
+	ids := make([]string, len(orders))
+	for i, o := range orders {
+		ids[i] = rowID(kindPark, o)
+	}
+	docs, err := r.st.Mget(ctx, r.index, ids)
+	if err != nil {
+		return nil, fmt.Errorf("rows: parked items: %w", err)
+	}
+	out := make(map[string][]string, len(docs))
+	for _, d := range docs {
+		var p struct {
+			OrderID string   `json:"order_id"`
+			Items   []string `json:"items"`
+		}
+		if err := d.Decode(&p); err != nil {
+			return nil, err
+		}
+		out[p.OrderID] = p.Items
+	}
+	return out, nil
+}
+
 // profileMerge folds SDK facts into a profile row: per trait the value of
 // the newest event wins (by event time, then message id), first and last
 // seen are the earliest and latest, and ids are added once. So a replay
@@ -108,11 +158,13 @@ func decodeHit(src []byte) (*hit, error) {
 
 // sources reads every row of the given customers, as the row store stood
 // at its last refresh: the caller refreshes it after the customers were
-// marked dirty, so that every row written before is seen.
-func (r *rowStore) sources(ctx context.Context, cids []string) (map[string]*customer.Sources, error) {
+// marked dirty, so that every row written before is seen. It also returns
+// the rows read per customer, for their manifests.
+func (r *rowStore) sources(ctx context.Context, cids []string) (map[string]*customer.Sources, map[string][]*hit, error) {
 	out := make(map[string]*customer.Sources, len(cids))
+	read := make(map[string][]*hit, len(cids))
 	if len(cids) == 0 {
-		return out, nil
+		return out, read, nil
 	}
 	for _, cid := range cids {
 		out[cid] = &customer.Sources{Items: map[string][]customer.Row{}}
@@ -124,31 +176,61 @@ func (r *rowStore) sources(ctx context.Context, cids []string) (map[string]*cust
 		if s == nil {
 			return
 		}
-		switch h.Kind {
-		case customer.KindProfile:
-			s.Profile = h.Profile
-		case customer.KindCustomer:
-			row := h.Row
-			if s.Customer == nil || newerCustomerRow(&row, s.Customer) {
-				s.Customer = &row
-			}
-		case customer.KindOrder:
-			s.Orders = append(s.Orders, h.Row)
-			if !h.Deleted {
-				orderIDs = append(orderIDs, h.Key)
-				ownerOf[h.Key] = h.Row.CustomerID
-			}
+		addRow(s, h)
+		read[h.CustomerID] = append(read[h.CustomerID], h)
+		if h.Kind == customer.KindOrder && !h.Deleted {
+			orderIDs = append(orderIDs, h.Key)
+			ownerOf[h.Key] = h.Row.CustomerID
 		}
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	err = r.scan(ctx, "order_id", orderIDs, []string{customer.KindItem}, func(h *hit) {
-		if s := out[ownerOf[h.OrderID]]; s != nil {
-			s.Items[h.OrderID] = append(s.Items[h.OrderID], h.Row)
+		if cid := ownerOf[h.OrderID]; out[cid] != nil {
+			addRow(out[cid], h)
+			read[cid] = append(read[cid], h)
 		}
 	})
-	return out, err
+	return out, read, err
+}
+
+// addRow adds one row read to a customer's sources: the profile, the
+// preferred CRM row, an order, or an item of one of its live orders.
+func addRow(s *customer.Sources, h *hit) {
+	switch h.Kind {
+	case customer.KindProfile:
+		s.Profile = h.Profile
+	case customer.KindCustomer:
+		row := h.Row
+		if s.Customer == nil || newerCustomerRow(&row, s.Customer) {
+			s.Customer = &row
+		}
+	case customer.KindOrder:
+		s.Orders = append(s.Orders, h.Row)
+	case customer.KindItem:
+		s.Items[h.OrderID] = append(s.Items[h.OrderID], h.Row)
+	}
+}
+
+// hits reads rows by id (realtime: no refresh needed), decoded as the
+// search decodes them.
+func (r *rowStore) hits(ctx context.Context, rids []string) (map[string]*hit, error) {
+	out := make(map[string]*hit, len(rids))
+	for start := 0; start < len(rids); start += 10_000 {
+		docs, err := r.st.Mget(ctx, r.index, rids[start:min(start+10_000, len(rids))])
+		if err != nil {
+			return nil, fmt.Errorf("rows: get: %w", err)
+		}
+		for _, d := range docs {
+			h, err := decodeHit(d.Source)
+			if err != nil {
+				return nil, fmt.Errorf("rows: decode %s: %w", d.ID, err)
+			}
+			out[d.ID] = h
+		}
+	}
+	return out, nil
 }
 
 // newerCustomerRow prefers a live row, then the most recent one, when two

@@ -71,5 +71,8 @@ func customerMappings(m map[string]any) error {
 		}
 	}
 	m["dynamic_templates"] = templates
+	if err := put(schema.RebuildField, schema.RebuildMapping()); err != nil {
+		return err
+	}
 	return put(schema.JoinField, schema.JoinMapping())
 }

@@ -111,6 +111,19 @@ const (
 	EventTimeField   = "timestamp"
 )
 
+// RebuildField holds, in a customer document, what the indexer built it
+// from (the ids of its rows, and a hash of the document), so that the
+// next rebuild reads those rows by id rather than searching for them. It
+// is stored, not indexed, and no answer of the API shows it.
+const RebuildField = "rebuild"
+
+// RebuildMapping is the OpenSearch mapping of RebuildField.
+func RebuildMapping() map[string]any { return map[string]any{"type": "object", "enabled": false} }
+
+// Internal are the customer document's fields for the service's own use:
+// answers leave them out of the documents they return.
+var Internal = []string{JoinField, RebuildField}
+
 // JoinMapping is the OpenSearch mapping of JoinField.
 func JoinMapping() map[string]any {
 	return map[string]any{"type": "join", "relations": map[string]any{CustomerRelation: EventRelation}}

@@ -8,6 +8,8 @@ import (
 	"iter"
 	"maps"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 )
 
@@ -241,6 +243,12 @@ func (d *Doc) Decode(out any) error {
 // with a 503 *Error (Unavailable), never counts as not found.
 func (c *Client) Mget(ctx context.Context, index string, ids []string) ([]Doc, error) {
 	return c.mget(ctx, index, ids, "")
+}
+
+// MgetFields is Mget of only the given fields of each source, with the
+// sequence number and primary term of each document found.
+func (c *Client) MgetFields(ctx context.Context, index string, ids []string, fields ...string) ([]Doc, error) {
+	return c.mget(ctx, index, ids, "?_source_includes="+url.QueryEscape(strings.Join(fields, ",")))
 }
 
 // Versions reads where the documents of index stand now, with realtime

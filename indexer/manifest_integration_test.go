@@ -1,0 +1,120 @@
+package indexer_test
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"cdp/indexer"
+	"cdp/mapping"
+	"cdp/schema"
+	"cdp/testing/harness"
+)
+
+// A document records the rows it was built from, and the next rebuild
+// reads those and the rows its markers name by id. These are the cases a
+// row id alone cannot name: each step must end in exactly the document a
+// rebuild from a search of every row gives.
+func TestRebuildsByIDSeeEveryRowTheCustomerHolds(t *testing.T) {
+	t.Parallel()
+	env := harness.Services(t)
+	cfg := env.Config(t)
+	p := env.Producer(t)
+	const (
+		C = indexer.TopicCustomers
+		O = indexer.TopicOrders
+		I = indexer.TopicOrderItems
+	)
+	order := func(op string, id, cust int, total float64, lsn int64) msg {
+		return change(O, op, id, map[string]any{"customer_id": cust, "status": "paid", "total_amount": total, "created_at": "2026-11-01T10:00:00Z"}, lsn)
+	}
+	item := func(id, ord int, sku string, lsn int64) msg {
+		return change(I, "c", id, map[string]any{"order_id": ord, "sku": sku, "quantity": 1, "price": 1}, lsn)
+	}
+	reg := env.StartIndexer(t, cfg)
+	wait := func(step string, want map[string][]string) {
+		t.Helper()
+		harness.Eventually(t, 30*time.Second, func() (bool, string) {
+			for crm, w := range want {
+				doc := env.CustomerByIdentity(t, cfg, "crm_id", crm)
+				if doc == nil {
+					return false, step + ": no document of " + crm + " yet"
+				}
+				if _, ok := doc["orders"].([]any); !ok {
+					doc["orders"] = []any{}
+				}
+				if got := summary(doc)["orders"].([]string); !reflect.DeepEqual(got, w) {
+					return false, fmt.Sprintf("%s: customer %s has orders %v, want %v", step, crm, got, w)
+				}
+			}
+			return true, ""
+		})
+	}
+	byID := func() float64 { return harness.Counter(t, reg, "cdp_indexer_rebuilds_total", "how", "by_id") }
+
+	produce(t, p, cfg.TopicPrefix,
+		change(C, "c", 3001, map[string]any{"name": "赵一"}, 1),
+		change(C, "c", 3002, map[string]any{"name": "钱二"}, 2),
+		order("c", 31, 3001, 10, 3), item(311, 31, "a", 4),
+		order("c", 33, 3002, 30, 5),
+	)
+	wait("first build", map[string][]string{"3001": {"31:paid:10[a×1@1]"}, "3002": {"33:paid:30[]"}})
+	// An item of an order already there: named in its customer's marker.
+	produce(t, p, cfg.TopicPrefix, item(331, 33, "c", 6))
+	wait("an item after its order", map[string][]string{"3002": {"33:paid:30[c×1@1]"}})
+
+	// Items before their order, for a customer whose document exists:
+	// the order's parking record names them.
+	before := byID()
+	parked := harness.Counter(t, reg, "cdp_indexer_parked_total")
+	produce(t, p, cfg.TopicPrefix, item(321, 32, "b1", 7), item(322, 32, "b2", 8))
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		n := harness.Counter(t, reg, "cdp_indexer_parked_total")
+		return n >= parked+2, fmt.Sprintf("%v items parked", n-parked)
+	})
+	produce(t, p, cfg.TopicPrefix, order("c", 32, 3001, 20, 9))
+	wait("an order after its items", map[string][]string{"3001": {"31:paid:10[a×1@1]", "32:paid:20[b1×1@1 b2×1@1]"}})
+	if byID() <= before {
+		t.Fatalf("the rebuild after a new order did not read by id (rebuilds by id %v → %v)", before, byID())
+	}
+
+	// An order moved in from another customer brings its items.
+	produce(t, p, cfg.TopicPrefix, order("u", 33, 3001, 30, 10))
+	wait("an order moved in", map[string][]string{
+		"3001": {"31:paid:10[a×1@1]", "32:paid:20[b1×1@1 b2×1@1]", "33:paid:30[c×1@1]"}, "3002": nil})
+
+	// An order deleted and created again gets its items back.
+	produce(t, p, cfg.TopicPrefix, change(O, "d", 31, map[string]any{"customer_id": 3001}, 11))
+	wait("an order deleted", map[string][]string{"3001": {"32:paid:20[b1×1@1 b2×1@1]", "33:paid:30[c×1@1]"}})
+	produce(t, p, cfg.TopicPrefix, order("c", 31, 3001, 11, 12))
+	wait("an order created again", map[string][]string{
+		"3001": {"31:paid:11[a×1@1]", "32:paid:20[b1×1@1 b2×1@1]", "33:paid:30[c×1@1]"}})
+
+	// A change that changes nothing is not written again.
+	doc := env.CustomerByIdentity(t, cfg, "crm_id", "3001")
+	cid, _ := doc["customer_id"].(string)
+	if _, ok := doc[schema.RebuildField]; !ok {
+		t.Fatalf("document %s has no %s", cid, schema.RebuildField)
+	}
+	st := env.Store(t)
+	index := mapping.Customers.Alias(cfg.IndexPrefix)
+	at, err := st.Versions(context.Background(), index, []string{cid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unchanged := harness.Counter(t, reg, "cdp_indexer_rebuilds_total", "how", "unchanged")
+	produce(t, p, cfg.TopicPrefix, item(311, 31, "a", 4)) // a replay
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		n := harness.Counter(t, reg, "cdp_indexer_rebuilds_total", "how", "unchanged")
+		return n > unchanged, "the replay's rebuild has not happened"
+	})
+	now, err := st.Versions(context.Background(), index, []string{cid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if now[cid] != at[cid] {
+		t.Fatalf("a replay rewrote the document: %v → %v", at[cid], now[cid])
+	}
+}
