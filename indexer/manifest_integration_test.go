@@ -118,3 +118,55 @@ func TestRebuildsByIDSeeEveryRowTheCustomerHolds(t *testing.T) {
 		t.Fatalf("a replay rewrote the document: %v → %v", at[cid], now[cid])
 	}
 }
+
+// A deleted customer's events leave the index with it, a late event
+// stamped before the delete too; an event after the delete brings the
+// customer back with only the events from then on.
+func TestADeletedCustomersEventsLeaveTheIndexWithIt(t *testing.T) {
+	t.Parallel()
+	env := harness.Services(t)
+	cfg := env.Config(t)
+	p := env.Producer(t)
+	reg := env.StartIndexer(t, cfg)
+	// change() stamps a change at 1762000000000 + lsn ms (2025-11-01T12:26:40Z).
+	produce(t, p, cfg.TopicPrefix,
+		change(indexer.TopicCustomers, "c", 4001, map[string]any{"name": "孙三"}, 1),
+		trackMsg("del-e1", "dev-4001", "4001", "2025-10-01T00:00:00Z"),
+		trackMsg("del-e2", "dev-4001", "4001", "2025-10-02T00:00:00Z"),
+	)
+	doc := waitCustomer(t, env, cfg, "crm_id", "4001", nil)
+	cid := doc["customer_id"].(string)
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		n := eventsOf(t, env, cfg, cid)
+		return n == 2, fmt.Sprintf("%d events of %s", n, cid)
+	})
+
+	produce(t, p, cfg.TopicPrefix, change(indexer.TopicCustomers, "d", 4001, nil, 100))
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		if d := env.CustomerByIdentity(t, cfg, "crm_id", "4001"); d != nil {
+			return false, "the deleted customer is still found"
+		}
+		n := eventsOf(t, env, cfg, cid)
+		return n == 0, fmt.Sprintf("%d events of the deleted customer %s", n, cid)
+	})
+
+	stored := harness.Counter(t, reg, "cdp_indexer_applied_total", "kind", "event")
+	produce(t, p, cfg.TopicPrefix, trackMsg("del-e3", "dev-4001", "4001", "2025-10-03T00:00:00Z"))
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		if n := harness.Counter(t, reg, "cdp_indexer_applied_total", "kind", "event"); n <= stored {
+			return false, "the late event is not stored yet"
+		}
+		n := eventsOf(t, env, cfg, cid)
+		return n == 0, fmt.Sprintf("%d events of the deleted customer after a late one", n)
+	})
+	if d := env.CustomerByIdentity(t, cfg, "crm_id", "4001"); d != nil {
+		t.Fatalf("an event from before the delete brought the customer back: %v", d)
+	}
+
+	produce(t, p, cfg.TopicPrefix, trackMsg("del-e4", "dev-4001", "4001", "2026-01-01T00:00:00Z"))
+	waitCustomer(t, env, cfg, "crm_id", "4001", nil)
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		n := eventsOf(t, env, cfg, cid)
+		return n == 1, fmt.Sprintf("%d events of the customer back, want the one after the delete", n)
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -223,6 +224,7 @@ func (ix *Indexer) writeRound(ctx context.Context, rb *rebuild, cids []string, r
 	t = ix.m.since("merged", t)
 	ops := make([]store.Op, 0, len(cids)+len(gone))
 	var docs []map[string]any
+	deleted := map[string]int64{} // customer → when its CRM row was deleted
 	for _, cid := range cids {
 		src := srcs[cid]
 		src.Rules = ix.cfg.Identity
@@ -252,6 +254,9 @@ func (ix *Indexer) writeRound(ctx context.Context, rb *rebuild, cids []string, r
 		case found:
 			ops = append(ops, store.Op{Action: store.Delete, Index: ix.customers, ID: cid, IfMatch: &seq})
 		}
+		if !ok && src.Customer != nil && src.Customer.Deleted {
+			deleted[cid] = src.Customer.TS
+		}
 	}
 	for _, id := range gone {
 		seq := goneAt[id]
@@ -280,8 +285,48 @@ func (ix *Indexer) writeRound(ctx context.Context, rb *rebuild, cids []string, r
 	// too: its own rebuild marks its survivor, whose rebuild deletes it.
 	for _, i := range lost {
 		stale = append(stale, ops[i].ID)
+		delete(deleted, ops[i].ID)
 	}
-	return stale, rejects, nil
+	return stale, rejects, ix.purgeEvents(ctx, deleted)
+}
+
+// purgeChunk is how many customers one purge of events names.
+const purgeChunk = 200
+
+// purgeEvents deletes the events of deleted customers: those up to the
+// delete. A later event brings the customer back (customer.Build), with
+// the events from then on; an event that arrives late, stamped before the
+// delete, is purged by the rebuild its marker asks for. By event time, so
+// that a process that lost the customer and purges late cannot take the
+// events of a customer brought back since.
+func (ix *Indexer) purgeEvents(ctx context.Context, deleted map[string]int64) error {
+	if len(deleted) == 0 {
+		return nil
+	}
+	t := time.Now()
+	// The events stored before this rebuild must be searchable to be found.
+	if err := ix.st.Refresh(ctx, ix.customers); err != nil {
+		return fmt.Errorf("documents: refresh before purging events: %w", err)
+	}
+	cids := slices.Sorted(maps.Keys(deleted))
+	// At most purgeChunk customers a query: two clauses each, under the
+	// 1,024 a query may hold.
+	for chunk := range slices.Chunk(cids, purgeChunk) {
+		should := make([]any, 0, len(chunk))
+		for _, cid := range chunk {
+			should = append(should, map[string]any{"bool": map[string]any{"filter": []any{
+				map[string]any{"term": map[string]any{"customer_id": cid}},
+				map[string]any{"range": map[string]any{schema.EventTimeField: map[string]any{"lte": deleted[cid], "format": "epoch_millis"}}},
+			}}})
+		}
+		n, err := ix.st.DeleteByQuery(ctx, ix.events, map[string]any{"bool": map[string]any{"should": should, "minimum_should_match": 1}})
+		if err != nil {
+			return fmt.Errorf("documents: purge the events of deleted customers: %w", err)
+		}
+		ix.m.applied.WithLabelValues("event_purge").Add(float64(n))
+	}
+	ix.m.since("purge_events", t)
+	return nil
 }
 
 // personIdentities are the identities OneID says the customer holds.

@@ -174,6 +174,25 @@ func (c *Client) Refresh(ctx context.Context, indices ...string) error {
 	return c.Do(ctx, http.MethodPost, "/"+strings.Join(indices, ",")+"/_refresh", nil, nil)
 }
 
+// DeleteByQuery deletes the documents of index that match query, as the
+// index stood at its last refresh, and returns how many it deleted. A
+// document changed while it runs is left alone (conflicts=proceed); any
+// other failure fails the call.
+func (c *Client) DeleteByQuery(ctx context.Context, index string, query any) (int64, error) {
+	var resp struct {
+		Deleted  int64             `json:"deleted"`
+		Failures []json.RawMessage `json:"failures"`
+	}
+	if err := c.Do(ctx, http.MethodPost, "/"+index+"/_delete_by_query?conflicts=proceed", map[string]any{"query": query}, &resp); err != nil {
+		return 0, err
+	}
+	if len(resp.Failures) > 0 {
+		return resp.Deleted, &Error{Status: http.StatusServiceUnavailable, Type: "delete_by_query_failures",
+			Reason: fmt.Sprintf("%d failures, the first: %s", len(resp.Failures), resp.Failures[0])}
+	}
+	return resp.Deleted, nil
+}
+
 // GetSource returns the _source of one document, without the excluded
 // fields; found is false on 404.
 func (c *Client) GetSource(ctx context.Context, index, id string, out any, excludes ...string) (found bool, err error) {

@@ -182,14 +182,31 @@ func (m *Model) LiveRows(table string) []string {
 	return out
 }
 
-// EventCount is how many distinct events the model holds.
-func (m *Model) EventCount() int { return len(m.events) }
+// EventCount is how many distinct events the index holds: those of the
+// people who have a document (EventsPerPerson).
+func (m *Model) EventCount() int {
+	n := 0
+	for _, c := range m.EventsPerPerson() {
+		n += c
+	}
+	return n
+}
 
-// EventsPerPerson counts the distinct events of each person.
+// EventsPerPerson counts the distinct events of each person who has a
+// document: a deleted customer's events leave the index with it.
 func (m *Model) EventsPerPerson() map[string]int {
+	people, orders, items := m.gather()
+	gone := map[string]bool{}
+	for k, p := range people {
+		if _, ok, err := p.doc(orders, items); err == nil && !ok {
+			gone[k] = true
+		}
+	}
 	out := map[string]int{}
 	for _, e := range m.events {
-		out[e.Person()]++
+		if k := e.Person(); !gone[k] {
+			out[k]++
+		}
 	}
 	return out
 }
