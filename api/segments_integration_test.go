@@ -128,7 +128,7 @@ func TestSegmentNodesWorkInSearchCountAndAsUnionIntersectionAndDifference(t *tes
 	if code, body := a.do("PUT", "/v1/segments/"+gold, `{"name":"silver","filter":{"field":"member_level","op":"eq","value":"silver"}}`); code != 200 {
 		t.Fatalf("update: %d %v", code, body)
 	}
-	a.expect(`{"segment":"`+goldWomen+`"}`)
+	a.expect(`{"segment":"` + goldWomen + `"}`)
 	a.expect(`{"segment":"`+gold+`"}`, "c4")
 }
 
