@@ -48,6 +48,10 @@ type Server struct {
 	// else may refer to one (tag rules).
 	segmentIndex     string
 	segmentReferrers []SegmentReferrer
+	// exports bounds the streaming exports running at once.
+	exports *exportGate
+	// exportPageSize is the documents of one page of an export.
+	exportPageSize int
 }
 
 // New returns the HTTP handler of the API. reg receives the API's own
@@ -62,9 +66,15 @@ func New(cfg *config.Config, st *store.Client, checks []Check, reg prometheus.Re
 	for _, o := range opts {
 		o(s)
 	}
+	s.exports = newExportGate(cfg.ExportConcurrency, cfg.ExportQueue, cfg.ExportQueueWait, reg)
 	r := gin.New()
 	r.Use(requestID)
 	r.Use(gin.CustomRecovery(func(c *gin.Context, err any) {
+		if err == http.ErrAbortHandler {
+			// A stream that failed half-way: net/http cuts the
+			// connection, so the client cannot take it for a whole one.
+			panic(err)
+		}
 		log.Error("panic in handler", "path", c.FullPath(), "err", err, "request_id", c.GetString(requestIDKey))
 		writeError(c, http.StatusInternalServerError, "internal", "internal error")
 	}))
@@ -98,6 +108,9 @@ func New(cfg *config.Config, st *store.Client, checks []Check, reg prometheus.Re
 	v1.GET("/segments/:id", s.getSegment)
 	v1.PUT("/segments/:id", s.updateSegment)
 	v1.DELETE("/segments/:id", s.deleteSegment)
+	// An export streams for as long as it takes: it is bounded by its own
+	// gate (exportGate), not by a place of the admission gate.
+	r.GET("/v1/segments/:id/export", s.exportSegment)
 	v1.GET("/fields", s.listFields)
 	v1.POST("/fields", s.declareField)
 	v1.GET("/fields/:name/values", s.fieldValues)
