@@ -43,6 +43,7 @@ func exportID(i int) string { return fmt.Sprintf("x%05d", i) }
 // returned, the API built with the given options.
 type exportTest struct {
 	*apiTest
+	handler http.Handler
 	n       int
 	segment string
 }
@@ -55,7 +56,8 @@ func setupExport(t *testing.T, n int, tune func(*config.Config), opts ...api.Opt
 	}
 	env.Bootstrap(t, cfg)
 	st := env.Store(t)
-	srv := httptest.NewServer(api.New(cfg, st, nil, prometheus.NewRegistry(), prometheus.NewRegistry(), harness.Logger(), opts...))
+	h := api.New(cfg, st, nil, prometheus.NewRegistry(), prometheus.NewRegistry(), harness.Logger(), opts...)
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	idx := mapping.Customers.Alias(cfg.IndexPrefix)
 	var ops []store.Op
@@ -83,7 +85,7 @@ func setupExport(t *testing.T, n int, tune func(*config.Config), opts ...api.Opt
 		t.Fatal(err)
 	}
 	a := &apiTest{t: t, env: env, srv: srv, st: st, cfg: cfg}
-	return &exportTest{apiTest: a, n: n, segment: a.save("exp", `{"field":"tags","op":"eq","value":"exp"}`)}
+	return &exportTest{apiTest: a, handler: h, n: n, segment: a.save("exp", `{"field":"tags","op":"eq","value":"exp"}`)}
 }
 
 // get fetches an export, asking for gzip or not, and returns the status,
@@ -349,12 +351,32 @@ func slowClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext, DisableCompression: true}}
 }
 
+// slowServer serves h with the limits through a tiny send buffer (the
+// accepted connections inherit the listener's), so that with a slow
+// reader the server goes on writing for as long as the client reads, and
+// returns its base URL.
+func slowServer(t *testing.T, h http.Handler, limits api.HTTPLimits) string {
+	t.Helper()
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, 4096) })
+	}}
+	l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := api.NewHTTPServer(h, limits)
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + l.Addr().String()
+}
+
 func TestAClientThatDisconnectsMidStreamReleasesItsPointInTimeAtOnce(t *testing.T) {
 	t.Parallel()
 	e := setupExport(t, 3000, nil, api.WithExportPageSize(20))
 	physical := mapping.Customers.Physical(e.cfg.IndexPrefix)
 	client := slowClient()
-	req, _ := http.NewRequest("GET", e.srv.URL+"/v1/segments/"+e.segment+"/export?format=csv", nil)
+	base := slowServer(t, e.handler, api.DefaultHTTPLimits)
+	req, _ := http.NewRequest("GET", base+"/v1/segments/"+e.segment+"/export?format=csv", nil)
 	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -369,11 +391,13 @@ func TestAClientThatDisconnectsMidStreamReleasesItsPointInTimeAtOnce(t *testing.
 	})
 	resp.Body.Close()
 	client.CloseIdleConnections()
+	left := time.Now()
 	// The keep-alive is minutes long: only the release frees it this soon.
-	harness.Eventually(t, 5*time.Second, func() (bool, string) {
+	harness.Eventually(t, 2*time.Second, func() (bool, string) {
 		n := openPITs(t, e.st, physical)
 		return n == 0, fmt.Sprintf("%d points in time still open after the client left", n)
 	})
+	t.Logf("the point in time was closed within %s of the client leaving", time.Since(left))
 }
 
 func TestManyConcurrentExportsGet200Or429AndNeverOpenMorePointsInTimeThanTheBound(t *testing.T) {
@@ -430,4 +454,35 @@ func TestManyConcurrentExportsGet200Or429AndNeverOpenMorePointsInTimeThanTheBoun
 	if n := openPITs(t, e.st, physical); n != 0 {
 		t.Errorf("%d points in time left open", n)
 	}
+}
+
+func TestAnExportOutlastsTheServersWriteTimeoutWhileItsClientKeepsReading(t *testing.T) {
+	t.Parallel()
+	e := setupExport(t, 3000, nil, api.WithExportPageSize(20))
+	limits := api.DefaultHTTPLimits
+	limits.WriteTimeout = 300 * time.Millisecond
+	base := slowServer(t, e.handler, limits)
+	resp, err := slowClient().Get(base + "/v1/segments/" + e.segment + "/export")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	start := time.Now()
+	var body bytes.Buffer
+	buf := make([]byte, 4<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		body.Write(buf[:n])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after %s and %d bytes: %v", time.Since(start), body.Len(), err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if took := time.Since(start); took < 3*limits.WriteTimeout {
+		t.Errorf("the export took %s: too short to outlast the write timeout of %s", took, limits.WriteTimeout)
+	}
+	e.once(ndjsonIDs(t, body.Bytes(), nil))
 }
