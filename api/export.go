@@ -142,10 +142,10 @@ func acceptsGzip(h string) bool {
 
 // exportSegment streams every member of a saved segment (CONTRACT §4.3)
 // through package export. Until the first page is written an error is
-// answered as usual; after it, a failure cuts the connection
-// (http.ErrAbortHandler), so that a client never takes a stream cut short
-// for a whole one. A client that goes away ends the request's context,
-// which ends the walk and closes its point in time at once.
+// answered as usual; after it, a failure cuts the connection (cut), so
+// that a client never takes a stream cut short for a whole one. A client
+// that goes away ends the request's context, which ends the walk and
+// closes its point in time at once.
 func (s *Server) exportSegment(c *gin.Context) {
 	params, err := readExportParams(c)
 	if err != nil {
@@ -242,8 +242,26 @@ func (s *Server) exportSegment(c *gin.Context) {
 		s.failed(c, err)
 	default:
 		log.Error("export failed mid-stream; cutting the connection", "err", err)
-		panic(http.ErrAbortHandler)
+		cut(c)
 	}
+}
+
+// cut closes the connection of a stream that failed half-way, without
+// the end of its chunked body, so that the client sees it cut short and
+// cannot take it for a whole export. (Gin's recovery swallows
+// http.ErrAbortHandler, and its writer refuses to hijack once a body is
+// written, so the connection is taken from net/http's writer beneath.)
+func cut(c *gin.Context) {
+	c.Abort()
+	var w http.ResponseWriter = c.Writer
+	if u, ok := w.(interface{ Unwrap() http.ResponseWriter }); ok {
+		w = u.Unwrap()
+	}
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	_ = conn.Close()
 }
 
 // tooManyPITs reports whether OpenSearch refused a point in time because

@@ -316,10 +316,16 @@ func TestBadExportRequestsAre400Or404NamingWhatIsWrong(t *testing.T) {
 	}
 }
 
-// openPITs counts the points in time open on the test's customers index:
-// a point in time's id holds the names of its indices, and the cluster is
-// shared, so the others are not counted.
+// openPITs counts the points in time open on the test's customers index.
 func openPITs(t *testing.T, st *store.Client, index string) int {
+	t.Helper()
+	return len(pitsOn(t, st, index))
+}
+
+// pitsOn lists the ids of the points in time open on index: a point in
+// time's id holds the names of its indices, and the cluster is shared, so
+// the others are left out.
+func pitsOn(t *testing.T, st *store.Client, index string) []string {
 	t.Helper()
 	var resp struct {
 		Pits []struct {
@@ -329,17 +335,17 @@ func openPITs(t *testing.T, st *store.Client, index string) int {
 	if err := st.Do(context.Background(), "GET", "/_search/point_in_time/_all", nil, &resp); err != nil {
 		t.Fatal(err)
 	}
-	n := 0
+	var out []string
 	for _, p := range resp.Pits {
 		b, err := base64.URLEncoding.DecodeString(p.ID)
 		if err != nil {
 			b, _ = base64.RawURLEncoding.DecodeString(strings.TrimRight(p.ID, "="))
 		}
 		if bytes.Contains(b, []byte(index)) {
-			n++
+			out = append(out, p.ID)
 		}
 	}
-	return n
+	return out
 }
 
 // slowClient reads through a tiny receive buffer, so that a server
@@ -485,4 +491,34 @@ func TestAnExportOutlastsTheServersWriteTimeoutWhileItsClientKeepsReading(t *tes
 		t.Errorf("the export took %s: too short to outlast the write timeout of %s", took, limits.WriteTimeout)
 	}
 	e.once(ndjsonIDs(t, body.Bytes(), nil))
+}
+
+func TestAnExportThatFailsMidStreamCutsTheConnectionRatherThanEndingCleanly(t *testing.T) {
+	t.Parallel()
+	e := setupExport(t, 3000, nil, api.WithExportPageSize(20))
+	physical := mapping.Customers.Physical(e.cfg.IndexPrefix)
+	base := slowServer(t, e.handler, api.DefaultHTTPLimits)
+	resp, err := slowClient().Get(base + "/v1/segments/" + e.segment + "/export")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	if _, err := r.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	var pits []string
+	harness.Eventually(t, 10*time.Second, func() (bool, string) {
+		pits = pitsOn(t, e.st, physical)
+		return len(pits) == 1, fmt.Sprintf("%d points in time open, want the export's", len(pits))
+	})
+	// Its point in time vanishes under it: the next page fails.
+	if err := e.st.ClosePIT(context.Background(), pits[0]); err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.Copy(io.Discard, r)
+	if err == nil {
+		t.Fatal("the stream ended cleanly after its point in time was gone; want it cut")
+	}
+	t.Logf("the stream was cut: %v", err)
 }

@@ -155,10 +155,17 @@ func TestTheCustomerViewListsTheSegmentsItBelongsToNow(t *testing.T) {
 	gold := a.save("gold", `{"field":"member_level","op":"eq","value":"gold"}`)
 	both := a.save("both", `{"all":[{"segment":"`+female+`"},{"segment":"`+gold+`"}]}`)
 	bigSpender := a.save("big spender", `{"field":"metrics.total_spend","op":"gte","value":1000}`)
+	viewer := a.save("viewer", `{"event":"view_product","within":"7d","op":"gte","value":2}`)
+	paidShoes := a.save("paid shoes", `{"nested":"orders","match":"any","where":{"all":[{"field":"orders.status","op":"eq","value":"paid"},{"field":"orders.items.category","op":"eq","value":"shoes"}]}}`)
 	want := []string{female, gold, both}
 	slices.Sort(want)
 	if got := view("c5"); !slices.Equal(got, want) {
 		t.Errorf("c5 belongs to %v, want %v", got, want)
+	}
+	want = []string{gold, viewer, paidShoes}
+	slices.Sort(want)
+	if got := view("c1"); !slices.Equal(got, want) {
+		t.Errorf("c1 belongs to %v, want %v", got, want)
 	}
 	if got := view("c3"); len(got) != 0 {
 		t.Errorf("c3 belongs to %v, want none", got)

@@ -70,11 +70,6 @@ func New(cfg *config.Config, st *store.Client, checks []Check, reg prometheus.Re
 	r := gin.New()
 	r.Use(requestID)
 	r.Use(gin.CustomRecovery(func(c *gin.Context, err any) {
-		if err == http.ErrAbortHandler {
-			// A stream that failed half-way: net/http cuts the
-			// connection, so the client cannot take it for a whole one.
-			panic(err)
-		}
 		log.Error("panic in handler", "path", c.FullPath(), "err", err, "request_id", c.GetString(requestIDKey))
 		writeError(c, http.StatusInternalServerError, "internal", "internal error")
 	}))
