@@ -265,10 +265,15 @@ func cut(c *gin.Context) {
 }
 
 // tooManyPITs reports whether OpenSearch refused a point in time because
-// the node holds as many as it may.
+// the node holds as many as it may (search.max_open_pit_context: it
+// rejects the request, a 429), or shed the search for load: either way
+// the export may be tried again shortly.
 func tooManyPITs(err error) bool {
 	var e *store.Error
-	return errors.As(err, &e) && strings.Contains(strings.ToLower(e.Reason), "too many point in time")
+	if !errors.As(err, &e) {
+		return false
+	}
+	return e.Status == http.StatusTooManyRequests || strings.Contains(strings.ToLower(e.Reason), "too many point in time")
 }
 
 // compile-time check: the store is what export walks.
