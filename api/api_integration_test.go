@@ -81,7 +81,7 @@ func fixture(now time.Time) (customers []map[string]any, events []map[string]any
 }
 
 type apiTest struct {
-	t   *testing.T
+	t   testing.TB
 	env *harness.Env
 	srv *httptest.Server
 	st  *store.Client

@@ -48,7 +48,7 @@ type exportTest struct {
 	segment string
 }
 
-func setupExport(t *testing.T, n int, tune func(*config.Config), opts ...api.Option) *exportTest {
+func setupExport(t testing.TB, n int, tune func(*config.Config), opts ...api.Option) *exportTest {
 	env := harness.Services(t)
 	cfg := env.Config(t)
 	if tune != nil {
@@ -534,4 +534,40 @@ func TestAnExportThatFailsMidStreamCutsTheConnectionRatherThanEndingCleanly(t *t
 		t.Fatal("the stream ended cleanly after its point in time was gone; want it cut")
 	}
 	t.Logf("the stream was cut: %v", err)
+}
+
+// BenchmarkPreviewAgainstCount compares a preview (count, a sample of 10
+// and the query) with the count alone on the same filter: the audience
+// builder runs a preview on every edit, so it should cost about a count.
+//
+//	go test ./api/ -run '^$' -bench PreviewAgainstCount -benchtime 300x
+func BenchmarkPreviewAgainstCount(b *testing.B) {
+	e := setupExport(b, 3000, nil)
+	// Each request is a new filter, as each edit in the builder is, so
+	// that OpenSearch's request cache (which keeps size 0 answers, counts
+	// among them) answers neither.
+	filter := func(i int) string {
+		return `{"filter":{"all":[{"segment":"` + e.segment + `"},{"field":"phone","op":"contains","value":"` + fmt.Sprintf("%04d", i%10000) + `"}]}`
+	}
+	for _, bb := range []struct {
+		name, path string
+		body       func(i int) string
+	}{
+		{"count", "/v1/customers/count", func(i int) string { return filter(i) + `}` }},
+		{"preview", "/v1/filters/preview", func(i int) string { return filter(i) + `,"sample":10}` }},
+	} {
+		b.Run(bb.name, func(b *testing.B) {
+			for i := range b.N {
+				resp, err := http.Post(e.srv.URL+bb.path, "application/json", strings.NewReader(bb.body(i)))
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					b.Fatalf("%s: %d", bb.path, resp.StatusCode)
+				}
+			}
+		})
+	}
 }

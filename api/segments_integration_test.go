@@ -196,6 +196,11 @@ func TestAPreviewCountsAsCountDoesAndSamplesAtMostItsSize(t *testing.T) {
 			if got, want := len(p["sample"].([]any)), min(n, int(cnt["count"].(float64))); got != want {
 				t.Errorf("preview %s sample %d: %d documents, want %d", f, n, got, want)
 			}
+			for _, d := range p["sample"].([]any) {
+				if doc := d.(map[string]any); doc["customer_id"] == nil || doc["relation"] != nil {
+					t.Errorf("a sampled document %v: want its customer_id and no join field", doc)
+				}
+			}
 		}
 	}
 	for _, body := range []string{`{"sample":-1}`, `{"sample":101}`, `{"sample":"ten"}`} {
