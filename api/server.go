@@ -103,9 +103,12 @@ func New(cfg *config.Config, st *store.Client, checks []Check, reg prometheus.Re
 	v1.GET("/segments/:id", s.getSegment)
 	v1.PUT("/segments/:id", s.updateSegment)
 	v1.DELETE("/segments/:id", s.deleteSegment)
-	// An export streams for as long as it takes: it is bounded by its own
-	// gate (exportGate), not by a place of the admission gate.
-	r.GET("/v1/segments/:id/export", s.exportSegment)
+	// Streams run for as long as they take: they are bounded by their own
+	// gate (exportGate), not by a place of the admission gate, which they
+	// would hold for minutes. Whatever every /v1 route needs besides
+	// admission (authentication, say) goes on both groups.
+	stream := r.Group("/v1")
+	stream.GET("/segments/:id/export", s.exportSegment)
 	v1.GET("/fields", s.listFields)
 	v1.POST("/fields", s.declareField)
 	v1.GET("/fields/:name/values", s.fieldValues)
