@@ -56,12 +56,17 @@ type ndjson struct {
 
 // NewNDJSON returns a Writer of one document per line, each as it came
 // (the search's _source already holds only the fields asked for), made
-// compact so that it is one line.
+// compact when it spans lines.
 func NewNDJSON(w io.Writer) Writer {
 	return &ndjson{w: bufio.NewWriterSize(w, 64<<10)}
 }
 
 func (n *ndjson) Write(doc json.RawMessage) error {
+	if bytes.IndexByte(doc, '\n') < 0 && bytes.IndexByte(doc, '\r') < 0 && json.Valid(doc) {
+		// Already one line (OpenSearch sends sources compact): as it is.
+		n.w.Write(doc)
+		return n.w.WriteByte('\n')
+	}
 	n.buf.Reset()
 	if err := json.Compact(&n.buf, doc); err != nil {
 		return fmt.Errorf("export: a document is not JSON: %w", err)
