@@ -210,7 +210,7 @@ func (s *Server) exportSegment(c *gin.Context) {
 	rc := http.NewResponseController(c.Writer)
 	_ = rc.SetWriteDeadline(time.Now().Add(exportWriteTimeout)) // httptest's recorder has no deadlines
 	start := time.Now()
-	n, err := export.Stream(ctx, s.st, export.Query{Index: s.customers, Query: q.query, Source: source, PageSize: s.exportPageSize}, w, func(int64) error {
+	n, err := export.Stream(ctx, s.st, export.Query{Index: s.customers, Query: q.query, Source: source, PageSize: s.exportPageSize}, w, func(export.Progress) error {
 		if gz != nil {
 			if err := gz.Flush(); err != nil {
 				return err

@@ -2,6 +2,7 @@ package export
 
 import (
 	"context"
+	"encoding/json"
 	"iter"
 	"slices"
 	"strings"
@@ -35,14 +36,27 @@ type Query struct {
 	// KeepAlive is how long the point in time lives after each page
 	// (DefaultKeepAlive when 0): the longest a consumer may take over one.
 	KeepAlive time.Duration
+	// After, when set, starts the walk after this customer id: where a
+	// resumed export stopped (Progress.Last of its last checkpoint), so
+	// that no member is written twice.
+	After string
+}
+
+// Progress is where a Stream stands after a page.
+type Progress struct {
+	// Written counts the documents written so far.
+	Written int64
+	// Last is the customer id of the last of them, to resume after.
+	Last string
 }
 
 // Stream writes every document q matches to w, as of one point in time,
 // flushing w after each page and then calling afterPage (when not nil),
-// which may extend a deadline or flush a connection. It returns how many
-// documents it wrote. It stops at the first error of the search, of w or
-// of afterPage, or when ctx ends; the point in time is closed then.
-func Stream(ctx context.Context, p Pager, q Query, w Writer, afterPage func(written int64) error) (int64, error) {
+// which may extend a deadline, flush a connection or checkpoint. It
+// returns how many documents it wrote. It stops at the first error of
+// the search, of w or of afterPage, or when ctx ends; the point in time
+// is closed then.
+func Stream(ctx context.Context, p Pager, q Query, w Writer, afterPage func(Progress) error) (int64, error) {
 	size := q.PageSize
 	if size <= 0 {
 		size = DefaultPageSize
@@ -55,7 +69,11 @@ func Stream(ctx context.Context, p Pager, q Query, w Writer, afterPage func(writ
 	if q.Source != nil {
 		body["_source"] = q.Source
 	}
+	if q.After != "" {
+		body["search_after"] = []any{q.After}
+	}
 	var n int64
+	var last string
 	for page, err := range p.Pages(ctx, q.Index, store.Scan{Body: body, PageSize: size, KeepAlive: keep}) {
 		if err != nil {
 			return n, err
@@ -69,8 +87,11 @@ func Stream(ctx context.Context, p Pager, q Query, w Writer, afterPage func(writ
 		if err := w.Flush(); err != nil {
 			return n, err
 		}
+		if k := len(page.Hits); k > 0 {
+			last = sortKey(page.Hits[k-1])
+		}
 		if afterPage != nil {
-			if err := afterPage(n); err != nil {
+			if err := afterPage(Progress{Written: n, Last: last}); err != nil {
 				return n, err
 			}
 		}
@@ -79,6 +100,15 @@ func Stream(ctx context.Context, p Pager, q Query, w Writer, afterPage func(writ
 		return n, err
 	}
 	return n, nil
+}
+
+// sortKey is the customer id a hit was sorted by.
+func sortKey(h store.Hit) string {
+	var id string
+	if len(h.Sort) > 0 && json.Unmarshal(h.Sort[0], &id) == nil {
+		return id
+	}
+	return ""
 }
 
 // DefaultColumns are the CSV columns when none are asked for: the

@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"iter"
 	"strings"
 	"testing"
@@ -165,7 +166,12 @@ func (p *pages) Pages(ctx context.Context, index string, s store.Scan) iter.Seq2
 		for _, pg := range p.pages {
 			r := &store.SearchResult{}
 			for _, d := range pg {
-				r.Hits = append(r.Hits, store.Hit{Source: json.RawMessage(d)})
+				var doc struct {
+					ID string `json:"customer_id"`
+				}
+				_ = json.Unmarshal([]byte(d), &doc)
+				key, _ := json.Marshal(doc.ID)
+				r.Hits = append(r.Hits, store.Hit{Source: json.RawMessage(d), Sort: []json.RawMessage{key}})
 			}
 			if !yield(r, nil) {
 				return
@@ -180,18 +186,22 @@ func (p *pages) Pages(ctx context.Context, index string, s store.Scan) iter.Seq2
 func TestStreamWritesEveryPageFlushingAfterEachUnderAPointInTime(t *testing.T) {
 	p := &pages{pages: [][]string{{`{"customer_id":"a"}`, `{"customer_id":"b"}`}, {`{"customer_id":"c"}`}}}
 	var b bytes.Buffer
-	var seen []int64
+	var seen []Progress
 	n, err := Stream(context.Background(), p, Query{Index: "x", Query: map[string]any{"match_all": map[string]any{}}}, NewNDJSON(&b),
-		func(written int64) error { seen = append(seen, written); return nil })
+		func(pr Progress) error { seen = append(seen, pr); return nil })
 	if err != nil || n != 3 {
 		t.Fatalf("n %d, err %v", n, err)
 	}
-	if strings.Count(b.String(), "\n") != 3 || len(seen) != 2 || seen[0] != 2 || seen[1] != 3 {
-		t.Errorf("output %q, pages %v", b.String(), seen)
+	want := []Progress{{Written: 2, Last: "b"}, {Written: 3, Last: "c"}}
+	if strings.Count(b.String(), "\n") != 3 || len(seen) != 2 || seen[0] != want[0] || seen[1] != want[1] {
+		t.Errorf("output %q, pages %v, want %v", b.String(), seen, want)
 	}
 	s := p.scans[0]
-	if s.KeepAlive <= 0 || s.PageSize != DefaultPageSize || s.Body["sort"] == nil {
-		t.Errorf("scan %+v: want a point in time, the default page and a sort", s)
+	if s.KeepAlive <= 0 || s.PageSize != DefaultPageSize || s.Body["sort"] == nil || s.Body["search_after"] != nil {
+		t.Errorf("scan %+v: want a point in time, the default page, a sort and no start", s)
+	}
+	if _, _ = Stream(context.Background(), p, Query{After: "b"}, NewNDJSON(&bytes.Buffer{}), nil); fmt.Sprint(p.scans[1].Body["search_after"]) != "[b]" {
+		t.Errorf("a resumed walk starts after %v, want [b]", p.scans[1].Body["search_after"])
 	}
 }
 
@@ -202,7 +212,7 @@ func TestStreamStopsAtTheFirstErrorOfTheSearchOrOfTheConsumer(t *testing.T) {
 		t.Errorf("search error: got %v", err)
 	}
 	p = &pages{pages: [][]string{{`{"customer_id":"a"}`}, {`{"customer_id":"b"}`}}}
-	n, err := Stream(context.Background(), p, Query{}, NewNDJSON(&bytes.Buffer{}), func(int64) error { return boom })
+	n, err := Stream(context.Background(), p, Query{}, NewNDJSON(&bytes.Buffer{}), func(Progress) error { return boom })
 	if !errors.Is(err, boom) || n != 1 {
 		t.Errorf("consumer error: n %d, err %v", n, err)
 	}
