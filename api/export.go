@@ -230,7 +230,7 @@ func (s *Server) exportSegment(c *gin.Context) {
 		log.Info("export ended: the client went away")
 		c.Abort()
 	case !c.Writer.Written():
-		for _, k := range []string{"Content-Encoding", "Content-Disposition", "Vary"} {
+		for _, k := range []string{"Content-Type", "Content-Encoding", "Content-Disposition", "Vary"} {
 			h.Del(k)
 		}
 		if tooManyPITs(err) {

@@ -281,6 +281,15 @@ func TestAnExportCanBeGzippedStartWithAByteOrderMarkAndProjectFields(t *testing.
 			}
 		}))
 	})
+	t.Run("an empty segment", func(t *testing.T) {
+		none := e.save("none", `{"field":"city","op":"eq","value":"nowhere"}`)
+		for _, f := range []struct{ query, want string }{{"?format=csv&fields=city", "customer_id,city\r\n"}, {"?format=ndjson", ""}} {
+			code, h, raw := (&exportTest{apiTest: e.apiTest, segment: none}).get(http.DefaultClient, f.query, true)
+			if code != 200 || h.Get("Content-Encoding") != "gzip" || string(gunzip(t, raw)) != f.want {
+				t.Errorf("%s: %d %v %q, want %q", f.query, code, h, gunzip(t, raw), f.want)
+			}
+		}
+	})
 	t.Run("plain without gzip", func(t *testing.T) {
 		code, h, body := e.get(http.DefaultClient, "", false)
 		if code != 200 || h.Get("Content-Encoding") != "" {
