@@ -83,7 +83,7 @@ func fixture(now time.Time) (customers []map[string]any, events []map[string]any
 }
 
 type apiTest struct {
-	t   *testing.T
+	t   testing.TB
 	env *harness.Env
 	srv *httptest.Server
 	st  *store.Client
@@ -309,7 +309,7 @@ func TestBadRequestsAnswer400NotAServerError(t *testing.T) {
 func TestEveryJSONEndpointAnswers400ForABodyThatIsNotAJSONObject(t *testing.T) {
 	t.Parallel()
 	a := setup(t)
-	endpoints := []string{"/v1/customers/search", "/v1/customers/count", "/v1/filters/translate", "/v1/fields"}
+	endpoints := []string{"/v1/customers/search", "/v1/customers/count", "/v1/filters/translate", "/v1/fields", "/v1/filters/preview", "/v1/segments"}
 	bodies := []struct{ name, body string }{
 		{"empty", ""},
 		{"only white space", " \n\t "},

@@ -96,9 +96,8 @@ func (s *Server) lookup(c *gin.Context) {
 }
 
 // view answers with the document plus its newest events and "segments",
-// which is empty until saved segments exist (the segments issue), so it
-// always answers []. The JSON of OpenSearch is passed through as it is,
-// not decoded and encoded again.
+// the saved segments it belongs to now (see memberships). The JSON of
+// OpenSearch is passed through as it is, not decoded and encoded again.
 func (s *Server) view(c *gin.Context, cid string, doc json.RawMessage, p *identity.Person) {
 	query := map[string]any{
 		"size":    recentEvents,
@@ -107,6 +106,11 @@ func (s *Server) view(c *gin.Context, cid string, doc json.RawMessage, p *identi
 		"sort":    []any{map[string]any{"timestamp": "desc"}, map[string]any{"event_id": "desc"}},
 	}
 	res, err := s.st.Search(c.Request.Context(), s.events, query)
+	if err != nil {
+		s.storeError(c, err)
+		return
+	}
+	segments, err := s.memberships(c.Request.Context(), cid)
 	if err != nil {
 		s.storeError(c, err)
 		return
@@ -129,7 +133,8 @@ func (s *Server) view(c *gin.Context, cid string, doc json.RawMessage, p *identi
 		}
 		b.Write(h.Source)
 	}
-	b.WriteString(`],"segments":[]`)
+	b.WriteString(`]`)
+	writeField(&b, "segments", segments)
 	merged, conflicts := []string{}, []identity.Conflict{}
 	if p != nil {
 		merged = append(merged, p.MergedIDs...)

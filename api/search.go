@@ -138,9 +138,8 @@ type compiled struct {
 	loc   *time.Location
 }
 
-// compile parses the filter against the live catalog (reloading it, at
-// most once a second, when the filter does not parse: it may name a field
-// declared since) and translates it.
+// compile parses the filter (see parse), its segment nodes resolved from
+// the saved segments, and translates it.
 func (s *Server) compile(ctx context.Context, req *searchRequest) (*compiled, error) {
 	loc := s.cfg.Location
 	if req.TZ != "" {
@@ -159,18 +158,7 @@ func (s *Server) compile(ctx context.Context, req *searchRequest) (*compiled, er
 		return nil, &badRequest{code: "invalid_filter", path: "filter",
 			message: `filter is null: send a filter object, or {"all": []} to match every customer`}
 	}
-	cat, err := s.fields.Catalog(ctx)
-	if err != nil {
-		return nil, err
-	}
-	f, err := (&query.Parser{Catalog: cat, Limits: s.cfg.FilterLimits}).Parse(raw)
-	var qe *query.Error
-	if errors.As(err, &qe) {
-		if cat, err = s.fields.ReloadStale(ctx); err != nil {
-			return nil, err
-		}
-		f, err = (&query.Parser{Catalog: cat, Limits: s.cfg.FilterLimits}).Parse(raw)
-	}
+	f, err := s.parse(ctx, raw, s.resolver(ctx, nil))
 	if err != nil {
 		return nil, err
 	}
@@ -180,6 +168,26 @@ func (s *Server) compile(ctx context.Context, req *searchRequest) (*compiled, er
 	// event windows took twice as long as the same query sent twice).
 	now := time.Now().Truncate(time.Second)
 	return &compiled{query: query.Translate(f, query.Options{Now: now, Location: loc}), loc: loc}, nil
+}
+
+// parse parses a filter against the live catalog, resolving its segment
+// nodes with res; when it does not parse, the catalog is reloaded (at most
+// once a second) and the filter parsed again: it may name a field
+// declared since.
+func (s *Server) parse(ctx context.Context, raw json.RawMessage, res query.SegmentResolver) (query.Filter, error) {
+	cat, err := s.fields.Catalog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f, err := (&query.Parser{Catalog: cat, Limits: s.cfg.FilterLimits, Segments: res}).Parse(raw)
+	var qe *query.Error
+	if errors.As(err, &qe) {
+		if cat, err = s.fields.ReloadStale(ctx); err != nil {
+			return nil, err
+		}
+		f, err = (&query.Parser{Catalog: cat, Limits: s.cfg.FilterLimits, Segments: res}).Parse(raw)
+	}
+	return f, err
 }
 
 // failed answers for an error of compile or of OpenSearch.

@@ -43,6 +43,15 @@ type Server struct {
 	oneid *identity.Resolver
 	// marker asks the indexer for rebuilds (splits); nil without one.
 	marker Marker
+
+	// segmentIndex holds the saved segments; segmentReferrers are what
+	// else may refer to one (tag rules).
+	segmentIndex     string
+	segmentReferrers []SegmentReferrer
+	// exports bounds the streaming exports running at once.
+	exports *exportGate
+	// exportPageSize is the documents of one page of an export.
+	exportPageSize int
 }
 
 // New returns the HTTP handler of the API. reg receives the API's own
@@ -51,11 +60,13 @@ func New(cfg *config.Config, st *store.Client, checks []Check, reg prometheus.Re
 	gin.SetMode(gin.ReleaseMode)
 	s := &Server{cfg: cfg, st: st, checks: checks, log: log, fields: catalog.New(st, mapping.Fields.Alias(cfg.IndexPrefix)),
 		customers: mapping.Customers.Alias(cfg.IndexPrefix), events: mapping.Events.Alias(cfg.IndexPrefix),
-		cursorKeys: &cursorKeys{st: st, index: mapping.Settings.Alias(cfg.IndexPrefix)},
-		oneid:      identity.NewResolver(st, identity.IndicesOf(cfg.IndexPrefix), 1024).WithRules(cfg.Identity)}
+		cursorKeys:   &cursorKeys{st: st, index: mapping.Settings.Alias(cfg.IndexPrefix)},
+		segmentIndex: mapping.Segments.Alias(cfg.IndexPrefix),
+		oneid:        identity.NewResolver(st, identity.IndicesOf(cfg.IndexPrefix), 1024).WithRules(cfg.Identity)}
 	for _, o := range opts {
 		o(s)
 	}
+	s.exports = newExportGate(cfg.ExportConcurrency, cfg.ExportQueue, cfg.ExportQueueWait, reg)
 	r := gin.New()
 	r.Use(requestID)
 	r.Use(gin.CustomRecovery(func(c *gin.Context, err any) {
@@ -86,6 +97,18 @@ func New(cfg *config.Config, st *store.Client, checks []Check, reg prometheus.Re
 	v1.POST("/customers/search", s.search)
 	v1.POST("/customers/count", s.count)
 	v1.POST("/filters/translate", s.translate)
+	v1.POST("/filters/preview", s.preview)
+	v1.POST("/segments", s.createSegment)
+	v1.GET("/segments", s.listSegments)
+	v1.GET("/segments/:id", s.getSegment)
+	v1.PUT("/segments/:id", s.updateSegment)
+	v1.DELETE("/segments/:id", s.deleteSegment)
+	// Streams run for as long as they take: they are bounded by their own
+	// gate (exportGate), not by a place of the admission gate, which they
+	// would hold for minutes. Whatever every /v1 route needs besides
+	// admission (authentication, say) goes on both groups.
+	stream := r.Group("/v1")
+	stream.GET("/segments/:id/export", s.exportSegment)
 	v1.GET("/fields", s.listFields)
 	v1.POST("/fields", s.declareField)
 	v1.GET("/fields/:name/values", s.fieldValues)

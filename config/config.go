@@ -53,6 +53,13 @@ type Config struct {
 	// HTTPMaxConns bounds the API's open client connections.
 	HTTPMaxConns int
 
+	// Streaming exports running at once (each holds a point in time of
+	// OpenSearch, 300 of which a node keeps open by default), how many
+	// more may wait for a place, and for how long, before a 429.
+	ExportConcurrency int
+	ExportQueue       int
+	ExportQueueWait   time.Duration
+
 	// IdentityRules is the path of the identity rules file (YAML or
 	// JSON, see identity.ParseRules); empty means the contract's defaults.
 	IdentityRules string
@@ -115,6 +122,9 @@ func (c *Config) Register(fs *pflag.FlagSet, getenv func(string) string) {
 	num(&c.HTTPQueue, setting{"http-queue", "CDP_HTTP_QUEUE", "most API requests waiting for a place; more are answered 429"}, 8)
 	dur(&c.HTTPQueueWait, setting{"http-queue-wait", "CDP_HTTP_QUEUE_WAIT", "longest an API request waits for a place before a 429"}, 50*time.Millisecond)
 	num(&c.HTTPMaxConns, setting{"http-max-conns", "CDP_HTTP_MAX_CONNS", "most client connections open at once; more wait to be accepted"}, 1024)
+	num(&c.ExportConcurrency, setting{"export-concurrency", "CDP_EXPORT_CONCURRENCY", "most streaming exports at once, each holding one OpenSearch point in time (a node keeps at most 300 open)"}, 32)
+	num(&c.ExportQueue, setting{"export-queue", "CDP_EXPORT_QUEUE", "most streaming exports waiting for a place; more are answered 429"}, 16)
+	dur(&c.ExportQueueWait, setting{"export-queue-wait", "CDP_EXPORT_QUEUE_WAIT", "longest a streaming export waits for a place before a 429"}, 2*time.Second)
 	d, l := query.DefaultLimits, &c.FilterLimits
 	num(&l.MaxStringBytes, setting{"filter-max-string-bytes", "CDP_FILTER_MAX_STRING_BYTES", "longest string value of a filter condition, in bytes"}, d.MaxStringBytes)
 	num(&l.MaxPatternChars, setting{"filter-max-pattern-chars", "CDP_FILTER_MAX_PATTERN_CHARS", "longest contains, not_contains or starts_with value, in characters"}, d.MaxPatternChars)
@@ -228,6 +238,15 @@ func (c *Config) validateAPI() error {
 	if c.HTTPQueue < 0 {
 		errs = append(errs, fmt.Errorf("http-queue %d: must not be negative", c.HTTPQueue))
 	}
+	if c.ExportQueue < 0 {
+		errs = append(errs, fmt.Errorf("export-queue %d: must not be negative", c.ExportQueue))
+	}
+	if c.ExportQueueWait <= 0 {
+		errs = append(errs, fmt.Errorf("export-queue-wait %s: must be positive", c.ExportQueueWait))
+	}
+	if c.ExportConcurrency < 1 || c.ExportConcurrency > 250 {
+		errs = append(errs, fmt.Errorf("export-concurrency %d: want 1..250 (a node keeps at most 300 points in time open, and searches need some)", c.ExportConcurrency))
+	}
 	for name, v := range map[string]int{
 		"http-inflight": c.HTTPInFlight, "http-max-conns": c.HTTPMaxConns,
 		"filter-max-string-bytes": c.FilterLimits.MaxStringBytes, "filter-max-pattern-chars": c.FilterLimits.MaxPatternChars,
@@ -278,6 +297,9 @@ func (c *Config) Args() []string {
 		"--http-queue", strconv.Itoa(c.HTTPQueue),
 		"--http-queue-wait", c.HTTPQueueWait.String(),
 		"--http-max-conns", strconv.Itoa(c.HTTPMaxConns),
+		"--export-concurrency", strconv.Itoa(c.ExportConcurrency),
+		"--export-queue", strconv.Itoa(c.ExportQueue),
+		"--export-queue-wait", c.ExportQueueWait.String(),
 		"--filter-max-string-bytes", strconv.Itoa(c.FilterLimits.MaxStringBytes),
 		"--filter-max-pattern-chars", strconv.Itoa(c.FilterLimits.MaxPatternChars),
 		"--filter-max-conditions", strconv.Itoa(c.FilterLimits.MaxConditions),

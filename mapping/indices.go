@@ -77,10 +77,15 @@ var (
 	// IdentityHistory lists the merges, splits and conflicts of OneID,
 	// each with the message or the API caller that caused it.
 	IdentityHistory = Index{Name: "identity-history", Version: 1, file: "identity_history.json"}
+	// Segments holds the saved segments (CONTRACT §4.1): each one's
+	// filter as it was sent, kept in _source and not indexed, and refs,
+	// the ids of the segments its filter names, so that a delete finds
+	// who refers to the segment it removes.
+	Segments = Index{Name: "segments", Version: 1, file: "segments.json"}
 )
 
 // All lists every physical index the service creates on start.
-var All = []Index{Customers, Identities, Rows, Fields, Settings, People, IdentityHistory}
+var All = []Index{Customers, Identities, Rows, Fields, Settings, People, IdentityHistory, Segments}
 
 // Alias is the name clients use: "<prefix>-<name>".
 func (i Index) Alias(prefix string) string {
