@@ -172,7 +172,7 @@ func (s *Server) exportSegment(c *gin.Context) {
 		s.failed(c, err)
 		return
 	}
-	var source any = map[string]any{"excludes": []string{schema.JoinField}}
+	var source any = map[string]any{"excludes": schema.Internal}
 	columns := params.fields
 	if len(params.fields) > 0 {
 		include, err := projection(cat, params.fields)

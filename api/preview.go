@@ -74,7 +74,11 @@ func (s *Server) preview(c *gin.Context) {
 			b.WriteString("{}")
 			continue
 		}
-		b.Write(dropKey(h.Source, schema.JoinField))
+		src := h.Source
+		for _, k := range schema.Internal {
+			src = dropKey(src, k)
+		}
+		b.Write(src)
 	}
 	b.WriteString(`],"query":`)
 	b.Write(dsl)
