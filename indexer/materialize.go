@@ -83,6 +83,13 @@ type rebuild struct {
 	refreshed bool
 }
 
+// eventFor reports whether an event may have come for cid in this batch:
+// its profile row changed, or the marker names no rows.
+func (rb *rebuild) eventFor(cid string) bool {
+	rows, ok := rb.changed[cid]
+	return !ok || rows == nil || rows[rowID(customer.KindProfile, cid)]
+}
+
 // refresh makes the row store and people searchable up to now, once a batch.
 func (ix *Indexer) refresh(ctx context.Context, rb *rebuild) error {
 	if rb.refreshed {
@@ -254,7 +261,10 @@ func (ix *Indexer) writeRound(ctx context.Context, rb *rebuild, cids []string, r
 		case found:
 			ops = append(ops, store.Op{Action: store.Delete, Index: ix.customers, ID: cid, IfMatch: &seq})
 		}
-		if !ok && src.Customer != nil && src.Customer.Deleted {
+		// Its events go when its document does, and when an event came
+		// for it since (stamped before the delete, it did not bring the
+		// customer back); a change of its rows alone stores no event.
+		if !ok && src.Customer != nil && src.Customer.Deleted && (found || rb.eventFor(cid)) {
 			deleted[cid] = src.Customer.TS
 		}
 	}
