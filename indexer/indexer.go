@@ -65,8 +65,9 @@ type Indexer struct {
 	attrs, props      *dynamicFields
 
 	coord     *coord.Coordinator
-	backlog   backlog   // how far behind the source lanes are
-	stopHook  *stopHook // a test hook (StopBeforeWriteEnv); nil in service
+	stepLog   *failureLog // the retries of batch steps, rate-limited
+	backlog   backlog     // how far behind the source lanes are
+	stopHook  *stopHook   // a test hook (StopBeforeWriteEnv); nil in service
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -85,6 +86,16 @@ const (
 // behind says the source lanes are in a backfill (see backfillLag).
 func (ix *Indexer) behind() bool {
 	return ix.backlog.total() > int64(backfillLag*ix.cfg.BatchSize)
+}
+
+// failureLogEvery is the most often a failure that goes on is logged
+// again (failureLog).
+const failureLogEvery = 30 * time.Second
+
+func newStepLog(log *slog.Logger) *failureLog {
+	return newFailureLog(log, failureLogEvery, "step", failureMessages{
+		first: "step failed, retrying", still: "step still failing", recovered: "step recovered",
+	})
 }
 
 // Partitions is the partition count of the topics the service creates.
@@ -161,6 +172,7 @@ func New(cfg *config.Config, st *store.Client, reg prometheus.Registerer, log *s
 		people:    oneid.People,
 		events:    mapping.Events.Alias(p),
 		stopHook:  newStopHook(log),
+		stepLog:   newStepLog(log),
 	}, nil
 }
 
@@ -341,8 +353,11 @@ func (ix *Indexer) step(ctx context.Context, name string, f func() error) error 
 	b := newBackoff(100*time.Millisecond, 10*time.Second)
 	err := retry(ctx, b, func(err error) bool { return ctx.Err() == nil && classify(err) == classTransient }, func(err error, d time.Duration) {
 		ix.m.retries.WithLabelValues(name).Inc()
-		ix.log.Warn("step failed, retrying", "step", name, "err", err, "in", d)
+		ix.stepLog.failed(name, err, "in", d)
 	}, f)
+	if err == nil {
+		ix.stepLog.succeeded(name)
+	}
 	if err != nil && ctx.Err() == nil && classify(err) == classPermanent {
 		return &permanentError{err}
 	}
