@@ -117,6 +117,7 @@ func testIndexer(t *testing.T, p sarama.SyncProducer) (*Indexer, *prometheus.Reg
 		m:        newMetrics(reg),
 		producer: p,
 		stepLog:  newStepLog(log),
+		kafkaLog: newKafkaLog(log),
 	}, reg
 }
 
