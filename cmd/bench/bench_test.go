@@ -272,7 +272,9 @@ func sampleReport() *Report {
 		Machine:  Machine{NProc: 2, MemoryGiB: 23.5, CPUModel: "Test CPU", OpenSearchVersion: "opensearch 3.6.0", KafkaVersion: "4.3.1", Date: "2026-11-23T00:00:00Z"},
 		Settings: Settings{Customers: 10000, Seed: 1, QueryUtil: 0.5},
 		Indexing: IndexingResult{Changes: 1000, CustomerDocs: 100, EventDocs: 900, IndexerSeconds: 10, IndexerCustomerDocsSec: 10, RawSeconds: 9,
-			RawCustomerDocsSec: 11.1, Ratio: 0.9},
+			RawCustomerDocsSec: 11.1, Ratio: 0.9, RawDocs: 1000,
+			State:     []StateIndex{{Index: "p-rows-v1", Copy: "p-rawstate-rows", Docs: 3000}, {Index: "p-identities-v1", Copy: "p-rawstate-identities", Docs: 200}},
+			StateDocs: 4200, StateSeconds: 20, StateCustomerDocsSec: 5, StateChangesSec: 50, StateDocsSec: 210, StateRatio: 2},
 		Freshness: FreshnessResult{Markers: []MarkerResult{
 			{Kind: "event", Change: "a track event", View: "events", Latency: Summary{Count: 1000, P50Ms: 600, P95Ms: 1000, P99Ms: 1400}, Pass: true},
 			{Kind: "trait", Change: "an identify trait", View: "customers", Latency: Summary{Count: 100, P50Ms: 900, P95Ms: 1200, P99Ms: 1450}, Pass: true},
@@ -334,7 +336,12 @@ func TestMarkdown(t *testing.T) {
 		"2 CPUs (Test CPU), 23.5 GiB memory",
 		"opensearch 3.6.0, Kafka 4.3.1",
 		"| goal | target | measured | result |",
-		"| indexing throughput | indexer ≥ 0.85 × raw _bulk (customer docs/s) | 0.900 (10 vs 11 customer docs/s) | **PASS** |",
+		"| indexing throughput | indexer ≥ 0.85 × raw _bulk (customer docs/s) | 0.900 (10 vs 11 customer docs/s) | **PASS** |\n" +
+			"| indexing vs raw with the design's state | informational: indexer ÷ raw _bulk of the final documents and the design's state (customer docs/s) | 2.000 (10 vs 5 customer docs/s; raw with state ÷ raw alone 0.450) | info |",
+		"| raw `_bulk` of the final documents | 9.0 | 1000 | 11 | 0 | 0 |",
+		"| raw `_bulk` of the final documents and the design's state | 20.0 | 4200 | 5 | 50 | 210 |\n" +
+			"| ratio (indexer / raw with the state; informational) |  |  | 2.00 | 2.00 |  |",
+		"`p-rows-v1` 3000, `p-identities-v1` 200 documents",
 		"| export throughput |",
 		"**FAIL**",
 		"| term | idle | 0 | 0.0 | 1000 | 3.00 | 6.00 | 9.00 | 2.00 | 5.00 | 8.00 | 0.00 | 0.00 | 0 / 0 | p99 | PASS |",
@@ -370,8 +377,25 @@ func TestMarkdown(t *testing.T) {
 		}
 	}
 	lines := r.summaryLines()
-	if len(lines) != 1+len(r.Freshness.Markers)+len(r.Queries)+4+len(r.Ramp.Steps) {
+	if len(lines) != 2+len(r.Freshness.Markers)+len(r.Queries)+4+len(r.Ramp.Steps) {
 		t.Errorf("%d summary lines: %q", len(lines), lines)
+	}
+}
+
+// Results without the second raw baseline (from before it, or -render of
+// old JSON) render neither its rows nor its goal line.
+func TestResultsWithoutTheStateBaselineRenderNoStateRows(t *testing.T) {
+	r := sampleReport()
+	r.Indexing.State, r.Indexing.StateSeconds = nil, 0
+	var b bytes.Buffer
+	r.Markdown(&b, "x.json")
+	for _, s := range []string{"design's state", "rawstate"} {
+		if strings.Contains(b.String(), s) {
+			t.Errorf("Markdown of results without the state baseline mentions %q", s)
+		}
+	}
+	if n := len(r.summaryLines()); n != 1+len(r.Freshness.Markers)+len(r.Queries)+4+len(r.Ramp.Steps) {
+		t.Errorf("%d summary lines", n)
 	}
 }
 
