@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"strings"
@@ -107,7 +108,7 @@ func (r *Report) computeGoals() {
 	actual += judgedNote(at)
 	r.Goals = append(r.Goals, Goal{Name: "API latency", Target: fmt.Sprintf("API p99 ≤ 1.05 × direct p99 + 1 ms (every query shape and 360 lookup; p95 where there are fewer than %s samples)", groupDigits(minP99Samples)),
 		Actual: actual, Pass: len(bad) == 0 && n > 0})
-	r.Goals = append(r.Goals, Goal{Name: "export throughput", Target: "API cursor paging ≥ 0.9 × raw PIT + search_after",
+	r.Goals = append(r.Goals, Goal{Name: "export throughput", Target: "API export ≥ 0.9 × a raw loop doing the same work (" + r.Export.names() + ")",
 		Actual: fmt.Sprintf("%.3f (%.0f vs %.0f docs/s)", r.Export.Ratio, r.Export.APIDocs, r.Export.RawDocs), Pass: r.Export.Pass})
 	ixPeak, apiPeak := peakOf(r.Memory, "index"), peakOf(r.Memory, "serve")
 	r.Goals = append(r.Goals, Goal{Name: "memory", Target: fmt.Sprintf("peak RSS ≤ %d MiB (indexer and API, every phase)", rssGoalMiB),
@@ -191,8 +192,8 @@ func (r *Report) summaryLines() []string {
 			l.ByID.P50Ms, l.ByID.P99Ms, l.RawGet.P50Ms, l.RawGet.P99Ms, l.RawGetEvents.P50Ms, l.RawGetEvents.P99Ms, verdict(l.PassByID)),
 		fmt.Sprintf("360 by phone: API p50/p99 %.1f/%.1f ms vs raw identity search+events %.1f/%.1f ms [goal: %s]",
 			l.ByPhone.P50Ms, l.ByPhone.P99Ms, l.RawPhoneEvents.P50Ms, l.RawPhoneEvents.P99Ms, verdict(l.PassByPhone)),
-		fmt.Sprintf("export:     API cursor paging %.0f docs/s vs raw PIT %.0f docs/s (%d customers): ratio %.3f [goal ≥ 0.9: %s]",
-			r.Export.APIDocs, r.Export.RawDocs, r.Export.Audience, r.Export.Ratio, verdict(r.Export.Pass)),
+		fmt.Sprintf("export:     %s %.0f docs/s vs %s %.0f docs/s (%d customers): ratio %.3f [goal ≥ 0.9: %s]",
+			r.Export.apiName(), r.Export.APIDocs, r.Export.rawName(), r.Export.RawDocs, r.Export.Audience, r.Export.Ratio, verdict(r.Export.Pass)),
 	)
 	ixPeak, apiPeak := peakOf(r.Memory, "index"), peakOf(r.Memory, "serve")
 	out = append(out, fmt.Sprintf("memory:     peak RSS indexer %.0f MiB, API %.0f MiB [goal ≤ %d MiB: %s]",
@@ -360,12 +361,21 @@ func (r *Report) mdLookups(w io.Writer) {
 	})
 }
 
-// mdExport is cursor paging against a raw point-in-time loop.
+// apiName and rawName name the two sides, as results from before they
+// were recorded named them.
+func (e ExportResult) apiName() string { return cmp.Or(e.APIName, "API cursor paging") }
+func (e ExportResult) rawName() string { return cmp.Or(e.RawName, "raw PIT + search_after") }
+func (e ExportResult) names() string   { return e.apiName() + " vs " + e.rawName() }
+
+// mdExport is the API's export against a raw loop doing the same work.
 func (r *Report) mdExport(w io.Writer) {
 	e := r.Export
-	fmt.Fprintf(w, "## 5. Export\n\nAn audience of %d customers (`city neq 北京`), %d fields, pages of %d: the API's cursor paging of `POST /v1/customers/search` against a point in time + `search_after` loop with the same query, sort and fields; best of %d rounds each.\n\n",
+	fmt.Fprintf(w, "## 5. Export\n\nAn audience of %d customers (`city neq 北京`), %d fields, pages of %d: the API's export against a raw loop that does the same work directly, best of %d rounds each.\n\n",
 		e.Audience, len(e.Fields), e.PageSize, len(e.Rounds))
-	table(w, []string{"", "docs/s"}, [][]string{{"API cursor paging", f0(e.APIDocs)}, {"raw PIT + search_after", f0(e.RawDocs)}, {"ratio", fmt.Sprintf("%.3f (%s)", e.Ratio, verdict(e.Pass))}})
+	if e.APIWork != "" {
+		fmt.Fprintf(w, "- %s: %s.\n- %s: %s.\n\n", e.apiName(), e.APIWork, e.rawName(), e.RawWork)
+	}
+	table(w, []string{"", "docs/s"}, [][]string{{e.apiName(), f0(e.APIDocs)}, {e.rawName(), f0(e.RawDocs)}, {"ratio", fmt.Sprintf("%.3f (%s)", e.Ratio, verdict(e.Pass))}})
 }
 
 // mdRamp is the load ramp, step by step.
