@@ -268,7 +268,13 @@ func runQueries(ctx context.Context, api, os endpoint, customers string, plans [
 	return out
 }
 
-// latencyGoal: API p99 ≤ 1.05 × direct p99 + 1 ms, with no failed request.
+// latencyGoal: API p99 ≤ 1.05 × direct p99 + 1 ms, with no failed
+// request; judged at p95 instead when either side has fewer than
+// minP99Samples latencies (see judgedAt).
 func latencyGoal(api, direct Summary) bool {
-	return api.Errors == 0 && direct.Errors == 0 && api.Count > 0 && api.P99Ms <= 1.05*direct.P99Ms+1
+	j := judgedAt(api, direct)
+	return api.Errors == 0 && direct.Errors == 0 && api.Count > 0 && j.of(api) <= 1.05*j.of(direct)+1
 }
+
+// judged is the percentile the shape's goal is judged at.
+func (q QueryResult) judged() judged { return judgedAt(q.API, q.Direct) }
