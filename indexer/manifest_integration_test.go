@@ -170,3 +170,27 @@ func TestADeletedCustomersEventsLeaveTheIndexWithIt(t *testing.T) {
 		return n == 1, fmt.Sprintf("%d events of the customer back, want the one after the delete", n)
 	})
 }
+
+// A trait an identify sets, and a paid order, reach a document built
+// before them through rebuilds by id.
+func TestATraitAndAPaidOrderReachADocumentBuiltBefore(t *testing.T) {
+	t.Parallel()
+	env := harness.Services(t)
+	cfg := env.Config(t)
+	p := env.Producer(t)
+	reg := env.StartIndexer(t, cfg)
+	produce(t, p, cfg.TopicPrefix, change(indexer.TopicCustomers, "c", 6001, map[string]any{"name": "周六"}, 1))
+	waitCustomer(t, env, cfg, "crm_id", "6001", nil)
+	before := harness.Counter(t, reg, "cdp_indexer_rebuilds_total", "how", "by_id")
+	produce(t, p, cfg.TopicPrefix,
+		msg{indexer.TopicEvents, "6001", `{"type":"identify","messageId":"t-6001","timestamp":"2026-11-20T08:00:00Z","userId":"6001","traits":{"vip_card":"gold-1"}}`},
+		change(indexer.TopicOrders, "c", 60_001, map[string]any{"customer_id": 6001, "status": "paid", "total_amount": 42.5, "created_at": "2026-11-20T08:00:00Z"}, 2))
+	waitCustomer(t, env, cfg, "crm_id", "6001", func(doc map[string]any) (bool, string) {
+		attrs, _ := doc["attrs"].(map[string]any)
+		m := doc["metrics"].(map[string]any)
+		return attrs["vip_card"] == "gold-1" && m["total_spend"] == 42.5, fmt.Sprintf("attrs %v, metrics %v", attrs, m)
+	})
+	if n := harness.Counter(t, reg, "cdp_indexer_rebuilds_total", "how", "by_id"); n <= before {
+		t.Fatalf("no rebuild by id (%v → %v)", before, n)
+	}
+}

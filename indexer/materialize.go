@@ -20,7 +20,7 @@ import (
 // the batch holds. While the indexer is behind, the rebuilds lane takes
 // large batches, so a customer changed many times is rebuilt once.
 func (ix *Indexer) materialize(ctx context.Context, msgs []*sarama.ConsumerMessage) error {
-	rb := &rebuild{markers: map[string][]*sarama.ConsumerMessage{}, changed: dirtySet{}}
+	rb := &rebuild{markers: map[string][]*sarama.ConsumerMessage{}, changed: dirtySet{}, purge: map[string]int64{}}
 	var cids []string
 	var rejects []rejected
 	for _, m := range msgs {
@@ -56,6 +56,11 @@ func (ix *Indexer) materialize(ctx context.Context, msgs []*sarama.ConsumerMessa
 			return err
 		}
 	}
+	// A purge refreshes the index and deletes by query: once a batch,
+	// before its markers are committed.
+	if err := ix.step(ctx, "purge_events", func() error { return ix.purgeEvents(ctx, rb.purge) }); err != nil {
+		return err
+	}
 	if len(cids) > 0 && !ix.behind() {
 		// Searchable now rather than at the index's next refresh (up to
 		// its interval later): a marketer's filter sees a change within
@@ -81,6 +86,9 @@ type rebuild struct {
 	// OpenSearch's time in a backfill, and under a steady load the
 	// refresh alone took most of a rebuild.
 	refreshed bool
+	// purge holds the deleted customers whose events go, and when each
+	// was deleted: purged once a batch, after its documents are written.
+	purge map[string]int64
 }
 
 // eventFor reports whether an event may have come for cid in this batch:
@@ -232,6 +240,7 @@ func (ix *Indexer) writeRound(ctx context.Context, rb *rebuild, cids []string, r
 	ops := make([]store.Op, 0, len(cids)+len(gone))
 	var docs []map[string]any
 	deleted := map[string]int64{} // customer → when its CRM row was deleted
+	defer maps.Copy(rb.purge, deleted)
 	for _, cid := range cids {
 		src := srcs[cid]
 		src.Rules = ix.cfg.Identity
@@ -297,7 +306,7 @@ func (ix *Indexer) writeRound(ctx context.Context, rb *rebuild, cids []string, r
 		stale = append(stale, ops[i].ID)
 		delete(deleted, ops[i].ID)
 	}
-	return stale, rejects, ix.purgeEvents(ctx, deleted)
+	return stale, rejects, nil
 }
 
 // purgeChunk is how many customers one purge of events names.
@@ -313,7 +322,6 @@ func (ix *Indexer) purgeEvents(ctx context.Context, deleted map[string]int64) er
 	if len(deleted) == 0 {
 		return nil
 	}
-	t := time.Now()
 	// The events stored before this rebuild must be searchable to be found.
 	if err := ix.st.Refresh(ctx, ix.customers); err != nil {
 		return fmt.Errorf("documents: refresh before purging events: %w", err)
@@ -335,7 +343,6 @@ func (ix *Indexer) purgeEvents(ctx context.Context, deleted map[string]int64) er
 		}
 		ix.m.applied.WithLabelValues("event_purge").Add(float64(n))
 	}
-	ix.m.since("purge_events", t)
 	return nil
 }
 

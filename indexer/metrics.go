@@ -96,7 +96,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "cdp_indexer_rebuilds_total", Help: "Customer rebuilds, by how: by_id (the rows its document's manifest and its markers name, read by id), search (the row store refreshed and searched: no document or manifest yet, a merge or split, an order moved in or back, a fenced round), unchanged (built the same document from the same rows: not written).",
 		}, []string{"how"}),
 		rebuildSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "cdp_indexer_rebuild_part_seconds", Help: "Time the parts of one round of document rebuilds took, by part: refresh (rows and people), versions (and manifests), people (and moves of merged or split profiles), sources_by_id (the rows read by id), sources (the rows searched for), merged, build (the documents, in memory), prepare (dynamic fields), write (the fenced _bulk), purge_events (the events of deleted customers).",
+			Name: "cdp_indexer_rebuild_part_seconds", Help: "Time the parts of one round of document rebuilds took, by part: refresh (rows and people), versions (and manifests), people (and moves of merged or split profiles), sources_by_id (the rows read by id), sources (the rows searched for), merged, build (the documents, in memory), prepare (dynamic fields), write (the fenced _bulk).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}, []string{"part"}),
 		batchSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{

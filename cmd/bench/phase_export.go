@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 )
 
@@ -75,11 +79,117 @@ var cursorExport = exportPair{
 	Raw:     exportRaw,
 }
 
+// streamExport is the audience export of CONTRACT §4.3: GET
+// /v1/segments/{id}/export of a segment saved with the export's filter,
+// as NDJSON with the export's fields. The API reads it under one point in
+// time (export.Stream): pages of exportPage on the customers alias, sorted
+// on customer_id, search_after the last one, no total. The raw loop opens
+// a point in time and sends those searches itself.
+var streamExport = exportPair{
+	APIName: "API streaming export",
+	RawName: "raw point-in-time loop",
+	APIWork: fmt.Sprintf("`GET /v1/segments/{id}/export?format=ndjson&fields=…` of a segment saved with the filter, read to the end (one NDJSON line a member); the API pages under one point in time, %d hits a page, sorted on `customer_id`, `track_total_hits` false", exportPage),
+	RawWork: fmt.Sprintf("open a point in time on the customers alias, `_search` with it, the filter's DSL, `size` %d, sort `customer_id` asc, `_source` includes `customer_id` and the fields, `track_total_hits` false, each page `search_after` the last hit's sort values, until a short page; then close it", exportPage),
+	API:     exportStreamAPI,
+	Raw:     exportPITRaw,
+}
+
 // measuredExport is the export the bench measures. An export endpoint of
-// another shape (a stream, say) is measured by pointing this at a pair
-// whose API side calls it and whose raw side does the work it does (the
-// same point in time, if it reads under one).
-var measuredExport = cursorExport
+// another shape is measured by pointing this at a pair whose API side
+// calls it and whose raw side does the work it does (the same point in
+// time, if it reads under one).
+var measuredExport = streamExport
+
+// exportStreamAPI saves a segment of the export's filter (the first time)
+// and streams its export to the end, counting members.
+func exportStreamAPI(ctx context.Context, api endpoint) (int, time.Duration, error) {
+	if exportSegment == "" {
+		var seg struct {
+			ID string `json:"id"`
+		}
+		if err := api.json(ctx, http.MethodPost, "/v1/segments", map[string]any{"name": "bench export", "filter": exportFilter}, &seg); err != nil {
+			return 0, 0, err
+		}
+		exportSegment = seg.ID
+	}
+	start := time.Now()
+	path := "/v1/segments/" + url.PathEscape(exportSegment) + "/export?format=ndjson&fields=" + url.QueryEscape(strings.Join(exportFields, ","))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, string(api)+path, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
+		return 0, 0, fmt.Errorf("GET %s: %d: %s", path, resp.StatusCode, b)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	n := 0
+	for sc.Scan() {
+		if len(sc.Bytes()) > 0 {
+			n++
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return n, 0, fmt.Errorf("GET %s: read: %w", path, err)
+	}
+	return n, time.Since(start), nil
+}
+
+// exportSegment is the segment exportStreamAPI saved.
+var exportSegment string
+
+// exportPITRaw is the streaming export's reads done directly.
+func exportPITRaw(ctx context.Context, os endpoint, customers string, dsl json.RawMessage) (int, time.Duration, error) {
+	start := time.Now()
+	var pit struct {
+		ID string `json:"pit_id"`
+	}
+	if err := os.json(ctx, http.MethodPost, "/"+customers+"/_search/point_in_time?keep_alive=2m", nil, &pit); err != nil {
+		return 0, 0, err
+	}
+	defer func() {
+		_, _ = os.do(context.WithoutCancel(ctx), http.MethodDelete, "/_search/point_in_time", map[string]any{"pit_id": []string{pit.ID}})
+	}()
+	var after []json.RawMessage
+	n := 0
+	for {
+		body := map[string]any{
+			"query": dsl, "size": exportPage, "sort": []any{map[string]any{"customer_id": "asc"}}, "track_total_hits": false,
+			"pit":     map[string]any{"id": pit.ID, "keep_alive": "2m"},
+			"_source": map[string]any{"includes": append([]string{"customer_id"}, exportFields...)},
+		}
+		if after != nil {
+			body["search_after"] = after
+		}
+		var resp struct {
+			PITID string `json:"pit_id"`
+			Hits  struct {
+				Hits []struct {
+					Source json.RawMessage   `json:"_source"`
+					Sort   []json.RawMessage `json:"sort"`
+				} `json:"hits"`
+			} `json:"hits"`
+		}
+		if err := os.json(ctx, http.MethodPost, "/_search", body, &resp); err != nil {
+			return n, 0, err
+		}
+		if resp.PITID != "" {
+			pit.ID = resp.PITID
+		}
+		hits := resp.Hits.Hits
+		n += len(hits)
+		if len(hits) < exportPage {
+			return n, time.Since(start), nil
+		}
+		after = hits[len(hits)-1].Sort
+	}
+}
 
 // exportAPI pages through POST /v1/customers/search with next_cursor.
 func exportAPI(ctx context.Context, api endpoint) (int, time.Duration, error) {
