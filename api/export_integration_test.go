@@ -205,9 +205,10 @@ func csvRows(t *testing.T, body []byte, header ...string) [][]string {
 	return records[1:]
 }
 
+// The size: 200,000 members, at the default page size.
 func TestAnExportWritesEveryMemberExactlyOnceWhileMembersChange(t *testing.T) {
 	t.Parallel()
-	e := setupExport(t, 3000, nil, api.WithExportPageSize(200))
+	e := setupExport(t, 200_000, nil)
 	stop := make(chan struct{})
 	wg := e.churn(stop)
 	defer func() { close(stop); wg.Wait() }()
