@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	"cdp/api"
 	"cdp/config"
 	"cdp/coord"
+	"cdp/exportjob"
 	"cdp/indexer"
 	"cdp/mapping"
 	"cdp/store"
@@ -121,6 +123,8 @@ func run(parent context.Context, cfg *config.Config, serve, index bool) error {
 		co := coord.New(coord.Config{Addr: cfg.RedisAddr, Prefix: cfg.IndexPrefix}, log.With("component", "coord"))
 		defer co.Close()
 		handler = api.New(cfg, st, checks, reg, reg, log, api.WithMarker(marker), api.WithCoordinator(co))
+		runner := exportjob.NewRunner(exportRunnerConfig(cfg), exportjob.NewStore(st, mapping.ExportJobs.Alias(cfg.IndexPrefix)), st, co, log.With("component", "exports"))
+		g.Go(func() error { return runner.Run(ctx) })
 	} else {
 		// An indexer on its own still answers for its health and metrics,
 		// and for profiles (the address is loopback unless set otherwise).
@@ -170,4 +174,17 @@ func serveHTTP(ctx context.Context, g *errgroup.Group, cfg *config.Config, handl
 		return srv.Shutdown(shutdown)
 	})
 	return nil
+}
+
+// exportRunnerConfig is the export job runner's share of cfg. Two test
+// hooks slow a job down, so that a test can kill its runner mid-job:
+// CDP_TEST_EXPORT_PAGE_SIZE (members per page, so per checkpoint) and
+// CDP_TEST_EXPORT_PAGE_DELAY (a wait after each page, a Go duration).
+func exportRunnerConfig(cfg *config.Config) exportjob.RunnerConfig {
+	host, _ := os.Hostname()
+	rc := exportjob.RunnerConfig{Name: host + ":" + strconv.Itoa(os.Getpid()), Customers: mapping.Customers.Alias(cfg.IndexPrefix),
+		Dir: cfg.ExportDir, Brokers: cfg.KafkaBrokers, LockTTL: cfg.ExportLockTTL, Running: cfg.ExportJobsRunning}
+	rc.PageSize, _ = strconv.Atoi(os.Getenv("CDP_TEST_EXPORT_PAGE_SIZE"))
+	rc.PageDelay, _ = time.ParseDuration(os.Getenv("CDP_TEST_EXPORT_PAGE_DELAY"))
+	return rc
 }
