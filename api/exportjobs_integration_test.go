@@ -193,7 +193,7 @@ func TestAnExportJobWritesEveryMemberOnceAndShowsItsProgress(t *testing.T) {
 	topic := e.cfg.Topic("audience")
 	for _, tc := range []struct {
 		name, body, format string
-		kafka             bool
+		kafka              bool
 	}{
 		{name: "NDJSON to a file", body: `{"segment": %q}`, format: "ndjson"},
 		{name: "CSV with a BOM to a file", body: `{"segment": %q, "format": "csv", "bom": true, "fields": ["name", "phone"]}`, format: "csv"},
