@@ -229,7 +229,11 @@ func (r *Runner) run(parent context.Context, id string, lease *coord.Lease) erro
 			return err
 		}
 	default:
-		f, err := OpenFile(FilePath(r.cfg.Dir, j), &j.Plan, j.Bytes)
+		path := FilePath(r.cfg.Dir, j)
+		if st, err := os.Stat(path); err == nil && st.Size() > j.Bytes {
+			log.Info("export job: dropping what the runner before wrote past its checkpoint", "bytes", st.Size()-j.Bytes)
+		}
+		f, err := OpenFile(path, &j.Plan, j.Bytes)
 		if err != nil {
 			return r.fail(ctx, log, j, v, err)
 		}
@@ -251,6 +255,14 @@ func (r *Runner) run(parent context.Context, id string, lease *coord.Lease) erro
 		q.Source = j.Plan.Source
 	}
 	_, err = export.Stream(ctx, r.st, q, w, func(p export.Progress) error {
+		if r.cfg.PageDelay > 0 {
+			// The page is written (not yet synced) and not checkpointed:
+			// a runner killed now leaves what a resume must not repeat.
+			select {
+			case <-ctx.Done():
+			case <-time.After(r.cfg.PageDelay):
+			}
+		}
 		if err := sync(j); err != nil {
 			return err
 		}
@@ -259,16 +271,8 @@ func (r *Runner) run(parent context.Context, id string, lease *coord.Lease) erro
 			j.Last = p.Last
 		}
 		var err error
-		if v, err = r.jobs.Put(ctx, j, v); err != nil {
-			return err
-		}
-		if r.cfg.PageDelay > 0 {
-			select {
-			case <-ctx.Done():
-			case <-time.After(r.cfg.PageDelay):
-			}
-		}
-		return nil
+		v, err = r.jobs.Put(ctx, j, v)
+		return err
 	})
 	if err == nil {
 		err = sync(j)
