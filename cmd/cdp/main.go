@@ -1,6 +1,7 @@
 // Command cdp is the customer data platform's search service: `cdp serve`
-// (the HTTP API), `cdp index` (the Kafka indexer), `cdp run` (both), and
-// `cdp demo` (loads the demo dataset through Kafka). `cdp index` alone
+// (the HTTP API), `cdp index` (the Kafka indexer), `cdp run` (both),
+// `cdp demo` (loads the demo dataset through Kafka) and `cdp export` (an
+// audience to a file, stdout or a Kafka topic). `cdp index` alone
 // serves /healthz and /metrics on the HTTP address.
 package main
 
@@ -61,6 +62,7 @@ func newRoot() *cobra.Command {
 		&cobra.Command{Use: "run", Short: "Run the API and the indexer in one process", Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), cfg, true, true) }},
 		newDemoCmd(cfg),
+		newExportCmd(cfg),
 	)
 	return root
 }
