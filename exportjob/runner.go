@@ -58,10 +58,10 @@ type Runner struct {
 	active map[string]bool
 	// retryAt delays a job whose last run failed for a cause that may
 	// pass (OpenSearch or Kafka unavailable), doubling each time.
-	retryAt map[string]retry
+	retryAt map[string]backoff
 }
 
-type retry struct {
+type backoff struct {
 	at    time.Time
 	delay time.Duration
 }
@@ -74,7 +74,7 @@ func NewRunner(cfg RunnerConfig, jobs *Store, st *store.Client, lease Leaser, lo
 	if cfg.Running < 1 {
 		cfg.Running = 1
 	}
-	return &Runner{cfg: cfg, jobs: jobs, st: st, lease: lease, log: log, active: map[string]bool{}, retryAt: map[string]retry{}}
+	return &Runner{cfg: cfg, jobs: jobs, st: st, lease: lease, log: log, active: map[string]bool{}, retryAt: map[string]backoff{}}
 }
 
 // Run looks for jobs every Poll and runs those it can take a lease on,

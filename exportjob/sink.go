@@ -136,18 +136,29 @@ func OpenKafka(ctx context.Context, brokers []string, topic, job string, from ma
 		k.Close()
 		return nil, err
 	}
-	parts, err := client.Partitions(topic)
-	if err != nil {
-		return fail(fmt.Errorf("kafka: partitions of %s: %w", topic, err))
-	}
 	ends := map[int32]int64{}
-	for _, p := range parts {
-		end, err := client.GetOffset(topic, p, sarama.OffsetNewest)
-		if err != nil {
-			return fail(fmt.Errorf("kafka: end of %s/%d: %w", topic, p, err))
+	// A topic just created may not have its leaders yet: ask again, with
+	// fresh metadata, for a while.
+	err = retry(ctx, 30*time.Second, func() error {
+		if err := client.RefreshMetadata(topic); err != nil {
+			return fmt.Errorf("kafka: metadata of %s: %w", topic, err)
 		}
-		ends[p] = end
-		k.offsets[strconv.Itoa(int(p))] = end
+		parts, err := client.Partitions(topic)
+		if err != nil {
+			return fmt.Errorf("kafka: partitions of %s: %w", topic, err)
+		}
+		for _, p := range parts {
+			end, err := client.GetOffset(topic, p, sarama.OffsetNewest)
+			if err != nil {
+				return fmt.Errorf("kafka: end of %s/%d: %w", topic, p, err)
+			}
+			ends[p] = end
+			k.offsets[strconv.Itoa(int(p))] = end
+		}
+		return nil
+	})
+	if err != nil {
+		return fail(err)
 	}
 	if from != nil {
 		k.from = from
@@ -287,4 +298,21 @@ func (k *KafkaSink) Close() error {
 		k.producer.Close()
 	}
 	return k.client.Close()
+}
+
+// retry calls f until it succeeds, ctx ends or limit passes, backing off
+// from 100ms, doubling up to 2s; it returns f's last error.
+func retry(ctx context.Context, limit time.Duration, f func() error) error {
+	deadline := time.Now().Add(limit)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		err := f()
+		if err == nil || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
 }

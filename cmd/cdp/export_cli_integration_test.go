@@ -116,8 +116,15 @@ func TestCdpExportResumesAfterBeingKilledWithEveryMemberOnce(t *testing.T) {
 			if err := first.Start(); err != nil {
 				t.Fatal(err)
 			}
+			exited := make(chan error, 1)
+			go func() { exited <- first.Wait() }()
 			var cp cliCheckpoint
 			harness.Eventually(t, time.Minute, func() (bool, string) {
+				select {
+				case err := <-exited:
+					t.Fatalf("cdp export exited (%v) before it could be killed:\n%s", err, stderr.String())
+				default:
+				}
 				b, err := os.ReadFile(checkpoint)
 				if err != nil || json.Unmarshal(b, &cp) != nil {
 					return false, "no checkpoint yet"
@@ -136,7 +143,7 @@ func TestCdpExportResumesAfterBeingKilledWithEveryMemberOnce(t *testing.T) {
 			// Killed after a page was written and before its checkpoint
 			// (the delay sits there), most likely.
 			_ = first.Process.Kill()
-			_ = first.Wait()
+			<-exited
 
 			resume := a.cli(t, append(args, "--resume")...)
 			var out2, err2 bytes.Buffer
