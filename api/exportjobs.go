@@ -65,7 +65,7 @@ func (p *Planner) Plan(ctx context.Context, req ExportRequest) (*exportjob.Plan,
 	var br *badRequest
 	var qe *query.Error
 	switch {
-	case errors.As(err, &br) && br.path != "":
+	case errors.As(err, &br) && br.path != "" && !strings.HasPrefix(br.message, br.path):
 		return nil, fmt.Errorf("%s: %s", br.path, br.message)
 	case errors.As(err, &qe):
 		return nil, fmt.Errorf("filter%s: %s", qe.Path, qe.Message)

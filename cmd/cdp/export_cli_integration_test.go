@@ -180,7 +180,7 @@ func TestCdpExportFailsWithANonZeroExitAndSaysWhy(t *testing.T) {
 	}{
 		{"an unknown segment", []string{"--segment", "seg_missing"}, `segment "seg_missing": no such segment`},
 		{"an unknown field", []string{"--segment", a.segment, "--fields", "nope"}, `fields[0]: unknown field "nope"`},
-		{"an unknown format", []string{"--segment", a.segment, "--format", "xml"}, `format: format "xml" is not one of ndjson, csv`},
+		{"an unknown format", []string{"--segment", a.segment, "--format", "xml"}, `: format "xml" is not one of ndjson, csv`},
 		{"neither a segment nor a filter", nil, "--segment ID or --filter-file FILE"},
 		{"a filter file that is not JSON", []string{"--filter-file", "/dev/null"}, "not a JSON filter object"},
 		{"a resume with nothing to resume", []string{"--segment", a.segment, "--out", filepath.Join(dir, "x.ndjson"), "--resume"}, "nothing to resume"},
