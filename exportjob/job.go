@@ -23,10 +23,13 @@
 // records are acknowledged by every in-sync replica and the next offset
 // of each partition recorded. The checkpoint holds Last, the customer id
 // of the page's last member, after which a resumed walk continues
-// (export.Query.After: customer ids are the sort, unique). A file is
-// truncated to the checkpoint's length before the walk resumes, so what
-// the dead runner wrote after it is dropped and written again once. For
-// Kafka see KafkaSink.
+// (export.Query.After: customer ids are the sort, unique). A runner
+// writes a file of its own, "<id>.<fence>.part": a resuming runner copies
+// the first checkpointed bytes of the part of the runner before into its
+// own, so what the dead runner wrote after the checkpoint is dropped and
+// written again once, and a runner that lost the job but still writes
+// writes into a part nobody reads. The part of a done job is renamed to
+// "<id>.<format>" (FilePath). For Kafka see KafkaSink.
 //
 // A resumed walk opens a new point in time: the members written before
 // the checkpoint are as of the first one, those after as of the new one.
@@ -155,8 +158,11 @@ type Job struct {
 	// The checkpoint: the last customer id written, and where the
 	// destination stood then (a file's length, or the next offset of
 	// each partition of the topic, by partition number).
-	Last    string           `json:"last,omitempty"`
-	Bytes   int64            `json:"bytes"`
+	Last  string `json:"last,omitempty"`
+	Bytes int64  `json:"bytes"`
+	// Part is the file (in the export directory) the runner writes
+	// until the job is done; the checkpoint's Bytes are its length.
+	Part    string           `json:"part,omitempty"`
 	Offsets map[string]int64 `json:"offsets,omitempty"`
 	// Fence is the fencing token of the runner that wrote the
 	// checkpoint; Runner names its process.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -210,6 +211,10 @@ func (r *Runner) run(parent context.Context, id string, lease *coord.Lease) erro
 	var w export.Writer
 	var sync func(*Job) error
 	var closeSink func() error
+	// abandon removes what only this runner would read (its part file);
+	// taken removes what the runner before left once this one took the
+	// job; finish makes a done job's output visible.
+	abandon, taken, finish := func() {}, func() {}, func() error { return nil }
 	switch j.Destination.Type {
 	case Kafka:
 		k, err := OpenKafka(ctx, r.cfg.Brokers, j.Destination.Topic, j.ID, j.Offsets)
@@ -229,24 +234,48 @@ func (r *Runner) run(parent context.Context, id string, lease *coord.Lease) erro
 			return err
 		}
 	default:
-		path := FilePath(r.cfg.Dir, j)
-		if st, err := os.Stat(path); err == nil && st.Size() > j.Bytes {
-			log.Info("export job: dropping what the runner before wrote past its checkpoint", "bytes", st.Size()-j.Bytes)
-		}
-		f, err := OpenFile(path, &j.Plan, j.Bytes)
+		// Each runner writes a part file of its own, a copy of the one
+		// of the runner before cut to the checkpoint: a runner that lost
+		// the job while paused and wakes to write a page more writes
+		// into its own part, which nobody reads.
+		oldPart := j.Part
+		part, dropped, err := takePart(r.cfg.Dir, j, fence)
 		if err != nil {
 			return r.fail(ctx, log, j, v, err)
 		}
+		if dropped > 0 {
+			log.Info("export job: dropping what the runner before wrote past its checkpoint", "bytes", dropped)
+		}
+		f, err := OpenFile(part, &j.Plan, j.Bytes)
+		if err != nil {
+			os.Remove(part)
+			return r.fail(ctx, log, j, v, err)
+		}
+		j.Part = filepath.Base(part)
 		w, closeSink = f.Writer(), f.Close
 		sync = func(j *Job) (err error) {
 			j.Bytes, err = f.Sync()
 			return err
 		}
+		abandon = func() { os.Remove(part) }
+		taken = func() {
+			if oldPart != "" && oldPart != j.Part {
+				os.Remove(filepath.Join(r.cfg.Dir, oldPart))
+			}
+		}
+		finish = func() error {
+			if err := f.Close(); err != nil {
+				return err
+			}
+			return publish(part, FilePath(r.cfg.Dir, j))
+		}
 	}
 	defer closeSink()
 	if v, err = r.jobs.Put(ctx, j, v); err != nil {
+		abandon()
 		return r.lost(ctx, log, id, err)
 	}
+	taken()
 	log.Info("export job started", "resumed", resumed, "after", j.Last, "exported", j.Exported, "fence", fence)
 
 	base, start := j.Exported, time.Now()
@@ -277,8 +306,12 @@ func (r *Runner) run(parent context.Context, id string, lease *coord.Lease) erro
 	if err == nil {
 		err = sync(j)
 	}
+	if err == nil {
+		err = finish()
+	}
 	switch {
 	case errors.Is(err, ErrFenced):
+		abandon()
 		return r.lost(ctx, log, id, err)
 	case context.Cause(ctx) == errLeaseLost:
 		return errLeaseLost

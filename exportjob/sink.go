@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -78,6 +80,66 @@ func (s *FileSink) Sync() (int64, error) {
 
 // Close closes the file.
 func (s *FileSink) Close() error { return s.f.Close() }
+
+// takePart creates the part file a runner with fencing token fence
+// writes job j to: a copy of the first j.Bytes bytes of the part of the
+// runner before (or of the finished file, should it have got that far),
+// fsynced. dropped is what that part held past the checkpoint.
+func takePart(dir string, j *Job, fence int64) (path string, dropped int64, err error) {
+	path = filepath.Join(dir, fmt.Sprintf("%s.%d.part", j.ID, fence))
+	out, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return "", 0, fmt.Errorf("export file: %w", err)
+	}
+	defer func() {
+		if cerr := out.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("export file: %w", cerr)
+		}
+		if err != nil {
+			os.Remove(path)
+		}
+	}()
+	if j.Part == "" {
+		return path, 0, nil
+	}
+	in, err := os.Open(filepath.Join(dir, j.Part))
+	if errors.Is(err, os.ErrNotExist) {
+		in, err = os.Open(FilePath(dir, j))
+	}
+	if err != nil {
+		if j.Bytes == 0 && errors.Is(err, os.ErrNotExist) {
+			return path, 0, nil
+		}
+		return "", 0, fmt.Errorf("export file: the part of the runner before: %w", err)
+	}
+	defer in.Close()
+	if st, err := in.Stat(); err == nil {
+		dropped = st.Size() - j.Bytes
+	}
+	if n, err := io.CopyN(out, in, j.Bytes); err != nil {
+		return "", 0, fmt.Errorf("export file: copying %d bytes of %s, got %d: %w", j.Bytes, j.Part, n, err)
+	}
+	if err := out.Sync(); err != nil {
+		return "", 0, fmt.Errorf("export file: fsync: %w", err)
+	}
+	return path, max(dropped, 0), nil
+}
+
+// publish renames a done job's part to its file, durably.
+func publish(part, path string) error {
+	if err := os.Rename(part, path); err != nil {
+		return fmt.Errorf("export file: %w", err)
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("export file: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("export file: fsync %s: %w", filepath.Dir(path), err)
+	}
+	return nil
+}
 
 // JobHeader is the record header naming the export job a Kafka record
 // was written by.

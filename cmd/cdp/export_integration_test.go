@@ -9,13 +9,18 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
+
 	"cdp/config"
 	"cdp/exportjob"
+	"cdp/indexer"
 	"cdp/mapping"
 	"cdp/store"
 	"cdp/testing/harness"
@@ -179,6 +184,27 @@ func topicIDs(t testing.TB, env *harness.Env, topic, job string) []string {
 	return ids
 }
 
+// recordsPast counts the records of a topic past the offsets of a
+// checkpoint.
+func recordsPast(t testing.TB, env *harness.Env, topic string, offsets map[string]int64) int64 {
+	t.Helper()
+	client, err := sarama.NewClient(env.KafkaBrokers, indexer.KafkaConfig("cdp-test-offsets"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	var past int64
+	for p, from := range offsets {
+		n, _ := strconv.Atoi(p)
+		end, err := client.GetOffset(topic, int32(n), sarama.OffsetNewest)
+		if err != nil {
+			return 0
+		}
+		past += end - from
+	}
+	return past
+}
+
 func TestAnExportJobWhoseRunnerIsKilledFinishesOnTheOtherProcessWithEveryMemberOnce(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -192,7 +218,7 @@ func TestAnExportJobWhoseRunnerIsKilledFinishesOnTheOtherProcessWithEveryMemberO
 			a := newAudience(t, n)
 			// Small, slow pages: the job is mid-way when its runner is
 			// killed, some pages after its first checkpoint.
-			hooks := []string{"CDP_TEST_EXPORT_PAGE_SIZE=50", "CDP_TEST_EXPORT_PAGE_DELAY=60ms"}
+			hooks := []string{"CDP_TEST_EXPORT_PAGE_SIZE=50", "CDP_TEST_EXPORT_PAGE_DELAY=150ms"}
 			procs := []*harness.Process{
 				a.env.StartServeProcess(t, a.cfg, "serve-a", hooks...),
 				a.env.StartServeProcess(t, a.cfg, "serve-b", hooks...),
@@ -216,6 +242,19 @@ func TestAnExportJobWhoseRunnerIsKilledFinishesOnTheOtherProcessWithEveryMemberO
 				j, _, _, err := jobs.Get(context.Background(), job.ID)
 				if err != nil || j.Exported < 600 {
 					return false, fmt.Sprintf("job %+v, %v: not far enough yet", j, err)
+				}
+				// A page written past the checkpoint: what the resume
+				// must drop (a file) or not produce again (Kafka).
+				if !tc.kafka {
+					st, err := os.Stat(filepath.Join(a.cfg.ExportDir, j.Part))
+					if err != nil || st.Size() <= j.Bytes {
+						return false, "no page past the checkpoint yet"
+					}
+				} else if past := recordsPast(t, a.env, topic, j.Offsets); past == 0 {
+					return false, "no record past the checkpoint yet"
+				}
+				if again, _, _, _ := jobs.Get(context.Background(), job.ID); again == nil || again.Last != j.Last {
+					return false, "the checkpoint moved meanwhile"
 				}
 				for i, p := range procs {
 					if strings.HasSuffix(j.Runner, ":"+strconv.Itoa(p.Pid())) {
@@ -268,6 +307,10 @@ func TestAnExportJobWhoseRunnerIsKilledFinishesOnTheOtherProcessWithEveryMemberO
 				t.Fatalf("download: %d %s", code, raw[:min(300, len(raw))])
 			}
 			onceEach(t, idsOf(t, "ndjson", raw), n)
+			left, _ := filepath.Glob(filepath.Join(a.cfg.ExportDir, "*"))
+			if len(left) != 1 || filepath.Base(left[0]) != job.ID+".ndjson" {
+				t.Errorf("the export directory holds %v, want only the job's file", left)
+			}
 		})
 	}
 }
