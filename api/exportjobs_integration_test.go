@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -273,6 +274,10 @@ func TestACancelledExportJobStops(t *testing.T) {
 	if code, _ := call(t, "GET", e.srv.URL+"/v1/exports/"+j.ID+"/download", ""); code != http.StatusConflict {
 		t.Errorf("download of a cancelled job: %d, want 409", code)
 	}
+	harness.Eventually(t, 10*time.Second, func() (bool, string) {
+		left, _ := filepath.Glob(filepath.Join(e.cfg.ExportDir, "*"))
+		return len(left) == 0, fmt.Sprintf("the runner left %v", left)
+	})
 	if code, raw := call(t, "DELETE", e.srv.URL+"/v1/exports/"+j.ID, ""); code != http.StatusOK || !strings.Contains(string(raw), `"cancelled"`) {
 		t.Errorf("second DELETE: %d %s, want 200 and still cancelled", code, raw)
 	}

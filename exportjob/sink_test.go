@@ -104,3 +104,28 @@ func TestRetryBacksOffUntilItSucceedsOrItsTimeIsUp(t *testing.T) {
 		t.Errorf("retry under a cancelled context: %v", err)
 	}
 }
+
+func TestANewRunnerCopiesThePartBeforeItCutToTheCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	j := &Job{ID: "exp_1", Plan: Plan{Format: export.NDJSON}, Part: "exp_1.1.part", Bytes: 4}
+	if err := os.WriteFile(filepath.Join(dir, j.Part), []byte("abcdXYZ"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path, dropped, err := takePart(dir, j, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	if filepath.Base(path) != "exp_1.2.part" || string(got) != "abcd" || dropped != 3 {
+		t.Errorf("part %s holds %q, dropped %d; want exp_1.2.part holding abcd, 3 dropped", path, got, dropped)
+	}
+	// The runner before may have finished and renamed its part.
+	if err := publish(path, FilePath(dir, j)); err != nil {
+		t.Fatal(err)
+	}
+	j.Part = "exp_1.2.part"
+	path, _, err = takePart(dir, j, 3)
+	if got, _ := os.ReadFile(path); err != nil || string(got) != "abcd" {
+		t.Errorf("from the published file: %q, %v", got, err)
+	}
+}
