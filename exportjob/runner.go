@@ -129,7 +129,9 @@ func (r *Runner) poll(ctx context.Context, wg *sync.WaitGroup) {
 			continue
 		}
 		if err != nil {
-			r.log.Warn("export jobs: lease unavailable", "job", id, "err", err)
+			if ctx.Err() == nil {
+				r.log.Warn("export jobs: lease unavailable", "job", id, "err", err)
+			}
 			return
 		}
 		free--
