@@ -314,3 +314,42 @@ func TestAnExportJobWhoseRunnerIsKilledFinishesOnTheOtherProcessWithEveryMemberO
 		})
 	}
 }
+
+func TestAnExportJobSurvivesARestartOfItsOnlyProcess(t *testing.T) {
+	const n = 2000
+	a := newAudience(t, n)
+	hooks := []string{"CDP_TEST_EXPORT_PAGE_SIZE=50", "CDP_TEST_EXPORT_PAGE_DELAY=100ms"}
+	first := a.env.StartServeProcess(t, a.cfg, "serve-1", hooks...)
+	first.WaitLog(t, "HTTP listening", time.Minute)
+	code, raw := do(t, "POST", "http://"+first.Addr()+"/v1/exports", fmt.Sprintf(`{"segment": %q, "format": "csv", "fields": ["name"]}`, a.segment))
+	var job struct{ ID string }
+	if code != http.StatusAccepted || json.Unmarshal(raw, &job) != nil {
+		t.Fatalf("POST /v1/exports: %d %s", code, raw)
+	}
+	jobs := exportjob.NewStore(a.st, mapping.ExportJobs.Alias(a.cfg.IndexPrefix))
+	harness.Eventually(t, time.Minute, func() (bool, string) {
+		j, _, _, err := jobs.Get(context.Background(), job.ID)
+		return err == nil && j.Exported >= 300, fmt.Sprintf("job %+v, %v", j, err)
+	})
+	first.Stop(t, 15*time.Second)
+	stopped, _, _, _ := jobs.Get(context.Background(), job.ID)
+	if stopped.Status != exportjob.Running || stopped.Exported >= n {
+		t.Fatalf("after SIGTERM the job is %s at %d: want it running, mid-way, for the next process", stopped.Status, stopped.Exported)
+	}
+
+	second := a.env.StartServeProcess(t, a.cfg, "serve-2", hooks...)
+	second.WaitLog(t, "HTTP listening", time.Minute)
+	base := "http://" + second.Addr()
+	harness.Eventually(t, 2*time.Minute, func() (bool, string) {
+		j, _, _, err := jobs.Get(context.Background(), job.ID)
+		return err == nil && j.Status == exportjob.Done, fmt.Sprintf("job %+v, %v", j, err)
+	})
+	if second.LogCount(`"resumed":true`) != 1 {
+		t.Errorf("serve-2 did not resume the job:\n%s", second.LogTail(10))
+	}
+	code, raw = do(t, "GET", base+"/v1/exports/"+job.ID+"/download", "")
+	if code != http.StatusOK {
+		t.Fatalf("download: %d %s", code, raw[:min(300, len(raw))])
+	}
+	onceEach(t, idsOf(t, "csv", raw), n)
+}
