@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"cdp/export"
-	"cdp/schema"
 	"cdp/store"
 )
 
@@ -167,27 +166,14 @@ func (s *Server) exportSegment(c *gin.Context) {
 		s.failed(c, err)
 		return
 	}
-	cat, err := s.fields.Catalog(ctx)
+	source, columns, err := s.exportSource(ctx, params.format, params.fields)
 	if err != nil {
+		var br *badRequest
+		if errors.As(err, &br) && strings.HasPrefix(br.path, "fields") {
+			br.path = "fields"
+		}
 		s.failed(c, err)
 		return
-	}
-	var source any = map[string]any{"excludes": schema.Internal}
-	columns := params.fields
-	if len(params.fields) > 0 {
-		include, err := projection(cat, params.fields)
-		if err != nil {
-			var br *badRequest
-			if errors.As(err, &br) {
-				br.code, br.path = "invalid_parameter", "fields"
-			}
-			s.failed(c, err)
-			return
-		}
-		source = map[string]any{"includes": include}
-	} else if params.format == export.CSV {
-		columns = export.DefaultColumns(cat)
-		source = map[string]any{"includes": append([]string{"customer_id"}, columns...)}
 	}
 
 	h := c.Writer.Header()

@@ -17,6 +17,7 @@ import (
 
 	"cdp/catalog"
 	"cdp/config"
+	"cdp/exportjob"
 	"cdp/identity"
 	"cdp/mapping"
 	"cdp/store"
@@ -52,6 +53,8 @@ type Server struct {
 	exports *exportGate
 	// exportPageSize is the documents of one page of an export.
 	exportPageSize int
+	// jobs are the export jobs.
+	jobs *exportjob.Store
 }
 
 // New returns the HTTP handler of the API. reg receives the API's own
@@ -62,6 +65,7 @@ func New(cfg *config.Config, st *store.Client, checks []Check, reg prometheus.Re
 		customers: mapping.Customers.Alias(cfg.IndexPrefix), events: mapping.Events.Alias(cfg.IndexPrefix),
 		cursorKeys:   &cursorKeys{st: st, index: mapping.Settings.Alias(cfg.IndexPrefix)},
 		segmentIndex: mapping.Segments.Alias(cfg.IndexPrefix),
+		jobs:         exportjob.NewStore(st, mapping.ExportJobs.Alias(cfg.IndexPrefix)),
 		oneid:        identity.NewResolver(st, identity.IndicesOf(cfg.IndexPrefix), 1024).WithRules(cfg.Identity)}
 	for _, o := range opts {
 		o(s)
@@ -109,6 +113,11 @@ func New(cfg *config.Config, st *store.Client, checks []Check, reg prometheus.Re
 	// admission (authentication, say) goes on both groups.
 	stream := r.Group("/v1")
 	stream.GET("/segments/:id/export", s.exportSegment)
+	stream.GET("/exports/:id/download", s.downloadExport)
+	v1.POST("/exports", s.createExport)
+	v1.GET("/exports", s.listExports)
+	v1.GET("/exports/:id", s.getExport)
+	v1.DELETE("/exports/:id", s.cancelExport)
 	v1.GET("/fields", s.listFields)
 	v1.POST("/fields", s.declareField)
 	v1.GET("/fields/:name/values", s.fieldValues)

@@ -60,6 +60,15 @@ type Config struct {
 	ExportQueue       int
 	ExportQueueWait   time.Duration
 
+	// Export jobs (POST /v1/exports): the directory their files go to,
+	// which every API process of a deployment may share; how long a
+	// runner's lock on a job holds once its process stops extending it
+	// (so how soon another process resumes a job whose runner died);
+	// and how many jobs one process runs at once.
+	ExportDir         string
+	ExportLockTTL     time.Duration
+	ExportJobsRunning int
+
 	// IdentityRules is the path of the identity rules file (YAML or
 	// JSON, see identity.ParseRules); empty means the contract's defaults.
 	IdentityRules string
@@ -125,6 +134,9 @@ func (c *Config) Register(fs *pflag.FlagSet, getenv func(string) string) {
 	num(&c.ExportConcurrency, setting{"export-concurrency", "CDP_EXPORT_CONCURRENCY", "most streaming exports at once, each holding one OpenSearch point in time (a node keeps at most 300 open)"}, 32)
 	num(&c.ExportQueue, setting{"export-queue", "CDP_EXPORT_QUEUE", "most streaming exports waiting for a place; more are answered 429"}, 16)
 	dur(&c.ExportQueueWait, setting{"export-queue-wait", "CDP_EXPORT_QUEUE_WAIT", "longest a streaming export waits for a place before a 429"}, 2*time.Second)
+	str(&c.ExportDir, setting{"export-dir", "CDP_EXPORT_DIR", "directory of export job files, shared by every API process"}, "./exports")
+	dur(&c.ExportLockTTL, setting{"export-lock-ttl", "CDP_EXPORT_LOCK_TTL", "how long an export job's lock outlives a runner that stopped extending it: another process resumes the job after it"}, 15*time.Second)
+	num(&c.ExportJobsRunning, setting{"export-jobs-running", "CDP_EXPORT_JOBS_RUNNING", "most export jobs one API process runs at once"}, 2)
 	d, l := query.DefaultLimits, &c.FilterLimits
 	num(&l.MaxStringBytes, setting{"filter-max-string-bytes", "CDP_FILTER_MAX_STRING_BYTES", "longest string value of a filter condition, in bytes"}, d.MaxStringBytes)
 	num(&l.MaxPatternChars, setting{"filter-max-pattern-chars", "CDP_FILTER_MAX_PATTERN_CHARS", "longest contains, not_contains or starts_with value, in characters"}, d.MaxPatternChars)
@@ -244,6 +256,15 @@ func (c *Config) validateAPI() error {
 	if c.ExportQueueWait <= 0 {
 		errs = append(errs, fmt.Errorf("export-queue-wait %s: must be positive", c.ExportQueueWait))
 	}
+	if c.ExportDir == "" {
+		errs = append(errs, errors.New("export-dir: must not be empty"))
+	}
+	if c.ExportLockTTL < time.Second {
+		errs = append(errs, fmt.Errorf("export-lock-ttl %s: want at least 1s", c.ExportLockTTL))
+	}
+	if c.ExportJobsRunning < 1 || c.ExportJobsRunning > 32 {
+		errs = append(errs, fmt.Errorf("export-jobs-running %d: want 1..32", c.ExportJobsRunning))
+	}
 	if c.ExportConcurrency < 1 || c.ExportConcurrency > 250 {
 		errs = append(errs, fmt.Errorf("export-concurrency %d: want 1..250 (a node keeps at most 300 points in time open, and searches need some)", c.ExportConcurrency))
 	}
@@ -300,6 +321,9 @@ func (c *Config) Args() []string {
 		"--export-concurrency", strconv.Itoa(c.ExportConcurrency),
 		"--export-queue", strconv.Itoa(c.ExportQueue),
 		"--export-queue-wait", c.ExportQueueWait.String(),
+		"--export-dir", c.ExportDir,
+		"--export-lock-ttl", c.ExportLockTTL.String(),
+		"--export-jobs-running", strconv.Itoa(c.ExportJobsRunning),
 		"--filter-max-string-bytes", strconv.Itoa(c.FilterLimits.MaxStringBytes),
 		"--filter-max-pattern-chars", strconv.Itoa(c.FilterLimits.MaxPatternChars),
 		"--filter-max-conditions", strconv.Itoa(c.FilterLimits.MaxConditions),

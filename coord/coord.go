@@ -43,8 +43,11 @@ type Coordinator struct {
 	expiry time.Duration
 	lock   string // the name of the locks, less the stripe
 	epoch  string
+	pfx    string
 	log    *slog.Logger
 }
+
+func (c *Coordinator) prefix() string { return c.pfx }
 
 // Stripes is how many locks a deployment's identities are spread over.
 // Two writers wait for each other only when their messages share a
@@ -76,7 +79,7 @@ func New(cfg Config, log *slog.Logger) *Coordinator {
 	rdb := redis.NewClient(&redis.Options{Addr: cfg.Addr, DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
 		MaxRetries: -1, DialerRetries: 1})
 	return &Coordinator{rdb: rdb, rs: redsync.New(goredis.NewPool(rdb)), expiry: cfg.LockExpiry,
-		lock: "cdp:" + cfg.Prefix + ":oneid:lock:", epoch: "cdp:" + cfg.Prefix + ":oneid:epoch", log: log}
+		lock: "cdp:" + cfg.Prefix + ":oneid:lock:", epoch: "cdp:" + cfg.Prefix + ":oneid:epoch", pfx: cfg.Prefix, log: log}
 }
 
 // Lock takes the OneID writer locks of the identity keys (their stripes),
@@ -189,4 +192,56 @@ func (c *Coordinator) Gone(ctx context.Context, cids []string) (map[string]bool,
 		}
 	}
 	return out, nil
+}
+
+// Lease is a named lock this process holds until it releases it or lets
+// it expire (a redsync mutex on one Redis). Holding it says only that no
+// other process held it meanwhile; writes made under it are fenced by
+// the caller (see package exportjob), since a paused holder may outlive
+// it.
+type Lease struct {
+	m *redsync.Mutex
+}
+
+// ErrHeld is TryLease's answer when another process holds the lease.
+var ErrHeld = errors.New("coord: lease held by another process")
+
+// TryLease takes the lease called name for ttl, at once or not at all
+// (ErrHeld).
+func (c *Coordinator) TryLease(ctx context.Context, name string, ttl time.Duration) (*Lease, error) {
+	m := c.rs.NewMutex("cdp:"+c.prefix()+":lease:"+name, redsync.WithExpiry(ttl), redsync.WithTries(1))
+	if err := m.TryLockContext(ctx); err != nil {
+		var taken *redsync.ErrTaken
+		if errors.As(err, &taken) || errors.Is(err, redsync.ErrFailed) {
+			return nil, ErrHeld
+		}
+		return nil, fmt.Errorf("coord: lease %s: %w", name, err)
+	}
+	return &Lease{m: m}, nil
+}
+
+// Extend pushes the lease's expiry back by its ttl; an error means the
+// lease is lost (expired and maybe taken) or Redis did not answer.
+func (l *Lease) Extend(ctx context.Context) error {
+	ok, err := l.m.ExtendContext(ctx)
+	if err == nil && !ok {
+		err = errors.New("coord: lease not extended")
+	}
+	return err
+}
+
+// Until is when the lease expires unless extended.
+func (l *Lease) Until() time.Time { return l.m.Until() }
+
+// Release gives the lease up; releasing one already expired is harmless.
+func (l *Lease) Release() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, _ = l.m.UnlockContext(ctx)
+}
+
+// Fence returns the next value of the counter called name (1 first): a
+// fencing token, larger for every new holder of a lease.
+func (c *Coordinator) Fence(ctx context.Context, name string) (int64, error) {
+	return c.rdb.Incr(ctx, "cdp:"+c.prefix()+":fence:"+name).Result()
 }

@@ -82,10 +82,16 @@ var (
 	// the ids of the segments its filter names, so that a delete finds
 	// who refers to the segment it removes.
 	Segments = Index{Name: "segments", Version: 1, file: "segments.json"}
+	// ExportJobs holds the export jobs (CONTRACT §4.3): each one's plan
+	// (the compiled query, format and destination), its status and
+	// progress, and its checkpoint (the last customer id written, the
+	// file's length or the Kafka offsets then, and the fencing token of
+	// the runner that wrote it); see package exportjob.
+	ExportJobs = Index{Name: "export-jobs", Version: 1, file: "export_jobs.json"}
 )
 
 // All lists every physical index the service creates on start.
-var All = []Index{Customers, Identities, Rows, Fields, Settings, People, IdentityHistory, Segments}
+var All = []Index{Customers, Identities, Rows, Fields, Settings, People, IdentityHistory, Segments, ExportJobs}
 
 // Alias is the name clients use: "<prefix>-<name>".
 func (i Index) Alias(prefix string) string {

@@ -1,6 +1,7 @@
 // Command cdp is the customer data platform's search service: `cdp serve`
-// (the HTTP API), `cdp index` (the Kafka indexer), `cdp run` (both), and
-// `cdp demo` (loads the demo dataset through Kafka). `cdp index` alone
+// (the HTTP API), `cdp index` (the Kafka indexer), `cdp run` (both),
+// `cdp demo` (loads the demo dataset through Kafka) and `cdp export` (an
+// audience to a file, stdout or a Kafka topic). `cdp index` alone
 // serves /healthz and /metrics on the HTTP address.
 package main
 
@@ -14,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -27,6 +29,7 @@ import (
 	"cdp/api"
 	"cdp/config"
 	"cdp/coord"
+	"cdp/exportjob"
 	"cdp/indexer"
 	"cdp/mapping"
 	"cdp/store"
@@ -59,6 +62,7 @@ func newRoot() *cobra.Command {
 		&cobra.Command{Use: "run", Short: "Run the API and the indexer in one process", Args: cobra.NoArgs,
 			RunE: func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), cfg, true, true) }},
 		newDemoCmd(cfg),
+		newExportCmd(cfg),
 	)
 	return root
 }
@@ -121,6 +125,8 @@ func run(parent context.Context, cfg *config.Config, serve, index bool) error {
 		co := coord.New(coord.Config{Addr: cfg.RedisAddr, Prefix: cfg.IndexPrefix}, log.With("component", "coord"))
 		defer co.Close()
 		handler = api.New(cfg, st, checks, reg, reg, log, api.WithMarker(marker), api.WithCoordinator(co))
+		runner := exportjob.NewRunner(exportRunnerConfig(cfg), exportjob.NewStore(st, mapping.ExportJobs.Alias(cfg.IndexPrefix)), st, co, log.With("component", "exports"))
+		g.Go(func() error { return runner.Run(ctx) })
 	} else {
 		// An indexer on its own still answers for its health and metrics,
 		// and for profiles (the address is loopback unless set otherwise).
@@ -170,4 +176,17 @@ func serveHTTP(ctx context.Context, g *errgroup.Group, cfg *config.Config, handl
 		return srv.Shutdown(shutdown)
 	})
 	return nil
+}
+
+// exportRunnerConfig is the export job runner's share of cfg. Two test
+// hooks slow a job down, so that a test can kill its runner mid-job:
+// CDP_TEST_EXPORT_PAGE_SIZE (members per page, so per checkpoint) and
+// CDP_TEST_EXPORT_PAGE_DELAY (a wait after each page, a Go duration).
+func exportRunnerConfig(cfg *config.Config) exportjob.RunnerConfig {
+	host, _ := os.Hostname()
+	rc := exportjob.RunnerConfig{Name: host + ":" + strconv.Itoa(os.Getpid()), Customers: mapping.Customers.Alias(cfg.IndexPrefix),
+		Dir: cfg.ExportDir, Brokers: cfg.KafkaBrokers, LockTTL: cfg.ExportLockTTL, Running: cfg.ExportJobsRunning}
+	rc.PageSize, _ = strconv.Atoi(os.Getenv("CDP_TEST_EXPORT_PAGE_SIZE"))
+	rc.PageDelay, _ = time.ParseDuration(os.Getenv("CDP_TEST_EXPORT_PAGE_DELAY"))
+	return rc
 }

@@ -125,6 +125,7 @@ func (e *Env) Config(t testing.TB) *config.Config {
 	cfg.HTTPAddr = "127.0.0.1:0"
 	cfg.BatchWait = 50 * time.Millisecond
 	cfg.ShutdownGrace = 5 * time.Second
+	cfg.ExportDir = t.TempDir()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -15,6 +16,7 @@ import (
 	"cdp/api"
 	"cdp/config"
 	"cdp/coord"
+	"cdp/exportjob"
 	"cdp/indexer"
 	"cdp/mapping"
 	"cdp/store"
@@ -135,4 +137,29 @@ func ServeAPI(t testing.TB, cfg *config.Config) *httptest.Server {
 	srv := httptest.NewServer(api.New(cfg, st, checks, reg, reg, Logger(), api.WithMarker(marker), api.WithCoordinator(co)))
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// StartExportRunner runs an export job runner for cfg in this process
+// until the test ends, as `cdp serve` runs one; tune adjusts its
+// configuration (page size, a delay after each page).
+func (e *Env) StartExportRunner(t testing.TB, cfg *config.Config, name string, tune func(*exportjob.RunnerConfig)) {
+	t.Helper()
+	st := e.Store(t)
+	co := coord.New(coord.Config{Addr: cfg.RedisAddr, Prefix: cfg.IndexPrefix}, Logger())
+	rc := exportjob.RunnerConfig{Name: name, Customers: mapping.Customers.Alias(cfg.IndexPrefix), Dir: cfg.ExportDir,
+		Brokers: cfg.KafkaBrokers, LockTTL: cfg.ExportLockTTL, Running: cfg.ExportJobsRunning, Poll: 200 * time.Millisecond}
+	if tune != nil {
+		tune(&rc)
+	}
+	r := exportjob.NewRunner(rc, exportjob.NewStore(st, mapping.ExportJobs.Alias(cfg.IndexPrefix)), st, co, Logger().With("runner", name))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("export runner %s: %v", name, err)
+		}
+		co.Close()
+	})
 }

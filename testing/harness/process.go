@@ -102,12 +102,26 @@ type Process struct {
 // failed.
 func (e *Env) StartIndexerProcess(t testing.TB, cfg *config.Config, name string, env ...string) *Process {
 	t.Helper()
+	return e.StartProcess(t, cfg, "index", name, env...)
+}
+
+// StartServeProcess starts `cdp serve` for cfg as StartIndexerProcess
+// starts `cdp index`; its address is the one it logs (Addr).
+func (e *Env) StartServeProcess(t testing.TB, cfg *config.Config, name string, env ...string) *Process {
+	t.Helper()
+	return e.StartProcess(t, cfg, "serve", name, env...)
+}
+
+// StartProcess starts the cdp subcommand for cfg, as
+// StartIndexerProcess says.
+func (e *Env) StartProcess(t testing.TB, cfg *config.Config, subcommand, name string, env ...string) *Process {
+	t.Helper()
 	bin := CDPBinary(t)
 	log, err := os.Create(filepath.Join(t.TempDir(), name+".log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"index"}, cfg.Args()...)
+	args := append([]string{subcommand}, cfg.Args()...)
 	cmd := exec.Command(bin, append(args, "--log-level", "info")...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if len(env) > 0 {
@@ -251,6 +265,10 @@ func parseMetrics(r io.Reader) ([]*dto.MetricFamily, error) {
 	}
 	return families, nil
 }
+
+// Addr is the address of the process's HTTP server, from its log ("" until
+// it has logged it).
+func (p *Process) Addr() string { return p.httpAddr() }
 
 // httpAddr is the address of the process's HTTP server, from its log.
 func (p *Process) httpAddr() string {
