@@ -234,3 +234,14 @@ func (m *Marker) Close() error {
 	}
 	return errors.Join(m.producer.Close(), m.client.Close())
 }
+
+// SendMessages sends messages of other topics on the marker's connection
+// (the API publishes membership records with it: membership.Publisher).
+func (m *Marker) SendMessages(msgs []*sarama.ProducerMessage) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.connect(); err != nil {
+		return err
+	}
+	return m.producer.SendMessages(msgs)
+}

@@ -40,6 +40,7 @@ import (
 	"cdp/coord"
 	"cdp/identity"
 	"cdp/mapping"
+	"cdp/membership"
 	"cdp/store"
 )
 
@@ -65,6 +66,7 @@ type Indexer struct {
 	attrs, props      *dynamicFields
 
 	coord     *coord.Coordinator
+	members   Members   // membership of segments and tag rules (membership.go)
 	backlog   backlog   // how far behind the source lanes are
 	stopHook  *stopHook // a test hook (StopBeforeWriteEnv); nil in service
 	closeOnce sync.Once
@@ -161,6 +163,8 @@ func New(cfg *config.Config, st *store.Client, reg prometheus.Registerer, log *s
 		people:    oneid.People,
 		events:    mapping.Events.Alias(p),
 		stopHook:  newStopHook(log),
+		members: membership.New(membership.ConfigOf(cfg), st, producer,
+			prometheus.WrapRegistererWith(prometheus.Labels{"component": "indexer"}, reg), log.With("component", "membership")),
 	}, nil
 }
 
@@ -239,6 +243,7 @@ func (ix *Indexer) Run(ctx context.Context) error {
 
 	ix.log.Info("indexer consuming", "topics", append(sourceTopics, dirtyTopics...), "group", ix.cfg.ConsumerGroup)
 	var wg sync.WaitGroup
+	go ix.republish(ctx)
 	errs := make([]error, 2)
 	wg.Add(2)
 	go func() {

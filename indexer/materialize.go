@@ -20,7 +20,7 @@ import (
 // the batch holds. While the indexer is behind, the rebuilds lane takes
 // large batches, so a customer changed many times is rebuilt once.
 func (ix *Indexer) materialize(ctx context.Context, msgs []*sarama.ConsumerMessage) error {
-	rb := &rebuild{markers: map[string][]*sarama.ConsumerMessage{}, changed: dirtySet{}}
+	rb := &rebuild{markers: map[string][]*sarama.ConsumerMessage{}, changed: dirtySet{}, written: map[string]bool{}}
 	var cids []string
 	var rejects []rejected
 	for _, m := range msgs {
@@ -64,6 +64,9 @@ func (ix *Indexer) materialize(ctx context.Context, msgs []*sarama.ConsumerMessa
 			return err
 		}
 	}
+	if err := ix.membershipChanged(ctx, slices.Sorted(maps.Keys(rb.written))); err != nil {
+		return err
+	}
 	return ix.deadLetter(ctx, rejects)
 }
 
@@ -81,6 +84,9 @@ type rebuild struct {
 	// OpenSearch's time in a backfill, and under a steady load the
 	// refresh alone took most of a rebuild.
 	refreshed bool
+	// written are the customers whose documents the batch wrote or
+	// deleted: their membership is evaluated after the writes.
+	written map[string]bool
 }
 
 // refresh makes the row store and people searchable up to now, once a batch.
@@ -222,6 +228,12 @@ func (ix *Indexer) writeRound(ctx context.Context, rb *rebuild, cids []string, r
 		return nil, nil, err
 	}
 	t = ix.m.since("merged", t)
+	// Read after the manifests' versions, like every input of the fenced
+	// writes: manual tags and matched rules (membership.go).
+	tags, err := ix.tagsOf(ctx, cids)
+	if err != nil {
+		return nil, nil, err
+	}
 	ops := make([]store.Op, 0, len(cids)+len(gone))
 	var docs []map[string]any
 	deleted := map[string]int64{} // customer → when its CRM row was deleted
@@ -235,6 +247,9 @@ func (ix *Indexer) writeRound(ctx context.Context, rb *rebuild, cids []string, r
 		doc, ok := customer.Build(cid, *src)
 		switch {
 		case ok:
+			if t := tags[cid]; t != nil {
+				doc["tags"] = t // before the hash: a change of tags alone is a change
+			}
 			m := manifestOf(read[cid])
 			if m.Hash, err = docHash(doc); err != nil {
 				return nil, nil, fmt.Errorf("documents: %s: %w", cid, err)
@@ -286,6 +301,11 @@ func (ix *Indexer) writeRound(ctx context.Context, rb *rebuild, cids []string, r
 	for _, i := range lost {
 		stale = append(stale, ops[i].ID)
 		delete(deleted, ops[i].ID)
+	}
+	for i, op := range ops {
+		if !slices.Contains(lost, i) {
+			rb.written[op.ID] = true
+		}
 	}
 	return stale, rejects, ix.purgeEvents(ctx, deleted)
 }

@@ -29,6 +29,7 @@ import (
 	"cdp/coord"
 	"cdp/indexer"
 	"cdp/mapping"
+	"cdp/membership"
 	"cdp/store"
 )
 
@@ -120,7 +121,9 @@ func run(parent context.Context, cfg *config.Config, serve, index bool) error {
 		defer marker.Close()
 		co := coord.New(coord.Config{Addr: cfg.RedisAddr, Prefix: cfg.IndexPrefix}, log.With("component", "coord"))
 		defer co.Close()
-		handler = api.New(cfg, st, checks, reg, reg, log, api.WithMarker(marker), api.WithCoordinator(co))
+		members := membership.New(membership.ConfigOf(cfg), st, marker,
+			prometheus.WrapRegistererWith(prometheus.Labels{"component": "api"}, reg), log.With("component", "membership"))
+		handler = api.New(cfg, st, checks, reg, reg, log, api.WithMarker(marker), api.WithCoordinator(co), api.WithMembership(members))
 	} else {
 		// An indexer on its own still answers for its health and metrics,
 		// and for profiles (the address is loopback unless set otherwise).

@@ -17,6 +17,7 @@ import (
 	"cdp/coord"
 	"cdp/indexer"
 	"cdp/mapping"
+	"cdp/membership"
 	"cdp/store"
 )
 
@@ -132,7 +133,8 @@ func ServeAPI(t testing.TB, cfg *config.Config) *httptest.Server {
 	t.Cleanup(func() { marker.Close() })
 	co := coord.New(coord.Config{Addr: cfg.RedisAddr, Prefix: cfg.IndexPrefix}, Logger())
 	t.Cleanup(func() { co.Close() })
-	srv := httptest.NewServer(api.New(cfg, st, checks, reg, reg, Logger(), api.WithMarker(marker), api.WithCoordinator(co)))
+	members := membership.New(membership.ConfigOf(cfg), st, marker, reg, Logger())
+	srv := httptest.NewServer(api.New(cfg, st, checks, reg, reg, Logger(), api.WithMarker(marker), api.WithCoordinator(co), api.WithMembership(members)))
 	t.Cleanup(srv.Close)
 	return srv
 }

@@ -1,0 +1,141 @@
+package membership
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"cdp/query"
+	"cdp/store"
+)
+
+// Kinds of definition, as the membership record names them.
+const (
+	KindSegment = "segment"
+	KindTag     = "tag"
+)
+
+// Key names one definition: a saved segment by id or a tag rule by name.
+type Key struct {
+	Kind string
+	ID   string
+}
+
+func (k Key) String() string { return k.Kind + ":" + k.ID }
+
+// definition is a saved segment or tag rule, ready to evaluate.
+type definition struct {
+	key Key
+	// refs are the segments its filter names itself.
+	refs []string
+	// query is the filter translated to the query DSL; nil when the filter
+	// no longer parses (it names a segment deleted meanwhile).
+	query any
+}
+
+// stored is what both the segments and the tags index hold of a
+// definition.
+type stored struct {
+	ID     string          `json:"id"`
+	Name   string          `json:"name"`
+	Filter json.RawMessage `json:"filter"`
+	Refs   []string        `json:"refs"`
+}
+
+// mapResolver resolves segment nodes from the segments read with the
+// definitions, so that one evaluation sees one set of filters.
+type mapResolver map[string]json.RawMessage
+
+func (r mapResolver) Segment(id string) (json.RawMessage, bool, error) {
+	f, ok := r[id]
+	return f, ok, nil
+}
+
+// definitions reads every saved segment and tag rule and translates its
+// filter with now as the end of rolling windows. A filter that no longer
+// parses is kept with a nil query (it matches nobody) and logged.
+func (e *Engine) definitions(ctx context.Context, now time.Time) ([]definition, error) {
+	var segs, rules []stored
+	for _, src := range []struct {
+		index string
+		sort  string
+		out   *[]stored
+	}{{e.cfg.Segments, "id", &segs}, {e.cfg.Rules, "name", &rules}} {
+		scan := store.Scan{Body: map[string]any{"query": map[string]any{"match_all": map[string]any{}},
+			"_source": []string{"id", "name", "filter", "refs"},
+			"sort":    []any{map[string]any{src.sort: "asc"}}}, PageSize: 1000}
+		for h, err := range e.st.Hits(ctx, src.index, scan) {
+			if err != nil {
+				return nil, fmt.Errorf("membership: read definitions: %w", err)
+			}
+			var d stored
+			if err := h.Decode(&d); err != nil {
+				return nil, err
+			}
+			*src.out = append(*src.out, d)
+		}
+	}
+	res := mapResolver{}
+	for _, s := range segs {
+		res[s.ID] = s.Filter
+	}
+	cat, err := e.fields.Catalog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	opts := query.Options{Now: now, Location: e.cfg.Location}
+	out := make([]definition, 0, len(segs)+len(rules))
+	add := func(k Key, refs []string, raw json.RawMessage) error {
+		p := &query.Parser{Catalog: cat, Limits: e.cfg.Limits, Segments: res}
+		f, err := p.Parse(raw)
+		var qe *query.Error
+		if errors.As(err, &qe) {
+			e.log.Warn("a definition does not parse; it matches nobody", "definition", k.String(), "path", qe.Path, "err", qe.Message)
+			out = append(out, definition{key: k, refs: refs})
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		out = append(out, definition{key: k, refs: refs, query: query.Translate(f, opts)})
+		return nil
+	}
+	for _, s := range segs {
+		if err := add(Key{KindSegment, s.ID}, s.Refs, s.Filter); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range rules {
+		if err := add(Key{KindTag, r.Name}, r.Refs, r.Filter); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// dependents are the keys of the definitions that name segment id, or a
+// segment that does, at any depth, plus key itself.
+func dependents(defs []definition, key Key) map[Key]bool {
+	out := map[Key]bool{key: true}
+	if key.Kind != KindSegment {
+		return out
+	}
+	for grew := true; grew; {
+		grew = false
+		for _, d := range defs {
+			if out[d.key] {
+				continue
+			}
+			for _, r := range d.refs {
+				if out[Key{KindSegment, r}] {
+					out[d.key] = true
+					grew = true
+					break
+				}
+			}
+		}
+	}
+	return out
+}
