@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"cdp/catalog"
 	"cdp/config"
@@ -469,6 +470,31 @@ func TestMembershipFollowsIngestionDefinitionsAndTheIndependentEvaluator(t *test
 		}
 		return true, ""
 	})
+
+	// A rule created over existing customers: its members enter, by
+	// definition, and their documents carry the tag.
+	rule := def{membership.KindTag, "silver", `{"field":"member_level","op":"eq","value":"silver"}`}
+	before = published(t, env, cfg)
+	c.must(201, "POST", "/v1/tags", `{"name":"silver","filter":`+rule.filter+`}`)
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		want, docs := truth(t, env, cfg, []def{rule})
+		entered := map[string]bool{}
+		for _, r := range since(before, published(t, env, cfg)) {
+			if r.Kind == "tag" && r.ID == "silver" && r.Type == "entered" && r.Cause == membership.CauseDefinition {
+				entered[r.CustomerID] = true
+			}
+		}
+		if d := same(map[string]map[string]bool{"tag:silver": entered}, want); d != "" {
+			return false, "published: " + d
+		}
+		for _, doc := range docs {
+			cid := doc["customer_id"].(string)
+			if has := slices.Contains(doc["tags"].([]any), any("silver")); has != want["tag:silver"][cid] {
+				return false, fmt.Sprintf("%s tags %v", cid, doc["tags"])
+			}
+		}
+		return true, ""
+	})
 }
 
 // since are the records of now that before does not hold.
@@ -504,3 +530,61 @@ func customerID(t *testing.T, env *harness.Env, cfg *config.Config, crm int) str
 	}
 	return doc["customer_id"].(string)
 }
+
+// failing is a publisher whose sends all fail: a process that dies after
+// storing a change and before publishing it.
+type failing struct{}
+
+func (failing) SendMessages([]*sarama.ProducerMessage) error { return fmt.Errorf("broker gone") }
+
+func TestRecordsStoredButNotPublishedAreRepublishedOnceWithTheirMessageIDs(t *testing.T) {
+	t.Parallel()
+	env := harness.Services(t)
+	cfg := env.Config(t)
+	env.Bootstrap(t, cfg)
+	env.CreateTopics(t, cfg)
+	st := env.Store(t)
+	ctx := context.Background()
+	mcfg := membership.ConfigOf(cfg)
+	for _, op := range []struct{ index, id, body string }{
+		{mcfg.Segments, "seg_women", `{"id":"seg_women","name":"women","filter":{"field":"gender","op":"eq","value":"female"},"refs":[]}`},
+		{mcfg.Customers, "c1", `{"customer_id":"c1","relation":"customer","gender":"female","tags":[]}`},
+		{mcfg.Customers, "c2", `{"customer_id":"c2","relation":"customer","gender":"male","tags":[]}`},
+	} {
+		if err := st.Do(ctx, http.MethodPut, "/"+op.index+"/_doc/"+op.id+"?refresh=true", json.RawMessage(op.body), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crashed := membership.New(mcfg, st, failing{}, prometheusRegistry(), harness.Logger())
+	if err := crashed.Changed(ctx, []string{"c1", "c2"}); err == nil {
+		t.Fatal("publishing through a dead broker succeeded")
+	}
+	s, err := crashed.State(ctx, "c1")
+	if err != nil || !slices.Equal(s.Segments, []string{"seg_women"}) || len(s.Pending) != 1 {
+		t.Fatalf("the change is not stored with its record pending: %+v %v", s, err)
+	}
+	pending := s.Pending[0]
+
+	restarted := membership.New(mcfg, st, env.Producer(t), prometheusRegistry(), harness.Logger())
+	// A second evaluation of the same customers finds nothing new to flip.
+	if err := restarted.Changed(ctx, []string{"c1", "c2"}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := restarted.Republish(ctx); err != nil || n != 0 {
+		t.Fatalf("republish after the records went out: %d %v, want none left", n, err)
+	}
+	recs := env.ReadTopic(t, cfg.Topic(membership.TopicSuffix))
+	if len(recs) != 1 {
+		t.Fatalf("%d records, want the one pending", len(recs))
+	}
+	var got membership.Record
+	_ = json.Unmarshal(recs[0].Value, &got)
+	if got != pending || got.Type != "entered" || got.CustomerID != "c1" || got.Cause != membership.CauseChange {
+		t.Errorf("published %+v, want the pending %+v", got, pending)
+	}
+	if s, _ := restarted.State(ctx, "c1"); s.PendingCount != 0 || len(s.Pending) != 0 {
+		t.Errorf("still pending after publishing: %+v", s)
+	}
+}
+
+func prometheusRegistry() *prometheus.Registry { return prometheus.NewRegistry() }
