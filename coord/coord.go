@@ -44,6 +44,8 @@ type Coordinator struct {
 	lock   string // the name of the locks, less the stripe
 	epoch  string
 	log    *slog.Logger
+	prefix string
+	leases leases // leader.go
 }
 
 // Stripes is how many locks a deployment's identities are spread over.
@@ -76,7 +78,7 @@ func New(cfg Config, log *slog.Logger) *Coordinator {
 	rdb := redis.NewClient(&redis.Options{Addr: cfg.Addr, DialTimeout: time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second,
 		MaxRetries: -1, DialerRetries: 1})
 	return &Coordinator{rdb: rdb, rs: redsync.New(goredis.NewPool(rdb)), expiry: cfg.LockExpiry,
-		lock: "cdp:" + cfg.Prefix + ":oneid:lock:", epoch: "cdp:" + cfg.Prefix + ":oneid:epoch", log: log}
+		lock: "cdp:" + cfg.Prefix + ":oneid:lock:", epoch: "cdp:" + cfg.Prefix + ":oneid:epoch", log: log, prefix: cfg.Prefix}
 }
 
 // Lock takes the OneID writer locks of the identity keys (their stripes),

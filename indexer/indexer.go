@@ -243,9 +243,12 @@ func (ix *Indexer) Run(ctx context.Context) error {
 
 	ix.log.Info("indexer consuming", "topics", append(sourceTopics, dirtyTopics...), "group", ix.cfg.ConsumerGroup)
 	var wg sync.WaitGroup
-	go ix.republish(ctx)
 	errs := make([]error, 2)
-	wg.Add(2)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		ix.background(ctx)
+	}()
 	go func() {
 		defer wg.Done()
 		errs[0] = consume(ctx, ix.sources.group, sourceTopics, sh, ix.log)

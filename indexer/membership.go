@@ -14,14 +14,21 @@ type Members interface {
 	TagsOf(ctx context.Context, cids []string) (map[string][]string, error)
 	Changed(ctx context.Context, cids []string) error
 	Republish(ctx context.Context) (int, error)
+	Tick(ctx context.Context) (int, error)
 }
 
 // TopicMembership is the topic of membership changes (CONTRACT §4.2).
 const TopicMembership = membership.TopicSuffix
 
 // republishEvery is how often records stored but left unpublished (by a
-// process stopped between the two) are looked for.
-const republishEvery = 30 * time.Second
+// process stopped between the two) are looked for; tickEvery how often
+// the leader re-evaluates the customers a rolling window changes for
+// (within 60 s of the instant, CONTRACT §4.2, with a Tick's own time to
+// spare).
+const (
+	republishEvery = 30 * time.Second
+	tickEvery      = 10 * time.Second
+)
 
 // membershipChanged re-evaluates the customers whose documents a batch
 // wrote or deleted.
@@ -40,21 +47,37 @@ func (ix *Indexer) tagsOf(ctx context.Context, cids []string) (map[string][]stri
 	return ix.members.TagsOf(ctx, cids)
 }
 
-// republish publishes pending membership records on start and then every
-// republishEvery, until ctx ends.
-func (ix *Indexer) republish(ctx context.Context) {
+// background publishes pending membership records on start and every
+// republishEvery, and, while this process leads, re-evaluates customers
+// as time passes every tickEvery, until ctx ends.
+func (ix *Indexer) background(ctx context.Context) {
 	if ix.members == nil {
 		return
 	}
-	t := time.NewTicker(republishEvery)
+	t := time.NewTicker(tickEvery)
 	defer t.Stop()
+	var republished time.Time
 	for {
-		n, err := ix.members.Republish(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			ix.log.Warn("membership: republishing pending records failed", "err", err)
-		case n > 0:
-			ix.log.Info("membership: republished pending records", "records", n)
+		if time.Since(republished) >= republishEvery {
+			republished = time.Now()
+			n, err := ix.members.Republish(ctx)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				ix.log.Warn("membership: republishing pending records failed", "err", err)
+			case n > 0:
+				ix.log.Info("membership: republished pending records", "records", n)
+			}
+		}
+		lead, err := ix.coord.Lead(ctx, "membership-clock")
+		if err != nil && ctx.Err() == nil {
+			ix.log.Warn("membership: leader lease", "err", err)
+		}
+		if lead {
+			if n, err := ix.members.Tick(ctx); err != nil && ctx.Err() == nil {
+				ix.log.Warn("membership: time re-evaluation failed", "err", err)
+			} else if n > 0 {
+				ix.log.Debug("membership: re-evaluated as time passed", "customers", n)
+			}
 		}
 		select {
 		case <-ctx.Done():

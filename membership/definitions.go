@@ -33,6 +33,8 @@ type definition struct {
 	// query is the filter translated to the query DSL; nil when the filter
 	// no longer parses (it names a segment deleted meanwhile).
 	query any
+	// clocks are its rolling windows (clock.go).
+	clocks []clock
 }
 
 // stored is what both the segments and the tags index hold of a
@@ -99,7 +101,7 @@ func (e *Engine) definitions(ctx context.Context, now time.Time) ([]definition, 
 		if err != nil {
 			return err
 		}
-		out = append(out, definition{key: k, refs: refs, query: query.Translate(f, opts)})
+		out = append(out, definition{key: k, refs: refs, query: query.Translate(f, opts), clocks: clocks(f)})
 		return nil
 	}
 	for _, s := range segs {

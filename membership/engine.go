@@ -75,7 +75,10 @@ type State struct {
 	Version      int64    `json:"version"`
 	Pending      []Record `json:"pending"`
 	PendingCount int      `json:"pending_count"`
-	UpdatedAt    string   `json:"updated_at"`
+	// NextAt is the next instant a rolling window can change the
+	// customer's membership (clock.go); empty when none can.
+	NextAt    string `json:"next_at,omitempty"`
+	UpdatedAt string `json:"updated_at"`
 }
 
 // Tags is the customer document's tags: manual tags and matched rules.
@@ -94,7 +97,7 @@ type Publisher interface {
 type Config struct {
 	// Index aliases: customer documents, saved segments, tag rules,
 	// stored membership, the field catalog.
-	Customers, Segments, Rules, States, Fields string
+	Customers, Events, Segments, Rules, States, Fields string
 	// Topic is the membership topic's full name.
 	Topic    string
 	Location *time.Location
@@ -105,7 +108,7 @@ type Config struct {
 func ConfigOf(cfg *config.Config) Config {
 	p := cfg.IndexPrefix
 	return Config{
-		Customers: mapping.Customers.Alias(p), Segments: mapping.Segments.Alias(p), Rules: mapping.Tags.Alias(p),
+		Customers: mapping.Customers.Alias(p), Events: mapping.Events.Alias(p), Segments: mapping.Segments.Alias(p), Rules: mapping.Tags.Alias(p),
 		States: mapping.Membership.Alias(p), Fields: mapping.Fields.Alias(p),
 		Topic: cfg.Topic(TopicSuffix), Location: cfg.Location, Limits: cfg.FilterLimits,
 	}
@@ -280,11 +283,16 @@ func (m *metrics) since(op string, t time.Time) {
 // It is idempotent: run again, it finds nothing new to flip and publishes
 // again only what is still pending.
 func (e *Engine) Changed(ctx context.Context, cids []string) error {
+	return e.changed(ctx, cids, CauseChange, time.Now())
+}
+
+// changed is Changed with the cause of the flips and the instant the
+// windows end at.
+func (e *Engine) changed(ctx context.Context, cids []string, cause string, now time.Time) error {
 	if len(cids) == 0 {
 		return nil
 	}
 	defer e.m.since("changed", time.Now())
-	now := time.Now()
 	if err := e.st.Refresh(ctx, e.cfg.Customers); err != nil {
 		return fmt.Errorf("membership: refresh documents: %w", err)
 	}
@@ -306,7 +314,11 @@ func (e *Engine) Changed(ctx context.Context, cids []string) error {
 		if err != nil {
 			return err
 		}
-		retagged, err := e.apply(ctx, cids, want, scope, CauseChange, now)
+		next, err := e.nextAt(ctx, cids, defs, now)
+		if err != nil {
+			return err
+		}
+		retagged, err := e.apply(ctx, cids, want, next, scope, cause, now)
 		if err != nil {
 			return err
 		}
@@ -325,10 +337,11 @@ func (e *Engine) Changed(ctx context.Context, cids []string) error {
 const maxConflictRounds = 5
 
 // apply stores, for the customers, membership in the definitions in scope
-// as want says (the rest as stored), with the records of every flip;
+// as want says (the rest as stored), with the records of every flip, and
+// their next instants as next says (nil: as stored);
 // writes the documents' tags where rules flipped; and publishes every
 // pending record. It returns the customers whose tags changed.
-func (e *Engine) apply(ctx context.Context, cids []string, want map[string]map[Key]bool, scope func(Key) bool, cause string, now time.Time) (retagged []string, err error) {
+func (e *Engine) apply(ctx context.Context, cids []string, want map[string]map[Key]bool, next map[string]time.Time, scope func(Key) bool, cause string, now time.Time) (retagged []string, err error) {
 	at := now.UTC().Format(time.RFC3339Nano)
 	var toPublish []Record
 	for round := 0; len(cids) > 0; round++ {
@@ -344,16 +357,26 @@ func (e *Engine) apply(ctx context.Context, cids []string, want map[string]map[K
 		tagsOf := map[string][]string{}
 		for _, cid := range cids {
 			r := sts[cid]
-			next, flips := flip(r.state, want[cid], scope, cause, at)
-			if len(flips) == 0 {
+			ns, flips := flip(r.state, want[cid], scope, cause, at)
+			if next != nil {
+				ns.NextAt = ""
+				if t, ok := next[cid]; ok {
+					ns.NextAt = t.UTC().Format(time.RFC3339Nano)
+				}
+			}
+			if len(flips) == 0 && ns.NextAt == r.state.NextAt {
 				toPublish = append(toPublish, r.state.Pending...)
 				continue
 			}
-			op := store.Op{Action: store.Index, Index: e.cfg.States, ID: cid, Body: next, IfAbsent: r.at == nil, IfMatch: r.at}
+			if len(flips) == 0 {
+				ns.Version = r.state.Version + 1
+				ns.UpdatedAt = at
+			}
+			op := store.Op{Action: store.Index, Index: e.cfg.States, ID: cid, Body: ns, IfAbsent: r.at == nil, IfMatch: r.at}
 			ops = append(ops, op)
 			opCids = append(opCids, cid)
-			if !slices.Equal(next.Rules, r.state.Rules) {
-				tagsOf[cid] = next.Tags()
+			if !slices.Equal(ns.Rules, r.state.Rules) {
+				tagsOf[cid] = ns.Tags()
 			}
 		}
 		if len(ops) == 0 {

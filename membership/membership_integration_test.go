@@ -588,3 +588,50 @@ func TestRecordsStoredButNotPublishedAreRepublishedOnceWithTheirMessageIDs(t *te
 }
 
 func prometheusRegistry() *prometheus.Registry { return prometheus.NewRegistry() }
+
+func TestAnOrderAgeingOutOfAnHourWindowExitsWithinAMinuteOfTheEdge(t *testing.T) {
+	t.Parallel()
+	env := harness.Services(t)
+	cfg := env.Config(t)
+	env.StartIndexer(t, cfg)
+	c := client{t, env.StartAPI(t, cfg).URL}
+	p := env.Producer(t)
+	seg := c.must(201, "POST", "/v1/segments", `{"name":"ordered this hour","filter":{"field":"metrics.last_order_at","op":"in_last","value":"1h"}}`)["id"].(string)
+	c.must(201, "POST", "/v1/tags", `{"name":"recent_buyer","filter":{"segment":"`+seg+`"}}`)
+
+	created := time.Now().Add(-time.Hour + 15*time.Second).UTC().Truncate(time.Millisecond)
+	edge := created.Add(time.Hour)
+	produce(t, p, cfg,
+		row(indexer.TopicCustomers, 7, map[string]any{"name": "王五"}, 1),
+		row(indexer.TopicOrders, 70, map[string]any{"customer_id": 7, "order_no": "o70", "status": "paid", "total_amount": 10,
+			"created_at": created.Format(time.RFC3339Nano)}, 2))
+	find := func(kind, id, typ string) *membership.Record {
+		for _, r := range published(t, env, cfg) {
+			if r.Kind == kind && r.ID == id && r.Type == typ {
+				return &r
+			}
+		}
+		return nil
+	}
+	harness.Eventually(t, 10*time.Second, func() (bool, string) {
+		return find("segment", seg, "entered") != nil && find("tag", "recent_buyer", "entered") != nil, "not entered yet"
+	})
+	if time.Now().After(edge) {
+		t.Skip("the machine is too slow to see the customer enter before the edge")
+	}
+	harness.Eventually(t, time.Until(edge)+60*time.Second, func() (bool, string) {
+		return find("segment", seg, "exited") != nil && find("tag", "recent_buyer", "exited") != nil, "not exited yet"
+	})
+	for _, k := range []struct{ kind, id string }{{"segment", seg}, {"tag", "recent_buyer"}} {
+		r := find(k.kind, k.id, "exited")
+		at, _ := time.Parse(time.RFC3339Nano, r.At)
+		if r.Cause != membership.CauseTime || at.Before(edge) || at.After(edge.Add(60*time.Second)) {
+			t.Errorf("%s %s exited %+v, want cause time within 60 s after %s", k.kind, k.id, r, edge)
+		}
+	}
+	cid := customerID(t, env, cfg, 7)
+	harness.Eventually(t, 10*time.Second, func() (bool, string) {
+		_, body := c.do("GET", "/v1/customers/"+cid, "")
+		return fmt.Sprint(body["tags"]) == "[]" && fmt.Sprint(body["segments"]) == "[]", fmt.Sprintf("tags %v segments %v", body["tags"], body["segments"])
+	})
+}

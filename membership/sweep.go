@@ -37,14 +37,14 @@ func (e *Engine) Redefine(ctx context.Context, kind, id string) error {
 	keys := dependents(defs, Key{kind, id})
 	for _, d := range defs {
 		if keys[d.key] {
-			if err := e.sweep(ctx, d.key, &d, now); err != nil {
+			if err := e.sweep(ctx, d.key, &d, defs, now); err != nil {
 				return err
 			}
 			delete(keys, d.key)
 		}
 	}
 	for k := range keys { // deleted: in no definition any more
-		if err := e.sweep(ctx, k, nil, now); err != nil {
+		if err := e.sweep(ctx, k, nil, defs, now); err != nil {
 			return err
 		}
 	}
@@ -52,8 +52,9 @@ func (e *Engine) Redefine(ctx context.Context, kind, id string) error {
 }
 
 // sweep brings stored membership in one definition (nil: deleted) up to
-// date for every customer.
-func (e *Engine) sweep(ctx context.Context, k Key, d *definition, now time.Time) error {
+// date for every customer; all are every definition, for the customers'
+// next instants.
+func (e *Engine) sweep(ctx context.Context, k Key, d *definition, all []definition, now time.Time) error {
 	if err := e.st.Refresh(ctx, e.cfg.States); err != nil {
 		return err
 	}
@@ -84,7 +85,11 @@ func (e *Engine) sweep(ctx context.Context, k Key, d *definition, now time.Time)
 		if err != nil {
 			return err
 		}
-		retagged, err := e.apply(ctx, batch, want, scope, CauseDefinition, now)
+		next, err := e.nextAt(ctx, batch, all, now)
+		if err != nil {
+			return err
+		}
+		retagged, err := e.apply(ctx, batch, want, next, scope, CauseDefinition, now)
 		if err != nil {
 			return err
 		}
