@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -50,10 +49,9 @@ type Server struct {
 	segmentIndex     string
 	segmentReferrers []SegmentReferrer
 	// tagIndex holds the tag rules; members keeps membership and manual
-	// tags (nil: not served); sweeps are the definition sweeps running.
+	// tags (nil: not served).
 	tagIndex string
 	members  Members
-	sweeps   sync.WaitGroup
 	// exports bounds the streaming exports running at once.
 	exports *exportGate
 	// exportPageSize is the documents of one page of an export.

@@ -26,9 +26,10 @@ const maxTagLen = 64
 
 // Members is what the API needs of membership (package membership).
 type Members interface {
-	// Redefine publishes what the creation, edit or deletion of a
-	// segment or tag rule changed (cause definition).
-	Redefine(ctx context.Context, kind, id string) error
+	// RedefineLater publishes, in the background, what the creation,
+	// edit or deletion of a segment or tag rule changed (cause
+	// definition).
+	RedefineLater(kind, id string)
 	// SetManual adds and removes a customer's manual tags.
 	SetManual(ctx context.Context, cid string, add, remove []string) ([]string, error)
 	// HasManual says whether some customer has the manual tag.
@@ -40,20 +41,12 @@ type Members interface {
 // nothing.
 func WithMembership(m Members) Option { return func(s *Server) { s.members = m } }
 
-// redefine runs the definition sweep of kind/id in the background: the
-// request is answered at once, the sweep goes on in bounded batches.
-func (s *Server) redefine(ctx context.Context, kind, id string) {
-	if s.members == nil {
-		return
+// redefine asks for the definition sweep of kind/id (cause definition),
+// which runs in the background, in bounded batches.
+func (s *Server) redefine(kind, id string) {
+	if s.members != nil {
+		s.members.RedefineLater(kind, id)
 	}
-	ctx = context.WithoutCancel(ctx)
-	s.sweeps.Add(1)
-	go func() {
-		defer s.sweeps.Done()
-		if err := s.members.Redefine(ctx, kind, id); err != nil {
-			s.log.Error("membership: definition sweep failed", "kind", kind, "id", id, "err", err)
-		}
-	}()
 }
 
 // tagDoc is a tag rule as stored.
@@ -182,7 +175,7 @@ func (s *Server) createTag(c *gin.Context) {
 		return
 	}
 	s.log.Info("tag rule created", "tag", doc.Name, "refs", refs, "request_id", c.GetString(requestIDKey))
-	s.redefine(ctx, "tag", doc.Name)
+	s.redefine("tag", doc.Name)
 	c.JSON(http.StatusCreated, doc.view())
 }
 
@@ -260,7 +253,7 @@ func (s *Server) updateTag(c *gin.Context) {
 		return
 	}
 	s.log.Info("tag rule updated", "tag", doc.Name, "refs", refs, "request_id", c.GetString(requestIDKey))
-	s.redefine(ctx, "tag", doc.Name)
+	s.redefine("tag", doc.Name)
 	c.JSON(http.StatusOK, doc.view())
 }
 
@@ -276,7 +269,7 @@ func (s *Server) deleteTag(c *gin.Context) {
 		return
 	}
 	s.log.Info("tag rule deleted", "tag", d.Name, "request_id", c.GetString(requestIDKey))
-	s.redefine(ctx, "tag", d.Name)
+	s.redefine("tag", d.Name)
 	c.Status(http.StatusNoContent)
 }
 

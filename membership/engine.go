@@ -33,6 +33,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -116,6 +117,12 @@ func ConfigOf(cfg *config.Config) Config {
 
 // Engine evaluates, stores and publishes membership.
 type Engine struct {
+	// sweeps are the definition sweeps running in the background
+	// (RedefineLater); stop cancels them, on Close.
+	sweeps sync.WaitGroup
+	base   context.Context
+	stop   context.CancelFunc
+
 	cfg    Config
 	st     *store.Client
 	pub    Publisher
@@ -142,7 +149,8 @@ func New(cfg Config, st *store.Client, pub Publisher, reg prometheus.Registerer,
 			Help: "Time of membership work, by operation.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 15)}, []string{"op"}),
 	}
 	reg.MustRegister(m.flips, m.evaluated, m.seconds)
-	return &Engine{cfg: cfg, st: st, pub: pub, fields: catalog.New(st, cfg.Fields), log: log, m: m}
+	base, stop := context.WithCancel(context.Background())
+	return &Engine{cfg: cfg, st: st, pub: pub, fields: catalog.New(st, cfg.Fields), log: log, m: m, base: base, stop: stop}
 }
 
 // messageID is the record's id: the same for a redelivery of the same

@@ -51,6 +51,26 @@ func (e *Engine) Redefine(ctx context.Context, kind, id string) error {
 	return nil
 }
 
+// RedefineLater runs Redefine in the background, so that the request that
+// changed the definition is answered at once. A failed sweep is logged;
+// one cut short by Close is not resumed (see the package doc).
+func (e *Engine) RedefineLater(kind, id string) {
+	e.sweeps.Add(1)
+	go func() {
+		defer e.sweeps.Done()
+		if err := e.Redefine(e.base, kind, id); err != nil && e.base.Err() == nil {
+			e.log.Error("membership: definition sweep failed", "kind", kind, "id", id, "err", err)
+		}
+	}()
+}
+
+// Close stops the sweeps running in the background and waits for them.
+func (e *Engine) Close() error {
+	e.stop()
+	e.sweeps.Wait()
+	return nil
+}
+
 // sweep brings stored membership in one definition (nil: deleted) up to
 // date for every customer; all are every definition, for the customers'
 // next instants.

@@ -123,6 +123,7 @@ func run(parent context.Context, cfg *config.Config, serve, index bool) error {
 		defer co.Close()
 		members := membership.New(membership.ConfigOf(cfg), st, marker,
 			prometheus.WrapRegistererWith(prometheus.Labels{"component": "api"}, reg), log.With("component", "membership"))
+		defer members.Close() // before the marker it publishes with
 		handler = api.New(cfg, st, checks, reg, reg, log, api.WithMarker(marker), api.WithCoordinator(co), api.WithMembership(members))
 	} else {
 		// An indexer on its own still answers for its health and metrics,
