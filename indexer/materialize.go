@@ -11,6 +11,7 @@ import (
 
 	"cdp/customer"
 	"cdp/identity"
+	"cdp/membership"
 	"cdp/schema"
 	"cdp/store"
 )
@@ -64,7 +65,7 @@ func (ix *Indexer) materialize(ctx context.Context, msgs []*sarama.ConsumerMessa
 			return err
 		}
 	}
-	if err := ix.membershipChanged(ctx, slices.Sorted(maps.Keys(rb.written))); err != nil {
+	if err := ix.membershipChanged(ctx, rb); err != nil {
 		return err
 	}
 	return ix.deadLetter(ctx, rejects)
@@ -85,8 +86,10 @@ type rebuild struct {
 	// refresh alone took most of a rebuild.
 	refreshed bool
 	// written are the customers whose documents the batch wrote or
-	// deleted: their membership is evaluated after the writes.
+	// deleted: their membership is evaluated after the writes; merges
+	// are the OneID merges among them (membership.go).
 	written map[string]bool
+	merges  membership.Merges
 }
 
 // refresh makes the row store and people searchable up to now, once a batch.
@@ -230,7 +233,7 @@ func (ix *Indexer) writeRound(ctx context.Context, rb *rebuild, cids []string, r
 	t = ix.m.since("merged", t)
 	// Read after the manifests' versions, like every input of the fenced
 	// writes: manual tags and matched rules (membership.go).
-	tags, err := ix.tagsOf(ctx, cids)
+	tags, err := ix.tagsOf(ctx, rb, cids, people, gone)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -2,8 +2,11 @@ package indexer
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"time"
 
+	"cdp/identity"
 	"cdp/membership"
 )
 
@@ -11,8 +14,8 @@ import (
 // tags a rebuilt document carries, and the re-evaluation of the customers
 // whose documents were just written.
 type Members interface {
-	TagsOf(ctx context.Context, cids []string) (map[string][]string, error)
-	Changed(ctx context.Context, cids []string) error
+	TagsOf(ctx context.Context, cids []string, merged map[string][]string) (map[string][]string, error)
+	Changed(ctx context.Context, cids []string, merges membership.Merges) error
 	Republish(ctx context.Context) (int, error)
 	Tick(ctx context.Context) (int, error)
 }
@@ -32,19 +35,49 @@ const (
 
 // membershipChanged re-evaluates the customers whose documents a batch
 // wrote or deleted.
-func (ix *Indexer) membershipChanged(ctx context.Context, cids []string) error {
-	if ix.members == nil || len(cids) == 0 {
+func (ix *Indexer) membershipChanged(ctx context.Context, rb *rebuild) error {
+	if ix.members == nil || len(rb.written) == 0 {
 		return nil
 	}
-	return ix.step(ctx, "membership", func() error { return ix.members.Changed(ctx, cids) })
+	cids := slices.Sorted(maps.Keys(rb.written))
+	return ix.step(ctx, "membership", func() error { return ix.members.Changed(ctx, cids, rb.merges) })
 }
 
-// tagsOf reads the tags of the customers about to be rebuilt.
-func (ix *Indexer) tagsOf(ctx context.Context, cids []string) (map[string][]string, error) {
+// mergedInto maps the survivors among people to the profiles merged into
+// them.
+func mergedInto(cids []string, people map[string]*identity.Person) map[string][]string {
+	out := map[string][]string{}
+	for _, cid := range cids {
+		if p := people[cid]; p != nil && p.MergedInto == "" && len(p.MergedIDs) > 0 {
+			out[cid] = p.MergedIDs
+		}
+	}
+	return out
+}
+
+// tagsOf reads the tags of the customers about to be rebuilt, and notes
+// in rb the merges this round materializes: the merged-away documents it
+// deletes (gone) and their survivors, whose flips have cause merge.
+func (ix *Indexer) tagsOf(ctx context.Context, rb *rebuild, cids []string, people map[string]*identity.Person, gone []string) (map[string][]string, error) {
 	if ix.members == nil {
 		return nil, nil
 	}
-	return ix.members.TagsOf(ctx, cids)
+	merged := mergedInto(cids, people)
+	if rb.merges.Absorb == nil {
+		rb.merges = membership.Merges{Absorb: map[string][]string{}, Cause: map[string]bool{}}
+	}
+	for _, id := range gone {
+		rb.merges.Cause[id] = true
+	}
+	for cid, ids := range merged {
+		rb.merges.Absorb[cid] = ids
+		for _, id := range ids {
+			if slices.Contains(gone, id) {
+				rb.merges.Cause[cid] = true
+			}
+		}
+	}
+	return ix.members.TagsOf(ctx, cids, merged)
 }
 
 // background publishes pending membership records on start and every

@@ -200,14 +200,19 @@ func (e *Engine) states(ctx context.Context, cids []string) (map[string]*stateRe
 // TagsOf reads the tags customers' documents carry: their manual tags and
 // the rules they matched when last evaluated. A customer without stored
 // membership has none.
-func (e *Engine) TagsOf(ctx context.Context, cids []string) (map[string][]string, error) {
-	sts, err := e.states(ctx, cids)
+//
+// merged maps survivors to the profiles merged into them, whose manual
+// tags they carry from the rebuild that materializes the merge on.
+func (e *Engine) TagsOf(ctx context.Context, cids []string, merged map[string][]string) (map[string][]string, error) {
+	sts, err := e.states(ctx, withMerged(cids, merged))
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string][]string, len(sts))
-	for cid, r := range sts {
-		out[cid] = r.state.Tags()
+	out := make(map[string][]string, len(cids))
+	for _, cid := range cids {
+		s := sts[cid].state
+		s.Manual = absorbed(s.Manual, merged[cid], sts)
+		out[cid] = s.Tags()
 	}
 	return out, nil
 }
@@ -290,13 +295,14 @@ func (m *metrics) since(op string, t time.Time) {
 // documents' tags for rules, and publishes every flip with cause change.
 // It is idempotent: run again, it finds nothing new to flip and publishes
 // again only what is still pending.
-func (e *Engine) Changed(ctx context.Context, cids []string) error {
-	return e.changed(ctx, cids, CauseChange, time.Now())
+// merges are the OneID merges among them (cause merge).
+func (e *Engine) Changed(ctx context.Context, cids []string, merges Merges) error {
+	return e.changed(ctx, cids, CauseChange, time.Now(), merges)
 }
 
 // changed is Changed with the cause of the flips and the instant the
 // windows end at.
-func (e *Engine) changed(ctx context.Context, cids []string, cause string, now time.Time) error {
+func (e *Engine) changed(ctx context.Context, cids []string, cause string, now time.Time, merges Merges) error {
 	if len(cids) == 0 {
 		return nil
 	}
@@ -326,7 +332,7 @@ func (e *Engine) changed(ctx context.Context, cids []string, cause string, now t
 		if err != nil {
 			return err
 		}
-		retagged, err := e.apply(ctx, cids, want, next, scope, cause, now)
+		retagged, err := e.apply(ctx, cids, want, next, scope, cause, now, merges)
 		if err != nil {
 			return err
 		}
@@ -349,14 +355,20 @@ const maxConflictRounds = 5
 // their next instants as next says (nil: as stored);
 // writes the documents' tags where rules flipped; and publishes every
 // pending record. It returns the customers whose tags changed.
-func (e *Engine) apply(ctx context.Context, cids []string, want map[string]map[Key]bool, next map[string]time.Time, scope func(Key) bool, cause string, now time.Time) (retagged []string, err error) {
+func (e *Engine) apply(ctx context.Context, cids []string, want map[string]map[Key]bool, next map[string]time.Time, scope func(Key) bool, cause string, now time.Time, merges Merges) (retagged []string, err error) {
 	at := now.UTC().Format(time.RFC3339Nano)
 	var toPublish []Record
+	// Once every survivor's state holds the manual tags of the profiles
+	// merged into it, theirs are cleared.
+	var absorbedFrom []string
+	for _, cid := range cids {
+		absorbedFrom = append(absorbedFrom, merges.Absorb[cid]...)
+	}
 	for round := 0; len(cids) > 0; round++ {
 		if round == maxConflictRounds {
 			return nil, fmt.Errorf("membership: %d states kept changing under writes, e.g. %s", len(cids), cids[0])
 		}
-		sts, err := e.states(ctx, cids)
+		sts, err := e.states(ctx, withMerged(cids, merges.Absorb))
 		if err != nil {
 			return nil, err
 		}
@@ -365,14 +377,23 @@ func (e *Engine) apply(ctx context.Context, cids []string, want map[string]map[K
 		tagsOf := map[string][]string{}
 		for _, cid := range cids {
 			r := sts[cid]
-			ns, flips := flip(r.state, want[cid], scope, cause, at)
+			c := cause
+			if merges.Cause[cid] {
+				c = CauseMerge
+			}
+			ns, flips := flip(r.state, want[cid], scope, c, at)
+			manual := absorbed(r.state.Manual, merges.Absorb[cid], sts)
+			if !slices.Equal(manual, r.state.Manual) {
+				ns.Manual = manual
+				tagsOf[cid] = ns.Tags()
+			}
 			if next != nil {
 				ns.NextAt = ""
 				if t, ok := next[cid]; ok {
 					ns.NextAt = t.UTC().Format(time.RFC3339Nano)
 				}
 			}
-			if len(flips) == 0 && ns.NextAt == r.state.NextAt {
+			if len(flips) == 0 && ns.NextAt == r.state.NextAt && tagsOf[cid] == nil {
 				toPublish = append(toPublish, r.state.Pending...)
 				continue
 			}
@@ -414,7 +435,98 @@ func (e *Engine) apply(ctx context.Context, cids []string, want map[string]map[K
 		}
 		cids = again
 	}
+	if err := e.clearAbsorbed(ctx, absorbedFrom); err != nil {
+		return nil, err
+	}
 	return retagged, e.publish(ctx, toPublish)
+}
+
+// CauseMerge is the cause of the flips a OneID merge made: of the
+// survivor, and of the profiles merged into it, which leave everything.
+const CauseMerge = "merge"
+
+// Merges are the OneID merges a batch of rebuilds materialized.
+type Merges struct {
+	// Absorb maps a survivor to the profiles merged into it, whose manual
+	// tags it takes (CONTRACT §6).
+	Absorb map[string][]string
+	// Cause are the customers whose flips the merges caused.
+	Cause map[string]bool
+}
+
+// withMerged is cids and the profiles merged into them.
+func withMerged(cids []string, absorb map[string][]string) []string {
+	if len(absorb) == 0 {
+		return cids
+	}
+	out := append([]string{}, cids...)
+	for _, cid := range cids {
+		for _, m := range absorb[cid] {
+			if !slices.Contains(out, m) {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
+// absorbed is a survivor's manual tags with those of the profiles merged
+// into it.
+func absorbed(manual, merged []string, sts map[string]*stateRead) []string {
+	out := append([]string{}, manual...)
+	for _, m := range merged {
+		if r := sts[m]; r != nil {
+			out = append(out, r.state.Manual...)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// clearAbsorbed removes the manual tags of merged-away profiles once
+// their survivor holds them, so that removing one from the survivor
+// removes it for good. They are read afresh: the same batch may have just
+// written them (their exits). Until cleared, they are absorbed again at
+// the survivor's next rebuild, a union, so a crash in between is harmless.
+func (e *Engine) clearAbsorbed(ctx context.Context, merged []string) error {
+	for round := 0; len(merged) > 0; round++ {
+		if round == maxConflictRounds {
+			return fmt.Errorf("membership: manual tags of %s kept changing under writes", merged[0])
+		}
+		sts, err := e.states(ctx, merged)
+		if err != nil {
+			return err
+		}
+		var ops []store.Op
+		for _, m := range merged {
+			r := sts[m]
+			if r.at == nil || len(r.state.Manual) == 0 {
+				continue
+			}
+			s := r.state
+			s.Manual = nil
+			s.Version++
+			ops = append(ops, store.Op{Action: store.Index, Index: e.cfg.States, ID: m, Body: s, IfMatch: r.at})
+		}
+		if len(ops) == 0 {
+			return nil
+		}
+		verdicts, err := e.st.Bulk(ctx, ops)
+		if err != nil {
+			return fmt.Errorf("membership: clear merged manual tags: %w", err)
+		}
+		merged = merged[:0:0]
+		for i, v := range verdicts {
+			switch store.Judge(ops[i], v) {
+			case store.Applied:
+			case store.Stale:
+				merged = append(merged, ops[i].ID)
+			default:
+				return fmt.Errorf("membership: clear manual tags of %s: %w", ops[i].ID, v.Err())
+			}
+		}
+	}
+	return nil
 }
 
 // flip computes a state's next version from what the customer matches

@@ -556,7 +556,7 @@ func TestRecordsStoredButNotPublishedAreRepublishedOnceWithTheirMessageIDs(t *te
 		}
 	}
 	crashed := membership.New(mcfg, st, failing{}, prometheusRegistry(), harness.Logger())
-	if err := crashed.Changed(ctx, []string{"c1", "c2"}); err == nil {
+	if err := crashed.Changed(ctx, []string{"c1", "c2"}, membership.Merges{}); err == nil {
 		t.Fatal("publishing through a dead broker succeeded")
 	}
 	s, err := crashed.State(ctx, "c1")
@@ -567,7 +567,7 @@ func TestRecordsStoredButNotPublishedAreRepublishedOnceWithTheirMessageIDs(t *te
 
 	restarted := membership.New(mcfg, st, env.Producer(t), prometheusRegistry(), harness.Logger())
 	// A second evaluation of the same customers finds nothing new to flip.
-	if err := restarted.Changed(ctx, []string{"c1", "c2"}); err != nil {
+	if err := restarted.Changed(ctx, []string{"c1", "c2"}, membership.Merges{}); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := restarted.Republish(ctx); err != nil || n != 0 {
@@ -633,5 +633,58 @@ func TestAnOrderAgeingOutOfAnHourWindowExitsWithinAMinuteOfTheEdge(t *testing.T)
 	harness.Eventually(t, 10*time.Second, func() (bool, string) {
 		_, body := c.do("GET", "/v1/customers/"+cid, "")
 		return fmt.Sprint(body["tags"]) == "[]" && fmt.Sprint(body["segments"]) == "[]", fmt.Sprintf("tags %v segments %v", body["tags"], body["segments"])
+	})
+}
+
+func TestAMergePublishesTheSurvivorsFlipsWithCauseMergeAndTheSurvivorTakesTheManualTags(t *testing.T) {
+	t.Parallel()
+	env := harness.Services(t)
+	cfg := env.Config(t)
+	env.StartIndexer(t, cfg)
+	c := client{t, env.StartAPI(t, cfg).URL}
+	p := env.Producer(t)
+	called := c.must(201, "POST", "/v1/segments", `{"name":"called","filter":{"field":"tags","op":"has_any","value":["called"]}}`)["id"].(string)
+
+	produce(t, p, cfg,
+		row(indexer.TopicCustomers, 9101, map[string]any{"name": "李四"}, 1),
+		msg{indexer.TopicEvents, "dev-91", `{"type":"track","event":"view","messageId":"e-1","timestamp":"2026-11-20T08:00:00Z","anonymousId":"dev-91"}`})
+	var crmID, anonID string
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		crm, anon := env.CustomerByIdentity(t, cfg, "crm_id", "9101"), env.CustomerByIdentity(t, cfg, "anonymous_id", "dev-91")
+		if crm == nil || anon == nil {
+			return false, "profiles not there yet"
+		}
+		crmID, anonID = crm["customer_id"].(string), anon["customer_id"].(string)
+		return true, ""
+	})
+	c.must(200, "POST", "/v1/customers/"+anonID+"/tags", `{"add":["called"]}`)
+	var before []membership.Record
+	harness.Eventually(t, 10*time.Second, func() (bool, string) {
+		before = published(t, env, cfg)
+		return len(before) == 1 && before[0].CustomerID == anonID && before[0].Type == "entered", fmt.Sprintf("records %+v", before)
+	})
+
+	// The visitor logs in: its profile merges into the CRM one.
+	produce(t, p, cfg, msg{indexer.TopicEvents, "dev-91", `{"type":"identify","messageId":"i-91","timestamp":"2026-11-20T08:03:00Z","userId":"9101","anonymousId":"dev-91"}`})
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		var flips []string
+		for _, r := range since(before, published(t, env, cfg)) {
+			flips = append(flips, fmt.Sprintf("%s %s %s %s", r.CustomerID, r.Type, r.ID, r.Cause))
+		}
+		slices.Sort(flips)
+		want := []string{anonID + " exited " + called + " merge", crmID + " entered " + called + " merge"}
+		slices.Sort(want)
+		_, view := c.do("GET", "/v1/customers/"+crmID, "")
+		return slices.Equal(flips, want), fmt.Sprintf("flips %v, want %v; survivor %v tags %v merged %v", flips, want, view["customer_id"], view["tags"], view["merged_ids"])
+	})
+	_, view := c.do("GET", "/v1/customers/"+crmID, "")
+	if fmt.Sprint(view["tags"]) != "[called]" || fmt.Sprint(view["segments"]) != "["+called+"]" {
+		t.Errorf("survivor tags %v segments %v, want the merged-away profile's manual tag and its segment", view["tags"], view["segments"])
+	}
+	// The tag is the survivor's own now: removing it removes it for good.
+	c.must(200, "POST", "/v1/customers/"+crmID+"/tags", `{"remove":["called"]}`)
+	harness.Eventually(t, 10*time.Second, func() (bool, string) {
+		_, view := c.do("GET", "/v1/customers/"+crmID, "")
+		return fmt.Sprint(view["tags"]) == "[]", fmt.Sprintf("tags %v", view["tags"])
 	})
 }

@@ -109,7 +109,7 @@ func (e *Engine) sweep(ctx context.Context, k Key, d *definition, all []definiti
 		if err != nil {
 			return err
 		}
-		retagged, err := e.apply(ctx, batch, want, next, scope, CauseDefinition, now)
+		retagged, err := e.apply(ctx, batch, want, next, scope, CauseDefinition, now, Merges{})
 		if err != nil {
 			return err
 		}
