@@ -4,6 +4,8 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"cdp/identity"
@@ -18,6 +20,7 @@ type Members interface {
 	Changed(ctx context.Context, cids []string, merges membership.Merges) error
 	Republish(ctx context.Context) (int, error)
 	Tick(ctx context.Context) (int, error)
+	Reconcile(ctx context.Context) error
 }
 
 // TopicMembership is the topic of membership changes (CONTRACT §4.2).
@@ -28,9 +31,13 @@ const TopicMembership = membership.TopicSuffix
 // the leader re-evaluates the customers a rolling window changes for
 // (within 60 s of the instant, CONTRACT §4.2, with a Tick's own time to
 // spare).
+//
+// reconcileEvery is how often the leader compares every definition's
+// stored members with its filter evaluated now; it walks all of them.
 const (
 	republishEvery = 30 * time.Second
 	tickEvery      = 10 * time.Second
+	reconcileEvery = 10 * time.Minute
 )
 
 // membershipChanged re-evaluates the customers whose documents a batch
@@ -90,6 +97,10 @@ func (ix *Indexer) background(ctx context.Context) {
 	t := time.NewTicker(tickEvery)
 	defer t.Stop()
 	var republished time.Time
+	reconciled := time.Now() // the first one a period after start
+	var reconciling atomic.Bool
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for {
 		if time.Since(republished) >= republishEvery {
 			republished = time.Now()
@@ -110,6 +121,19 @@ func (ix *Indexer) background(ctx context.Context) {
 				ix.log.Warn("membership: time re-evaluation failed", "err", err)
 			} else if n > 0 {
 				ix.log.Debug("membership: re-evaluated as time passed", "customers", n)
+			}
+			// On its own: a long walk must not hold up the ticks.
+			if time.Since(reconciled) >= reconcileEvery && !reconciling.Load() {
+				reconciled = time.Now()
+				reconciling.Store(true)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer reconciling.Store(false)
+					if err := ix.members.Reconcile(ctx); err != nil && ctx.Err() == nil {
+						ix.log.Warn("membership: reconciliation failed", "err", err)
+					}
+				}()
 			}
 		}
 		select {

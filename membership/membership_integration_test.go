@@ -784,3 +784,46 @@ func TestRandomSegmentsAndRulesAgreeWithTheIndependentEvaluatorAfterIngestion(t 
 	}
 	t.Logf("%d random definitions, %d memberships", len(defs), members)
 }
+
+func TestReconciliationPublishesWhatStoredMembershipMissesAndTheLeaversOfADeletedDefinition(t *testing.T) {
+	t.Parallel()
+	env := harness.Services(t)
+	cfg := env.Config(t)
+	env.Bootstrap(t, cfg)
+	env.CreateTopics(t, cfg)
+	st := env.Store(t)
+	ctx := context.Background()
+	mcfg := membership.ConfigOf(cfg)
+	put := func(index, id, body string) {
+		t.Helper()
+		if err := st.Do(ctx, http.MethodPut, "/"+index+"/_doc/"+id+"?refresh=true", json.RawMessage(body), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(mcfg.Segments, "seg_women", `{"id":"seg_women","name":"women","filter":{"field":"gender","op":"eq","value":"female"},"refs":[]}`)
+	put(mcfg.Customers, "c1", `{"customer_id":"c1","relation":"customer","gender":"female","tags":[]}`)
+	// c1 matches but its membership was never stored (a crash before the
+	// write); c2 is stored as a member of a segment deleted meanwhile.
+	put(mcfg.States, "c2", `{"customer_id":"c2","segments":["seg_gone"],"rules":[],"manual":[],"version":3,"pending":[],"pending_count":0}`)
+	e := membership.New(mcfg, st, env.Producer(t), prometheusRegistry(), harness.Logger())
+	if err := e.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range env.ReadTopic(t, cfg.Topic(membership.TopicSuffix)) {
+		var r membership.Record
+		_ = json.Unmarshal(m.Value, &r)
+		got = append(got, fmt.Sprintf("%s %s %s %s", r.CustomerID, r.Type, r.ID, r.Cause))
+	}
+	slices.Sort(got)
+	want := []string{"c1 entered seg_women change", "c2 exited seg_gone definition"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("published %v, want %v", got, want)
+	}
+	if err := e.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(env.ReadTopic(t, cfg.Topic(membership.TopicSuffix))); n != 2 {
+		t.Errorf("a second reconciliation published again: %d records", n)
+	}
+}

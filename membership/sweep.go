@@ -2,6 +2,7 @@ package membership
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"iter"
 	"slices"
@@ -37,18 +38,81 @@ func (e *Engine) Redefine(ctx context.Context, kind, id string) error {
 	keys := dependents(defs, Key{kind, id})
 	for _, d := range defs {
 		if keys[d.key] {
-			if err := e.sweep(ctx, d.key, &d, defs, now); err != nil {
+			if err := e.sweep(ctx, d.key, &d, defs, CauseDefinition, now); err != nil {
 				return err
 			}
 			delete(keys, d.key)
 		}
 	}
 	for k := range keys { // deleted: in no definition any more
-		if err := e.sweep(ctx, k, nil, defs, now); err != nil {
+		if err := e.sweep(ctx, k, nil, defs, CauseDefinition, now); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// Reconcile compares stored membership with every definition evaluated
+// now and publishes what is missing: flips a crash kept from being stored
+// (cause change), and the leavers of definitions deleted while their
+// sweep was cut short (cause definition). It walks every definition's
+// members, so the leader runs it seldom (see indexer).
+func (e *Engine) Reconcile(ctx context.Context) error {
+	defer e.m.since("reconcile", time.Now())
+	now := time.Now()
+	defs, err := e.definitions(ctx, now)
+	if err != nil {
+		return err
+	}
+	defined := map[Key]bool{}
+	for _, d := range defs {
+		defined[d.key] = true
+		if err := e.sweep(ctx, d.key, &d, defs, CauseChange, now); err != nil {
+			return err
+		}
+	}
+	stale, err := e.storedKeys(ctx)
+	if err != nil {
+		return err
+	}
+	for _, k := range stale {
+		if !defined[k] {
+			if err := e.sweep(ctx, k, nil, defs, CauseDefinition, now); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// storedKeys lists the definitions some stored membership names.
+func (e *Engine) storedKeys(ctx context.Context) ([]Key, error) {
+	if err := e.st.Refresh(ctx, e.cfg.States); err != nil {
+		return nil, err
+	}
+	r, err := e.st.Search(ctx, e.cfg.States, map[string]any{"size": 0, "aggs": map[string]any{
+		"segments": map[string]any{"terms": map[string]any{"field": "segments", "size": 10000}},
+		"rules":    map[string]any{"terms": map[string]any{"field": "rules", "size": 10000}}}})
+	if err != nil {
+		return nil, fmt.Errorf("membership: stored definitions: %w", err)
+	}
+	type buckets struct {
+		Buckets []struct {
+			Key string `json:"key"`
+		} `json:"buckets"`
+	}
+	var aggs struct{ Segments, Rules buckets }
+	if err := json.Unmarshal(r.Aggregations, &aggs); err != nil {
+		return nil, err
+	}
+	var out []Key
+	for _, b := range aggs.Segments.Buckets {
+		out = append(out, Key{KindSegment, b.Key})
+	}
+	for _, b := range aggs.Rules.Buckets {
+		out = append(out, Key{KindTag, b.Key})
+	}
+	return out, nil
 }
 
 // RedefineLater runs Redefine in the background, so that the request that
@@ -74,7 +138,7 @@ func (e *Engine) Close() error {
 // sweep brings stored membership in one definition (nil: deleted) up to
 // date for every customer; all are every definition, for the customers'
 // next instants.
-func (e *Engine) sweep(ctx context.Context, k Key, d *definition, all []definition, now time.Time) error {
+func (e *Engine) sweep(ctx context.Context, k Key, d *definition, all []definition, cause string, now time.Time) error {
 	if err := e.st.Refresh(ctx, e.cfg.States); err != nil {
 		return err
 	}
@@ -109,7 +173,7 @@ func (e *Engine) sweep(ctx context.Context, k Key, d *definition, all []definiti
 		if err != nil {
 			return err
 		}
-		retagged, err := e.apply(ctx, batch, want, next, scope, CauseDefinition, now, Merges{})
+		retagged, err := e.apply(ctx, batch, want, next, scope, cause, now, Merges{})
 		if err != nil {
 			return err
 		}
