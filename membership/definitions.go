@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"time"
 
 	"cdp/query"
@@ -55,10 +57,68 @@ func (r mapResolver) Segment(id string) (json.RawMessage, bool, error) {
 	return f, ok, nil
 }
 
-// definitions reads every saved segment and tag rule and translates its
-// filter with now as the end of rolling windows. A filter that no longer
-// parses is kept with a nil query (it matches nobody) and logged.
+// parsed is a definition's parsed filter (nil: it does not parse).
+type parsed struct {
+	key    Key
+	refs   []string
+	filter query.Filter
+}
+
+// defCache holds the parsed definitions as of one generation of the
+// segments and tags indices: parsing 1,000 filters was most of the cost
+// of evaluating a change.
+type defCache struct {
+	mu   sync.Mutex
+	gen  string
+	defs []parsed
+}
+
+// generation names the state of the definitions: how many there are and
+// the newest update of each index. A create or an edit moves the newest
+// update, a delete the count.
+func (e *Engine) generation(ctx context.Context) (string, error) {
+	var b strings.Builder
+	for _, index := range []string{e.cfg.Segments, e.cfg.Rules} {
+		r, err := e.st.Search(ctx, index, map[string]any{"size": 0, "track_total_hits": true,
+			"aggs": map[string]any{"newest": map[string]any{"max": map[string]any{"field": "updated_at"}}}})
+		if err != nil {
+			return "", fmt.Errorf("membership: definitions' generation: %w", err)
+		}
+		fmt.Fprintf(&b, "%d/%s;", r.Total, r.Aggregations)
+	}
+	return b.String(), nil
+}
+
+// definitions returns every saved segment and tag rule with its filter
+// translated with now as the end of rolling windows. A filter that no
+// longer parses matches nobody (logged when read).
 func (e *Engine) definitions(ctx context.Context, now time.Time) ([]definition, error) {
+	gen, err := e.generation(ctx)
+	if err != nil {
+		return nil, err
+	}
+	e.cache.mu.Lock()
+	defer e.cache.mu.Unlock()
+	if e.cache.gen != gen || gen == "" {
+		defs, err := e.parseDefinitions(ctx)
+		if err != nil {
+			return nil, err
+		}
+		e.cache.gen, e.cache.defs = gen, defs
+	}
+	opts := query.Options{Now: now, Location: e.cfg.Location}
+	out := make([]definition, len(e.cache.defs))
+	for i, p := range e.cache.defs {
+		out[i] = definition{key: p.key, refs: p.refs}
+		if p.filter != nil {
+			out[i].query, out[i].clocks = query.Translate(p.filter, opts), clocks(p.filter)
+		}
+	}
+	return out, nil
+}
+
+// parseDefinitions reads and parses every saved segment and tag rule.
+func (e *Engine) parseDefinitions(ctx context.Context) ([]parsed, error) {
 	var segs, rules []stored
 	for _, src := range []struct {
 		index string
@@ -87,21 +147,20 @@ func (e *Engine) definitions(ctx context.Context, now time.Time) ([]definition, 
 	if err != nil {
 		return nil, err
 	}
-	opts := query.Options{Now: now, Location: e.cfg.Location}
-	out := make([]definition, 0, len(segs)+len(rules))
+	out := make([]parsed, 0, len(segs)+len(rules))
 	add := func(k Key, refs []string, raw json.RawMessage) error {
 		p := &query.Parser{Catalog: cat, Limits: e.cfg.Limits, Segments: res}
 		f, err := p.Parse(raw)
 		var qe *query.Error
 		if errors.As(err, &qe) {
 			e.log.Warn("a definition does not parse; it matches nobody", "definition", k.String(), "path", qe.Path, "err", qe.Message)
-			out = append(out, definition{key: k, refs: refs})
+			out = append(out, parsed{key: k, refs: refs})
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		out = append(out, definition{key: k, refs: refs, query: query.Translate(f, opts), clocks: clocks(f)})
+		out = append(out, parsed{key: k, refs: refs, filter: f})
 		return nil
 	}
 	for _, s := range segs {

@@ -123,6 +123,7 @@ type Engine struct {
 	base   context.Context
 	stop   context.CancelFunc
 
+	cache  defCache
 	cfg    Config
 	st     *store.Client
 	pub    Publisher

@@ -24,6 +24,7 @@ import (
 	"cdp/membership"
 	"cdp/query"
 	"cdp/query/querytest"
+	"cdp/store"
 	"cdp/testing/harness"
 )
 
@@ -825,5 +826,58 @@ func TestReconciliationPublishesWhatStoredMembershipMissesAndTheLeaversOfADelete
 	}
 	if n := len(env.ReadTopic(t, cfg.Topic(membership.TopicSuffix))); n != 2 {
 		t.Errorf("a second reconciliation published again: %d records", n)
+	}
+}
+
+func TestOneChangeIsEvaluatedAgainstAThousandDefinitionsWithinTheBudget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the services")
+	}
+	t.Parallel()
+	env := harness.Services(t)
+	cfg := env.Config(t)
+	env.Bootstrap(t, cfg)
+	env.CreateTopics(t, cfg)
+	st := env.Store(t)
+	ctx := context.Background()
+	mcfg := membership.ConfigOf(cfg)
+	var ops []store.Op
+	for i := range 1000 {
+		id := fmt.Sprintf("seg_%04d", i)
+		f := fmt.Sprintf(`{"all":[{"field":"metrics.total_spend","op":"gte","value":%d},{"field":"gender","op":"eq","value":"female"}]}`, i)
+		index, doc := mcfg.Segments, map[string]any{"id": id, "name": id, "filter": json.RawMessage(f), "refs": []string{}}
+		if i%2 == 1 {
+			index, doc = mcfg.Rules, map[string]any{"name": fmt.Sprintf("rule_%04d", i), "filter": json.RawMessage(f), "refs": []string{}}
+			id = doc["name"].(string)
+		}
+		ops = append(ops, store.Op{Action: store.Index, Index: index, ID: id, Body: doc})
+	}
+	ops = append(ops, store.Op{Action: store.Index, Index: mcfg.Customers, ID: "c1",
+		Body: map[string]any{"customer_id": "c1", "relation": "customer", "gender": "female", "tags": []string{}, "metrics": map[string]any{"total_spend": 500}}})
+	if _, err := st.Bulk(ctx, ops); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Refresh(ctx, mcfg.Segments, mcfg.Rules, mcfg.Customers); err != nil {
+		t.Fatal(err)
+	}
+	e := membership.New(mcfg, st, env.Producer(t), prometheusRegistry(), harness.Logger())
+	var took []time.Duration
+	for round := range 5 {
+		start := time.Now()
+		if err := e.Changed(ctx, []string{"c1"}, membership.Merges{}); err != nil {
+			t.Fatal(err)
+		}
+		took = append(took, time.Since(start))
+		if round == 0 {
+			s, _ := e.State(ctx, "c1")
+			if len(s.Segments) != 251 || len(s.Rules) != 250 {
+				t.Fatalf("c1 in %d segments and %d rules, want 251 and 250", len(s.Segments), len(s.Rules))
+			}
+		}
+	}
+	slices.Sort(took)
+	t.Logf("a change against 1,000 definitions: first (501 flips published) %s, median of the rest %s", took[len(took)-1], took[2])
+	if took[2] > 2*time.Second {
+		t.Errorf("median %s, over the 2 s budget", took[2])
 	}
 }
