@@ -346,11 +346,37 @@ func buildOrders(rows []Row, items map[string][]Row) ([]map[string]any, map[stri
 	}
 	spend, _ := total.Float64()
 	metrics := map[string]any{"order_count": count, "total_spend": spend}
+	if kept := fitting(orders); kept < len(orders) {
+		metrics["orders_omitted"] = len(orders) - kept
+		orders = orders[:kept]
+	}
 	if first != "" {
 		metrics["first_order_at"] = first
 		metrics["last_order_at"] = last
 	}
 	return orders, metrics, latest
+}
+
+// NestedBudget is how many nested objects (an order, and each of its
+// items) a document holds at most. OpenSearch refuses a whole document
+// past its index's nested_objects limit (20,000 in mapping/customers.json,
+// identities count too), and a refused document would freeze the customer
+// at its last accepted version. A customer past the budget keeps its
+// newest orders, whole, that fit; its metrics still count every order, and
+// metrics.orders_omitted says how many were left out.
+const NestedBudget = 10_000
+
+// fitting is how many of the orders (newest first), taken whole, fit in
+// NestedBudget.
+func fitting(orders []map[string]any) int {
+	used := 0
+	for i, o := range orders {
+		items, _ := o["items"].([]map[string]any)
+		if used += 1 + len(items); used > NestedBudget {
+			return i
+		}
+	}
+	return len(orders)
 }
 
 func sortedLive(rows []Row) []Row {

@@ -1,6 +1,7 @@
 package customer
 
 import (
+	"fmt"
 	"reflect"
 	"testing"
 
@@ -113,5 +114,57 @@ func TestABlockedValueStaysAsDataButIsNoIdentityOfTheDocument(t *testing.T) {
 	}
 	if doc["phone"] != "+860000000000" || doc["email"] != "null" {
 		t.Errorf("phone %v email %v: the values are data still", doc["phone"], doc["email"])
+	}
+}
+
+func TestACustomerPastTheNestedBudgetKeepsItsNewestOrdersAndExactMetrics(t *testing.T) {
+	order := func(key, created string, items int) (Row, []Row) {
+		o := Row{Key: key, Data: map[string]any{"status": "paid", "total_amount": 1.0, "created_at": created}}
+		its := make([]Row, items)
+		for i := range its {
+			its[i] = Row{Key: fmt.Sprintf("%s-%05d", key, i), Data: map[string]any{"sku": "s"}}
+		}
+		return o, its
+	}
+	tests := []struct {
+		name      string
+		items     []int // per order, oldest first
+		wantKept  []string
+		wantOmits any
+	}{
+		{"within the budget: every order", []int{10, 20}, []string{"o1", "o0"}, nil},
+		{"exactly the budget: every order", []int{NestedBudget/2 - 1, NestedBudget/2 - 1}, []string{"o1", "o0"}, nil},
+		{"past it: the newest orders that fit, whole", []int{4000, 4000, 4000}, []string{"o2", "o1"}, 1},
+		{"a newest order alone past it: none", []int{10, NestedBudget}, []string{}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := Sources{Customer: crmRow(1, false, map[string]any{"name": "x"}), Items: map[string][]Row{}}
+			for i, n := range tt.items {
+				o, its := order(fmt.Sprintf("o%d", i), fmt.Sprintf("2026-01-%02dT00:00:00Z", i+1), n)
+				s.Orders = append(s.Orders, o)
+				s.Items[o.Key] = its
+			}
+			doc, _ := Build("c1", s)
+			var kept []string
+			nested := 0
+			for _, o := range doc["orders"].([]map[string]any) {
+				kept = append(kept, o["order_id"].(string))
+				nested += 1 + len(o["items"].([]map[string]any))
+			}
+			if kept == nil {
+				kept = []string{}
+			}
+			m := doc["metrics"].(map[string]any)
+			if !reflect.DeepEqual(kept, tt.wantKept) || nested > NestedBudget {
+				t.Errorf("kept orders %v (%d nested objects), want %v", kept, nested, tt.wantKept)
+			}
+			if m["orders_omitted"] != tt.wantOmits {
+				t.Errorf("orders_omitted = %v, want %v", m["orders_omitted"], tt.wantOmits)
+			}
+			if m["order_count"] != len(tt.items) || m["total_spend"] != float64(len(tt.items)) {
+				t.Errorf("metrics %v: they must count every order", m)
+			}
+		})
 	}
 }

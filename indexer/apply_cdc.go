@@ -80,14 +80,17 @@ func (ix *Indexer) applyChanges(ctx context.Context, changes []parsedChange, dir
 	return rejects, nil
 }
 
-// unpark marks the customers of items written without an owner whose
-// order exists now. Another lane may write the order (and rebuild its
-// customer) between this lane's read of the order and its write of the
-// item: that rebuild cannot see the item, and this lane saw no order. So
-// once the items are durably written, their orders are read again
-// (realtime): an order there now was written before this read, and its
-// customer is rebuilt after it, with the item; an order still absent is
-// written after the item, and the rebuild its writer causes sees it.
+// unpark marks the customers whose orders hold the items written, as
+// the orders stand once the items are durably written. Another lane may
+// write an item's order (and rebuild its customer) between this lane's
+// read of the order and its write of the item: that rebuild cannot see
+// the item, and this lane marked the order's owner as it read it (nobody,
+// for an order not there yet; the customer it was moved away from, for a
+// move). So the orders are read again (realtime): an order there now was
+// written before this read, and its customer is rebuilt after it, with
+// the item; an order written after this read is written after the item,
+// and the rebuild its writer causes sees it (or, new to its customer,
+// finds it parked). Orders this lane wrote itself are current already.
 func (ix *Indexer) unpark(ctx context.Context, rows, stored map[string]*customer.Row, dirty dirtySet) error {
 	var orders []string
 	items := map[string][]string{} // order row id → its items written here
@@ -95,7 +98,7 @@ func (ix *Indexer) unpark(ctx context.Context, rows, stored map[string]*customer
 		if r.Kind != customer.KindItem || r.OrderID == "" {
 			continue
 		}
-		if rid := rowID(customer.KindOrder, r.OrderID); rows[rid] == nil && stored[rid] == nil {
+		if rid := rowID(customer.KindOrder, r.OrderID); rows[rid] == nil {
 			if items[rid] == nil {
 				orders = append(orders, rid)
 			}
@@ -110,10 +113,14 @@ func (ix *Indexer) unpark(ctx context.Context, rows, stored map[string]*customer
 		return err
 	}
 	for rid, o := range now {
-		if o != nil && o.CustomerID != "" {
-			for _, item := range items[rid] {
-				dirty.row(o.CustomerID, item)
-			}
+		if o == nil || o.CustomerID == "" {
+			continue
+		}
+		if was := stored[rid]; was != nil && was.CustomerID == o.CustomerID && was.Pos == o.Pos {
+			continue // as read before the write: its owner is marked
+		}
+		for _, item := range items[rid] {
+			dirty.row(o.CustomerID, item)
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -11,39 +12,41 @@ import (
 	"github.com/IBM/sarama"
 )
 
-// blockingSession is a consumer group session whose Commit blocks until
-// the test releases it, recording what was marked at each commit.
+// blockingSession is a consumer group session of no partitions.
 type blockingSession struct {
 	sarama.ConsumerGroupSession
-	ctx     context.Context
-	release chan struct{}
-
-	mu      sync.Mutex
-	marked  []int64
-	commits [][]int64 // what was marked when each commit began
+	ctx context.Context
 }
 
 func (s *blockingSession) Context() context.Context   { return s.ctx }
 func (s *blockingSession) Claims() map[string][]int32 { return nil }
 func (s *blockingSession) GenerationID() int32        { return 1 }
-func (s *blockingSession) MarkMessage(m *sarama.ConsumerMessage, _ string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.marked = append(s.marked, m.Offset)
+
+// blockingCommitter commits until the test releases it, recording the
+// offsets of each commit as it begins.
+type blockingCommitter struct {
+	release chan struct{}
+
+	mu      sync.Mutex
+	commits []int64 // the offset each commit began with (one partition)
 }
 
-func (s *blockingSession) Commit() {
-	s.mu.Lock()
-	s.commits = append(s.commits, append([]int64(nil), s.marked...))
-	s.mu.Unlock()
-	<-s.release
+func (c *blockingCommitter) commitOffsets(_ sarama.ConsumerGroupSession, offsets map[topicPartition]int64) (map[topicPartition]error, error) {
+	c.mu.Lock()
+	for _, off := range offsets {
+		c.commits = append(c.commits, off)
+	}
+	c.mu.Unlock()
+	<-c.release
+	return nil, nil
 }
 
-func (s *blockingSession) isMarked(offset int64) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, o := range s.marked {
-		if o == offset {
+// committedPast says whether a commit began past offset.
+func (c *blockingCommitter) committedPast(offset int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, o := range c.commits {
+		if o > offset {
 			return true
 		}
 	}
@@ -51,17 +54,17 @@ func (s *blockingSession) isMarked(offset int64) bool {
 }
 
 // recordingProc applies a batch by recording it, and fails the test if
-// any of its messages was marked before it was applied.
+// any of its messages was committed before it was applied.
 type recordingProc struct {
 	t       *testing.T
-	s       *blockingSession
+	c       *blockingCommitter
 	applied chan int64
 }
 
 func (p recordingProc) process(_ context.Context, msgs []*sarama.ConsumerMessage) error {
 	for _, m := range msgs {
-		if p.s.isMarked(m.Offset) {
-			p.t.Errorf("offset %d was marked before its batch was applied", m.Offset)
+		if p.c.committedPast(m.Offset) {
+			p.t.Errorf("offset %d was committed before its batch was applied", m.Offset)
 		}
 		p.applied <- m.Offset
 	}
@@ -71,11 +74,12 @@ func (p recordingProc) process(_ context.Context, msgs []*sarama.ConsumerMessage
 func TestALaneGoesOnWithItsNextBatchWhileACommitIsInFlightAndTheLastCommitTakesEveryBatch(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	s := &blockingSession{ctx: ctx, release: make(chan struct{})}
+	s := &blockingSession{ctx: ctx}
+	c := &blockingCommitter{release: make(chan struct{})}
 	applied := make(chan int64, 10)
 	l := &lane{name: "sources-0", size: 1, wait: time.Hour}
 	h := &groupHandler{
-		proc: recordingProc{t, s, applied}, log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		proc: recordingProc{t, c, applied}, log: slog.New(slog.NewTextHandler(io.Discard, nil)), committer: c,
 		lanes: []*lane{l}, grace: time.Minute, hard: context.Background(),
 		onBatch: func(string, int, time.Duration) {},
 	}
@@ -99,16 +103,123 @@ func TestALaneGoesOnWithItsNextBatchWhileACommitIsInFlightAndTheLastCommitTakesE
 			t.Fatalf("offset %d not applied while a commit was in flight", want)
 		}
 	}
-	close(s.release)
+	close(c.release)
 	if err := h.Cleanup(s); err != nil {
 		t.Fatal(err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.commits) == 0 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.commits) == 0 {
 		t.Fatal("nothing was committed")
 	}
-	if last := s.commits[len(s.commits)-1]; len(last) != 3 {
-		t.Errorf("the last commit took the marks %v, want all three batches", last)
+	if last := c.commits[len(c.commits)-1]; last != 3 {
+		t.Errorf("the last commit took offset %d, want 3: past all three batches", last)
+	}
+}
+
+// scriptedCommitter answers a commit as told, and records what each
+// commit carried.
+type scriptedCommitter struct {
+	refuse  map[topicPartition]error
+	fail    error
+	during  func() // runs while the commit is in flight
+	carried []map[topicPartition]int64
+}
+
+func (c *scriptedCommitter) commitOffsets(_ sarama.ConsumerGroupSession, offsets map[topicPartition]int64) (map[topicPartition]error, error) {
+	c.carried = append(c.carried, offsets)
+	if c.during != nil {
+		c.during()
+	}
+	if c.fail != nil {
+		return nil, c.fail
+	}
+	return c.refuse, nil
+}
+
+func TestOnlyWhatTheBrokerCommittedIsReportedAndWhatItRefusedGoesInTheNextCommit(t *testing.T) {
+	p0, p1 := topicPartition{"t.cdc.customers", 0}, topicPartition{"t.cdc.customers", 1}
+	msg := func(tp topicPartition, offset int64) *sarama.ConsumerMessage {
+		return &sarama.ConsumerMessage{Topic: tp.topic, Partition: tp.partition, Offset: offset}
+	}
+	for _, tc := range []struct {
+		name          string
+		committer     func(h *groupHandler) *scriptedCommitter
+		wantOK        bool
+		wantCommitted map[topicPartition]int64 // reported, with a high-water mark of 10
+		wantNext      map[topicPartition]int64 // what the next commit carries
+	}{
+		{
+			name:          "all committed",
+			committer:     func(*groupHandler) *scriptedCommitter { return &scriptedCommitter{} },
+			wantOK:        true,
+			wantCommitted: map[topicPartition]int64{p0: 5, p1: 3},
+			wantNext:      map[topicPartition]int64{},
+		},
+		{
+			name:          "the commit failed as a whole",
+			committer:     func(*groupHandler) *scriptedCommitter { return &scriptedCommitter{fail: sarama.ErrOutOfBrokers} },
+			wantCommitted: map[topicPartition]int64{},
+			wantNext:      map[topicPartition]int64{p0: 5, p1: 3},
+		},
+		{
+			name: "the broker refused a partition",
+			committer: func(*groupHandler) *scriptedCommitter {
+				return &scriptedCommitter{refuse: map[topicPartition]error{p1: sarama.ErrIllegalGeneration}}
+			},
+			wantCommitted: map[topicPartition]int64{p0: 5},
+			wantNext:      map[topicPartition]int64{p1: 3},
+		},
+		{
+			name: "a mark made while a refused commit was in flight wins",
+			committer: func(h *groupHandler) *scriptedCommitter {
+				return &scriptedCommitter{fail: sarama.ErrOutOfBrokers, during: func() { h.offsets.mark(msg(p1, 7)) }}
+			},
+			wantCommitted: map[topicPartition]int64{},
+			wantNext:      map[topicPartition]int64{p0: 5, p1: 8},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			committed := map[topicPartition]int64{}
+			var outcomes []error
+			h := &groupHandler{
+				onCommitted: func(topic string, partition int32, offset, hwm int64) {
+					if hwm != 10 {
+						t.Errorf("%s/%d reported with a high-water mark of %d, want 10", topic, partition, hwm)
+					}
+					committed[topicPartition{topic, partition}] = offset
+				},
+				onCommit: func(err error) { outcomes = append(outcomes, err) },
+			}
+			c := tc.committer(h)
+			h.committer = c
+			h.offsets = &sessionOffsets{report: func(tp topicPartition, at committedAt) { h.onCommitted(tp.topic, tp.partition, at.offset, at.hwm) }}
+			h.offsets.read(p0, 10)
+			h.offsets.read(p1, 10)
+			h.offsets.mark(msg(p0, 4))
+			h.offsets.mark(msg(p1, 2))
+
+			if ok := h.commitMarked(&blockingSession{ctx: context.Background()}); ok != tc.wantOK {
+				t.Errorf("commitMarked = %t, want %t", ok, tc.wantOK)
+			}
+			if len(outcomes) != 1 || (outcomes[0] == nil) != tc.wantOK {
+				t.Errorf("commit outcomes %v, want one, failed: %t", outcomes, !tc.wantOK)
+			}
+			if !maps.Equal(committed, tc.wantCommitted) {
+				t.Errorf("reported committed %v, want %v", committed, tc.wantCommitted)
+			}
+			c.refuse, c.fail, c.during = nil, nil, nil
+			h.commitMarked(&blockingSession{ctx: context.Background()})
+			var next map[topicPartition]int64
+			if len(c.carried) > 1 {
+				next = c.carried[1]
+			}
+			if len(tc.wantNext) > 0 && !maps.Equal(next, tc.wantNext) {
+				t.Errorf("the next commit carried %v, want %v", next, tc.wantNext)
+			}
+			if len(tc.wantNext) == 0 && len(c.carried) > 1 {
+				t.Errorf("a second commit carried %v, want none: nothing was left to commit", next)
+			}
+		})
 	}
 }

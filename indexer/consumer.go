@@ -3,6 +3,7 @@ package indexer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -121,8 +122,21 @@ type groupHandler struct {
 	onConsume func(topic string)
 	onBatch   func(lane string, messages int, took time.Duration)
 
-	done   chan struct{}
-	cancel context.CancelFunc
+	committer offsetCommitter
+	// onCommitted hears of a partition's committed offset (at a commit,
+	// or at the claim's start: the offset it starts from) and of its
+	// high-water mark when last read, whenever either changes.
+	onCommitted func(topic string, partition int32, committed, hwm int64)
+	// onCommit hears of every commit's outcome: nil, or why some or all
+	// of its offsets were not committed.
+	onCommit func(err error)
+	// onRevoke hears of every partition of a session that ended, after
+	// its last commit.
+	onRevoke func(topic string, partition int32)
+
+	offsets *sessionOffsets
+	done    chan struct{}
+	cancel  context.CancelFunc
 	// commit asks the session's committer to commit what is marked; it
 	// holds one request, so requests made while a commit is in flight
 	// coalesce into the next.
@@ -153,16 +167,28 @@ func (h *groupHandler) Setup(s sarama.ConsumerGroupSession) error {
 	// batch (most of a one-message batch's time). A lane marks its batch
 	// only once it is applied, so the committer only ever commits what is
 	// durably written; the last commit is made after every lane is done.
+	//
+	// A commit that fails is tried again commitRetry later (or at the
+	// next batch), with whatever was marked since.
+	h.offsets = &sessionOffsets{}
+	if h.onCommitted != nil {
+		h.offsets.report = func(tp topicPartition, c committedAt) { h.onCommitted(tp.topic, tp.partition, c.offset, c.hwm) }
+	}
 	committed := make(chan struct{})
 	go func() {
 		defer close(committed)
+		var again <-chan time.Time
 		for {
 			select {
 			case <-h.commit:
-				s.Commit()
+			case <-again:
 			case <-lanesDone:
-				s.Commit()
+				h.commitMarked(s)
 				return
+			}
+			again = nil
+			if !h.commitMarked(s) {
+				again = time.After(commitRetry)
 			}
 		}
 	}()
@@ -190,11 +216,51 @@ func (h *groupHandler) Cleanup(s sarama.ConsumerGroupSession) error {
 		<-h.done
 	}
 	h.cancel()
+	// The session's partitions may go to another process: their series
+	// go, after the last commit, so that this one never reports a
+	// partition it does not own. A partition kept gets them back from
+	// the next session's claim.
+	if h.onRevoke != nil {
+		for _, tp := range h.offsets.partitions(s.Claims()) {
+			h.onRevoke(tp.topic, tp.partition)
+		}
+	}
 	return nil
+}
+
+// commitRetry is how soon a failed commit is tried again, when no batch
+// asks for a commit before.
+const commitRetry = time.Second
+
+// commitMarked commits what the lanes marked since the last commit, and
+// says whether all of it was committed. What was not stays marked, unless
+// a newer mark replaced it, for the next commit.
+func (h *groupHandler) commitMarked(s sarama.ConsumerGroupSession) bool {
+	offsets := h.offsets.take()
+	if len(offsets) == 0 {
+		return true
+	}
+	refused, err := h.committer.commitOffsets(s, offsets)
+	var failed []error
+	if err != nil {
+		failed = append(failed, err)
+	}
+	for tp, e := range refused {
+		failed = append(failed, fmt.Errorf("%s/%d: %w", tp.topic, tp.partition, e))
+	}
+	h.offsets.settle(offsets, refused, err != nil)
+	err = errors.Join(failed...)
+	if h.onCommit != nil {
+		h.onCommit(err)
+	}
+	return err == nil
 }
 
 func (h *groupHandler) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	in := h.lanes[h.route(claim.Topic(), claim.Partition())].in
+	tp := topicPartition{claim.Topic(), claim.Partition()}
+	hwm := claim.HighWaterMarkOffset()
+	h.offsets.claimed(tp, claim.InitialOffset(), hwm)
 	for {
 		select {
 		case msg, ok := <-claim.Messages():
@@ -202,7 +268,11 @@ func (h *groupHandler) ConsumeClaim(s sarama.ConsumerGroupSession, claim sarama.
 				return nil
 			}
 			h.onConsume(msg.Topic)
-			h.onLag(msg.Topic, msg.Partition, claim.HighWaterMarkOffset()-msg.Offset-1)
+			if w := claim.HighWaterMarkOffset(); w != hwm {
+				hwm = w
+				h.offsets.read(tp, hwm)
+			}
+			h.onLag(msg.Topic, msg.Partition, hwm-msg.Offset-1)
 			select {
 			case in <- msg:
 			case <-s.Context().Done():
@@ -224,7 +294,7 @@ func (h *groupHandler) loop(ctx context.Context, s sarama.ConsumerGroupSession, 
 				return
 			}
 			for _, m := range batch {
-				s.MarkMessage(m, "")
+				h.offsets.mark(m)
 			}
 			select {
 			case h.commit <- struct{}{}:
@@ -306,10 +376,13 @@ func (l *lane) collect(session context.Context) (batch []*sarama.ConsumerMessage
 
 // consume runs the group until ctx ends, rejoining after every rebalance
 // and riding out broker outages with a backoff.
-func consume(ctx context.Context, group sarama.ConsumerGroup, topics []string, h *groupHandler, log *slog.Logger) error {
+//
+// Every error of the group goes to errs, by kind (consumerErrors): those
+// of its Errors channel, and every Consume that failed.
+func consume(ctx context.Context, group sarama.ConsumerGroup, topics []string, h *groupHandler, errs consumerErrors) error {
 	go func() {
 		for err := range group.Errors() {
-			log.Warn("kafka consumer", "err", err)
+			errs.consumerError(errorKind(err), err)
 		}
 	}()
 	b := newBackoff(200*time.Millisecond, 10*time.Second)
@@ -318,11 +391,32 @@ func consume(ctx context.Context, group sarama.ConsumerGroup, topics []string, h
 	open := func(err error) bool { return !errors.Is(err, sarama.ErrClosedConsumerGroup) }
 	for ctx.Err() == nil {
 		err := retry(ctx, b, open, func(err error, d time.Duration) {
-			log.Warn("kafka consume failed, retrying", "err", err, "in", d)
+			errs.consumerError("consume", err, "in", d)
 		}, func() error { return group.Consume(ctx, topics, h) })
+		if err == nil {
+			errs.consumed()
+		}
 		if !open(err) {
 			return nil
 		}
 	}
 	return nil
+}
+
+// consumerErrors hears of the consumer group's errors, by kind:
+// partition (a partition's fetch or offsets), group (its other errors),
+// consume (a session that could not start or run).
+type consumerErrors interface {
+	consumerError(kind string, err error, attrs ...any)
+	// consumed says a session ran and ended without error.
+	consumed()
+}
+
+// errorKind is the kind of an error of the group's Errors channel.
+func errorKind(err error) string {
+	var ce *sarama.ConsumerError
+	if errors.As(err, &ce) {
+		return "partition"
+	}
+	return "group"
 }

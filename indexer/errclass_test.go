@@ -110,11 +110,14 @@ func TestEveryErrorTheIndexerMeetsIsClassifiedAsRetryingCanCureItOrNot(t *testin
 func testIndexer(t *testing.T, p sarama.SyncProducer) (*Indexer, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	return &Indexer{
 		cfg:      &config.Config{TopicPrefix: "t."},
-		log:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		log:      log,
 		m:        newMetrics(reg),
 		producer: p,
+		stepLog:  newStepLog(log),
+		kafkaLog: newKafkaLog(log),
 	}, reg
 }
 

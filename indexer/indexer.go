@@ -66,9 +66,11 @@ type Indexer struct {
 	attrs, props      *dynamicFields
 
 	coord     *coord.Coordinator
-	members   Members   // membership of segments and tag rules (membership.go)
-	backlog   backlog   // how far behind the source lanes are
-	stopHook  *stopHook // a test hook (StopBeforeWriteEnv); nil in service
+	members   Members     // membership of segments and tag rules (membership.go)
+	stepLog   *failureLog // the retries of batch steps, rate-limited
+	kafkaLog  *failureLog // the consumer group's errors and failed commits, rate-limited
+	backlog   backlog     // how far behind the source lanes are
+	stopHook  *stopHook   // a test hook (StopBeforeWriteEnv); nil in service
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -87,6 +89,22 @@ const (
 // behind says the source lanes are in a backfill (see backfillLag).
 func (ix *Indexer) behind() bool {
 	return ix.backlog.total() > int64(backfillLag*ix.cfg.BatchSize)
+}
+
+// failureLogEvery is the most often a failure that goes on is logged
+// again (failureLog).
+const failureLogEvery = 30 * time.Second
+
+func newStepLog(log *slog.Logger) *failureLog {
+	return newFailureLog(log, failureLogEvery, "step", failureMessages{
+		first: "step failed, retrying", still: "step still failing", recovered: "step recovered",
+	})
+}
+
+func newKafkaLog(log *slog.Logger) *failureLog {
+	return newFailureLog(log, failureLogEvery, "kind", failureMessages{
+		first: "kafka consumer error", still: "kafka consumer errors go on", recovered: "kafka consumer recovered",
+	})
 }
 
 // Partitions is the partition count of the topics the service creates.
@@ -163,6 +181,8 @@ func New(cfg *config.Config, st *store.Client, reg prometheus.Registerer, log *s
 		people:    oneid.People,
 		events:    mapping.Events.Alias(p),
 		stopHook:  newStopHook(log),
+		stepLog:   newStepLog(log),
+		kafkaLog:  newKafkaLog(log),
 		members: membership.New(membership.ConfigOf(cfg), st, producer,
 			prometheus.WrapRegistererWith(prometheus.Labels{"component": "indexer"}, reg), log.With("component", "membership")),
 	}, nil
@@ -205,12 +225,24 @@ func (ix *Indexer) Run(ctx context.Context) error {
 		ix.m.batchSize.WithLabelValues(lane).Observe(float64(messages))
 		ix.m.batchSeconds.WithLabelValues(lane).Observe(took.Seconds())
 	}
-	handler := func(lanes []*lane) *groupHandler {
+	onCommit := func(err error) {
+		if err == nil {
+			ix.kafkaLog.succeeded("commit")
+			return
+		}
+		ix.m.commitFailures.Inc()
+		ix.kafkaLog.failed("commit", err)
+	}
+	handler := func(m member, lanes []*lane) *groupHandler {
 		return &groupHandler{
 			proc: ix, log: ix.log, grace: ix.cfg.ShutdownGrace, hard: hard, lanes: lanes,
-			onLag:     ix.m.setLag,
-			onConsume: func(topic string) { ix.m.consumed.WithLabelValues(topic).Inc() },
-			onBatch:   onBatch,
+			onLag:       ix.m.setLag,
+			onConsume:   func(topic string) { ix.m.consumed.WithLabelValues(topic).Inc() },
+			onBatch:     onBatch,
+			committer:   groupCommitter{client: m.client, group: ix.cfg.ConsumerGroup},
+			onCommitted: ix.m.setCommitted,
+			onCommit:    onCommit,
+			onRevoke:    ix.m.revoke,
 		}
 	}
 	// Stage 1 and stage 2 run side by side: applying source messages
@@ -225,7 +257,7 @@ func (ix *Indexer) Run(ctx context.Context) error {
 	for i := range ix.cfg.SourceLanes {
 		sourceLanes = append(sourceLanes, &lane{name: fmt.Sprintf("sources-%d", i), size: ix.cfg.BatchSize, wait: ix.cfg.BatchWait})
 	}
-	sh := handler(sourceLanes)
+	sh := handler(ix.sources, sourceLanes)
 	sh.route = func(_ string, partition int32) int { return int(partition) % len(sourceLanes) }
 	sh.onLag = func(topic string, partition int32, lag int64) {
 		ix.m.setLag(topic, partition, lag)
@@ -237,7 +269,7 @@ func (ix *Indexer) Run(ctx context.Context) error {
 	// backfillHold: each rebuild of a customer's document rewrites its
 	// orders and items, and rebuilding every round a customer changed in
 	// was most of a backfill's document writes.
-	rh := handler([]*lane{{name: "rebuilds", size: ix.cfg.RebuildBatchSize, keys: markerKeys, wait: ix.cfg.BatchWait, greedy: true,
+	rh := handler(ix.rebuilds, []*lane{{name: "rebuilds", size: ix.cfg.RebuildBatchSize, keys: markerKeys, wait: ix.cfg.BatchWait, greedy: true,
 		hold: ix.behind, maxHold: backfillHold, maxGather: rebuildGather}})
 	rh.route = func(string, int32) int { return 0 }
 
@@ -251,15 +283,24 @@ func (ix *Indexer) Run(ctx context.Context) error {
 	}()
 	go func() {
 		defer wg.Done()
-		errs[0] = consume(ctx, ix.sources.group, sourceTopics, sh, ix.log)
+		errs[0] = consume(ctx, ix.sources.group, sourceTopics, sh, ix)
 	}()
 	go func() {
 		defer wg.Done()
-		errs[1] = consume(ctx, ix.rebuilds.group, dirtyTopics, rh, ix.log)
+		errs[1] = consume(ctx, ix.rebuilds.group, dirtyTopics, rh, ix)
 	}()
 	wg.Wait()
 	return errors.Join(errs...)
 }
+
+// consumerError counts an error of a consumer group and logs it,
+// rate-limited per kind.
+func (ix *Indexer) consumerError(kind string, err error, attrs ...any) {
+	ix.m.consumerErrors.WithLabelValues(kind).Inc()
+	ix.kafkaLog.failed(kind, err, attrs...)
+}
+
+func (ix *Indexer) consumed() { ix.kafkaLog.succeeded("consume") }
 
 // Close leaves the group and closes the Kafka connections. Calling it
 // again does nothing.
@@ -349,8 +390,11 @@ func (ix *Indexer) step(ctx context.Context, name string, f func() error) error 
 	b := newBackoff(100*time.Millisecond, 10*time.Second)
 	err := retry(ctx, b, func(err error) bool { return ctx.Err() == nil && classify(err) == classTransient }, func(err error, d time.Duration) {
 		ix.m.retries.WithLabelValues(name).Inc()
-		ix.log.Warn("step failed, retrying", "step", name, "err", err, "in", d)
+		ix.stepLog.failed(name, err, "in", d)
 	}, f)
+	if err == nil {
+		ix.stepLog.succeeded(name)
+	}
 	if err != nil && ctx.Err() == nil && classify(err) == classPermanent {
 		return &permanentError{err}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -135,6 +136,30 @@ func (r *rowStore) deltaSources(ctx context.Context, cids []string, built map[st
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	// An item's marker can come before its order's: the item's lane found
+	// the order stored, and marked its customer, before the order's lane
+	// marked it. So the orders of the items read are read too, and an
+	// order new to the customer this way is taken with them.
+	var orders []string
+	for _, cid := range cids {
+		for _, rid := range want[cid] {
+			if h := got[rid]; h != nil && h.Kind == customer.KindItem && h.OrderID != "" {
+				o := rowID(customer.KindOrder, h.OrderID)
+				if !slices.Contains(want[cid], o) {
+					want[cid] = append(want[cid], o)
+				}
+				if _, ok := got[o]; !ok {
+					orders = append(orders, o)
+				}
+			}
+		}
+	}
+	slices.Sort(orders)
+	more, err := r.hits(ctx, slices.Compact(orders))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	maps.Copy(got, more)
 	// Orders new to their customer: the items parked before them.
 	var full []string
 	var newOrders []string
@@ -158,21 +183,19 @@ func (r *rowStore) deltaSources(ctx context.Context, cids []string, built map[st
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	var more []string
+	var parkedItems []string
 	for _, items := range parked {
 		for _, rid := range items {
 			if _, ok := got[rid]; !ok {
-				more = append(more, rid)
+				parkedItems = append(parkedItems, rid)
 			}
 		}
 	}
-	extra, err := r.hits(ctx, more)
+	extra, err := r.hits(ctx, parkedItems)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	for rid, h := range extra {
-		got[rid] = h
-	}
+	maps.Copy(got, extra)
 	out := make(map[string]*customer.Sources, len(cids))
 	read := make(map[string][]*hit, len(cids))
 	for _, cid := range cids {

@@ -7,9 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"cdp/customer"
 	"cdp/indexer"
 	"cdp/mapping"
 	"cdp/schema"
+	"cdp/store"
 	"cdp/testing/harness"
 )
 
@@ -168,5 +170,67 @@ func TestADeletedCustomersEventsLeaveTheIndexWithIt(t *testing.T) {
 	harness.Eventually(t, 30*time.Second, func() (bool, string) {
 		n := eventsOf(t, env, cfg, cid)
 		return n == 1, fmt.Sprintf("%d events of the customer back, want the one after the delete", n)
+	})
+}
+
+// A trait an identify sets, and a paid order, reach a document built
+// before them through rebuilds by id.
+func TestATraitAndAPaidOrderReachADocumentBuiltBefore(t *testing.T) {
+	t.Parallel()
+	env := harness.Services(t)
+	cfg := env.Config(t)
+	p := env.Producer(t)
+	reg := env.StartIndexer(t, cfg)
+	produce(t, p, cfg.TopicPrefix, change(indexer.TopicCustomers, "c", 6001, map[string]any{"name": "周六"}, 1))
+	waitCustomer(t, env, cfg, "crm_id", "6001", nil)
+	before := harness.Counter(t, reg, "cdp_indexer_rebuilds_total", "how", "by_id")
+	produce(t, p, cfg.TopicPrefix,
+		msg{indexer.TopicEvents, "6001", `{"type":"identify","messageId":"t-6001","timestamp":"2026-11-20T08:00:00Z","userId":"6001","traits":{"vip_card":"gold-1"}}`},
+		change(indexer.TopicOrders, "c", 60_001, map[string]any{"customer_id": 6001, "status": "paid", "total_amount": 42.5, "created_at": "2026-11-20T08:00:00Z"}, 2))
+	waitCustomer(t, env, cfg, "crm_id", "6001", func(doc map[string]any) (bool, string) {
+		attrs, _ := doc["attrs"].(map[string]any)
+		m := doc["metrics"].(map[string]any)
+		return attrs["vip_card"] == "gold-1" && m["total_spend"] == 42.5, fmt.Sprintf("attrs %v, metrics %v", attrs, m)
+	})
+	if n := harness.Counter(t, reg, "cdp_indexer_rebuilds_total", "how", "by_id"); n <= before {
+		t.Fatalf("no rebuild by id (%v → %v)", before, n)
+	}
+}
+
+// An item's marker can arrive before its order's (the item's lane found
+// the order stored and marked the customer first): the rebuild takes the
+// order with the item, and the order's own marker, later, finds it there.
+func TestAnItemMarkedBeforeItsOrderBringsTheOrder(t *testing.T) {
+	t.Parallel()
+	env := harness.Services(t)
+	cfg := env.Config(t)
+	p := env.Producer(t)
+	env.StartIndexer(t, cfg)
+	produce(t, p, cfg.TopicPrefix, change(indexer.TopicCustomers, "c", 7001, map[string]any{"name": "吴七"}, 1))
+	cid := waitCustomer(t, env, cfg, "crm_id", "7001", nil)["customer_id"].(string)
+
+	// The rows as stage 1 writes them; only the item's marker is sent.
+	rows := mapping.Rows.Alias(cfg.IndexPrefix)
+	order := customer.Row{RID: "order:70001", Kind: customer.KindOrder, Key: "70001", CustomerID: cid, Pos: 5, TS: 5,
+		Data: map[string]any{"status": "paid", "total_amount": 9.0, "created_at": "2026-11-01T10:00:00Z"}}
+	item := customer.Row{RID: "item:700011", Kind: customer.KindItem, Key: "700011", OrderID: "70001", Pos: 6, TS: 6,
+		Data: map[string]any{"sku": "z", "quantity": 1.0, "price": 1.0}}
+	var ops []store.Op
+	for _, r := range []customer.Row{order, item} {
+		ops = append(ops, store.Op{Action: store.Index, Index: rows, ID: r.RID, Version: r.Pos, VersionType: "external_gte", Body: r})
+	}
+	verdicts, err := env.Store(t).Bulk(context.Background(), ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range verdicts {
+		if !v.OK() {
+			t.Fatalf("write %s: %+v", ops[i].ID, v)
+		}
+	}
+	produce(t, p, cfg.TopicPrefix, msg{indexer.TopicDirty, cid, fmt.Sprintf(`{"customers":[%q],"rows":{%q:["item:700011"]}}`, cid, cid)})
+	waitCustomer(t, env, cfg, "crm_id", "7001", func(doc map[string]any) (bool, string) {
+		got := summary(doc)["orders"]
+		return reflect.DeepEqual(got, []string{"70001:paid:9[z×1@1]"}), fmt.Sprintf("orders %v", got)
 	})
 }

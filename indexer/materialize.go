@@ -21,7 +21,7 @@ import (
 // the batch holds. While the indexer is behind, the rebuilds lane takes
 // large batches, so a customer changed many times is rebuilt once.
 func (ix *Indexer) materialize(ctx context.Context, msgs []*sarama.ConsumerMessage) error {
-	rb := &rebuild{markers: map[string][]*sarama.ConsumerMessage{}, changed: dirtySet{}, written: map[string]bool{}}
+	rb := &rebuild{markers: map[string][]*sarama.ConsumerMessage{}, changed: dirtySet{}, purge: map[string]int64{}, written: map[string]bool{}}
 	var cids []string
 	var rejects []rejected
 	for _, m := range msgs {
@@ -57,6 +57,11 @@ func (ix *Indexer) materialize(ctx context.Context, msgs []*sarama.ConsumerMessa
 			return err
 		}
 	}
+	// A purge refreshes the index and deletes by query: once a batch,
+	// before its markers are committed.
+	if err := ix.step(ctx, "purge_events", func() error { return ix.purgeEvents(ctx, rb.purge) }); err != nil {
+		return err
+	}
 	if len(cids) > 0 && !ix.behind() {
 		// Searchable now rather than at the index's next refresh (up to
 		// its interval later): a marketer's filter sees a change within
@@ -85,11 +90,21 @@ type rebuild struct {
 	// OpenSearch's time in a backfill, and under a steady load the
 	// refresh alone took most of a rebuild.
 	refreshed bool
+	// purge holds the deleted customers whose events go, and when each
+	// was deleted: purged once a batch, after its documents are written.
+	purge map[string]int64
 	// written are the customers whose documents the batch wrote or
 	// deleted: their membership is evaluated after the writes; merges
 	// are the OneID merges among them (membership.go).
 	written map[string]bool
 	merges  membership.Merges
+}
+
+// eventFor reports whether an event may have come for cid in this batch:
+// its profile row changed, or the marker names no rows.
+func (rb *rebuild) eventFor(cid string) bool {
+	rows, ok := rb.changed[cid]
+	return !ok || rows == nil || rows[rowID(customer.KindProfile, cid)]
 }
 
 // refresh makes the row store and people searchable up to now, once a batch.
@@ -240,6 +255,7 @@ func (ix *Indexer) writeRound(ctx context.Context, rb *rebuild, cids []string, r
 	ops := make([]store.Op, 0, len(cids)+len(gone))
 	var docs []map[string]any
 	deleted := map[string]int64{} // customer → when its CRM row was deleted
+	defer maps.Copy(rb.purge, deleted)
 	for _, cid := range cids {
 		src := srcs[cid]
 		src.Rules = ix.cfg.Identity
@@ -272,7 +288,10 @@ func (ix *Indexer) writeRound(ctx context.Context, rb *rebuild, cids []string, r
 		case found:
 			ops = append(ops, store.Op{Action: store.Delete, Index: ix.customers, ID: cid, IfMatch: &seq})
 		}
-		if !ok && src.Customer != nil && src.Customer.Deleted {
+		// Its events go when its document does, and when an event came
+		// for it since (stamped before the delete, it did not bring the
+		// customer back); a change of its rows alone stores no event.
+		if !ok && src.Customer != nil && src.Customer.Deleted && (found || rb.eventFor(cid)) {
 			deleted[cid] = src.Customer.TS
 		}
 	}
@@ -310,7 +329,7 @@ func (ix *Indexer) writeRound(ctx context.Context, rb *rebuild, cids []string, r
 			rb.written[op.ID] = true
 		}
 	}
-	return stale, rejects, ix.purgeEvents(ctx, deleted)
+	return stale, rejects, nil
 }
 
 // purgeChunk is how many customers one purge of events names.
@@ -326,7 +345,6 @@ func (ix *Indexer) purgeEvents(ctx context.Context, deleted map[string]int64) er
 	if len(deleted) == 0 {
 		return nil
 	}
-	t := time.Now()
 	// The events stored before this rebuild must be searchable to be found.
 	if err := ix.st.Refresh(ctx, ix.customers); err != nil {
 		return fmt.Errorf("documents: refresh before purging events: %w", err)
@@ -348,7 +366,6 @@ func (ix *Indexer) purgeEvents(ctx context.Context, deleted map[string]int64) er
 		}
 		ix.m.applied.WithLabelValues("event_purge").Add(float64(n))
 	}
-	ix.m.since("purge_events", t)
 	return nil
 }
 

@@ -19,6 +19,12 @@ type metrics struct {
 	parked          prometheus.Counter
 	demoted         *prometheus.CounterVec
 	lag             *prometheus.GaugeVec
+	// committedOffset and committedLag are per partition this process
+	// owns: their series go when the partition is revoked (revoke).
+	committedOffset *prometheus.GaugeVec
+	committedLag    *prometheus.GaugeVec
+	commitFailures  prometheus.Counter
+	consumerErrors  *prometheus.CounterVec
 	bulkSeconds     *prometheus.HistogramVec
 	stepSeconds     *prometheus.HistogramVec
 	// rebuildSeconds splits a rebuild round into its parts, to see where
@@ -64,8 +70,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "cdp_indexer_demoted_fields_total", Help: "Dynamic field values kept unindexed (under attrs_unindexed or properties_unindexed), by object and reason: over_limit (past --max-dynamic-fields) or refused (OpenSearch refused the value for the key's mapped type).",
 		}, []string{"object", "reason"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "cdp_indexer_lag", Help: "Messages behind the partition's high-water mark when last read.",
+			Name: "cdp_indexer_lag", Help: "Messages behind the partition's high-water mark when last read, per partition this process owns.",
 		}, []string{"topic", "partition"}),
+		committedOffset: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cdp_indexer_committed_offset", Help: "The offset last committed (the next one to read), per partition this process owns.",
+		}, []string{"topic", "partition"}),
+		committedLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cdp_indexer_committed_lag", Help: "Messages between the committed offset and the partition's high-water mark when last read, per partition this process owns: what a restart would read again or still has to read.",
+		}, []string{"topic", "partition"}),
+		commitFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cdp_indexer_commit_failures_total", Help: "Offset commits that failed (no coordinator, no answer) or that the broker refused for a partition: the offsets are committed again later, or their messages redelivered after a rebalance.",
+		}),
+		consumerErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cdp_indexer_consumer_errors_total", Help: "Errors of the Kafka consumer group, by kind: partition (a partition's fetch or offsets, from the group's error channel), group (the group's other errors), consume (joining or running a session failed; retried with a backoff).",
+		}, []string{"kind"}),
 		bulkSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "cdp_indexer_bulk_seconds", Help: "Latency of bulk writes to OpenSearch, by step.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
@@ -78,7 +96,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "cdp_indexer_rebuilds_total", Help: "Customer rebuilds, by how: by_id (the rows its document's manifest and its markers name, read by id), search (the row store refreshed and searched: no document or manifest yet, a merge or split, an order moved in or back, a fenced round), unchanged (built the same document from the same rows: not written).",
 		}, []string{"how"}),
 		rebuildSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "cdp_indexer_rebuild_part_seconds", Help: "Time the parts of one round of document rebuilds took, by part: refresh (rows and people), versions (and manifests), people (and moves of merged or split profiles), sources_by_id (the rows read by id), sources (the rows searched for), merged, build (the documents, in memory), prepare (dynamic fields), write (the fenced _bulk), purge_events (the events of deleted customers).",
+			Name: "cdp_indexer_rebuild_part_seconds", Help: "Time the parts of one round of document rebuilds took, by part: refresh (rows and people), versions (and manifests), people (and moves of merged or split profiles), sources_by_id (the rows read by id), sources (the rows searched for), merged, build (the documents, in memory), prepare (dynamic fields), write (the fenced _bulk).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}, []string{"part"}),
 		batchSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -100,12 +118,30 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	reg.MustRegister(m.fenced, m.oneid, m.moved, m.consumed, m.applied, m.deadLettered, m.deadLetterCuts, m.deadLettersLost, m.retries, m.parked, m.demoted, m.lag, m.bulkSeconds,
+		m.committedOffset, m.committedLag, m.commitFailures, m.consumerErrors,
 		m.stepSeconds, m.rebuildSeconds, m.rebuilds, m.batchSeconds, m.batchSize)
 	return m
 }
 
 func (m *metrics) setLag(topic string, partition int32, lag int64) {
 	m.lag.WithLabelValues(topic, strconv.Itoa(int(partition))).Set(float64(lag))
+}
+
+// setCommitted records a partition's committed offset, and its distance
+// to the partition's high-water mark when last read.
+func (m *metrics) setCommitted(topic string, partition int32, committed, hwm int64) {
+	p := strconv.Itoa(int(partition))
+	m.committedOffset.WithLabelValues(topic, p).Set(float64(committed))
+	m.committedLag.WithLabelValues(topic, p).Set(float64(max(hwm-committed, 0)))
+}
+
+// revoke removes the series of a partition this process no longer owns,
+// so that it does not report another process's partition, frozen.
+func (m *metrics) revoke(topic string, partition int32) {
+	p := strconv.Itoa(int(partition))
+	m.lag.DeleteLabelValues(topic, p)
+	m.committedOffset.DeleteLabelValues(topic, p)
+	m.committedLag.DeleteLabelValues(topic, p)
 }
 
 // since observes the time since start as the rebuild part's and returns now.

@@ -43,6 +43,9 @@ var base = []Field{
 	{Name: "metrics.first_order_at", Label: l("首单时间", "First order at"), Type: Date, Sortable: true},
 	{Name: "metrics.last_order_at", Label: l("最近下单时间", "Last order at"), Type: Date, Sortable: true},
 	{Name: "metrics.last_seen_at", Label: l("最近活跃时间", "Last seen at"), Type: Date, Sortable: true},
+	// orders_omitted counts the oldest orders a document leaves out to stay
+	// within NestedBudget (customer.Build); the metrics above count them.
+	{Name: "metrics.orders_omitted", Label: l("未收入的订单数", "Orders left out of the document"), Type: Number, Sortable: true, Default: 0, Mapping: map[string]any{"type": "long"}},
 
 	{Name: "orders", Label: l("订单", "Orders"), Type: Nested, List: true},
 	{Name: "orders.order_id", Label: l("订单ID", "Order ID"), Type: Keyword, NestedPath: "orders", List: true, Column: "id"},

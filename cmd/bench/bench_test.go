@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -167,19 +171,72 @@ func TestRateFor(t *testing.T) {
 }
 
 func TestLatencyGoal(t *testing.T) {
-	direct := Summary{Count: 100, P99Ms: 20}
+	direct := Summary{Count: 1000, P95Ms: 10, P99Ms: 20}
 	for _, c := range []struct {
 		api  Summary
 		want bool
 	}{
-		{Summary{Count: 100, P99Ms: 22}, true}, // 1.05 × 20 + 1 = 22
-		{Summary{Count: 100, P99Ms: 22.01}, false},
-		{Summary{Count: 100, P99Ms: 5}, true},
-		{Summary{Count: 100, P99Ms: 5, Errors: 1}, false}, // a failed request fails the goal
+		{Summary{Count: 1000, P99Ms: 22}, true}, // 1.05 × 20 + 1 = 22
+		{Summary{Count: 1000, P99Ms: 22.01}, false},
+		{Summary{Count: 1000, P99Ms: 5}, true},
+		{Summary{Count: 1000, P99Ms: 5, Errors: 1}, false}, // a failed request fails the goal
 		{Summary{}, false},
 	} {
 		if got := latencyGoal(c.api, direct); got != c.want {
 			t.Errorf("latencyGoal(%+v) = %v", c.api, got)
+		}
+	}
+}
+
+func TestAP99IsJudgedOnlyFromAThousandSamplesOfEverySeriesCompared(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		series []Summary
+		want   judged
+		label  string
+	}{
+		{"a thousand samples", []Summary{{Count: 1000}}, judged{99, 1000}, "p99"},
+		{"one short of a thousand", []Summary{{Count: 999}}, judged{95, 999}, "p95 (n=999, fewer than 1,000 samples)"},
+		{"the fewer of two series counts", []Summary{{Count: 5000}, {Count: 200}}, judged{95, 200}, "p95 (n=200, fewer than 1,000 samples)"},
+		{"both series large enough", []Summary{{Count: 1200}, {Count: 1000}}, judged{99, 1000}, "p99"},
+		{"no samples", []Summary{{}}, judged{95, 0}, "p95 (n=0, fewer than 1,000 samples)"},
+	} {
+		j := judgedAt(c.series...)
+		if j != c.want || j.String() != c.label {
+			t.Errorf("%s: judgedAt = %+v %q, want %+v %q", c.name, j, j, c.want, c.label)
+		}
+	}
+}
+
+// Each latency goal is judged at p95 below 1,000 samples: there a p99 over
+// the limit does not fail it and a p95 over the limit does; from 1,000
+// samples on the p99 decides.
+func TestLatencyGoalsAreJudgedAtP95BelowAThousandSamples(t *testing.T) {
+	// p95 within every limit below, p99 over every one.
+	lat := func(n int) Summary { return Summary{Count: n, P50Ms: 100, P95Ms: 150, P99Ms: 5000} }
+	slow95 := func(n int) Summary { return Summary{Count: n, P50Ms: 100, P95Ms: 4000, P99Ms: 5000} }
+	direct := func(n int) Summary { return Summary{Count: n, P50Ms: 100, P95Ms: 150, P99Ms: 150} }
+	base := func(n int) RampStep { return RampStep{Conns: 10, Admitted: Summary{Count: n, P95Ms: 100, P99Ms: 100}} }
+	step := func(s Summary) RampStep { return RampStep{Conns: 500, Admitted: s} }
+	rampOK := func(b RampStep, s RampStep) bool { ok, _, _ := rampStepLatency(b, s); return ok }
+	for _, c := range []struct {
+		name string
+		pass bool
+		want bool
+	}{
+		{"API latency, 999 samples, p99 over, p95 within", latencyGoal(lat(999), direct(999)), true},
+		{"API latency, 999 samples, p95 over", latencyGoal(slow95(999), direct(999)), false},
+		{"API latency, 1,000 samples, p99 over", latencyGoal(lat(1000), direct(1000)), false},
+		{"API latency, 1,000 API samples but 999 direct", latencyGoal(lat(1000), direct(999)), true},
+		{"freshness, 999 markers, p99 over, p95 within", freshGoal(lat(999), 0), true},
+		{"freshness, 999 markers, p95 over", freshGoal(slow95(999), 0), false},
+		{"freshness, 1,000 markers, p99 over", freshGoal(lat(1000), 0), false},
+		{"ramp step, 999 admitted, p99 over, p95 within", rampOK(base(1000), step(lat(999))), true},
+		{"ramp step, 999 admitted, p95 over", rampOK(base(1000), step(slow95(999))), false},
+		{"ramp step, 1,000 admitted, p99 over", rampOK(base(1000), step(lat(1000))), false},
+	} {
+		if c.pass != c.want {
+			t.Errorf("%s: pass = %v, want %v", c.name, c.pass, c.want)
 		}
 	}
 }
@@ -219,25 +276,28 @@ func sampleReport() *Report {
 		Machine:  Machine{NProc: 2, MemoryGiB: 23.5, CPUModel: "Test CPU", OpenSearchVersion: "opensearch 3.6.0", KafkaVersion: "4.3.1", Date: "2026-11-23T00:00:00Z"},
 		Settings: Settings{Customers: 10000, Seed: 1, QueryUtil: 0.5},
 		Indexing: IndexingResult{Changes: 1000, CustomerDocs: 100, EventDocs: 900, IndexerSeconds: 10, IndexerCustomerDocsSec: 10, RawSeconds: 9,
-			RawCustomerDocsSec: 11.1, Ratio: 0.9},
+			RawCustomerDocsSec: 11.1, Ratio: 0.9, RawDocs: 1000,
+			State:     []StateIndex{{Index: "p-rows-v1", Copy: "p-rawstate-rows", Docs: 3000}, {Index: "p-identities-v1", Copy: "p-rawstate-identities", Docs: 200}},
+			StateDocs: 4200, StateSeconds: 20, StateCustomerDocsSec: 5, StateChangesSec: 50, StateDocsSec: 210, StateRatio: 2},
 		Freshness: FreshnessResult{Markers: []MarkerResult{
-			{Kind: "event", Change: "a track event", View: "events", Latency: Summary{Count: 100, P50Ms: 600, P99Ms: 1400}, Pass: true},
-			{Kind: "trait", Change: "an identify trait", View: "customers", Latency: Summary{Count: 100, P50Ms: 900, P99Ms: 1450}, Pass: true},
-			{Kind: "order", Change: "a paid order", View: "customers", Latency: Summary{Count: 100, P50Ms: 1100, P99Ms: 1450}, Lost: 0, Pass: false},
+			{Kind: "event", Change: "a track event", View: "events", Latency: Summary{Count: 1000, P50Ms: 600, P95Ms: 1000, P99Ms: 1400}, Pass: true},
+			{Kind: "trait", Change: "an identify trait", View: "customers", Latency: Summary{Count: 100, P50Ms: 900, P95Ms: 1200, P99Ms: 1450}, Pass: true},
+			{Kind: "order", Change: "a paid order", View: "customers", Latency: Summary{Count: 100, P50Ms: 1100, P95Ms: 1300, P99Ms: 1450}, Lost: 0, Pass: false},
 		}},
 		Queries: []QueryResult{
-			{Shape: "term", Condition: "idle", API: Summary{Count: 100, P50Ms: 3, P99Ms: 9}, Direct: Summary{Count: 100, P50Ms: 2, P99Ms: 8}, Pass: true},
-			{Shape: "deep mix", Condition: "indexing", API: Summary{Count: 100, P99Ms: 30}, Direct: Summary{Count: 100, P99Ms: 10}, Pass: false},
+			{Shape: "term", Condition: "idle", API: Summary{Count: 1000, P50Ms: 3, P95Ms: 6, P99Ms: 9}, Direct: Summary{Count: 1000, P50Ms: 2, P95Ms: 5, P99Ms: 8}, Pass: true},
+			{Shape: "deep mix", Condition: "indexing", API: Summary{Count: 200, P95Ms: 25, P99Ms: 30}, Direct: Summary{Count: 200, P95Ms: 9, P99Ms: 10}, Pass: false},
 		},
-		Lookups: LookupResult{PassByID: true, PassByPhone: true},
-		Export:  ExportResult{APIDocs: 800, RawDocs: 1000, Ratio: 0.8, Pass: false},
+		Lookups: LookupResult{PassByID: true, PassByPhone: true, ByID: Summary{Count: 150}, RawGetEvents: Summary{Count: 150},
+			ByPhone: Summary{Count: 150}, RawPhoneEvents: Summary{Count: 150}},
+		Export: ExportResult{APIDocs: 800, RawDocs: 1000, Ratio: 0.8, Pass: false},
 		Memory: []PhaseMemory{
 			{Phase: "indexing", IndexerRSSMiB: 100, APIRSSMiB: 30, IndexerHWMMiB: 120, APIHWMMiB: 31, HWMIsPhasePeak: true},
 			{Phase: "queries", IndexerRSSMiB: 50, APIRSSMiB: 60, IndexerHWMMiB: 300, HWMIsPhasePeak: false},
 		},
 		Ramp: RampResult{Mix: []string{"search", "count"}, Steps: []RampStep{
-			{Conns: 10, Requests: 1000, Admitted: Summary{Count: 1000, P50Ms: 20, P99Ms: 50}, APIPeakRSSMiB: 40},
-			{Conns: 500, Requests: 3000, Admitted: Summary{Count: 900, P50Ms: 40, P99Ms: 101}, Status429: 2100, Share429Pct: 70, APIPeakRSSMiB: 90},
+			{Conns: 10, Requests: 1000, Admitted: Summary{Count: 1000, P50Ms: 20, P95Ms: 45, P99Ms: 50}, APIPeakRSSMiB: 40},
+			{Conns: 500, Requests: 3000, Admitted: Summary{Count: 900, P50Ms: 40, P95Ms: 91, P99Ms: 101}, Status429: 2100, Share429Pct: 70, APIPeakRSSMiB: 90},
 		}},
 	}
 	r.computeGoals()
@@ -248,7 +308,7 @@ func TestGoals(t *testing.T) {
 	r := sampleReport()
 	want := map[string]bool{"indexing throughput": true, "event-to-searchable": true,
 		"trait change visible in customers": true, "order change visible in customers": false, "API latency": false, "export throughput": false, "memory": true,
-		"overload latency": false, "overload memory": true} // 101 ms > 2 × 50 ms
+		"overload latency": false, "overload memory": true} // 900 admitted at 500: p95 91 ms > 2 × 45 ms
 	if len(r.Goals) != len(want) {
 		t.Fatalf("%d goals: %+v", len(r.Goals), r.Goals)
 	}
@@ -280,14 +340,26 @@ func TestMarkdown(t *testing.T) {
 		"2 CPUs (Test CPU), 23.5 GiB memory",
 		"opensearch 3.6.0, Kafka 4.3.1",
 		"| goal | target | measured | result |",
-		"| indexing throughput | indexer ≥ 0.85 × raw _bulk (customer docs/s) | 0.900 (10 vs 11 customer docs/s) | **PASS** |",
+		"| indexing throughput | indexer ≥ 0.85 × raw _bulk (customer docs/s) | 0.900 (10 vs 11 customer docs/s) | **PASS** |\n" +
+			"| indexing vs raw with the design's state | informational: indexer ÷ raw _bulk of the final documents and the design's state (customer docs/s) | 2.000 (10 vs 5 customer docs/s; raw with state ÷ raw alone 0.450) | info |",
+		"| raw `_bulk` of the final documents | 9.0 | 1000 | 11 | 0 | 0 |",
+		"| raw `_bulk` of the final documents and the design's state | 20.0 | 4200 | 5 | 50 | 210 |\n" +
+			"| ratio (indexer / raw with the state; informational) |  |  | 2.00 | 2.00 |  |",
+		"`p-rows-v1` 3000, `p-identities-v1` 200 documents",
 		"| export throughput |",
 		"**FAIL**",
-		"| term | idle | 0 | 0.0 | 100 | 3.00 | 9.00 | 2.00 | 8.00 |",
+		"| term | idle | 0 | 0.0 | 1000 | 3.00 | 6.00 | 9.00 | 2.00 | 5.00 | 8.00 | 0.00 | 0.00 | 0 / 0 | p99 | PASS |",
+		"| deep mix | indexing | 0 | 0.0 | 200 | 0.00 | 25.00 | 30.00 | 0.00 | 9.00 | 10.00 | 0.00 | 0.00 | 0 / 0 | p95 (n=200, fewer than 1,000 samples) | FAIL |",
+		"| API latency | API p99 ≤ 1.05 × direct p99 + 1 ms (every query shape and 360 lookup; p95 where there are fewer than 1,000 samples) | 3 of 4 pass; failing: deep mix (indexing); judged at p95 (n=150–200, fewer than 1,000 samples) for 3 of 4 | **FAIL** |",
+		"| event-to-searchable | a track event in the events alias: p99 ≤ 1.5 s (p95 below 1,000 markers), p50 ≤ 1.0 s, at half the indexer's maximum | p99 1400 ms (p50 600 ms, 0 lost) | **PASS** |",
+		"| trait change visible in customers | an identify trait in the customers alias: p99 ≤ 1.5 s (p95 below 1,000 markers), p50 ≤ 1.0 s, at half the indexer's maximum | p95 (n=100, fewer than 1,000 samples) 1200 ms (p99 1450 ms, p50 900 ms, 0 lost) | **PASS** |",
 		"| queries | 0 | 50 | n/a |",
-		"| order | a paid order | customers | 100 | 1100 | 0 | 1450 | 0 | 0 | FAIL |",
+		"| order | a paid order | customers | 100 | 1100 | 0 | 1300 | 1450 | 0 | 0 | p95 (n=100, fewer than 1,000 samples) | FAIL |",
+		"| event | a track event | events | 1000 | 600 | 0 | 1000 | 1400 | 0 | 0 | p99 | PASS |",
+		"| PASS vs GET + events, at p95 (n=150, fewer than 1,000 samples) |",
 		"## 6. Load ramp",
-		"| 500 | 0 | 0 | 40.0 | 101.0 | 70.0 | 0.0 | 0 | 0 (0) | 90 | FAIL |",
+		"| 10 | 0 | 0 | 1000 | 20.0 | 45.0 | 50.0 | 0.0 | 0.0 | 0 | 0 (0) | 40 | p99 ≤ 100 ms: PASS |",
+		"| 500 | 0 | 0 | 900 | 40.0 | 91.0 | 101.0 | 70.0 | 0.0 | 0 | 0 (0) | 90 | p95 (n=900, fewer than 1,000 samples) ≤ 90 ms: FAIL |",
 		"out/bench-x.json",
 	} {
 		if !strings.Contains(md, want) {
@@ -309,8 +381,25 @@ func TestMarkdown(t *testing.T) {
 		}
 	}
 	lines := r.summaryLines()
-	if len(lines) != 1+len(r.Freshness.Markers)+len(r.Queries)+4+len(r.Ramp.Steps) {
+	if len(lines) != 2+len(r.Freshness.Markers)+len(r.Queries)+4+len(r.Ramp.Steps) {
 		t.Errorf("%d summary lines: %q", len(lines), lines)
+	}
+}
+
+// Results without the second raw baseline (from before it, or -render of
+// old JSON) render neither its rows nor its goal line.
+func TestResultsWithoutTheStateBaselineRenderNoStateRows(t *testing.T) {
+	r := sampleReport()
+	r.Indexing.State, r.Indexing.StateSeconds = nil, 0
+	var b bytes.Buffer
+	r.Markdown(&b, "x.json")
+	for _, s := range []string{"design's state", "rawstate"} {
+		if strings.Contains(b.String(), s) {
+			t.Errorf("Markdown of results without the state baseline mentions %q", s)
+		}
+	}
+	if n := len(r.summaryLines()); n != 1+len(r.Freshness.Markers)+len(r.Queries)+4+len(r.Ramp.Steps) {
+		t.Errorf("%d summary lines", n)
 	}
 }
 
@@ -329,10 +418,11 @@ func TestTheFreshnessGoalNeedsBothPercentilesAndNothingLost(t *testing.T) {
 		lost int
 		want bool
 	}{
-		{"within both", Summary{Count: 10, P50Ms: 1000, P99Ms: 1500}, 0, true},
-		{"p99 over", Summary{Count: 10, P50Ms: 500, P99Ms: 1501}, 0, false},
-		{"p50 over", Summary{Count: 10, P50Ms: 1001, P99Ms: 1400}, 0, false},
-		{"one lost", Summary{Count: 10, P50Ms: 500, P99Ms: 900}, 1, false},
+		{"within both", Summary{Count: 1000, P50Ms: 1000, P99Ms: 1500}, 0, true},
+		{"p99 over", Summary{Count: 1000, P50Ms: 500, P99Ms: 1501}, 0, false},
+		{"p95 over, fewer than 1,000 markers", Summary{Count: 10, P50Ms: 500, P95Ms: 1501, P99Ms: 1501}, 0, false},
+		{"p50 over", Summary{Count: 1000, P50Ms: 1001, P99Ms: 1400}, 0, false},
+		{"one lost", Summary{Count: 1000, P50Ms: 500, P99Ms: 900}, 1, false},
 		{"no markers", Summary{}, 0, false},
 	} {
 		if got := freshGoal(c.s, c.lost); got != c.want {
@@ -443,5 +533,191 @@ func TestADrainedChunkHandsOverEveryMessageOnceWithTheExtraEventsInterleaved(t *
 	}
 	if c.ds != nil || c.adds != nil {
 		t.Error("a drained chunk still holds its dataset")
+	}
+}
+
+// fakeSearch answers _search over total customers sorted by id the way
+// OpenSearch does under search_after, and records each request's body.
+func fakeSearch(t *testing.T, total int, bodies *[]map[string]any) *httptest.Server {
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			t.Errorf("search body: %v", err)
+		}
+		*bodies = append(*bodies, body)
+		from := 0
+		if after, ok := body["search_after"].([]any); ok {
+			fmt.Sscanf(after[0].(string), "c%06d", &from)
+			from++
+		}
+		size := int(body["size"].(float64))
+		var hits []string
+		for i := from; i < min(total, from+size); i++ {
+			hits = append(hits, fmt.Sprintf(`{"_source":{"customer_id":"c%06d"},"sort":["c%06d"]}`, i, i))
+		}
+		fmt.Fprintf(w, `{"hits":{"total":{"value":%d},"hits":[%s]}}`, total, strings.Join(hits, ","))
+	}))
+}
+
+// fakeCursorAPI answers POST /v1/customers/search as the API does: a
+// next_cursor for every full page, null after a short one.
+func fakeCursorAPI(total int, requests *int) *httptest.Server {
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Size   int     `json:"size"`
+			Cursor *string `json:"cursor"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		*requests++
+		from := 0
+		if req.Cursor != nil {
+			from, _ = strconv.Atoi(*req.Cursor)
+		}
+		n := max(0, min(total-from, req.Size))
+		next := "null"
+		if n == req.Size {
+			next = strconv.Quote(strconv.Itoa(from + n))
+		}
+		fmt.Fprintf(w, `{"customers":[%s],"next_cursor":%s}`, strings.TrimSuffix(strings.Repeat("{},", n), ","), next)
+	}))
+}
+
+// The raw export sends, page by page, the search the API sends under its
+// default sort: the same query, size, sort, fields and total, search_after
+// the last hit, no point in time; and as many requests as the API's
+// cursor paging, a full last page included.
+func TestTheRawExportDoesTheAPIsWork(t *testing.T) {
+	dsl := json.RawMessage(`{"bool":{"must_not":[{"term":{"city":"北京"}}]}}`)
+	for _, c := range []struct {
+		name     string
+		audience int
+		requests int
+	}{
+		{"a short last page", 2500, 3},
+		{"a full last page", 2000, 3},
+		{"fewer than a page", 10, 1},
+		{"nobody", 0, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var bodies []map[string]any
+			os := fakeSearch(t, c.audience, &bodies)
+			defer os.Close()
+			n, _, err := exportRaw(context.Background(), endpoint(os.URL), "p-customers", dsl)
+			if err != nil || n != c.audience || len(bodies) != c.requests {
+				t.Fatalf("raw export read %d of %d in %d requests (want %d): %v", n, c.audience, len(bodies), c.requests, err)
+			}
+			var apiRequests int
+			api := fakeCursorAPI(c.audience, &apiRequests)
+			defer api.Close()
+			if n, _, err := exportAPI(context.Background(), endpoint(api.URL)); err != nil || n != c.audience || apiRequests != len(bodies) {
+				t.Fatalf("API export read %d in %d requests, the raw one sent %d: %v", n, apiRequests, len(bodies), err)
+			}
+			for i, b := range bodies {
+				after, hasAfter := b["search_after"]
+				delete(b, "search_after")
+				got, _ := json.Marshal(b)
+				want := `{"_source":{"includes":["customer_id","name","phone","email","city","member_level","registered_at","metrics.total_spend","metrics.order_count"]},` +
+					`"query":{"bool":{"must_not":[{"term":{"city":"北京"}}]}},"size":1000,"sort":[{"customer_id":"asc"}],"track_total_hits":true}`
+				if string(got) != want {
+					t.Errorf("page %d searches %s\nwant %s", i, got, want)
+				}
+				if wantAfter := fmt.Sprintf("[c%06d]", i*exportPage-1); hasAfter != (i > 0) || (i > 0 && fmt.Sprint(after) != wantAfter) {
+					t.Errorf("page %d search_after %v, want %s", i, after, wantAfter)
+				}
+			}
+		})
+	}
+}
+
+// The streaming export's raw side reads as export.Stream does: one point
+// in time, opened on the customers alias and closed after, every page
+// under it sorted on customer_id without a total, search_after the last
+// hit; the API side saves one segment and counts the NDJSON lines.
+func TestTheRawStreamingExportReadsUnderOnePointInTime(t *testing.T) {
+	dsl := json.RawMessage(`{"match_all":{}}`)
+	for _, c := range []struct {
+		name               string
+		audience, requests int
+	}{
+		{"a short last page", 2500, 3},
+		{"a full last page", 2000, 3},
+		{"nobody", 0, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var opened, closed int
+			var bodies []map[string]any
+			search := fakeSearch(t, c.audience, &bodies)
+			defer search.Close()
+			os := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch {
+				case r.Method == http.MethodPost && r.URL.Path == "/p-customers/_search/point_in_time":
+					opened++
+					fmt.Fprint(w, `{"pit_id":"pit-1"}`)
+				case r.Method == http.MethodDelete && r.URL.Path == "/_search/point_in_time":
+					closed++
+					fmt.Fprint(w, `{}`)
+				case r.URL.Path == "/_search":
+					search.Config.Handler.ServeHTTP(w, r)
+				default:
+					t.Errorf("unexpected %s %s", r.Method, r.URL.Path)
+					w.WriteHeader(http.StatusNotFound)
+				}
+			}))
+			defer os.Close()
+			n, _, err := exportPITRaw(context.Background(), endpoint(os.URL), "p-customers", dsl)
+			if err != nil || n != c.audience || len(bodies) != c.requests || opened != 1 || closed != 1 {
+				t.Fatalf("read %d of %d in %d searches (want %d), %d opened, %d closed: %v", n, c.audience, len(bodies), c.requests, opened, closed, err)
+			}
+			for i, b := range bodies {
+				pit, _ := b["pit"].(map[string]any)
+				if pit["id"] != "pit-1" || b["track_total_hits"] != false || fmt.Sprint(b["sort"]) != "[map[customer_id:asc]]" || (b["search_after"] != nil) != (i > 0) {
+					t.Errorf("page %d: %v", i, b)
+				}
+			}
+		})
+	}
+	var saved int
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodPost && r.URL.Path == "/v1/segments":
+			saved++
+			fmt.Fprint(w, `{"id":"seg-1"}`)
+		case r.URL.Path == "/v1/segments/seg-1/export" && r.URL.Query().Get("format") == "ndjson":
+			fmt.Fprint(w, strings.Repeat(`{"customer_id":"c"}`+"\n", 1234))
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	defer api.Close()
+	exportSegment = ""
+	for range 2 {
+		if n, _, err := exportStreamAPI(context.Background(), endpoint(api.URL)); err != nil || n != 1234 {
+			t.Fatalf("API export read %d lines, want 1234: %v", n, err)
+		}
+	}
+	if saved != 1 {
+		t.Errorf("%d segments saved for two rounds, want one", saved)
+	}
+}
+
+func TestTheExportReportSaysWhatEachSideDoes(t *testing.T) {
+	r := sampleReport()
+	x := measuredExport
+	r.Export.APIName, r.Export.RawName, r.Export.APIWork, r.Export.RawWork = x.APIName, x.RawName, x.APIWork, x.RawWork
+	r.computeGoals()
+	var b bytes.Buffer
+	r.Markdown(&b, "x.json")
+	for _, want := range []string{"- " + x.APIName + ": " + x.APIWork, "- " + x.RawName + ": " + x.RawWork,
+		"| " + x.RawName + " | 1000 |", "API export ≥ 0.9 × a raw loop doing the same work (" + x.APIName + " vs " + x.RawName + ")"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("Markdown lacks %q", want)
+		}
+	}
+	// Results from before the sides were recorded keep their names.
+	old := sampleReport()
+	b.Reset()
+	old.Markdown(&b, "x.json")
+	if !strings.Contains(b.String(), "| raw PIT + search_after | 1000 |") {
+		t.Errorf("old results render the raw side as %q", b.String()[strings.Index(b.String(), "## 5."):strings.Index(b.String(), "## 6.")])
 	}
 }

@@ -1,12 +1,13 @@
 // Command bench measures the service against OpenSearch's own limit, side
 // by side in one run: indexing (Kafka → `cdp index` vs raw _bulk of the
-// same final documents), event-to-searchable freshness under load, filter
-// queries and 360 lookups through the API vs the same requests sent
-// directly, export through cursor paging vs a raw point-in-time loop, a
-// load ramp of closed-loop clients at 10 to 500 connections, and the peak
-// memory of the indexer and API processes. It writes
-// out/bench-<timestamp>.json and docs/benchmarks.md and prints one summary
-// line per metric. `make bench` and `make bench-quick` run it.
+// same final documents, and of those documents with the design's state),
+// event-to-searchable freshness under load, filter queries and 360 lookups
+// through the API vs the same requests sent directly, export through
+// cursor paging vs a raw loop sending the same searches, a load ramp of
+// closed-loop clients at 10 to 500 connections, and the peak memory of the
+// indexer and API processes. It writes out/bench-<timestamp>.json and
+// docs/benchmarks.md and prints one summary line per metric. `make bench`
+// and `make bench-quick` run it.
 package main
 
 import (
@@ -198,7 +199,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	if err := b.indexing(ctx, idx, procStart); err != nil {
 		return err
 	}
-	if err := b.rawBulkBaseline(ctx); err != nil {
+	if err := b.rawBaselines(ctx); err != nil {
 		return err
 	}
 	if d := settle(ctx, b.osURL, mapping.Customers.Physical(b.cfg.IndexPrefix), 30*time.Second); d > time.Second {
@@ -366,23 +367,36 @@ func (b *bench) indexing(ctx context.Context, idx *proc, procStart time.Time) er
 	return nil
 }
 
-// rawBulkBaseline is phase 2: the same final documents, read back and
-// written with plain _bulk requests into an index of their own.
-func (b *bench) rawBulkBaseline(ctx context.Context) error {
+// rawBaselines is phase 2: the final documents read back and written
+// with plain _bulk requests, first alone, then together with the design's
+// state. Both read from one spool file, which is removed at the end.
+func (b *bench) rawBaselines(ctx context.Context) error {
+	sp, err := newSpool(b.o.outDir)
+	if err != nil {
+		return err
+	}
+	defer sp.close()
+	if err := b.rawBulkBaseline(ctx, sp); err != nil {
+		return err
+	}
+	return b.stateBaseline(ctx, sp)
+}
+
+// rawBulkBaseline is phase 2a: the same final documents, read back into
+// sp and written with plain _bulk requests into an index of their own.
+func (b *bench) rawBulkBaseline(ctx context.Context, sp *spool) error {
 	cfg, ix, osURL, rawIndex := b.cfg, &b.rep.Indexing, b.osURL, b.rawIndex
 	b.log.Info("phase 2/8: raw _bulk of the same final documents")
 	b.mem.begin("raw-bulk")
-	sp, nDocs, err := readBack(ctx, osURL, mapping.Customers.Physical(cfg.IndexPrefix), b.o.bulkDocs, b.o.outDir)
+	nDocs, err := readBack(ctx, osURL, sp, mapping.Customers.Physical(cfg.IndexPrefix), rawIndex, b.o.bulkDocs)
 	if err != nil {
 		return fmt.Errorf("read back: %w", err)
 	}
-	defer sp.close()
 	nBytes := sp.size
-	if ix.RefreshInterval, err = createRawIndex(ctx, osURL, mapping.Customers.Physical(cfg.IndexPrefix), rawIndex); err != nil {
+	if ix.RefreshInterval, err = createRawIndex(ctx, osURL, mapping.Customers, mapping.Customers.Physical(cfg.IndexPrefix), rawIndex); err != nil {
 		return fmt.Errorf("create %s: %w", rawIndex, err)
 	}
-	rd, err := rawBulk(ctx, osURL, rawIndex, sp, b.o.bulkWorkers)
-	sp.close()
+	rd, err := rawBulk(ctx, osURL, sp, b.o.bulkWorkers)
 	if err != nil {
 		return fmt.Errorf("raw bulk: %w", err)
 	}
@@ -398,6 +412,68 @@ func (b *bench) rawBulkBaseline(ctx context.Context) error {
 	ix.RawDocsSec = round2(float64(nDocs) / rd.Seconds())
 	ix.Ratio = ratio(ix.RawSeconds, ix.IndexerSeconds)
 	b.log.Info("raw bulk done", "seconds", ix.RawSeconds, "docs", nDocs, "mib", nBytes>>20, "customer_docs_per_sec", ix.RawCustomerDocsSec, "ratio", ix.Ratio)
+	return nil
+}
+
+// stateCopy is the throwaway copy of a state index in the second raw
+// baseline.
+func stateCopy(prefix string, idx mapping.Index) string { return prefix + "-rawstate-" + idx.Name }
+
+// stateBaseline is phase 2b: the raw baseline again, with the documents of
+// every state index (stateIndices) appended to sp and written into copies
+// of those indices, all with the same _bulk workers and batch size, in one
+// timed run. The final documents' bodies go to a fresh raw index again.
+func (b *bench) stateBaseline(ctx context.Context, sp *spool) error {
+	cfg, ix, osURL := b.cfg, &b.rep.Indexing, b.osURL
+	b.log.Info("phase 2/8: raw _bulk of the final documents and the design's state")
+	b.mem.begin("raw-bulk-state")
+	type copyOf struct {
+		def          mapping.Index
+		source, copy string
+		docs         int
+	}
+	copies := []copyOf{{mapping.Customers, mapping.Customers.Physical(cfg.IndexPrefix), b.rawIndex, ix.RawDocs}}
+	for _, idx := range stateIndices {
+		c := copyOf{def: idx, source: idx.Physical(cfg.IndexPrefix), copy: stateCopy(cfg.IndexPrefix, idx)}
+		var err error
+		if c.docs, err = readBack(ctx, osURL, sp, c.source, c.copy, b.o.bulkDocs); err != nil {
+			return fmt.Errorf("read back %s: %w", c.source, err)
+		}
+		copies = append(copies, c)
+	}
+	defer func() {
+		for _, c := range copies {
+			_, _ = osURL.do(context.WithoutCancel(ctx), http.MethodDelete, "/"+c.copy+"?ignore_unavailable=true", nil)
+		}
+	}()
+	nDocs := 0
+	for _, c := range copies {
+		if _, err := createRawIndex(ctx, osURL, c.def, c.source, c.copy); err != nil {
+			return fmt.Errorf("create %s: %w", c.copy, err)
+		}
+		nDocs += c.docs
+	}
+	d, err := rawBulk(ctx, osURL, sp, b.o.bulkWorkers)
+	if err != nil {
+		return fmt.Errorf("raw bulk with the state: %w", err)
+	}
+	ix.State = nil
+	for _, c := range copies {
+		if n, err := countDocs(ctx, osURL, c.copy); err != nil || n != int64(c.docs) {
+			return fmt.Errorf("%s holds %d documents of %d (%v)", c.copy, n, c.docs, err)
+		}
+		if c.def.Name != mapping.Customers.Name {
+			ix.State = append(ix.State, StateIndex{Index: c.source, Copy: c.copy, Docs: c.docs})
+		}
+	}
+	b.mem.end()
+	ix.StateDocs, ix.StateBytes, ix.StateSeconds = nDocs, sp.size, round3(d.Seconds())
+	ix.StateCustomerDocsSec = round2(float64(ix.CustomerDocs) / d.Seconds())
+	ix.StateChangesSec = round2(float64(ix.Changes) / d.Seconds())
+	ix.StateDocsSec = round2(float64(nDocs) / d.Seconds())
+	ix.StateRatio = ratio(ix.StateSeconds, ix.IndexerSeconds)
+	b.log.Info("raw bulk with the state done", "seconds", ix.StateSeconds, "docs", nDocs, "mib", sp.size>>20,
+		"customer_docs_per_sec", ix.StateCustomerDocsSec, "ratio", ix.StateRatio)
 	return nil
 }
 
@@ -417,9 +493,9 @@ func (b *bench) lookups(ctx context.Context) error {
 }
 
 // export is phase 4: cursor paging through the API against a raw
-// point-in-time loop.
+// loop that sends the same searches (see measuredExport).
 func (b *bench) export(ctx context.Context) error {
-	b.log.Info("phase 4/8: export through cursor paging and a raw PIT loop")
+	b.log.Info("phase 4/8: export through the API and a raw loop doing the same work")
 	b.mem.begin("export")
 	var err error
 	if b.rep.Export, err = runExport(ctx, b.apiURL, b.osURL, b.customers, b.o.exportRounds, b.logf); err != nil {
@@ -554,6 +630,10 @@ func output(rep *Report, jsonPath, md string) error {
 	}
 	for _, g := range rep.Goals {
 		fmt.Printf("goal %-22s %s  (%s; target %s)\n", g.Name+":", verdict(g.Pass), g.Actual, g.Target)
+		if g.Name == "indexing throughput" && rep.Indexing.StateSeconds > 0 {
+			row := rep.stateRow()
+			fmt.Printf("     %-22s %s  (%s; %s)\n", "with the state:", row[3], row[2], row[1])
+		}
 	}
 	fmt.Println("results:", jsonPath)
 	if md != "" {
@@ -641,6 +721,11 @@ func cleanup(cfg *config.Config, os endpoint, rawIndex string, keep bool, log *s
 	}
 	if _, err := os.do(ctx, http.MethodDelete, "/"+rawIndex+"?ignore_unavailable=true", nil); err != nil {
 		errs = append(errs, err)
+	}
+	for _, idx := range stateIndices {
+		if _, err := os.do(ctx, http.MethodDelete, "/"+stateCopy(cfg.IndexPrefix, idx)+"?ignore_unavailable=true", nil); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	admin, err := sarama.NewClusterAdmin(cfg.KafkaBrokers, indexer.KafkaConfig("cdp-bench-cleanup"))
 	if err != nil {

@@ -124,8 +124,10 @@ const (
 	freshP50GoalMs = 1000
 )
 
+// freshGoal: p99 within freshP99GoalMs (p95, when there are fewer than
+// minP99Samples markers) and p50 within freshP50GoalMs, nothing lost.
 func freshGoal(s Summary, lost int) bool {
-	return lost == 0 && s.Count > 0 && s.P99Ms <= freshP99GoalMs && s.P50Ms <= freshP50GoalMs
+	return lost == 0 && s.Count > 0 && judgedAt(s).of(s) <= freshP99GoalMs && s.P50Ms <= freshP50GoalMs
 }
 
 // markerRows is r.Markers, or for results written before there were kinds

@@ -57,7 +57,37 @@ type IndexingResult struct {
 	IndexerLogPath         string  `json:"indexer_log"`
 	DeadLettered           int64   `json:"dead_lettered"`
 	IndexerDocsMatchExpect bool    `json:"customer_docs_match_expected"`
+
+	// State: the raw baseline again, together with every document of the
+	// state the design keeps beside the customers index (stateIndices),
+	// read back and written with the same _bulk workers and batch size
+	// into copies of those indices. Next to Ratio it shows what the design
+	// costs (State against Raw) and what the code costs (the indexer
+	// against State). Informational: the goal is judged against Raw.
+	State                []StateIndex `json:"state_indices,omitempty"`
+	StateDocs            int          `json:"state_raw_docs,omitempty"` // every document written, the customers index's included
+	StateBytes           int64        `json:"state_raw_bytes,omitempty"`
+	StateSeconds         float64      `json:"state_raw_seconds,omitempty"`
+	StateCustomerDocsSec float64      `json:"state_raw_customer_docs_per_sec,omitempty"`
+	StateChangesSec      float64      `json:"state_raw_changes_per_sec,omitempty"`
+	StateDocsSec         float64      `json:"state_raw_docs_per_sec,omitempty"`
+	StateRatio           float64      `json:"state_ratio,omitempty"` // indexer rate / the rate with the state
 }
+
+// StateIndex is one index of the design's state in the second raw
+// baseline: the index read back, its throwaway copy, and its documents.
+type StateIndex struct {
+	Index string `json:"index"`
+	Copy  string `json:"copy"`
+	Docs  int    `json:"docs"`
+}
+
+// stateIndices are the indices the indexer keeps besides the customers
+// index, whose documents the second raw baseline also writes: the row
+// store (one document per source row, and the parking records of items
+// whose order is not there yet), and OneID's identities, people and
+// identity history.
+var stateIndices = []mapping.Index{mapping.Rows, mapping.Identities, mapping.People, mapping.IdentityHistory}
 
 // groupStable waits until the consumer group has a member and is stable
 // (it has its partitions and starts fetching).
@@ -131,10 +161,12 @@ func countDocs(ctx context.Context, os endpoint, index string) (int64, error) {
 	return resp.Count, err
 }
 
-// bulkBody is one prepared _bulk request: a stretch of the spool file.
+// bulkBody is one prepared _bulk request: a stretch of the spool file,
+// and the index it is sent to.
 type bulkBody struct {
 	off, len int64
 	docs     int
+	index    string
 }
 
 // spool holds prepared _bulk requests in a temporary file, so that a
@@ -142,8 +174,26 @@ type bulkBody struct {
 // in memory; the raw baseline reads them back from the page cache.
 type spool struct {
 	f      *os.File
+	w      *bufio.Writer
 	bodies []bulkBody
 	size   int64
+}
+
+// newSpool creates an empty spool file in dir.
+func newSpool(dir string) (*spool, error) {
+	f, err := os.CreateTemp(dir, "bench-bulk-*.ndjson")
+	if err != nil {
+		return nil, err
+	}
+	return &spool{f: f, w: bufio.NewWriterSize(f, 1<<20)}, nil
+}
+
+// add appends one _bulk body for index.
+func (s *spool) add(index string, body []byte, docs int) error {
+	s.bodies = append(s.bodies, bulkBody{off: s.size, len: int64(len(body)), docs: docs, index: index})
+	s.size += int64(len(body))
+	_, err := s.w.Write(body)
+	return err
 }
 
 func (s *spool) close() {
@@ -154,29 +204,19 @@ func (s *spool) close() {
 	}
 }
 
-// createTemp is os.CreateTemp, for functions whose endpoint parameter is
-// named os.
-func createTemp(dir, pattern string) (*os.File, error) { return os.CreateTemp(dir, pattern) }
-
-// readBack reads every document of the physical customers index (the
-// customers and their event children) as _bulk index actions with their
-// routing, in batches of batchDocs, into a spool file in dir.
-func readBack(ctx context.Context, os endpoint, index string, batchDocs int, dir string) (*spool, int, error) {
-	f, err := createTemp(dir, "bench-bulk-*.ndjson")
-	if err != nil {
-		return nil, 0, err
-	}
-	sp := &spool{f: f}
-	w := bufio.NewWriterSize(f, 1<<20)
+// readBack appends every document of the physical index source (for the
+// customers index: the customers and their event children) to the spool,
+// as _bulk index actions with their ids and routing, in bodies of
+// batchDocs to be sent to target. It scrolls in index order, so the
+// bench holds one page of documents at a time whatever the index's size.
+func readBack(ctx context.Context, os endpoint, sp *spool, source, target string, batchDocs int) (int, error) {
 	var buf bytes.Buffer
 	var n, inBatch int
 	flush := func() error {
 		if inBatch == 0 {
 			return nil
 		}
-		sp.bodies = append(sp.bodies, bulkBody{off: sp.size, len: int64(buf.Len()), docs: inBatch})
-		sp.size += int64(buf.Len())
-		_, err := w.Write(buf.Bytes())
+		err := sp.add(target, buf.Bytes(), inBatch)
 		buf.Reset()
 		inBatch = 0
 		return err
@@ -192,7 +232,7 @@ func readBack(ctx context.Context, os endpoint, index string, batchDocs int, dir
 			Hits []hit `json:"hits"`
 		} `json:"hits"`
 	}
-	err = os.json(ctx, http.MethodPost, "/"+index+"/_search?scroll=2m", map[string]any{
+	err := os.json(ctx, http.MethodPost, "/"+source+"/_search?scroll=2m", map[string]any{
 		"size": 5000, "sort": []string{"_doc"}, "query": map[string]any{"match_all": map[string]any{}},
 	}, &page)
 	for err == nil && len(page.Hits.Hits) > 0 {
@@ -227,22 +267,20 @@ func readBack(ctx context.Context, os endpoint, index string, batchDocs int, dir
 		err = flush()
 	}
 	if err == nil {
-		err = w.Flush()
+		err = sp.w.Flush()
 	}
-	if err != nil {
-		sp.close()
-		return nil, 0, err
-	}
-	return sp, n, nil
+	return n, err
 }
 
-// createRawIndex creates index with the customers index's settings (from
-// mapping.Customers) and its live mapping (the embedded mapping plus the
-// dynamic attrs and properties fields the indexer added), so that the raw
-// baseline writes into the very same structure without mapping updates.
-func createRawIndex(ctx context.Context, os endpoint, source, index string) (string, error) {
+// createRawIndex creates index with the settings of def (the service's
+// own, from package mapping) and the live mapping of source, its physical
+// index (the embedded mapping plus the dynamic fields the indexer added,
+// such as the customers' attrs and properties), so that the raw baseline
+// writes into the very same structure without mapping updates. It returns
+// the refresh interval.
+func createRawIndex(ctx context.Context, os endpoint, def mapping.Index, source, index string) (string, error) {
 	var body map[string]any
-	if err := json.Unmarshal(mapping.Customers.Body(), &body); err != nil {
+	if err := json.Unmarshal(def.Body(), &body); err != nil {
 		return "", err
 	}
 	var live map[string]struct {
@@ -264,10 +302,11 @@ func createRawIndex(ctx context.Context, os endpoint, source, index string) (str
 	return refresh, err
 }
 
-// rawBulk sends the spooled bodies with workers concurrent requests and
-// returns the time from the first request to the last answer (reading a
-// body from the spool, in the page cache, included).
-func rawBulk(ctx context.Context, os endpoint, index string, sp *spool, workers int) (time.Duration, error) {
+// rawBulk sends the spooled bodies, each to its index, with workers
+// concurrent requests and returns the time from the first request to the
+// last answer (reading a body from the spool, in the page cache,
+// included).
+func rawBulk(ctx context.Context, os endpoint, sp *spool, workers int) (time.Duration, error) {
 	bodies := sp.bodies
 	var next atomic.Int64
 	var firstErr error
@@ -293,7 +332,7 @@ func rawBulk(ctx context.Context, os endpoint, index string, sp *spool, workers 
 				body := make([]byte, bodies[i].len)
 				_, err := sp.f.ReadAt(body, bodies[i].off)
 				if err == nil {
-					err = os.json(ctx, http.MethodPost, "/"+index+"/_bulk", body, &resp)
+					err = os.json(ctx, http.MethodPost, "/"+bodies[i].index+"/_bulk", body, &resp)
 				}
 				if err == nil && resp.Errors {
 					for _, it := range resp.Items {

@@ -27,6 +27,11 @@ type LookupResult struct {
 	PassByPhone    bool    `json:"goal_pass_by_phone"`
 }
 
+// judgedByID and judgedByPhone are the percentiles the two goals are
+// judged at.
+func (l LookupResult) judgedByID() judged    { return judgedAt(l.ByID, l.RawGetEvents) }
+func (l LookupResult) judgedByPhone() judged { return judgedAt(l.ByPhone, l.RawPhoneEvents) }
+
 type lookupTarget struct {
 	id, phone string
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"strings"
@@ -79,13 +80,12 @@ func (r *Report) computeGoals() {
 		Pass:   ix.Ratio >= 0.85,
 	}}
 	for _, m := range r.Freshness.markerRows() {
-		r.Goals = append(r.Goals, Goal{Name: freshGoalName(m), Target: freshTarget(m),
-			Actual: fmt.Sprintf("p99 %.0f ms (p50 %.0f ms, %d lost)", m.Latency.P99Ms, m.Latency.P50Ms, m.Lost), Pass: m.Pass})
+		r.Goals = append(r.Goals, Goal{Name: freshGoalName(m), Target: freshTarget(m), Actual: freshActual(m), Pass: m.Pass})
 	}
 	var bad []string
-	n := 0
+	var at []judged
 	for _, q := range r.Queries {
-		n++
+		at = append(at, q.judged())
 		if !q.Pass {
 			bad = append(bad, q.Shape+" ("+q.Condition+")")
 		}
@@ -93,19 +93,22 @@ func (r *Report) computeGoals() {
 	for _, l := range []struct {
 		name string
 		ok   bool
-	}{{"360 by id", r.Lookups.PassByID}, {"360 by phone", r.Lookups.PassByPhone}} {
-		n++
+		j    judged
+	}{{"360 by id", r.Lookups.PassByID, r.Lookups.judgedByID()}, {"360 by phone", r.Lookups.PassByPhone, r.Lookups.judgedByPhone()}} {
+		at = append(at, l.j)
 		if !l.ok {
 			bad = append(bad, l.name)
 		}
 	}
+	n := len(at)
 	actual := fmt.Sprintf("%d of %d pass", n-len(bad), n)
 	if len(bad) > 0 {
 		actual += "; failing: " + strings.Join(bad, ", ")
 	}
-	r.Goals = append(r.Goals, Goal{Name: "API latency", Target: "API p99 ≤ 1.05 × direct p99 + 1 ms (every query shape and 360 lookup)",
+	actual += judgedNote(at)
+	r.Goals = append(r.Goals, Goal{Name: "API latency", Target: fmt.Sprintf("API p99 ≤ 1.05 × direct p99 + 1 ms (every query shape and 360 lookup; p95 where there are fewer than %s samples)", groupDigits(minP99Samples)),
 		Actual: actual, Pass: len(bad) == 0 && n > 0})
-	r.Goals = append(r.Goals, Goal{Name: "export throughput", Target: "API cursor paging ≥ 0.9 × raw PIT + search_after",
+	r.Goals = append(r.Goals, Goal{Name: "export throughput", Target: "API export ≥ 0.9 × a raw loop doing the same work (" + r.Export.names() + ")",
 		Actual: fmt.Sprintf("%.3f (%.0f vs %.0f docs/s)", r.Export.Ratio, r.Export.APIDocs, r.Export.RawDocs), Pass: r.Export.Pass})
 	ixPeak, apiPeak := peakOf(r.Memory, "index"), peakOf(r.Memory, "serve")
 	r.Goals = append(r.Goals, Goal{Name: "memory", Target: fmt.Sprintf("peak RSS ≤ %d MiB (indexer and API, every phase)", rssGoalMiB),
@@ -123,8 +126,42 @@ func freshGoalName(m MarkerResult) string {
 }
 
 func freshTarget(m MarkerResult) string {
-	return fmt.Sprintf("%s in the %s alias: p99 ≤ %.1f s, p50 ≤ %.1f s, at half the indexer's maximum",
-		m.Change, m.View, freshP99GoalMs/1000.0, freshP50GoalMs/1000.0)
+	return fmt.Sprintf("%s in the %s alias: p99 ≤ %.1f s (p95 below %s markers), p50 ≤ %.1f s, at half the indexer's maximum",
+		m.Change, m.View, freshP99GoalMs/1000.0, groupDigits(minP99Samples), freshP50GoalMs/1000.0)
+}
+
+// freshActual is what a freshness goal measured, led by the percentile it
+// is judged at.
+func freshActual(m MarkerResult) string {
+	j := judgedAt(m.Latency)
+	if j.P == 99 {
+		return fmt.Sprintf("p99 %.0f ms (p50 %.0f ms, %d lost)", m.Latency.P99Ms, m.Latency.P50Ms, m.Lost)
+	}
+	return fmt.Sprintf("%s %.0f ms (p99 %.0f ms, p50 %.0f ms, %d lost)", j, j.of(m.Latency), m.Latency.P99Ms, m.Latency.P50Ms, m.Lost)
+}
+
+// judgedNote says how many of the comparisons at were judged at p95 and
+// on how few samples; it is empty when all were judged at p99.
+func judgedNote(at []judged) string {
+	k, lo, hi := 0, 0, 0
+	for _, j := range at {
+		if j.P == 99 {
+			continue
+		}
+		if k == 0 || j.N < lo {
+			lo = j.N
+		}
+		hi = max(hi, j.N)
+		k++
+	}
+	if k == 0 {
+		return ""
+	}
+	n := fmt.Sprint(lo)
+	if hi != lo {
+		n = fmt.Sprintf("%d–%d", lo, hi)
+	}
+	return fmt.Sprintf("; judged at p95 (n=%s, fewer than %s samples) for %d of %d", n, groupDigits(minP99Samples), k, len(at))
 }
 
 // summaryLines is one line per metric, for the terminal.
@@ -134,17 +171,20 @@ func (r *Report) summaryLines() []string {
 		fmt.Sprintf("indexing:   indexer %.0f customer docs/s (%.0f changes/s) vs raw _bulk %.0f customer docs/s (%.0f changes/s): ratio %.3f [goal ≥ 0.85: %s]",
 			ix.IndexerCustomerDocsSec, ix.IndexerChangesSec, ix.RawCustomerDocsSec, ix.RawChangesSec, ix.Ratio, verdict(ix.Ratio >= 0.85)),
 	}
+	if ix.StateSeconds > 0 {
+		out = append(out, r.stateLine())
+	}
 	for _, m := range r.Freshness.markerRows() {
-		out = append(out, fmt.Sprintf("freshness:  %-6s in %-9s p50 %.0f ms, p99 %.0f ms at %.0f changes/s (%d markers, %d lost) [goal p99 ≤ %d ms, p50 ≤ %d ms: %s]",
-			m.Kind, m.View, m.Latency.P50Ms, m.Latency.P99Ms, r.Freshness.Load.ActualRate, m.Latency.Count, m.Lost, freshP99GoalMs, freshP50GoalMs, verdict(m.Pass)))
+		out = append(out, fmt.Sprintf("freshness:  %-6s in %-9s p50 %.0f ms, p95 %.0f ms, p99 %.0f ms at %.0f changes/s (%d markers, %d lost) [goal p99 ≤ %d ms, p50 ≤ %d ms, judged at %s: %s]",
+			m.Kind, m.View, m.Latency.P50Ms, m.Latency.P95Ms, m.Latency.P99Ms, r.Freshness.Load.ActualRate, m.Latency.Count, m.Lost, freshP99GoalMs, freshP50GoalMs, judgedAt(m.Latency), verdict(m.Pass)))
 	}
 	for _, q := range r.Queries {
 		errs := ""
 		if q.API.Errors+q.Direct.Errors > 0 {
 			errs = fmt.Sprintf(", %d API and %d direct requests FAILED", q.API.Errors, q.Direct.Errors)
 		}
-		out = append(out, fmt.Sprintf("query:      %-28s %-8s API p50/p99 %.1f/%.1f ms vs direct %.1f/%.1f ms (×%.2f p99%s) [goal: %s]",
-			q.Shape, q.Condition, q.API.P50Ms, q.API.P99Ms, q.Direct.P50Ms, q.Direct.P99Ms, q.RatioP99, errs, verdict(q.Pass)))
+		out = append(out, fmt.Sprintf("query:      %-28s %-8s API p50/p95/p99 %.1f/%.1f/%.1f ms vs direct %.1f/%.1f/%.1f ms (×%.2f p99%s) [goal at %s: %s]",
+			q.Shape, q.Condition, q.API.P50Ms, q.API.P95Ms, q.API.P99Ms, q.Direct.P50Ms, q.Direct.P95Ms, q.Direct.P99Ms, q.RatioP99, errs, q.judged(), verdict(q.Pass)))
 	}
 	l := r.Lookups
 	out = append(out,
@@ -152,8 +192,8 @@ func (r *Report) summaryLines() []string {
 			l.ByID.P50Ms, l.ByID.P99Ms, l.RawGet.P50Ms, l.RawGet.P99Ms, l.RawGetEvents.P50Ms, l.RawGetEvents.P99Ms, verdict(l.PassByID)),
 		fmt.Sprintf("360 by phone: API p50/p99 %.1f/%.1f ms vs raw identity search+events %.1f/%.1f ms [goal: %s]",
 			l.ByPhone.P50Ms, l.ByPhone.P99Ms, l.RawPhoneEvents.P50Ms, l.RawPhoneEvents.P99Ms, verdict(l.PassByPhone)),
-		fmt.Sprintf("export:     API cursor paging %.0f docs/s vs raw PIT %.0f docs/s (%d customers): ratio %.3f [goal ≥ 0.9: %s]",
-			r.Export.APIDocs, r.Export.RawDocs, r.Export.Audience, r.Export.Ratio, verdict(r.Export.Pass)),
+		fmt.Sprintf("export:     %s %.0f docs/s vs %s %.0f docs/s (%d customers): ratio %.3f [goal ≥ 0.9: %s]",
+			r.Export.apiName(), r.Export.APIDocs, r.Export.rawName(), r.Export.RawDocs, r.Export.Audience, r.Export.Ratio, verdict(r.Export.Pass)),
 	)
 	ixPeak, apiPeak := peakOf(r.Memory, "index"), peakOf(r.Memory, "serve")
 	out = append(out, fmt.Sprintf("memory:     peak RSS indexer %.0f MiB, API %.0f MiB [goal ≤ %d MiB: %s]",
@@ -225,8 +265,27 @@ func (r *Report) mdGoals(w io.Writer) {
 	var rows [][]string
 	for _, g := range r.Goals {
 		rows = append(rows, []string{g.Name, g.Target, g.Actual, "**" + verdict(g.Pass) + "**"})
+		if g.Name == "indexing throughput" && r.Indexing.StateSeconds > 0 {
+			rows = append(rows, r.stateRow())
+		}
 	}
 	table(w, []string{"goal", "target", "measured", "result"}, rows)
+}
+
+// stateRow is the informational row under the throughput goal: the
+// indexer against raw _bulk of the final documents and the design's state.
+func (r *Report) stateRow() []string {
+	ix := r.Indexing
+	return []string{"indexing vs raw with the design's state", "informational: indexer ÷ raw _bulk of the final documents and the design's state (customer docs/s)",
+		fmt.Sprintf("%.3f (%.0f vs %.0f customer docs/s; raw with state ÷ raw alone %.3f)", ix.StateRatio, ix.IndexerCustomerDocsSec, ix.StateCustomerDocsSec, ratio(ix.StateCustomerDocsSec, ix.RawCustomerDocsSec)),
+		"info"}
+}
+
+// stateLine is the terminal's line of the second raw baseline.
+func (r *Report) stateLine() string {
+	ix := r.Indexing
+	return fmt.Sprintf("indexing:   raw _bulk of the final documents and the design's state: %d docs in %.1f s, %.0f customer docs/s: indexer ratio %.3f [informational]",
+		ix.StateDocs, ix.StateSeconds, ix.StateCustomerDocsSec, ix.StateRatio)
 }
 
 // mdIndexing is the indexer against raw _bulk.
@@ -234,11 +293,25 @@ func (r *Report) mdIndexing(w io.Writer) {
 	ix := r.Indexing
 	fmt.Fprintf(w, "## 1. Indexing\n\n%d changes (CDC rows, tombstones and events) through Kafka and `cdp index`, against `_bulk` of the %d final documents (%d customers and their %d events, with routing) into an index with the same settings and mapping (refresh interval %s, %d concurrent requests of %d documents; only the `_bulk` requests are timed). The indexer is timed from its consumer group's first assignment until every change and dirty marker is committed (startup before that: %.1f s).\n\n",
 		ix.Changes, ix.RawDocs, ix.CustomerDocs, ix.EventDocs, ix.RefreshInterval, ix.RawWorkers, ix.RawBatchDocs, ix.IndexerStartupSeconds)
-	table(w, []string{"", "seconds", "customer docs/s", "changes/s", "all docs/s"}, [][]string{
-		{"indexer (Kafka → `cdp index`)", f1(ix.IndexerSeconds), f0(ix.IndexerCustomerDocsSec), f0(ix.IndexerChangesSec), f0(float64(ix.CustomerDocs+ix.EventDocs) / max(ix.IndexerSeconds, 1e-9))},
-		{"raw `_bulk` of the final documents", f1(ix.RawSeconds), f0(ix.RawCustomerDocsSec), f0(ix.RawChangesSec), f0(ix.RawDocsSec)},
-		{"ratio (indexer / raw)", "", f2(ix.Ratio), f2(ix.Ratio), ""},
-	})
+	rows := [][]string{
+		{"indexer (Kafka → `cdp index`)", f1(ix.IndexerSeconds), fmt.Sprint(ix.CustomerDocs + ix.EventDocs), f0(ix.IndexerCustomerDocsSec), f0(ix.IndexerChangesSec), f0(float64(ix.CustomerDocs+ix.EventDocs) / max(ix.IndexerSeconds, 1e-9))},
+		{"raw `_bulk` of the final documents", f1(ix.RawSeconds), fmt.Sprint(ix.RawDocs), f0(ix.RawCustomerDocsSec), f0(ix.RawChangesSec), f0(ix.RawDocsSec)},
+		{"ratio (indexer / raw)", "", "", f2(ix.Ratio), f2(ix.Ratio), ""},
+	}
+	if ix.StateSeconds > 0 {
+		rows = append(rows,
+			[]string{"raw `_bulk` of the final documents and the design's state", f1(ix.StateSeconds), fmt.Sprint(ix.StateDocs), f0(ix.StateCustomerDocsSec), f0(ix.StateChangesSec), f0(ix.StateDocsSec)},
+			[]string{"ratio (indexer / raw with the state; informational)", "", "", f2(ix.StateRatio), f2(ix.StateRatio), ""})
+	}
+	table(w, []string{"", "seconds", "docs", "customer docs/s", "changes/s", "all docs/s"}, rows)
+	if ix.StateSeconds > 0 {
+		var parts []string
+		for _, st := range ix.State {
+			parts = append(parts, fmt.Sprintf("`%s` %d", st.Index, st.Docs))
+		}
+		fmt.Fprintf(w, "The second raw baseline also writes the state the design keeps beside the customers index, read back after the indexer finished and sent with the same workers and batch size, in one timed run, into copies with the same settings and mappings: %s documents (the row store holds one document per source row and the parking records). Raw with the state over raw alone is what the design costs; the indexer over raw with the state is what the code costs. The goal is judged against raw alone.\n\n",
+			strings.Join(parts, ", "))
+	}
 	fmt.Fprintf(w, "Customer documents: %d (the reference model expects %d); events: %d (expected %d); dead-lettered: %d.\n\n",
 		ix.CustomerDocs, ix.ExpectedCustomerDocs, ix.EventDocs, ix.ExpectedEventDocs, ix.DeadLettered)
 }
@@ -251,10 +324,10 @@ func (r *Report) mdFreshness(w io.Writer) {
 		fr.Load.ActualRate, fr.Load.TargetRate, fr.MarkerRate, fr.PollInterval, float64(markerSpendCents)/100, fr.TimeoutSec)
 	var rows [][]string
 	for _, m := range fr.markerRows() {
-		rows = append(rows, []string{m.Kind, m.Change, m.View, fmt.Sprint(m.Latency.Count), f0(m.Latency.P50Ms), f0(m.Latency.P90Ms), f0(m.Latency.P99Ms),
-			f0(m.Latency.MaxMs), fmt.Sprint(m.Lost), verdict(m.Pass)})
+		rows = append(rows, []string{m.Kind, m.Change, m.View, fmt.Sprint(m.Latency.Count), f0(m.Latency.P50Ms), f0(m.Latency.P90Ms), f0(m.Latency.P95Ms), f0(m.Latency.P99Ms),
+			f0(m.Latency.MaxMs), fmt.Sprint(m.Lost), judgedAt(m.Latency).String(), verdict(m.Pass)})
 	}
-	table(w, []string{"marker", "change", "view", "markers", "p50 ms", "p90 ms", "p99 ms", "max ms", "lost",
+	table(w, []string{"marker", "change", "view", "markers", "p50 ms", "p90 ms", "p95 ms", "p99 ms", "max ms", "lost", "judged at",
 		fmt.Sprintf("goal p99 ≤ %d ms, p50 ≤ %d ms", freshP99GoalMs, freshP50GoalMs)}, rows)
 	fmt.Fprintf(w, "Source lag at the end: %d messages.\n\n", fr.Load.LagAtEnd)
 }
@@ -266,10 +339,10 @@ func (r *Report) mdQueries(w io.Writer) {
 	var rows [][]string
 	for _, q := range r.Queries {
 		rows = append(rows, []string{q.Shape, q.Condition, fmt.Sprint(q.Matches), f1(q.RateEach), fmt.Sprint(q.API.Count),
-			f2(q.API.P50Ms), f2(q.API.P99Ms), f2(q.Direct.P50Ms), f2(q.Direct.P99Ms), f2(q.RatioP50), f2(q.RatioP99),
-			fmt.Sprintf("%d / %d", q.API.Errors, q.Direct.Errors), verdict(q.Pass)})
+			f2(q.API.P50Ms), f2(q.API.P95Ms), f2(q.API.P99Ms), f2(q.Direct.P50Ms), f2(q.Direct.P95Ms), f2(q.Direct.P99Ms), f2(q.RatioP50), f2(q.RatioP99),
+			fmt.Sprintf("%d / %d", q.API.Errors, q.Direct.Errors), q.judged().String(), verdict(q.Pass)})
 	}
-	table(w, []string{"shape", "while", "matches", "req/s each", "n", "API p50", "API p99", "direct p50", "direct p99", "ratio p50", "ratio p99", "errors API / direct", "goal"}, rows)
+	table(w, []string{"shape", "while", "matches", "req/s each", "n", "API p50", "API p95", "API p99", "direct p50", "direct p95", "direct p99", "ratio p50", "ratio p99", "errors API / direct", "judged at", "goal"}, rows)
 }
 
 // mdLookups is the customer 360 against its raw requests.
@@ -277,23 +350,32 @@ func (r *Report) mdLookups(w io.Writer) {
 	l := r.Lookups
 	fmt.Fprintf(w, "## 4. Customer 360\n\n%d customers with a phone, looked up in turn; five request kinds alternate on one open-loop timetable at %.1f/s each. The API also fetches the 50 newest events, so the fair baselines are GET + the events search (by id) and the identity search + the events search (by phone).\n\n", l.Sample, l.RateEach)
 	row := func(name string, s Summary, goal string) []string {
-		return []string{name, fmt.Sprint(s.Count), f2(s.P50Ms), f2(s.P90Ms), f2(s.P99Ms), f2(s.MaxMs), fmt.Sprint(s.Errors), goal}
+		return []string{name, fmt.Sprint(s.Count), f2(s.P50Ms), f2(s.P90Ms), f2(s.P95Ms), f2(s.P99Ms), f2(s.MaxMs), fmt.Sprint(s.Errors), goal}
 	}
-	table(w, []string{"request", "n", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors", "goal"}, [][]string{
-		row("API `GET /v1/customers/{id}`", l.ByID, verdict(l.PassByID)+" vs GET + events"),
-		row("API `GET /v1/customers/lookup?type=phone`", l.ByPhone, verdict(l.PassByPhone)+" vs identity search + events"),
+	table(w, []string{"request", "n", "p50 ms", "p90 ms", "p95 ms", "p99 ms", "max ms", "errors", "goal"}, [][]string{
+		row("API `GET /v1/customers/{id}`", l.ByID, verdict(l.PassByID)+" vs GET + events, at "+l.judgedByID().String()),
+		row("API `GET /v1/customers/lookup?type=phone`", l.ByPhone, verdict(l.PassByPhone)+" vs identity search + events, at "+l.judgedByPhone().String()),
 		row("raw GET `_doc/{id}`", l.RawGet, ""),
 		row("raw GET + events search", l.RawGetEvents, ""),
 		row("raw identity search + events search", l.RawPhoneEvents, ""),
 	})
 }
 
-// mdExport is cursor paging against a raw point-in-time loop.
+// apiName and rawName name the two sides, as results from before they
+// were recorded named them.
+func (e ExportResult) apiName() string { return cmp.Or(e.APIName, "API cursor paging") }
+func (e ExportResult) rawName() string { return cmp.Or(e.RawName, "raw PIT + search_after") }
+func (e ExportResult) names() string   { return e.apiName() + " vs " + e.rawName() }
+
+// mdExport is the API's export against a raw loop doing the same work.
 func (r *Report) mdExport(w io.Writer) {
 	e := r.Export
-	fmt.Fprintf(w, "## 5. Export\n\nAn audience of %d customers (`city neq 北京`), %d fields, pages of %d: the API's cursor paging of `POST /v1/customers/search` against a point in time + `search_after` loop with the same query, sort and fields; best of %d rounds each.\n\n",
+	fmt.Fprintf(w, "## 5. Export\n\nAn audience of %d customers (`city neq 北京`), %d fields, pages of %d: the API's export against a raw loop that does the same work directly, best of %d rounds each.\n\n",
 		e.Audience, len(e.Fields), e.PageSize, len(e.Rounds))
-	table(w, []string{"", "docs/s"}, [][]string{{"API cursor paging", f0(e.APIDocs)}, {"raw PIT + search_after", f0(e.RawDocs)}, {"ratio", fmt.Sprintf("%.3f (%s)", e.Ratio, verdict(e.Pass))}})
+	if e.APIWork != "" {
+		fmt.Fprintf(w, "- %s: %s.\n- %s: %s.\n\n", e.apiName(), e.APIWork, e.rawName(), e.RawWork)
+	}
+	table(w, []string{"", "docs/s"}, [][]string{{e.apiName(), f0(e.APIDocs)}, {e.rawName(), f0(e.RawDocs)}, {"ratio", fmt.Sprintf("%.3f (%s)", e.Ratio, verdict(e.Pass))}})
 }
 
 // mdRamp is the load ramp, step by step.
@@ -306,14 +388,15 @@ func (r *Report) mdRamp(w io.Writer) {
 	}
 	fmt.Fprintf(w, "Closed-loop clients, each on a connection of its own, send a mix of %s to the API (admission: %d in flight, %d queued for at most %s; memory limit %d MiB); each step runs %.1f s after %.1f s of unrecorded warm-up. A client told 429 or 503 waits as Retry-After says, as a well-behaved client does; its request timeout is %.0f s. Latencies are of the admitted (2xx) requests, from send to the end of the answer; the API's RSS is the peak during the step.\n\n",
 		strings.Join(rr.Mix, ", "), rr.HTTPInFlight, rr.HTTPQueue, rr.HTTPQueueWait, rr.MemoryLimitMiB, rr.StepSeconds, rr.WarmupSeconds, rr.TimeoutSeconds)
-	limit := 2 * rr.Steps[0].Admitted.P99Ms
+	base := rr.Steps[0]
 	var rows [][]string
 	for _, s := range rr.Steps {
-		rows = append(rows, []string{fmt.Sprint(s.Conns), f0(s.Throughput), f0(s.AdmittedRate), f1(s.Admitted.P50Ms), f1(s.Admitted.P99Ms),
+		ok, j, limit := rampStepLatency(base, s)
+		rows = append(rows, []string{fmt.Sprint(s.Conns), f0(s.Throughput), f0(s.AdmittedRate), fmt.Sprint(s.Admitted.Count), f1(s.Admitted.P50Ms), f1(s.Admitted.P95Ms), f1(s.Admitted.P99Ms),
 			f1(s.Share429Pct), f1(s.Share503Pct), fmt.Sprint(s.OtherStatus), fmt.Sprintf("%d (%d)", s.ClientErrors, s.ClientTimeouts), f0(s.APIPeakRSSMiB),
-			verdict(s.Admitted.Count > 0 && s.Admitted.P99Ms <= limit && s.ClientErrors+s.OtherStatus == 0)})
+			fmt.Sprintf("%s ≤ %.0f ms: %s", j, limit, verdict(ok && s.ClientErrors+s.OtherStatus == 0))})
 	}
-	table(w, []string{"connections", "req/s", "admitted/s", "p50 ms", "p99 ms", "429 %", "503 %", "other status", "client errors (timeouts)", "API RSS peak MiB", fmt.Sprintf("p99 ≤ %.0f ms", limit)}, rows)
+	table(w, []string{"connections", "req/s", "admitted/s", "admitted", "p50 ms", "p95 ms", "p99 ms", "429 %", "503 %", "other status", "client errors (timeouts)", "API RSS peak MiB", "goal: ≤ 2 × the first step"}, rows)
 }
 
 // mdMemory is the peak memory and CPU of each phase.

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -45,6 +47,7 @@ type Summary struct {
 	MeanMs    float64 `json:"mean_ms"`
 	P50Ms     float64 `json:"p50_ms"`
 	P90Ms     float64 `json:"p90_ms"`
+	P95Ms     float64 `json:"p95_ms"`
 	P99Ms     float64 `json:"p99_ms"`
 	P999Ms    float64 `json:"p999_ms"`
 	MaxMs     float64 `json:"max_ms"`
@@ -75,6 +78,7 @@ func Summarize(v []time.Duration) Summary {
 	out.MeanMs = ms(total / time.Duration(len(v)))
 	out.P50Ms = ms(Percentile(v, 50))
 	out.P90Ms = ms(Percentile(v, 90))
+	out.P95Ms = ms(Percentile(v, 95))
 	out.P99Ms = ms(Percentile(v, 99))
 	out.P999Ms = ms(Percentile(v, 99.9))
 	out.MaxMs = ms(v[len(v)-1])
@@ -105,4 +109,57 @@ func ratio(a, b float64) float64 {
 		return 0
 	}
 	return round3(a / b)
+}
+
+// minP99Samples is the fewest samples a latency goal's p99 is judged on.
+// Below it the p99 is one of the last few samples (of 100 it is the
+// second largest), so the goal is judged at p95 and the report says so.
+const minP99Samples = 1000
+
+// judged is the percentile a latency goal is judged at: p99 when every
+// series it compares has at least minP99Samples samples, else p95. N is
+// the fewest samples of those series.
+type judged struct {
+	P float64
+	N int
+}
+
+// judgedAt is the percentile a goal comparing series is judged at.
+func judgedAt(series ...Summary) judged {
+	n := -1
+	for _, s := range series {
+		if n < 0 || s.Count < n {
+			n = s.Count
+		}
+	}
+	n = max(n, 0)
+	if n >= minP99Samples {
+		return judged{P: 99, N: n}
+	}
+	return judged{P: 95, N: n}
+}
+
+// of is the judged percentile of s, in milliseconds.
+func (j judged) of(s Summary) float64 {
+	if j.P == 99 {
+		return s.P99Ms
+	}
+	return s.P95Ms
+}
+
+// String is "p99", or "p95 (n=…, fewer than 1,000 samples)".
+func (j judged) String() string {
+	if j.P == 99 {
+		return "p99"
+	}
+	return fmt.Sprintf("p95 (n=%d, fewer than %s samples)", j.N, groupDigits(minP99Samples))
+}
+
+// groupDigits writes n with commas between groups of three digits.
+func groupDigits(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
