@@ -881,3 +881,35 @@ func TestOneChangeIsEvaluatedAgainstAThousandDefinitionsWithinTheBudget(t *testi
 		t.Errorf("median %s, over the 2 s budget", took[2])
 	}
 }
+
+func TestAnEventAgeingOutOfAnHourWindowExitsWithinAMinuteOfTheEdge(t *testing.T) {
+	t.Parallel()
+	env := harness.Services(t)
+	cfg := env.Config(t)
+	env.StartIndexer(t, cfg)
+	c := client{t, env.StartAPI(t, cfg).URL}
+	p := env.Producer(t)
+	seg := c.must(201, "POST", "/v1/segments", `{"name":"viewed this hour","filter":{"event":"view_product","within":"1h"}}`)["id"].(string)
+
+	at := time.Now().Add(-time.Hour + 15*time.Second).UTC().Truncate(time.Millisecond)
+	edge := at.Add(time.Hour)
+	produce(t, p, cfg, msg{indexer.TopicEvents, "u-8", `{"type":"track","messageId":"v-1","timestamp":"` + at.Format(time.RFC3339Nano) +
+		`","userId":"u-8","event":"view_product","properties":{"sku":"p-1"}}`})
+	find := func(typ string) *membership.Record {
+		for _, r := range published(t, env, cfg) {
+			if r.ID == seg && r.Type == typ {
+				return &r
+			}
+		}
+		return nil
+	}
+	harness.Eventually(t, 10*time.Second, func() (bool, string) { return find("entered") != nil, "not entered yet" })
+	if time.Now().After(edge) {
+		t.Skip("the machine is too slow to see the customer enter before the edge")
+	}
+	harness.Eventually(t, time.Until(edge)+60*time.Second, func() (bool, string) { return find("exited") != nil, "not exited yet" })
+	r := find("exited")
+	if got, _ := time.Parse(time.RFC3339Nano, r.At); r.Cause != membership.CauseTime || got.Before(edge) || got.After(edge.Add(60*time.Second)) {
+		t.Errorf("exited %+v, want cause time within 60 s after %s", r, edge)
+	}
+}
