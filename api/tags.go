@@ -34,6 +34,8 @@ type Members interface {
 	SetManual(ctx context.Context, cid string, add, remove []string) ([]string, error)
 	// HasManual says whether some customer has the manual tag.
 	HasManual(ctx context.Context, tag string) (bool, error)
+	// SegmentsOf lists the saved segments a customer belongs to now.
+	SegmentsOf(ctx context.Context, cid string) ([]string, error)
 }
 
 // WithMembership lets the API publish definition changes and keep manual

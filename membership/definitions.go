@@ -100,9 +100,12 @@ func (e *Engine) definitions(ctx context.Context, now time.Time) ([]definition, 
 	e.cache.mu.Lock()
 	defer e.cache.mu.Unlock()
 	if e.cache.gen != gen || gen == "" {
-		defs, err := e.parseDefinitions(ctx)
+		defs, broken, err := e.parseDefinitions(ctx)
 		if err != nil {
 			return nil, err
+		}
+		if broken {
+			gen = "" // parsed again next time, the catalog reloaded
 		}
 		e.cache.gen, e.cache.defs = gen, defs
 	}
@@ -117,8 +120,9 @@ func (e *Engine) definitions(ctx context.Context, now time.Time) ([]definition, 
 	return out, nil
 }
 
-// parseDefinitions reads and parses every saved segment and tag rule.
-func (e *Engine) parseDefinitions(ctx context.Context) ([]parsed, error) {
+// parseDefinitions reads and parses every saved segment and tag rule;
+// broken says some did not parse, which are then read again next time.
+func (e *Engine) parseDefinitions(ctx context.Context) (_ []parsed, broken bool, _ error) {
 	var segs, rules []stored
 	for _, src := range []struct {
 		index string
@@ -130,11 +134,11 @@ func (e *Engine) parseDefinitions(ctx context.Context) ([]parsed, error) {
 			"sort":    []any{map[string]any{src.sort: "asc"}}}, PageSize: 1000}
 		for h, err := range e.st.Hits(ctx, src.index, scan) {
 			if err != nil {
-				return nil, fmt.Errorf("membership: read definitions: %w", err)
+				return nil, false, fmt.Errorf("membership: read definitions: %w", err)
 			}
 			var d stored
 			if err := h.Decode(&d); err != nil {
-				return nil, err
+				return nil, false, err
 			}
 			*src.out = append(*src.out, d)
 		}
@@ -145,14 +149,23 @@ func (e *Engine) parseDefinitions(ctx context.Context) ([]parsed, error) {
 	}
 	cat, err := e.fields.Catalog(ctx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	out := make([]parsed, 0, len(segs)+len(rules))
+	reloaded := false
 	add := func(k Key, refs []string, raw json.RawMessage) error {
-		p := &query.Parser{Catalog: cat, Limits: e.cfg.Limits, Segments: res}
-		f, err := p.Parse(raw)
+		f, err := (&query.Parser{Catalog: cat, Limits: e.cfg.Limits, Segments: res}).Parse(raw)
 		var qe *query.Error
+		if errors.As(err, &qe) && !reloaded {
+			// A field declared or discovered since the catalog was read.
+			reloaded = true
+			if cat, err = e.fields.Reload(ctx); err != nil {
+				return err
+			}
+			f, err = (&query.Parser{Catalog: cat, Limits: e.cfg.Limits, Segments: res}).Parse(raw)
+		}
 		if errors.As(err, &qe) {
+			broken = true
 			e.log.Warn("a definition does not parse; it matches nobody", "definition", k.String(), "path", qe.Path, "err", qe.Message)
 			out = append(out, parsed{key: k, refs: refs})
 			return nil
@@ -165,15 +178,15 @@ func (e *Engine) parseDefinitions(ctx context.Context) ([]parsed, error) {
 	}
 	for _, s := range segs {
 		if err := add(Key{KindSegment, s.ID}, s.Refs, s.Filter); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
 	for _, r := range rules {
 		if err := add(Key{KindTag, r.Name}, r.Refs, r.Filter); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
-	return out, nil
+	return out, broken, nil
 }
 
 // dependents are the keys of the definitions that name segment id, or a

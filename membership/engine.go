@@ -227,6 +227,30 @@ func (e *Engine) State(ctx context.Context, cid string) (State, error) {
 	return sts[cid].state, nil
 }
 
+// SegmentsOf lists the saved segments the customer's document matches
+// now, their current filters evaluated live (what a {"segment": id} node
+// means), in one search. It serves the 360 view: the parsed filters are
+// cached, so it costs one search, and unlike stored membership it is
+// never behind a definition's sweep.
+func (e *Engine) SegmentsOf(ctx context.Context, cid string) ([]string, error) {
+	defs, err := e.definitions(ctx, time.Now().Truncate(time.Second))
+	if err != nil {
+		return nil, err
+	}
+	segs := slices.DeleteFunc(defs, func(d definition) bool { return d.key.Kind != KindSegment })
+	in, err := e.evaluate(ctx, []string{cid}, segs)
+	if err != nil {
+		return nil, err
+	}
+	out := []string{}
+	for _, d := range segs {
+		if in[cid][d.key] {
+			out = append(out, d.key.ID)
+		}
+	}
+	return out, nil
+}
+
 // evalChunk bounds customers × definitions of one evaluation search,
 // under OpenSearch's search.max_buckets (65,535).
 const evalBuckets = 50_000
