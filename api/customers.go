@@ -110,7 +110,12 @@ func (s *Server) view(c *gin.Context, cid string, doc json.RawMessage, p *identi
 		s.storeError(c, err)
 		return
 	}
-	segments, err := s.memberships(c.Request.Context(), cid)
+	var segments []string
+	if s.members != nil {
+		segments, err = s.members.SegmentsOf(c.Request.Context(), cid)
+	} else {
+		segments, err = s.memberships(c.Request.Context(), cid)
+	}
 	if err != nil {
 		s.storeError(c, err)
 		return

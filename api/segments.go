@@ -243,6 +243,7 @@ func (s *Server) createSegment(c *gin.Context) {
 		return
 	}
 	s.log.Info("segment created", "segment", doc.ID, "refs", refs, "request_id", c.GetString(requestIDKey))
+	s.redefine("segment", doc.ID)
 	c.JSON(http.StatusCreated, doc.view())
 }
 
@@ -355,6 +356,7 @@ func (s *Server) updateSegment(c *gin.Context) {
 		return
 	}
 	s.log.Info("segment updated", "segment", doc.ID, "refs", refs, "request_id", c.GetString(requestIDKey))
+	s.redefine("segment", doc.ID)
 	c.JSON(http.StatusOK, doc.view())
 }
 
@@ -405,6 +407,7 @@ func (s *Server) deleteSegment(c *gin.Context) {
 		return
 	}
 	s.log.Info("segment deleted", "segment", doc.ID, "request_id", c.GetString(requestIDKey))
+	s.redefine("segment", doc.ID)
 	c.Status(http.StatusNoContent)
 }
 

@@ -49,6 +49,10 @@ type Server struct {
 	// else may refer to one (tag rules).
 	segmentIndex     string
 	segmentReferrers []SegmentReferrer
+	// tagIndex holds the tag rules; members keeps membership and manual
+	// tags (nil: not served).
+	tagIndex string
+	members  Members
 	// exports bounds the streaming exports running at once.
 	exports *exportGate
 	// exportPageSize is the documents of one page of an export.
@@ -66,7 +70,9 @@ func New(cfg *config.Config, st *store.Client, checks []Check, reg prometheus.Re
 		cursorKeys:   &cursorKeys{st: st, index: mapping.Settings.Alias(cfg.IndexPrefix)},
 		segmentIndex: mapping.Segments.Alias(cfg.IndexPrefix),
 		jobs:         exportjob.NewStore(st, mapping.ExportJobs.Alias(cfg.IndexPrefix)),
+		tagIndex:     mapping.Tags.Alias(cfg.IndexPrefix),
 		oneid:        identity.NewResolver(st, identity.IndicesOf(cfg.IndexPrefix), 1024).WithRules(cfg.Identity)}
+	s.segmentReferrers = append(s.segmentReferrers, tagReferrers{s})
 	for _, o := range opts {
 		o(s)
 	}
@@ -107,6 +113,12 @@ func New(cfg *config.Config, st *store.Client, checks []Check, reg prometheus.Re
 	v1.GET("/segments/:id", s.getSegment)
 	v1.PUT("/segments/:id", s.updateSegment)
 	v1.DELETE("/segments/:id", s.deleteSegment)
+	v1.POST("/tags", s.createTag)
+	v1.GET("/tags", s.listTags)
+	v1.GET("/tags/:name", s.getTag)
+	v1.PUT("/tags/:name", s.updateTag)
+	v1.DELETE("/tags/:name", s.deleteTag)
+	v1.POST("/customers/:customer_id/tags", s.manualTags)
 	// Streams run for as long as they take: they are bounded by their own
 	// gate (exportGate), not by a place of the admission gate, which they
 	// would hold for minutes. Whatever every /v1 route needs besides

@@ -45,6 +45,7 @@ type Coordinator struct {
 	epoch  string
 	pfx    string
 	log    *slog.Logger
+	leases leases // leader.go
 }
 
 func (c *Coordinator) prefix() string { return c.pfx }

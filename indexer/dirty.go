@@ -177,6 +177,7 @@ type Marker struct {
 	mu       sync.Mutex
 	client   sarama.Client
 	producer sarama.SyncProducer
+	closed   bool
 }
 
 // NewMarker returns a marker of customers on the dirty topic.
@@ -185,6 +186,9 @@ func NewMarker(brokers []string, dirtyTopic string) *Marker {
 }
 
 func (m *Marker) connect() error {
+	if m.closed {
+		return errors.New("marker: closed")
+	}
 	if m.producer != nil {
 		return nil
 	}
@@ -229,8 +233,22 @@ func (m *Marker) Mark(cids ...string) error {
 func (m *Marker) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.closed = true
 	if m.producer == nil {
 		return nil
 	}
-	return errors.Join(m.producer.Close(), m.client.Close())
+	p, c := m.producer, m.client
+	m.producer, m.client = nil, nil
+	return errors.Join(p.Close(), c.Close())
+}
+
+// SendMessages sends messages of other topics on the marker's connection
+// (the API publishes membership records with it: membership.Publisher).
+func (m *Marker) SendMessages(msgs []*sarama.ProducerMessage) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.connect(); err != nil {
+		return err
+	}
+	return m.producer.SendMessages(msgs)
 }

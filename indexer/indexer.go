@@ -40,6 +40,7 @@ import (
 	"cdp/coord"
 	"cdp/identity"
 	"cdp/mapping"
+	"cdp/membership"
 	"cdp/store"
 )
 
@@ -65,6 +66,7 @@ type Indexer struct {
 	attrs, props      *dynamicFields
 
 	coord     *coord.Coordinator
+	members   Members     // membership of segments and tag rules (membership.go)
 	stepLog   *failureLog // the retries of batch steps, rate-limited
 	kafkaLog  *failureLog // the consumer group's errors and failed commits, rate-limited
 	backlog   backlog     // how far behind the source lanes are
@@ -181,6 +183,8 @@ func New(cfg *config.Config, st *store.Client, reg prometheus.Registerer, log *s
 		stopHook:  newStopHook(log),
 		stepLog:   newStepLog(log),
 		kafkaLog:  newKafkaLog(log),
+		members: membership.New(membership.ConfigOf(cfg), st, producer,
+			prometheus.WrapRegistererWith(prometheus.Labels{"component": "indexer"}, reg), log.With("component", "membership")),
 	}, nil
 }
 
@@ -272,7 +276,11 @@ func (ix *Indexer) Run(ctx context.Context) error {
 	ix.log.Info("indexer consuming", "topics", append(sourceTopics, dirtyTopics...), "group", ix.cfg.ConsumerGroup)
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
-	wg.Add(2)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		ix.background(ctx)
+	}()
 	go func() {
 		defer wg.Done()
 		errs[0] = consume(ctx, ix.sources.group, sourceTopics, sh, ix)

@@ -25,7 +25,7 @@ const (
 var SourceTopics = []string{TopicEvents, TopicCustomers, TopicOrders, TopicOrderItems}
 
 // AllTopics are the topics the service creates on start when missing.
-var AllTopics = append(append([]string{}, SourceTopics...), TopicDLQ, TopicDirty)
+var AllTopics = append(append([]string{}, SourceTopics...), TopicDLQ, TopicDirty, TopicMembership)
 
 // KafkaConfig returns the sarama configuration the service uses.
 func KafkaConfig(clientID string) *sarama.Config {

@@ -11,6 +11,7 @@ import (
 
 	"cdp/customer"
 	"cdp/identity"
+	"cdp/membership"
 	"cdp/schema"
 	"cdp/store"
 )
@@ -20,7 +21,7 @@ import (
 // the batch holds. While the indexer is behind, the rebuilds lane takes
 // large batches, so a customer changed many times is rebuilt once.
 func (ix *Indexer) materialize(ctx context.Context, msgs []*sarama.ConsumerMessage) error {
-	rb := &rebuild{markers: map[string][]*sarama.ConsumerMessage{}, changed: dirtySet{}, purge: map[string]int64{}}
+	rb := &rebuild{markers: map[string][]*sarama.ConsumerMessage{}, changed: dirtySet{}, purge: map[string]int64{}, written: map[string]bool{}}
 	var cids []string
 	var rejects []rejected
 	for _, m := range msgs {
@@ -69,6 +70,9 @@ func (ix *Indexer) materialize(ctx context.Context, msgs []*sarama.ConsumerMessa
 			return err
 		}
 	}
+	if err := ix.membershipChanged(ctx, rb); err != nil {
+		return err
+	}
 	return ix.deadLetter(ctx, rejects)
 }
 
@@ -89,6 +93,11 @@ type rebuild struct {
 	// purge holds the deleted customers whose events go, and when each
 	// was deleted: purged once a batch, after its documents are written.
 	purge map[string]int64
+	// written are the customers whose documents the batch wrote or
+	// deleted: their membership is evaluated after the writes; merges
+	// are the OneID merges among them (membership.go).
+	written map[string]bool
+	merges  membership.Merges
 }
 
 // eventFor reports whether an event may have come for cid in this batch:
@@ -237,6 +246,12 @@ func (ix *Indexer) writeRound(ctx context.Context, rb *rebuild, cids []string, r
 		return nil, nil, err
 	}
 	t = ix.m.since("merged", t)
+	// Read after the manifests' versions, like every input of the fenced
+	// writes: manual tags and matched rules (membership.go).
+	tags, err := ix.tagsOf(ctx, rb, cids, people, gone)
+	if err != nil {
+		return nil, nil, err
+	}
 	ops := make([]store.Op, 0, len(cids)+len(gone))
 	var docs []map[string]any
 	deleted := map[string]int64{} // customer → when its CRM row was deleted
@@ -251,6 +266,9 @@ func (ix *Indexer) writeRound(ctx context.Context, rb *rebuild, cids []string, r
 		doc, ok := customer.Build(cid, *src)
 		switch {
 		case ok:
+			if t := tags[cid]; t != nil {
+				doc["tags"] = t // before the hash: a change of tags alone is a change
+			}
 			m := manifestOf(read[cid])
 			if m.Hash, err = docHash(doc); err != nil {
 				return nil, nil, fmt.Errorf("documents: %s: %w", cid, err)
@@ -305,6 +323,11 @@ func (ix *Indexer) writeRound(ctx context.Context, rb *rebuild, cids []string, r
 	for _, i := range lost {
 		stale = append(stale, ops[i].ID)
 		delete(deleted, ops[i].ID)
+	}
+	for i, op := range ops {
+		if !slices.Contains(lost, i) {
+			rb.written[op.ID] = true
+		}
 	}
 	return stale, rejects, nil
 }

@@ -88,10 +88,19 @@ var (
 	// file's length or the Kafka offsets then, and the fencing token of
 	// the runner that wrote it); see package exportjob.
 	ExportJobs = Index{Name: "export-jobs", Version: 1, file: "export_jobs.json"}
+	// Tags holds the smart-tag rules (CONTRACT §4.2), by name, each with
+	// its filter (kept in _source, not indexed) and the ids of the
+	// segments the filter names (refs), as for Segments.
+	Tags = Index{Name: "tags", Version: 1, file: "tags.json"}
+	// Membership holds, per customer, the saved segments and tag rules it
+	// belongs to as last published, its manual tags, a version that every
+	// change of them moves on, and the membership records written but not
+	// yet published (pending), which a restart publishes again.
+	Membership = Index{Name: "membership", Version: 1, file: "membership.json"}
 )
 
 // All lists every physical index the service creates on start.
-var All = []Index{Customers, Identities, Rows, Fields, Settings, People, IdentityHistory, Segments, ExportJobs}
+var All = []Index{Customers, Identities, Rows, Fields, Settings, People, IdentityHistory, Segments, ExportJobs, Tags, Membership}
 
 // Alias is the name clients use: "<prefix>-<name>".
 func (i Index) Alias(prefix string) string {

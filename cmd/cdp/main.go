@@ -32,6 +32,7 @@ import (
 	"cdp/exportjob"
 	"cdp/indexer"
 	"cdp/mapping"
+	"cdp/membership"
 	"cdp/store"
 )
 
@@ -124,7 +125,16 @@ func run(parent context.Context, cfg *config.Config, serve, index bool) error {
 		defer marker.Close()
 		co := coord.New(coord.Config{Addr: cfg.RedisAddr, Prefix: cfg.IndexPrefix}, log.With("component", "coord"))
 		defer co.Close()
-		handler = api.New(cfg, st, checks, reg, reg, log, api.WithMarker(marker), api.WithCoordinator(co))
+		// The API publishes definition changes: its topic is made here
+		// too, for an API started before any indexer (best effort, as the
+		// API starts with Kafka down).
+		if err := indexer.EnsureTopics(cfg.KafkaBrokers, []string{cfg.Topic(indexer.TopicMembership)}, indexer.Partitions); err != nil {
+			log.Warn("membership topic not ensured; the indexer creates it", "err", err)
+		}
+		members := membership.New(membership.ConfigOf(cfg), st, marker,
+			prometheus.WrapRegistererWith(prometheus.Labels{"component": "api"}, reg), log.With("component", "membership"))
+		defer members.Close() // before the marker it publishes with
+		handler = api.New(cfg, st, checks, reg, reg, log, api.WithMarker(marker), api.WithCoordinator(co), api.WithMembership(members))
 		runner := exportjob.NewRunner(exportRunnerConfig(cfg), exportjob.NewStore(st, mapping.ExportJobs.Alias(cfg.IndexPrefix)), st, co, log.With("component", "exports"))
 		g.Go(func() error { return runner.Run(ctx) })
 	} else {

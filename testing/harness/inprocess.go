@@ -19,6 +19,7 @@ import (
 	"cdp/exportjob"
 	"cdp/indexer"
 	"cdp/mapping"
+	"cdp/membership"
 	"cdp/store"
 )
 
@@ -134,7 +135,9 @@ func ServeAPI(t testing.TB, cfg *config.Config) *httptest.Server {
 	t.Cleanup(func() { marker.Close() })
 	co := coord.New(coord.Config{Addr: cfg.RedisAddr, Prefix: cfg.IndexPrefix}, Logger())
 	t.Cleanup(func() { co.Close() })
-	srv := httptest.NewServer(api.New(cfg, st, checks, reg, reg, Logger(), api.WithMarker(marker), api.WithCoordinator(co)))
+	members := membership.New(membership.ConfigOf(cfg), st, marker, reg, Logger())
+	t.Cleanup(func() { members.Close() }) // before the marker it publishes with
+	srv := httptest.NewServer(api.New(cfg, st, checks, reg, reg, Logger(), api.WithMarker(marker), api.WithCoordinator(co), api.WithMembership(members)))
 	t.Cleanup(srv.Close)
 	return srv
 }
