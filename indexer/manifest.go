@@ -63,6 +63,11 @@ func manifestOf(rows []*hit) *manifest {
 	return m
 }
 
+// lists and dead report whether the manifest lists a row, and lists it as
+// a deleted order (both lists are sorted, manifestOf).
+func (m *manifest) lists(rid string) bool { _, ok := slices.BinarySearch(m.Rows, rid); return ok }
+func (m *manifest) dead(rid string) bool  { _, ok := slices.BinarySearch(m.Dead, rid); return ok }
+
 // docHash is a hash of a document's JSON (map keys sorted by
 // encoding/json), without its manifest.
 func docHash(doc map[string]any) (string, error) {
@@ -117,7 +122,7 @@ func (ix *Indexer) storedManifests(ctx context.Context, cids []string) (map[stri
 // does from a search. It returns the rows read per customer (for the new
 // manifests) and the customers it cannot rebuild this way, for a search.
 func (r *rowStore) deltaSources(ctx context.Context, cids []string, built map[string]*manifest, changed map[string]map[string]bool) (map[string]*customer.Sources, map[string][]*hit, []string, error) {
-	want := make(map[string][]string, len(cids))
+	want := make(map[string]map[string]bool, len(cids)) // per customer, the rows to read
 	var ids []string
 	for _, cid := range cids {
 		set := map[string]bool{rowID(customer.KindProfile, cid): true}
@@ -127,10 +132,8 @@ func (r *rowStore) deltaSources(ctx context.Context, cids []string, built map[st
 		for rid := range changed[cid] {
 			set[rid] = true
 		}
-		for rid := range set {
-			want[cid] = append(want[cid], rid)
-			ids = append(ids, rid)
-		}
+		want[cid] = set
+		ids = append(ids, slices.Collect(maps.Keys(set))...)
 	}
 	got, err := r.hits(ctx, ids)
 	if err != nil {
@@ -142,15 +145,16 @@ func (r *rowStore) deltaSources(ctx context.Context, cids []string, built map[st
 	// order new to the customer this way is taken with them.
 	var orders []string
 	for _, cid := range cids {
-		for _, rid := range want[cid] {
+		var of []string
+		for rid := range want[cid] {
 			if h := got[rid]; h != nil && h.Kind == customer.KindItem && h.OrderID != "" {
-				o := rowID(customer.KindOrder, h.OrderID)
-				if !slices.Contains(want[cid], o) {
-					want[cid] = append(want[cid], o)
-				}
-				if _, ok := got[o]; !ok {
-					orders = append(orders, o)
-				}
+				of = append(of, rowID(customer.KindOrder, h.OrderID))
+			}
+		}
+		for _, o := range of {
+			want[cid][o] = true
+			if _, ok := got[o]; !ok {
+				orders = append(orders, o)
 			}
 		}
 	}
@@ -166,15 +170,15 @@ func (r *rowStore) deltaSources(ctx context.Context, cids []string, built map[st
 	fallback := map[string]bool{}
 	for _, cid := range cids {
 		m := built[cid]
-		for _, rid := range want[cid] {
+		for rid := range want[cid] {
 			h := got[rid]
 			if h == nil || h.Kind != customer.KindOrder || h.CustomerID != cid || h.Deleted {
 				continue
 			}
-			switch {
-			case slices.Contains(m.Dead, rid), !slices.Contains(m.Rows, rid) && h.MovedFrom != "":
+			switch listed := m.lists(rid); {
+			case m.dead(rid), !listed && h.MovedFrom != "":
 				fallback[cid] = true
-			case !slices.Contains(m.Rows, rid):
+			case !listed:
 				newOrders = append(newOrders, h.Key)
 			}
 		}
@@ -203,7 +207,7 @@ func (r *rowStore) deltaSources(ctx context.Context, cids []string, built map[st
 			full = append(full, cid)
 			continue
 		}
-		rids := want[cid]
+		rids := slices.Collect(maps.Keys(want[cid]))
 		var rows []*hit
 		live := map[string]bool{}
 		for _, rid := range rids {

@@ -269,7 +269,8 @@ func (r *rowStore) scan(ctx context.Context, field string, values, kinds []strin
 	return nil
 }
 
-// get reads rows by id with realtime GET semantics (no refresh needed).
+// get reads rows by id with realtime GET semantics (no refresh needed)
+// into into, skipping those already there; an id not found is nil.
 func (r *rowStore) get(ctx context.Context, rids []string, into map[string]*customer.Row) error {
 	var need []string
 	for _, id := range rids {
@@ -278,21 +279,11 @@ func (r *rowStore) get(ctx context.Context, rids []string, into map[string]*cust
 			into[id] = nil
 		}
 	}
-	if len(need) == 0 {
-		return nil
+	got, err := r.hits(ctx, need)
+	for id, h := range got {
+		into[id] = &h.Row
 	}
-	docs, err := r.st.Mget(ctx, r.index, need)
-	if err != nil {
-		return fmt.Errorf("rows: get: %w", err)
-	}
-	for _, d := range docs {
-		var row customer.Row
-		if err := json.Unmarshal(d.Source, &row); err != nil {
-			return fmt.Errorf("rows: decode %s: %w", d.ID, err)
-		}
-		into[d.ID] = &row
-	}
-	return nil
+	return err
 }
 
 // writeOp stores a row unless the store holds a newer one: the row's
