@@ -140,32 +140,40 @@ func getSegment(ctx context.Context, st *store.Client, index, id string) (*segme
 	return &doc, true, nil
 }
 
+// atLimit answers 409 code, and reports true, when index holds
+// MaxSegments definitions already (saved segments or tag rules, what),
+// or fails the request when it cannot tell.
+func (s *Server) atLimit(c *gin.Context, index, code, what string) bool {
+	var cnt struct {
+		Count int64 `json:"count"`
+	}
+	if err := s.st.Do(c.Request.Context(), http.MethodGet, "/"+index+"/_count", nil, &cnt); err != nil {
+		s.failed(c, err)
+		return true
+	}
+	if cnt.Count >= MaxSegments {
+		writeError(c, http.StatusConflict, code, fmt.Sprintf("a deployment holds at most %d %s; delete one first", MaxSegments, what))
+		return true
+	}
+	return false
+}
+
 // directRefs lists the segments a parsed filter names itself. Segment
 // nodes stand only where all, any and not lead (never in nested or event
 // wheres), so those are the only nodes walked.
 func directRefs(f query.Filter) []string {
 	var out []string
-	var walk func(query.Filter)
-	walk = func(f query.Filter) {
+	query.Walk(f, func(f query.Filter) bool {
 		switch n := f.(type) {
-		case *query.All:
-			for _, c := range n.Filters {
-				walk(c)
-			}
-		case *query.Any:
-			for _, c := range n.Filters {
-				walk(c)
-			}
-		case *query.Not:
-			walk(n.Filter)
+		case *query.All, *query.Any, *query.Not:
+			return true
 		case *query.Segment:
 			if !slices.Contains(out, n.ID) {
 				out = append(out, n.ID)
 			}
 		}
-	}
-	walk(f)
-	slices.Sort(out)
+		return false
+	})
 	return out
 }
 
@@ -222,15 +230,7 @@ func (s *Server) createSegment(c *gin.Context) {
 		s.failed(c, err)
 		return
 	}
-	var cnt struct {
-		Count int64 `json:"count"`
-	}
-	if err := s.st.Do(ctx, http.MethodGet, "/"+s.segmentIndex+"/_count", nil, &cnt); err != nil {
-		s.failed(c, err)
-		return
-	}
-	if cnt.Count >= MaxSegments {
-		writeError(c, http.StatusConflict, "too_many_segments", fmt.Sprintf("a deployment holds at most %d saved segments; delete one first", MaxSegments))
+	if s.atLimit(c, s.segmentIndex, "too_many_segments", "saved segments") {
 		return
 	}
 	at := now()

@@ -151,15 +151,7 @@ func (s *Server) createTag(c *gin.Context) {
 			return
 		}
 	}
-	var cnt struct {
-		Count int64 `json:"count"`
-	}
-	if err := s.st.Do(ctx, http.MethodGet, "/"+s.tagIndex+"/_count", nil, &cnt); err != nil {
-		s.failed(c, err)
-		return
-	}
-	if cnt.Count >= MaxSegments {
-		writeError(c, http.StatusConflict, "too_many_tags", fmt.Sprintf("a deployment holds at most %d tag rules; delete one first", MaxSegments))
+	if s.atLimit(c, s.tagIndex, "too_many_tags", "tag rules") {
 		return
 	}
 	at := now()
