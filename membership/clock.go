@@ -37,31 +37,13 @@ type clock struct {
 // included.
 func clocks(f query.Filter) []clock {
 	var out []clock
-	var walk func(query.Filter)
-	walk = func(f query.Filter) {
+	query.Walk(f, func(f query.Filter) bool {
 		switch n := f.(type) {
-		case *query.All:
-			for _, c := range n.Filters {
-				walk(c)
-			}
-		case *query.Any:
-			for _, c := range n.Filters {
-				walk(c)
-			}
-		case *query.Not:
-			walk(n.Filter)
-		case *query.Nested:
-			walk(n.Where)
-		case *query.Aggregate:
-			if n.Where != nil {
-				walk(n.Where)
-			}
-		case *query.Segment:
-			walk(n.Filter)
 		case *query.Event:
 			if n.Within != nil {
 				out = append(out, clock{event: n.Name, d: *n.Within})
 			}
+			return false // its where is about the event's properties
 		case *query.Cond:
 			if (n.Op == "in_last" || n.Op == "not_in_last") && len(n.Values) == 1 {
 				if d, ok := n.Values[0].(query.Duration); ok {
@@ -69,10 +51,8 @@ func clocks(f query.Filter) []clock {
 				}
 			}
 		}
-	}
-	if f != nil {
-		walk(f)
-	}
+		return true
+	})
 	return out
 }
 

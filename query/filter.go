@@ -118,3 +118,33 @@ func (*Nested) filter()    {}
 func (*Aggregate) filter() {}
 func (*Event) filter()     {}
 func (*Segment) filter()   {}
+
+// Walk calls visit with f and, while visit returns true for a node, with
+// each node under it, depth first: the filters of All and Any, that of
+// Not, the wheres of Nested, Aggregate and Event, and a segment's own
+// filter. A nil filter (an absent where) is not visited.
+func Walk(f Filter, visit func(Filter) bool) {
+	if f == nil || !visit(f) {
+		return
+	}
+	switch n := f.(type) {
+	case *All:
+		for _, c := range n.Filters {
+			Walk(c, visit)
+		}
+	case *Any:
+		for _, c := range n.Filters {
+			Walk(c, visit)
+		}
+	case *Not:
+		Walk(n.Filter, visit)
+	case *Nested:
+		Walk(n.Where, visit)
+	case *Aggregate:
+		Walk(n.Where, visit)
+	case *Event:
+		Walk(n.Where, visit)
+	case *Segment:
+		Walk(n.Filter, visit)
+	}
+}
