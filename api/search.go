@@ -385,7 +385,17 @@ func page(resp *store.SearchResult, next []byte) []byte {
 	b.WriteString(`{"total":`)
 	b.WriteString(strconv.FormatInt(resp.Total, 10))
 	b.WriteString(`,"customers":[`)
-	for i, h := range resp.Hits {
+	writeSources(&b, resp.Hits)
+	b.WriteString(`],"next_cursor":`)
+	b.Write(next)
+	b.WriteByte('}')
+	return b.Bytes()
+}
+
+// writeSources writes the hits' sources, comma separated, as OpenSearch
+// wrote them ({} for a hit without one).
+func writeSources(b *bytes.Buffer, hits []store.Hit) {
+	for i, h := range hits {
 		if i > 0 {
 			b.WriteByte(',')
 		}
@@ -395,10 +405,6 @@ func page(resp *store.SearchResult, next []byte) []byte {
 		}
 		b.Write(h.Source)
 	}
-	b.WriteString(`],"next_cursor":`)
-	b.Write(next)
-	b.WriteByte('}')
-	return b.Bytes()
 }
 
 func (s *Server) openPIT(ctx context.Context) (string, error) {
