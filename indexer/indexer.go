@@ -164,6 +164,7 @@ func New(cfg *config.Config, st *store.Client, reg prometheus.Registerer, log *s
 		m.oneid.WithLabelValues("redis_error").Inc()
 		log.Debug("oneid: redis", "err", err)
 	}
+	resolver.Timed = func(part string, d time.Duration) { m.resolveSeconds.WithLabelValues(part).Observe(d.Seconds()) }
 	resolver.Observe = func(merges, conflicts int) {
 		m.oneid.WithLabelValues("merge").Add(float64(merges))
 		m.oneid.WithLabelValues("conflict").Add(float64(conflicts))

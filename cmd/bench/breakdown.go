@@ -30,6 +30,7 @@ var breakdownMetrics = []struct{ name, label string }{
 	{"cdp_indexer_batch_seconds", "lane"},
 	{"cdp_indexer_step_seconds", "step"},
 	{"cdp_indexer_rebuild_part_seconds", "part"},
+	{"cdp_indexer_resolve_part_seconds", "part"},
 	{"cdp_indexer_bulk_seconds", "step"},
 }
 
