@@ -130,6 +130,7 @@ type Engine struct {
 	fields *catalog.Registry
 	log    *slog.Logger
 	m      *metrics
+	kill   *killHook // a test hook (KillBeforePublishEnv); nil in service
 }
 
 type metrics struct {
@@ -151,7 +152,8 @@ func New(cfg Config, st *store.Client, pub Publisher, reg prometheus.Registerer,
 	}
 	reg.MustRegister(m.flips, m.evaluated, m.seconds)
 	base, stop := context.WithCancel(context.Background())
-	return &Engine{cfg: cfg, st: st, pub: pub, fields: catalog.New(st, cfg.Fields), log: log, m: m, base: base, stop: stop}
+	return &Engine{cfg: cfg, st: st, pub: pub, fields: catalog.New(st, cfg.Fields), log: log, m: m, base: base, stop: stop,
+		kill: newKillHook(log)}
 }
 
 // messageID is the record's id: the same for a redelivery of the same
@@ -445,6 +447,7 @@ func (e *Engine) apply(ctx context.Context, cids []string, want map[string]map[K
 			switch store.Judge(ops[i], v) {
 			case store.Applied:
 				st := ops[i].Body.(State)
+				e.kill.stored(st, e.log)
 				toPublish = append(toPublish, st.Pending...)
 				if t, ok := tagsOf[opCids[i]]; ok {
 					if err := e.retag(ctx, opCids[i], t); err != nil {
