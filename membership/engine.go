@@ -97,8 +97,8 @@ type Publisher interface {
 // Config is what the engine needs of the deployment's configuration.
 type Config struct {
 	// Index aliases: customer documents, saved segments, tag rules,
-	// stored membership, the field catalog.
-	Customers, Events, Segments, Rules, States, Fields string
+	// stored membership, definition sweeps under way, the field catalog.
+	Customers, Events, Segments, Rules, States, Sweeps, Fields string
 	// Topic is the membership topic's full name.
 	Topic    string
 	Location *time.Location
@@ -110,7 +110,7 @@ func ConfigOf(cfg *config.Config) Config {
 	p := cfg.IndexPrefix
 	return Config{
 		Customers: mapping.Customers.Alias(p), Events: mapping.Events.Alias(p), Segments: mapping.Segments.Alias(p), Rules: mapping.Tags.Alias(p),
-		States: mapping.Membership.Alias(p), Fields: mapping.Fields.Alias(p),
+		States: mapping.Membership.Alias(p), Sweeps: mapping.MembershipSweeps.Alias(p), Fields: mapping.Fields.Alias(p),
 		Topic: cfg.Topic(TopicSuffix), Location: cfg.Location, Limits: cfg.FilterLimits,
 	}
 }
