@@ -615,19 +615,43 @@ func cmpStr(a, b string) int {
 	return 0
 }
 
-// retag writes a customer document's tags. A document deleted meanwhile
-// is fine: it has no tags to keep.
+// retag writes a customer document's tags, those of its state as just
+// stored, then reads the state again and, while the state's tags are not
+// what it wrote, writes those. Two processes may evaluate one customer at
+// once (the leader's time tick and the owner's rebuild), and their tag
+// writes, unconditional updates, may land in either order; but each one
+// checks the state after its own write has landed, so the writer of the
+// newest state, or any writer whose write landed after it, finds the
+// document behind and puts the newest tags there. Without the check the
+// document could keep an older process's tags until its next rebuild.
+// A document deleted meanwhile is fine: it has no tags to keep.
 func (e *Engine) retag(ctx context.Context, cid string, tags []string) error {
-	op := store.Op{Action: store.Update, Index: e.cfg.Customers, ID: cid, RetryOnConflict: 3,
-		Body: map[string]any{"doc": map[string]any{"tags": tags}}}
-	v, err := e.st.Bulk(ctx, []store.Op{op})
-	if err != nil {
-		return fmt.Errorf("membership: tags of %s: %w", cid, err)
+	for round := 0; ; round++ {
+		if round == maxConflictRounds {
+			return fmt.Errorf("membership: tags of %s kept changing under writes", cid)
+		}
+		op := store.Op{Action: store.Update, Index: e.cfg.Customers, ID: cid, RetryOnConflict: 3,
+			Body: map[string]any{"doc": map[string]any{"tags": tags}}}
+		v, err := e.st.Bulk(ctx, []store.Op{op})
+		if err != nil {
+			return fmt.Errorf("membership: tags of %s: %w", cid, err)
+		}
+		if v[0].Status == 404 {
+			return nil
+		}
+		if !v[0].OK() {
+			return fmt.Errorf("membership: tags of %s: %w", cid, v[0].Err())
+		}
+		s, err := e.State(ctx, cid)
+		if err != nil {
+			return err
+		}
+		now := s.Tags()
+		if slices.Equal(now, tags) {
+			return nil
+		}
+		tags = now
 	}
-	if !v[0].OK() && v[0].Status != 404 {
-		return fmt.Errorf("membership: tags of %s: %w", cid, v[0].Err())
-	}
-	return nil
 }
 
 // publish sends records, then removes them from their states' pending.

@@ -1,16 +1,21 @@
 package membership_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -1030,5 +1035,91 @@ func TestADefinitionSweepCutShortIsResumedFromItsCheckpointAndTheRemainingFlipsA
 	}
 	if found, _ := st.GetSource(ctx, mcfg.Sweeps, "segment:seg_women", &rec); found {
 		t.Errorf("the finished sweep's record is left: %+v", rec)
+	}
+}
+
+// holdingProxy passes requests to OpenSearch, but holds the first one
+// whose body holds hold until release is closed, closing held when it
+// has it.
+func holdingProxy(t *testing.T, target, hold string, held, release chan struct{}) string {
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if strings.Contains(string(body), hold) {
+			once.Do(func() {
+				close(held)
+				<-release
+			})
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// Two processes evaluate one customer around a change of its document:
+// the first one's tags write, held back, lands after the second's. The
+// first finds the stored rules moved on and writes the newest tags.
+func TestATagsWriteThatLandsLateIsPutRightByTheProcessThatWroteIt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the services")
+	}
+	t.Parallel()
+	env := harness.Services(t)
+	cfg := env.Config(t)
+	env.Bootstrap(t, cfg)
+	env.CreateTopics(t, cfg)
+	st := env.Store(t)
+	ctx := context.Background()
+	mcfg := membership.ConfigOf(cfg)
+	put := func(index, id, body string) {
+		t.Helper()
+		if err := st.Do(ctx, http.MethodPut, "/"+index+"/_doc/"+id+"?refresh=true", json.RawMessage(body), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(mcfg.Rules, "women", `{"name":"women","filter":{"field":"gender","op":"eq","value":"female"},"refs":[]}`)
+	put(mcfg.Customers, "c1", `{"customer_id":"c1","relation":"customer","gender":"female","tags":[]}`)
+
+	held, release := make(chan struct{}), make(chan struct{})
+	slow, err := store.New(holdingProxy(t, cfg.OpenSearchURL, `{"doc":{"tags":`, held, release))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := membership.New(mcfg, slow, env.Producer(t), prometheusRegistry(), harness.Logger())
+	second := membership.New(mcfg, st, env.Producer(t), prometheusRegistry(), harness.Logger())
+	done := make(chan error, 1)
+	go func() { done <- first.Changed(ctx, []string{"c1"}, membership.Merges{}) }()
+	select {
+	case <-held: // the first stored c1 in the rule and is writing its tags
+	case err := <-done:
+		t.Fatalf("the first evaluation ended (%v) without writing tags", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first evaluation never wrote tags")
+	}
+	put(mcfg.Customers, "c1", `{"customer_id":"c1","relation":"customer","gender":"male","tags":["women"]}`)
+	if err := second.Changed(ctx, []string{"c1"}, membership.Merges{}); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	s, err := second.State(ctx, "c1")
+	if err != nil || len(s.Rules) != 0 {
+		t.Fatalf("stored %+v (%v), want c1 out of the rule", s, err)
+	}
+	var doc struct{ Tags []string }
+	if _, err := st.GetSource(ctx, mcfg.Customers, "c1", &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Tags) != 0 {
+		t.Errorf("document tags %v, want none: the late write of the first process stayed", doc.Tags)
 	}
 }
