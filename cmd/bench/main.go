@@ -64,6 +64,7 @@ type options struct {
 	// membership phase; memberTimeCustomers how many customers reach the
 	// edge of a window together in its time-driven step.
 	memberDur           time.Duration
+	memberTimeout       time.Duration
 	memberTimeCustomers int
 }
 
@@ -100,6 +101,7 @@ func parseFlags() options {
 	flag.Float64Var(&o.loadFraction, "load-fraction", 0.5, "background load as a fraction of the indexer's measured maximum")
 	flag.DurationVar(&o.rssInterval, "rss-interval", 100*time.Millisecond, "how often VmRSS is sampled")
 	flag.DurationVar(&o.memberDur, "membership-duration", 10*time.Second, "how long membership markers are produced at each number of definitions (10, 100, 1,000)")
+	flag.DurationVar(&o.memberTimeout, "membership-timeout", time.Minute, "a membership marker whose record has not come after this is lost (long, so that a backlog shows as latency)")
 	flag.IntVar(&o.memberTimeCustomers, "membership-time-customers", 200, "customers whose hour window ends together in the time-driven step of the membership phase")
 	flag.StringVar(&o.render, "render", "", "only rewrite the Markdown (-md) from the JSON results of an earlier run, and print its summary")
 	rampConns := flag.String("ramp-conns", "10,50,200,500", "concurrent connections of each load-ramp step, comma separated; the first is the latency baseline")
