@@ -21,6 +21,7 @@ type Members interface {
 	Republish(ctx context.Context) (int, error)
 	Tick(ctx context.Context) (int, error)
 	Reconcile(ctx context.Context) error
+	ResumeSweeps(ctx context.Context) (int, error)
 }
 
 // TopicMembership is the topic of membership changes (CONTRACT §4.2).
@@ -91,7 +92,8 @@ func (ix *Indexer) tagsOf(ctx context.Context, rb *rebuild, cids []string, peopl
 
 // background publishes pending membership records on start and every
 // republishEvery, and, while this process leads, re-evaluates customers
-// as time passes every tickEvery, until ctx ends.
+// as time passes every tickEvery and takes over the definition sweeps a
+// stopped process left (from the first tick on), until ctx ends.
 func (ix *Indexer) background(ctx context.Context) {
 	if ix.members == nil {
 		return
@@ -100,7 +102,7 @@ func (ix *Indexer) background(ctx context.Context) {
 	defer t.Stop()
 	var republished time.Time
 	reconciled := time.Now() // the first one a period after start
-	var reconciling atomic.Bool
+	var reconciling, resuming atomic.Bool
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
@@ -124,7 +126,19 @@ func (ix *Indexer) background(ctx context.Context) {
 			} else if n > 0 {
 				ix.log.Debug("membership: re-evaluated as time passed", "customers", n)
 			}
-			// On its own: a long walk must not hold up the ticks.
+			// On their own: a long walk must not hold up the ticks.
+			if resuming.CompareAndSwap(false, true) {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer resuming.Store(false)
+					if n, err := ix.members.ResumeSweeps(ctx); err != nil && ctx.Err() == nil {
+						ix.log.Warn("membership: resuming definition sweeps failed", "err", err)
+					} else if n > 0 {
+						ix.log.Info("membership: resumed definition sweeps", "sweeps", n)
+					}
+				}()
+			}
 			if time.Since(reconciled) >= reconcileEvery && !reconciling.Load() {
 				reconciled = time.Now()
 				reconciling.Store(true)

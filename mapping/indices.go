@@ -97,10 +97,15 @@ var (
 	// change of them moves on, and the membership records written but not
 	// yet published (pending), which a restart publishes again.
 	Membership = Index{Name: "membership", Version: 1, file: "membership.json"}
+	// MembershipSweeps holds the definition sweeps under way (package
+	// membership): the definitions each one walks, how far it got (the
+	// last customer id done), and until when its process holds it, so
+	// that a sweep cut short by a restart resumes where it stopped.
+	MembershipSweeps = Index{Name: "membership-sweeps", Version: 1, file: "membership_sweeps.json"}
 )
 
 // All lists every physical index the service creates on start.
-var All = []Index{Customers, Identities, Rows, Fields, Settings, People, IdentityHistory, Segments, ExportJobs, Tags, Membership}
+var All = []Index{Customers, Identities, Rows, Fields, Settings, People, IdentityHistory, Segments, ExportJobs, Tags, Membership, MembershipSweeps}
 
 // Alias is the name clients use: "<prefix>-<name>".
 func (i Index) Alias(prefix string) string {

@@ -97,8 +97,8 @@ type Publisher interface {
 // Config is what the engine needs of the deployment's configuration.
 type Config struct {
 	// Index aliases: customer documents, saved segments, tag rules,
-	// stored membership, the field catalog.
-	Customers, Events, Segments, Rules, States, Fields string
+	// stored membership, definition sweeps under way, the field catalog.
+	Customers, Events, Segments, Rules, States, Sweeps, Fields string
 	// Topic is the membership topic's full name.
 	Topic    string
 	Location *time.Location
@@ -110,7 +110,7 @@ func ConfigOf(cfg *config.Config) Config {
 	p := cfg.IndexPrefix
 	return Config{
 		Customers: mapping.Customers.Alias(p), Events: mapping.Events.Alias(p), Segments: mapping.Segments.Alias(p), Rules: mapping.Tags.Alias(p),
-		States: mapping.Membership.Alias(p), Fields: mapping.Fields.Alias(p),
+		States: mapping.Membership.Alias(p), Sweeps: mapping.MembershipSweeps.Alias(p), Fields: mapping.Fields.Alias(p),
 		Topic: cfg.Topic(TopicSuffix), Location: cfg.Location, Limits: cfg.FilterLimits,
 	}
 }
@@ -130,6 +130,7 @@ type Engine struct {
 	fields *catalog.Registry
 	log    *slog.Logger
 	m      *metrics
+	kill   *killHook // a test hook (KillBeforePublishEnv); nil in service
 }
 
 type metrics struct {
@@ -151,7 +152,8 @@ func New(cfg Config, st *store.Client, pub Publisher, reg prometheus.Registerer,
 	}
 	reg.MustRegister(m.flips, m.evaluated, m.seconds)
 	base, stop := context.WithCancel(context.Background())
-	return &Engine{cfg: cfg, st: st, pub: pub, fields: catalog.New(st, cfg.Fields), log: log, m: m, base: base, stop: stop}
+	return &Engine{cfg: cfg, st: st, pub: pub, fields: catalog.New(st, cfg.Fields), log: log, m: m, base: base, stop: stop,
+		kill: newKillHook(log)}
 }
 
 // messageID is the record's id: the same for a redelivery of the same
@@ -445,6 +447,7 @@ func (e *Engine) apply(ctx context.Context, cids []string, want map[string]map[K
 			switch store.Judge(ops[i], v) {
 			case store.Applied:
 				st := ops[i].Body.(State)
+				e.kill.stored(st, e.log)
 				toPublish = append(toPublish, st.Pending...)
 				if t, ok := tagsOf[opCids[i]]; ok {
 					if err := e.retag(ctx, opCids[i], t); err != nil {
@@ -612,19 +615,43 @@ func cmpStr(a, b string) int {
 	return 0
 }
 
-// retag writes a customer document's tags. A document deleted meanwhile
-// is fine: it has no tags to keep.
+// retag writes a customer document's tags, those of its state as just
+// stored, then reads the state again and, while the state's tags are not
+// what it wrote, writes those. Two processes may evaluate one customer at
+// once (the leader's time tick and the owner's rebuild), and their tag
+// writes, unconditional updates, may land in either order; but each one
+// checks the state after its own write has landed, so the writer of the
+// newest state, or any writer whose write landed after it, finds the
+// document behind and puts the newest tags there. Without the check the
+// document could keep an older process's tags until its next rebuild.
+// A document deleted meanwhile is fine: it has no tags to keep.
 func (e *Engine) retag(ctx context.Context, cid string, tags []string) error {
-	op := store.Op{Action: store.Update, Index: e.cfg.Customers, ID: cid, RetryOnConflict: 3,
-		Body: map[string]any{"doc": map[string]any{"tags": tags}}}
-	v, err := e.st.Bulk(ctx, []store.Op{op})
-	if err != nil {
-		return fmt.Errorf("membership: tags of %s: %w", cid, err)
+	for round := 0; ; round++ {
+		if round == maxConflictRounds {
+			return fmt.Errorf("membership: tags of %s kept changing under writes", cid)
+		}
+		op := store.Op{Action: store.Update, Index: e.cfg.Customers, ID: cid, RetryOnConflict: 3,
+			Body: map[string]any{"doc": map[string]any{"tags": tags}}}
+		v, err := e.st.Bulk(ctx, []store.Op{op})
+		if err != nil {
+			return fmt.Errorf("membership: tags of %s: %w", cid, err)
+		}
+		if v[0].Status == 404 {
+			return nil
+		}
+		if !v[0].OK() {
+			return fmt.Errorf("membership: tags of %s: %w", cid, v[0].Err())
+		}
+		s, err := e.State(ctx, cid)
+		if err != nil {
+			return err
+		}
+		now := s.Tags()
+		if slices.Equal(now, tags) {
+			return nil
+		}
+		tags = now
 	}
-	if !v[0].OK() && v[0].Status != 404 {
-		return fmt.Errorf("membership: tags of %s: %w", cid, v[0].Err())
-	}
-	return nil
 }
 
 // publish sends records, then removes them from their states' pending.

@@ -1,16 +1,21 @@
 package membership_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -911,5 +916,210 @@ func TestAnEventAgeingOutOfAnHourWindowExitsWithinAMinuteOfTheEdge(t *testing.T)
 	r := find("exited")
 	if got, _ := time.Parse(time.RFC3339Nano, r.At); r.Cause != membership.CauseTime || got.Before(edge) || got.After(edge.Add(60*time.Second)) {
 		t.Errorf("exited %+v, want cause time within 60 s after %s", r, edge)
+	}
+}
+
+// cutAfter is a publisher that sends its first n calls' messages and
+// fails every call after them, closing cut at the first that fails: a
+// process that stops in the middle of a definition sweep.
+type cutAfter struct {
+	n   int
+	pub membership.Publisher
+	cut chan struct{}
+}
+
+func (c *cutAfter) SendMessages(msgs []*sarama.ProducerMessage) error {
+	if c.n > 0 {
+		c.n--
+		return c.pub.SendMessages(msgs)
+	}
+	select {
+	case <-c.cut:
+	default:
+		close(c.cut)
+	}
+	return fmt.Errorf("process stopping")
+}
+
+func TestADefinitionSweepCutShortIsResumedFromItsCheckpointAndTheRemainingFlipsArriveOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the services")
+	}
+	t.Parallel()
+	env := harness.Services(t)
+	cfg := env.Config(t)
+	env.Bootstrap(t, cfg)
+	env.CreateTopics(t, cfg)
+	st := env.Store(t)
+	ctx := context.Background()
+	mcfg := membership.ConfigOf(cfg)
+	const members = 1100 // three batches of a sweep: 500, 500 and 100
+	var ops []store.Op
+	for i := range members + 50 {
+		gender := "female"
+		if i >= members {
+			gender = "male"
+		}
+		id := fmt.Sprintf("c%05d", i)
+		ops = append(ops, store.Op{Action: store.Index, Index: mcfg.Customers, ID: id,
+			Body: map[string]any{"customer_id": id, "relation": "customer", "gender": gender, "tags": []string{}}})
+	}
+	ops = append(ops, store.Op{Action: store.Index, Index: mcfg.Segments, ID: "seg_women",
+		Body: map[string]any{"id": "seg_women", "name": "women", "filter": json.RawMessage(`{"field":"gender","op":"eq","value":"female"}`), "refs": []string{}}})
+	if _, err := st.Bulk(ctx, ops); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Refresh(ctx, mcfg.Customers, mcfg.Segments); err != nil {
+		t.Fatal(err)
+	}
+
+	// The first process publishes the first batch, then stops while
+	// publishing the second.
+	cut := &cutAfter{n: 1, pub: env.Producer(t), cut: make(chan struct{})}
+	first := membership.New(mcfg, st, cut, prometheusRegistry(), harness.Logger())
+	first.RedefineLater(membership.KindSegment, "seg_women")
+	select {
+	case <-cut.cut:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the sweep never reached its second batch")
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Refresh(ctx, mcfg.Sweeps); err != nil {
+		t.Fatal(err)
+	}
+	var rec struct {
+		Keys  []string `json:"keys"`
+		Done  int      `json:"done"`
+		After string   `json:"after"`
+	}
+	if found, err := st.GetSource(ctx, mcfg.Sweeps, "segment:seg_women", &rec); err != nil || !found {
+		t.Fatalf("no record of the sweep cut short (%v)", err)
+	}
+	if rec.Done != 0 || rec.After != "c00499" || !slices.Equal(rec.Keys, []string{"segment:seg_women"}) {
+		t.Fatalf("sweep record %+v, want the first batch done (after c00499)", rec)
+	}
+	before := published(t, env, cfg)
+	if len(before) != 500 {
+		t.Fatalf("%d records before the cut, want the first batch's 500", len(before))
+	}
+
+	// The next process publishes what the first left pending (the second
+	// batch, stored and not published), as every indexer does on start,
+	// and its leader takes the sweep over from its checkpoint: the third.
+	next := membership.New(mcfg, st, env.Producer(t), prometheusRegistry(), harness.Logger())
+	defer next.Close()
+	if n, err := next.Republish(ctx); err != nil || n != 500 {
+		t.Fatalf("republished %d (%v), want the second batch's 500", n, err)
+	}
+	if n, err := next.ResumeSweeps(ctx); err != nil || n != 1 {
+		t.Fatalf("resumed %d sweeps (%v), want the one cut short", n, err)
+	}
+	recs := published(t, env, cfg)
+	entered := map[string]int{}
+	for _, r := range recs {
+		if r.Type != "entered" || r.ID != "seg_women" || r.Cause != membership.CauseDefinition {
+			t.Errorf("unexpected record %+v", r)
+		}
+		entered[r.CustomerID]++
+	}
+	if len(recs) != members || len(entered) != members {
+		t.Fatalf("%d records for %d customers after the resume, want one entered for each of the %d members", len(recs), len(entered), members)
+	}
+	if raw := len(env.ReadTopic(t, cfg.Topic(membership.TopicSuffix))); raw != members {
+		t.Errorf("%d messages on the topic, want %d: the resumed sweep published the first batch again", raw, members)
+	}
+	if n, err := next.ResumeSweeps(ctx); err != nil || n != 0 {
+		t.Errorf("a finished sweep resumed again: %d %v", n, err)
+	}
+	if found, _ := st.GetSource(ctx, mcfg.Sweeps, "segment:seg_women", &rec); found {
+		t.Errorf("the finished sweep's record is left: %+v", rec)
+	}
+}
+
+// holdingProxy passes requests to OpenSearch, but holds the first one
+// whose body holds hold until release is closed, closing held when it
+// has it.
+func holdingProxy(t *testing.T, target, hold string, held, release chan struct{}) string {
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		if strings.Contains(string(body), hold) {
+			once.Do(func() {
+				close(held)
+				<-release
+			})
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// Two processes evaluate one customer around a change of its document:
+// the first one's tags write, held back, lands after the second's. The
+// first finds the stored rules moved on and writes the newest tags.
+func TestATagsWriteThatLandsLateIsPutRightByTheProcessThatWroteIt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the services")
+	}
+	t.Parallel()
+	env := harness.Services(t)
+	cfg := env.Config(t)
+	env.Bootstrap(t, cfg)
+	env.CreateTopics(t, cfg)
+	st := env.Store(t)
+	ctx := context.Background()
+	mcfg := membership.ConfigOf(cfg)
+	put := func(index, id, body string) {
+		t.Helper()
+		if err := st.Do(ctx, http.MethodPut, "/"+index+"/_doc/"+id+"?refresh=true", json.RawMessage(body), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(mcfg.Rules, "women", `{"name":"women","filter":{"field":"gender","op":"eq","value":"female"},"refs":[]}`)
+	put(mcfg.Customers, "c1", `{"customer_id":"c1","relation":"customer","gender":"female","tags":[]}`)
+
+	held, release := make(chan struct{}), make(chan struct{})
+	slow, err := store.New(holdingProxy(t, cfg.OpenSearchURL, `{"doc":{"tags":`, held, release))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := membership.New(mcfg, slow, env.Producer(t), prometheusRegistry(), harness.Logger())
+	second := membership.New(mcfg, st, env.Producer(t), prometheusRegistry(), harness.Logger())
+	done := make(chan error, 1)
+	go func() { done <- first.Changed(ctx, []string{"c1"}, membership.Merges{}) }()
+	select {
+	case <-held: // the first stored c1 in the rule and is writing its tags
+	case err := <-done:
+		t.Fatalf("the first evaluation ended (%v) without writing tags", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first evaluation never wrote tags")
+	}
+	put(mcfg.Customers, "c1", `{"customer_id":"c1","relation":"customer","gender":"male","tags":["women"]}`)
+	if err := second.Changed(ctx, []string{"c1"}, membership.Merges{}); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	s, err := second.State(ctx, "c1")
+	if err != nil || len(s.Rules) != 0 {
+		t.Fatalf("stored %+v (%v), want c1 out of the rule", s, err)
+	}
+	var doc struct{ Tags []string }
+	if _, err := st.GetSource(ctx, mcfg.Customers, "c1", &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Tags) != 0 {
+		t.Errorf("document tags %v, want none: the late write of the first process stayed", doc.Tags)
 	}
 }

@@ -28,6 +28,12 @@ const sweepKeepAlive = 2 * time.Minute
 // sorted by customer id, in bounded batches, so that it takes constant
 // memory however many members there are while the service goes on
 // serving.
+//
+// The sweep is recorded (sweeps.go) before it starts and checkpointed
+// after every batch, so that one cut short by a restart is resumed where
+// it stopped by the leader's ResumeSweeps. A newer change of the same
+// definition replaces the record, and the older sweep stops at its next
+// checkpoint.
 func (e *Engine) Redefine(ctx context.Context, kind, id string) error {
 	defer e.m.since("redefine", time.Now())
 	now := time.Now()
@@ -36,20 +42,23 @@ func (e *Engine) Redefine(ctx context.Context, kind, id string) error {
 		return err
 	}
 	keys := dependents(defs, Key{kind, id})
+	var order []string
 	for _, d := range defs {
 		if keys[d.key] {
-			if err := e.sweep(ctx, d.key, &d, defs, CauseDefinition, now); err != nil {
-				return err
-			}
+			order = append(order, d.key.String())
 			delete(keys, d.key)
 		}
 	}
-	for k := range keys { // deleted: in no definition any more
-		if err := e.sweep(ctx, k, nil, defs, CauseDefinition, now); err != nil {
-			return err
-		}
+	var gone []string // deleted: in no definition any more
+	for k := range keys {
+		gone = append(gone, k.String())
 	}
-	return nil
+	slices.Sort(gone)
+	run, err := e.startSweep(ctx, Key{kind, id}, append(order, gone...), CauseDefinition, now)
+	if err != nil {
+		return err
+	}
+	return e.runSweep(ctx, run)
 }
 
 // Reconcile compares stored membership with every definition evaluated
@@ -67,7 +76,7 @@ func (e *Engine) Reconcile(ctx context.Context) error {
 	defined := map[Key]bool{}
 	for _, d := range defs {
 		defined[d.key] = true
-		if err := e.sweep(ctx, d.key, &d, defs, CauseChange, now); err != nil {
+		if err := e.sweep(ctx, d.key, &d, defs, CauseChange, now, "", nil); err != nil {
 			return err
 		}
 	}
@@ -77,7 +86,7 @@ func (e *Engine) Reconcile(ctx context.Context) error {
 	}
 	for _, k := range stale {
 		if !defined[k] {
-			if err := e.sweep(ctx, k, nil, defs, CauseDefinition, now); err != nil {
+			if err := e.sweep(ctx, k, nil, defs, CauseDefinition, now, "", nil); err != nil {
 				return err
 			}
 		}
@@ -117,7 +126,8 @@ func (e *Engine) storedKeys(ctx context.Context) ([]Key, error) {
 
 // RedefineLater runs Redefine in the background, so that the request that
 // changed the definition is answered at once. A failed sweep is logged;
-// one cut short by Close is not resumed (see the package doc).
+// one cut short by Close (or a crash) is resumed by the leader's
+// ResumeSweeps, from its last checkpoint.
 func (e *Engine) RedefineLater(kind, id string) {
 	e.sweeps.Add(1)
 	go func() {
@@ -137,8 +147,12 @@ func (e *Engine) Close() error {
 
 // sweep brings stored membership in one definition (nil: deleted) up to
 // date for every customer; all are every definition, for the customers'
-// next instants.
-func (e *Engine) sweep(ctx context.Context, k Key, d *definition, all []definition, cause string, now time.Time) error {
+// next instants. It walks the customers after the id after only (""):
+// every one, the rest of a sweep resumed. checkpoint, unless nil, is told
+// the last customer id done after every batch, and at least every third
+// of sweepLease while the walk finds nothing to do, so that the sweep's
+// lease is renewed; its error stops the sweep.
+func (e *Engine) sweep(ctx context.Context, k Key, d *definition, all []definition, cause string, now time.Time, after string, checkpoint func(last string) error) error {
 	if err := e.st.Refresh(ctx, e.cfg.States); err != nil {
 		return err
 	}
@@ -146,7 +160,14 @@ func (e *Engine) sweep(ctx context.Context, k Key, d *definition, all []definiti
 	if k.Kind == KindTag {
 		field = "rules"
 	}
-	stored := e.ids(ctx, e.cfg.States, map[string]any{"term": map[string]any{field: k.ID}})
+	from := func(q any) any {
+		if after == "" {
+			return q
+		}
+		return map[string]any{"bool": map[string]any{"filter": []any{q,
+			map[string]any{"range": map[string]any{"customer_id": map[string]any{"gt": after}}}}}}
+	}
+	stored := e.ids(ctx, e.cfg.States, from(map[string]any{"term": map[string]any{field: k.ID}}))
 	matching := func(yield func(string, error) bool) {}
 	var defs []definition
 	if d != nil && d.query != nil {
@@ -154,10 +175,12 @@ func (e *Engine) sweep(ctx context.Context, k Key, d *definition, all []definiti
 		// customers alias's filter is spelled out: events share the index.
 		q := map[string]any{"bool": map[string]any{"filter": []any{d.query,
 			map[string]any{"term": map[string]any{schema.JoinField: schema.CustomerRelation}}}}}
-		matching = e.ids(ctx, e.cfg.Customers, q)
+		matching = e.ids(ctx, e.cfg.Customers, from(q))
 		defs = []definition{*d}
 	}
 	scope := func(x Key) bool { return x == k }
+	// The last customer id done, and when the checkpoint last heard.
+	done, told := after, time.Now()
 	var batch []string
 	flush := func() error {
 		if len(batch) == 0 {
@@ -180,13 +203,24 @@ func (e *Engine) sweep(ctx context.Context, k Key, d *definition, all []definiti
 		if len(retagged) > 0 {
 			e.log.Debug("definition sweep retagged customers", "definition", k.String(), "customers", len(retagged))
 		}
+		done = batch[len(batch)-1]
 		batch = batch[:0]
 		return nil
 	}
-	err := differ(stored, matching, func(cid string) error {
+	tell := func(force bool) error {
+		if checkpoint == nil || !force && time.Since(told) < sweepLease/3 {
+			return nil
+		}
+		told = time.Now()
+		return checkpoint(done)
+	}
+	err := differ(renewing(stored, tell), renewing(matching, tell), func(cid string) error {
 		batch = append(batch, cid)
 		if len(batch) == sweepBatch {
-			return flush()
+			if err := flush(); err != nil {
+				return err
+			}
+			return tell(true)
 		}
 		return nil
 	})
@@ -197,6 +231,21 @@ func (e *Engine) sweep(ctx context.Context, k Key, d *definition, all []definiti
 		return fmt.Errorf("membership: sweep %s: %w", k, err)
 	}
 	return nil
+}
+
+// renewing is ids with tell asked, at every id, whether the sweep's lease
+// is due for renewal; its error ends the walk.
+func renewing(ids iter.Seq2[string, error], tell func(force bool) error) iter.Seq2[string, error] {
+	return func(yield func(string, error) bool) {
+		for id, err := range ids {
+			if err == nil {
+				err = tell(false)
+			}
+			if !yield(id, err) || err != nil {
+				return
+			}
+		}
+	}
 }
 
 // ids walks the ids of the documents of index matching q, sorted by

@@ -59,6 +59,13 @@ type options struct {
 	render       string
 
 	ramp rampTuning
+
+	// memberDur is how long markers are produced at each step of the
+	// membership phase; memberTimeCustomers how many customers reach the
+	// edge of a window together in its time-driven step.
+	memberDur           time.Duration
+	memberTimeout       time.Duration
+	memberTimeCustomers int
 }
 
 func envInt(name string, def int) int {
@@ -93,6 +100,9 @@ func parseFlags() options {
 	flag.DurationVar(&o.freshTimeout, "fresh-timeout", 15*time.Second, "a marker not searchable after this is lost")
 	flag.Float64Var(&o.loadFraction, "load-fraction", 0.5, "background load as a fraction of the indexer's measured maximum")
 	flag.DurationVar(&o.rssInterval, "rss-interval", 100*time.Millisecond, "how often VmRSS is sampled")
+	flag.DurationVar(&o.memberDur, "membership-duration", 10*time.Second, "how long membership markers are produced at each number of definitions (10, 100, 1,000)")
+	flag.DurationVar(&o.memberTimeout, "membership-timeout", time.Minute, "a membership marker whose record has not come after this is lost (long, so that a backlog shows as latency)")
+	flag.IntVar(&o.memberTimeCustomers, "membership-time-customers", 200, "customers whose hour window ends together in the time-driven step of the membership phase")
 	flag.StringVar(&o.render, "render", "", "only rewrite the Markdown (-md) from the JSON results of an earlier run, and print its summary")
 	rampConns := flag.String("ramp-conns", "10,50,200,500", "concurrent connections of each load-ramp step, comma separated; the first is the latency baseline")
 	flag.DurationVar(&o.ramp.Step, "ramp-step-duration", 10*time.Second, "measuring time of each load-ramp step")
@@ -150,7 +160,6 @@ func benchConfig(runID string) (*config.Config, error) {
 // bench is one run: its settings, the names it works with, and the report
 // its phases fill in.
 type bench struct {
-	ixAddr  string // the indexer's HTTP server (its /metrics)
 	o       options
 	log     *slog.Logger
 	logf    func(string)
@@ -166,6 +175,10 @@ type bench struct {
 	customers, events, rawIndex string
 	rep                         *Report
 	mem                         *memory
+	// indexerAddr is the indexer's HTTP address (its /metrics);
+	// loadChunks how many chunks of background load were prepared.
+	indexerAddr string
+	loadChunks  int
 }
 
 func run(ctx context.Context, o options, log *slog.Logger) error {
@@ -217,6 +230,9 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		return err
 	}
 	if err := b.underLoad(ctx, live, msgsPerCustomer, plans, queriesTook); err != nil {
+		return err
+	}
+	if err := b.membership(ctx, msgsPerCustomer); err != nil {
 		return err
 	}
 	if err := b.loadRamp(ctx, idx, plans); err != nil {
@@ -326,7 +342,7 @@ func (b *bench) startIndexer() (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.ixAddr = ixCfg.HTTPAddr
+	b.indexerAddr = ixCfg.HTTPAddr
 	b.rep.Indexing.IndexerLogPath = idx.log
 	return idx, nil
 }
@@ -350,7 +366,7 @@ func (b *bench) indexing(ctx context.Context, idx *proc, procStart time.Time) er
 	}
 	b.mem.end()
 	ix.IndexerSeconds = round3(t1.Sub(t0).Seconds())
-	if ix.Breakdown, err = breakdown(ctx, b.ixAddr); err != nil {
+	if ix.Breakdown, err = breakdown(ctx, b.indexerAddr); err != nil {
 		b.log.Warn("the indexer's time breakdown is unknown", "err", err)
 	}
 	if ix.CustomerDocs, err = countDocs(ctx, b.osURL, b.customers); err != nil {
@@ -537,14 +553,7 @@ func (b *bench) underLoad(ctx context.Context, live []string, msgsPerCustomer fl
 	warmup := 3 * time.Second
 	need := int(loadRate * (warmup + o.freshDur + o.freshTimeout + queriesTook*13/10 + 10*time.Second).Seconds())
 	b.log.Info("preparing the background load", "changes_per_sec", int(loadRate), "messages", need)
-	var loadMsgs []kmsg
-	for k := 0; len(loadMsgs) < need; k++ {
-		// At most one chunk's customers, whose keys are those of the main
-		// dataset's first chunk: the load updates existing customers.
-		n := min(o.customers, chunkCustomers, int(float64(need-len(loadMsgs))/msgsPerCustomer)+1)
-		loadMsgs = append(loadMsgs, loadChunk(k, o.seed, n, o.eventsPerCustomer, time.Now())...)
-	}
-	lg, err := newLoadGen(cfg, loadMsgs, loadRate)
+	lg, err := newLoadGen(cfg, b.loadMessages(need, msgsPerCustomer), loadRate)
 	if err != nil {
 		return err
 	}
@@ -552,7 +561,7 @@ func (b *bench) underLoad(ctx context.Context, live []string, msgsPerCustomer fl
 	b.mem.begin("freshness")
 	// The trait and order markers change customers of the bench's own,
 	// made now, while the indexer is idle, so that their state is known.
-	cs, err := prepareMarkerCustomers(ctx, b.osURL, b.customers, lg.prod, 2*markersPerKind(o.markerRate, o.freshDur), b.runID, time.Now())
+	cs, err := prepareMarkerCustomers(ctx, b.osURL, b.customers, lg.prod, 0, 2*markersPerKind(o.markerRate, o.freshDur), b.runID, time.Now())
 	if err != nil {
 		return err
 	}
@@ -561,7 +570,7 @@ func (b *bench) underLoad(ctx context.Context, live []string, msgsPerCustomer fl
 	go lw.run(lagCtx, cfg)
 	lg.run(ctx)
 	time.Sleep(warmup)
-	before, _ := breakdown(ctx, b.ixAddr)
+	before, _ := breakdown(ctx, b.indexerAddr)
 	fr, err := runFreshness(ctx, b.osURL, b.customers, b.events, lg.prod, live, cs, o.markerRate, o.freshDur, o.pollInterval, o.freshTimeout, b.runID)
 	if err != nil {
 		lg.halt()
@@ -573,7 +582,7 @@ func (b *bench) underLoad(ctx context.Context, live []string, msgsPerCustomer fl
 	fr.Load = LoadStats{TargetRate: round2(loadRate), ActualRate: round2(float64(lg.prod.acked.Load()) / el), Produced: lg.prod.acked.Load(),
 		Seconds: round2(el), LagAtEnd: lw.end, LagMaxSample: lw.max}
 	lw.mu.Unlock()
-	if after, err := breakdown(ctx, b.ixAddr); err == nil {
+	if after, err := breakdown(ctx, b.indexerAddr); err == nil {
 		fr.Breakdown = since(after, before)
 	}
 	rep.Freshness = fr
@@ -596,6 +605,22 @@ func (b *bench) underLoad(ctx context.Context, live []string, msgsPerCustomer fl
 	lg.mu.Unlock()
 	_ = lg.prod.close()
 	return nil
+}
+
+// loadMessages prepares at least need messages of background load: at
+// most one chunk's customers at a time, whose keys are those of the main
+// dataset's first chunk, so the load updates existing customers. Every
+// call continues the chunks of the one before (loadChunk's k), so that a
+// later load's changes are newer than an earlier one's, never ignored as
+// replays.
+func (b *bench) loadMessages(need int, msgsPerCustomer float64) []kmsg {
+	var out []kmsg
+	for len(out) < need {
+		n := min(b.o.customers, chunkCustomers, int(float64(need-len(out))/msgsPerCustomer)+1)
+		out = append(out, loadChunk(b.loadChunks, b.o.seed, n, b.o.eventsPerCustomer, time.Now())...)
+		b.loadChunks++
+	}
+	return out
 }
 
 // writeReport completes the report (with the processes stopped), writes

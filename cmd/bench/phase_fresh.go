@@ -418,20 +418,21 @@ func pathValue(doc map[string]any, path string) any {
 // with one paid order of markerSpendCents, and waits until every one is in
 // the customers alias with that spend, so that the markers change
 // existing customers whose spend is known. It runs before the background
-// load starts.
-func prepareMarkerCustomers(ctx context.Context, os endpoint, customersAlias string, prod *producer, n int, runID string, now time.Time) ([]markerCustomer, error) {
+// load starts. first numbers them: the customers of two calls are apart
+// when their ranges [first, first+n) are.
+func prepareMarkerCustomers(ctx context.Context, os endpoint, customersAlias string, prod *producer, first, n int, runID string, now time.Time) ([]markerCustomer, error) {
 	cs := make([]markerCustomer, n)
 	at := now.UTC().Truncate(time.Second)
 	for i := range cs {
-		key := strconv.Itoa(markerCustomerBase + i)
+		key := strconv.Itoa(markerCustomerBase + first + i)
 		cs[i] = markerCustomer{crmID: key, spendCents: markerSpendCents}
-		cust := &workload.Change{Table: workload.TableCustomers, Key: key, Op: "c", LSN: markerLSN + int64(i), TsMs: at.UnixMilli(),
+		cust := &workload.Change{Table: workload.TableCustomers, Key: key, Op: "c", LSN: markerLSN + int64(first+i), TsMs: at.UnixMilli(),
 			Customer: &workload.CustomerRow{Name: fmt.Sprintf("Fresh %d", i), City: "上海", MemberLevel: "silver", StoreID: "s-01",
 				CreatedAt: at, UpdatedAt: at}}
 		prod.send(kmsg{indexer.TopicCustomers, []byte(key), workload.ChangeValue(cust)})
-		okey := strconv.Itoa(markerOrderBase - n + i) // below the markers' own order keys
-		ord := &workload.Change{Table: workload.TableOrders, Key: okey, Op: "c", LSN: markerLSN + int64(i), TsMs: at.UnixMilli(),
-			Order: &workload.OrderRow{CustomerID: key, OrderNo: fmt.Sprintf("FRESH-%s-pre-%d", runID, i), StoreID: "s-01", Status: "paid",
+		okey := strconv.Itoa(markerOrderBase - first - n + i) // below the markers' own order keys
+		ord := &workload.Change{Table: workload.TableOrders, Key: okey, Op: "c", LSN: markerLSN + int64(first+i), TsMs: at.UnixMilli(),
+			Order: &workload.OrderRow{CustomerID: key, OrderNo: fmt.Sprintf("FRESH-%s-pre-%d", runID, first+i), StoreID: "s-01", Status: "paid",
 				TotalCents: markerSpendCents, CreatedAt: at, PaidAt: at}}
 		prod.send(kmsg{indexer.TopicOrders, []byte(okey), workload.ChangeValue(ord)})
 	}

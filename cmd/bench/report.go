@@ -18,12 +18,14 @@ type Report struct {
 	Dataset   DatasetInfo     `json:"dataset"`
 	Indexing  IndexingResult  `json:"indexing"`
 	Freshness FreshnessResult `json:"freshness"`
-	Queries   []QueryResult   `json:"queries"`
-	Lookups   LookupResult    `json:"lookups"`
-	Export    ExportResult    `json:"export"`
-	Ramp      RampResult      `json:"load_ramp"`
-	Memory    []PhaseMemory   `json:"memory"`
-	Goals     []Goal          `json:"goals"`
+	// Membership is issue 14's phase (phase_members.go).
+	Membership MembershipResult `json:"membership"`
+	Queries    []QueryResult    `json:"queries"`
+	Lookups    LookupResult     `json:"lookups"`
+	Export     ExportResult     `json:"export"`
+	Ramp       RampResult       `json:"load_ramp"`
+	Memory     []PhaseMemory    `json:"memory"`
+	Goals      []Goal           `json:"goals"`
 	// BenchPeakRSSMiB is the bench's own peak memory (one chunk of the
 	// generated stream, and the background load, are held in memory).
 	BenchPeakRSSMiB float64  `json:"bench_peak_rss_mib"`
@@ -82,6 +84,7 @@ func (r *Report) computeGoals() {
 	for _, m := range r.Freshness.markerRows() {
 		r.Goals = append(r.Goals, Goal{Name: freshGoalName(m), Target: freshTarget(m), Actual: freshActual(m), Pass: m.Pass})
 	}
+	r.Goals = append(r.Goals, r.Membership.goals()...)
 	var bad []string
 	var at []judged
 	for _, q := range r.Queries {
@@ -178,6 +181,7 @@ func (r *Report) summaryLines() []string {
 		out = append(out, fmt.Sprintf("freshness:  %-6s in %-9s p50 %.0f ms, p95 %.0f ms, p99 %.0f ms at %.0f changes/s (%d markers, %d lost) [goal p99 ≤ %d ms, p50 ≤ %d ms, judged at %s: %s]",
 			m.Kind, m.View, m.Latency.P50Ms, m.Latency.P95Ms, m.Latency.P99Ms, r.Freshness.Load.ActualRate, m.Latency.Count, m.Lost, freshP99GoalMs, freshP50GoalMs, judgedAt(m.Latency), verdict(m.Pass)))
 	}
+	out = append(out, r.Membership.summaryLines()...)
 	for _, q := range r.Queries {
 		errs := ""
 		if q.API.Errors+q.Direct.Errors > 0 {
@@ -234,6 +238,7 @@ func (r *Report) Markdown(w io.Writer, jsonPath string) {
 	r.mdGoals(w)
 	r.mdIndexing(w)
 	r.mdFreshness(w)
+	r.mdMembership(w)
 	r.mdQueries(w)
 	r.mdLookups(w)
 	r.mdExport(w)
