@@ -193,6 +193,7 @@ func (s *Server) exportSegment(c *gin.Context) {
 	} else {
 		w = export.NewNDJSON(out)
 	}
+	w = callerOf(c).View.Writer(w)
 	rc := http.NewResponseController(c.Writer)
 	_ = rc.SetWriteDeadline(time.Now().Add(exportWriteTimeout)) // httptest's recorder has no deadlines
 	start := time.Now()

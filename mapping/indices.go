@@ -97,10 +97,15 @@ var (
 	// change of them moves on, and the membership records written but not
 	// yet published (pending), which a restart publishes again.
 	Membership = Index{Name: "membership", Version: 1, file: "membership.json"}
+	// APIKeys holds the API keys (CONTRACT §7): name, role, the SHA-256
+	// of the token (never the token), creation, last use and revocation.
+	APIKeys = Index{Name: "api-keys", Version: 1, file: "api_keys.json"}
+	// Audit holds the audit records of §7, appended and never changed.
+	Audit = Index{Name: "audit", Version: 1, file: "audit.json"}
 )
 
 // All lists every physical index the service creates on start.
-var All = []Index{Customers, Identities, Rows, Fields, Settings, People, IdentityHistory, Segments, ExportJobs, Tags, Membership}
+var All = []Index{Customers, Identities, Rows, Fields, Settings, People, IdentityHistory, Segments, ExportJobs, Tags, Membership, APIKeys, Audit}
 
 // Alias is the name clients use: "<prefix>-<name>".
 func (i Index) Alias(prefix string) string {

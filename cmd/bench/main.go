@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -312,6 +313,15 @@ func (b *bench) startAPI(ctx context.Context) (*proc, error) {
 		api.stop(30 * time.Second)
 		return nil, err
 	}
+	// Every /v1 call of the bench goes with an admin key, made as an
+	// operator makes one: `cdp keys create`, the key on its last line.
+	out, err := exec.CommandContext(ctx, b.o.bin, append([]string{"keys", "create", "--name", "bench", "--role", "admin"}, apiCfg.Args()...)...).Output()
+	if err != nil {
+		api.stop(30 * time.Second)
+		return nil, fmt.Errorf("cdp keys create: %w", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	apiKeys.Store(apiCfg.HTTPAddr, strings.TrimSpace(lines[len(lines)-1]))
 	return api, nil
 }
 

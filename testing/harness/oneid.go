@@ -236,6 +236,7 @@ func call(method, target string, body []byte, out any) (int, error) {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("X-Actor", "oneid-test")
+	Authorize(req)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err
