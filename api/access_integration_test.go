@@ -22,6 +22,7 @@ import (
 
 	"cdp/access"
 	"cdp/api"
+	"cdp/audit"
 	"cdp/config"
 	"cdp/mapping"
 	"cdp/store"
@@ -494,6 +495,56 @@ func theAuditTrailRecordsWhoDidWhatWithWhichAnswer(t *testing.T, a *accessTest) 
 	}
 }
 
+// aKeyOverItsRateGets429WithRetryAfter: a second API over the same
+// deployment whose roles file gives marketers 1 request a second.
+func aKeyOverItsRateGets429WithRetryAfter(t *testing.T, a *accessTest) {
+	cfg := *a.cfg
+	cfg.Roles = access.DefaultRoles()
+	r := cfg.Roles["marketer"]
+	r.RatePerSecond, r.Burst = 1, 2
+	cfg.Roles["marketer"] = r
+	srv := harness.ServeAccess(t, &cfg)
+	var limited *http.Response
+	for i := 0; i < 4 && limited == nil; i++ {
+		req, _ := http.NewRequest("GET", srv.URL+"/v1/fields", nil)
+		req.Header.Set("Authorization", "Bearer "+a.keys["marketer"])
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusTooManyRequests {
+			limited = resp
+		}
+	}
+	if limited == nil || limited.Header.Get("Retry-After") == "" {
+		t.Fatalf("4 requests at once over a limit of 1/s with a burst of 2: no 429 with Retry-After (%v)", limited)
+	}
+	// Another key has its own budget.
+	if code, body := (&accessTest{t: t, srv: srv}).call(a.keys["admin"], "GET", "/v1/fields", ""); code != 200 {
+		t.Errorf("an admin beside a limited marketer: %d %.200s", code, body)
+	}
+}
+
+// anExportWhoseAuditRecordCannotBeWrittenFails: an API whose audit index
+// is missing refuses exports and key changes with a 503, and makes no key.
+func anExportWhoseAuditRecordCannotBeWrittenFails(t *testing.T, a *accessTest) {
+	trail := audit.New(audit.Config{Index: a.cfg.IndexPrefix + "-no-such-audit"}, a.st, harness.Logger())
+	t.Cleanup(trail.Close)
+	srv := harness.ServeAccess(t, a.cfg, api.WithAudit(trail))
+	b := &accessTest{t: t, srv: srv}
+	for _, r := range []struct{ method, path, body string }{
+		{"POST", "/v1/exports", `{"filter":{"all":[]},"format":"ndjson"}`},
+		{"GET", "/v1/segments/" + a.segment + "/export?format=ndjson", ""},
+		{"POST", "/v1/keys", `{"name":"unaudited","role":"admin"}`},
+	} {
+		code, body := b.call(a.keys["admin"], r.method, r.path, r.body)
+		if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "audit_unavailable") || strings.Contains(string(body), "cdpk_") {
+			t.Errorf("%s %s with the audit trail down: %d %.300s, want 503 audit_unavailable and nothing else", r.method, r.path, code, body)
+		}
+	}
+}
+
 // TestAccess runs the access tests over one shared API and dataset (one
 // setup for all: the dataset is small, the setup is not free).
 func TestAccess(t *testing.T) {
@@ -501,5 +552,7 @@ func TestAccess(t *testing.T) {
 	t.Run("EveryRouteAnswersEachCallerAsItsRoleAllows", func(t *testing.T) { a.t = t; everyRouteAnswersEachCallerAsItsRoleAllows(t, a) })
 	t.Run("AMarketerSeesNoPersonalValueInClearAnywhere", func(t *testing.T) { a.t = t; aMarketerSeesNoPersonalValueInClearAnywhere(t, a) })
 	t.Run("ASalespersonSeesTheirOwnAndUnownedCustomersOnly", func(t *testing.T) { a.t = t; aSalespersonSeesTheirOwnAndUnownedCustomersOnly(t, a) })
+	t.Run("AKeyOverItsRateGets429WithRetryAfter", func(t *testing.T) { a.t = t; aKeyOverItsRateGets429WithRetryAfter(t, a) })
+	t.Run("AnExportWhoseAuditRecordCannotBeWrittenFails", func(t *testing.T) { a.t = t; anExportWhoseAuditRecordCannotBeWrittenFails(t, a) })
 	t.Run("TheAuditTrailRecordsWhoDidWhatWithWhichAnswer", func(t *testing.T) { a.t = t; theAuditTrailRecordsWhoDidWhatWithWhichAnswer(t, a) })
 }

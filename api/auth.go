@@ -145,29 +145,35 @@ type auditWriter struct {
 }
 
 func (w *auditWriter) WriteHeader(status int) {
-	if w.done {
-		w.ResponseWriter.WriteHeader(status)
-		return
-	}
-	w.done = true
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(w.c.Request.Context()), 5*time.Second)
-	defer cancel()
-	if err := w.s.trail.Write(ctx, w.s.record(w.c, w.p, w.action, w.s.target(w.c), status)); err != nil {
-		w.s.log.Error("audit record not written: the answer is refused", "action", w.action, "err", err, "request_id", w.c.GetString(requestIDKey))
-		w.failed = true
-		h := w.ResponseWriter.Header()
-		for k := range h {
-			if k != "X-Request-Id" {
-				h.Del(k)
-			}
-		}
-		h.Set("Content-Type", "application/json; charset=utf-8")
-		h.Set("Retry-After", retryAfter)
-		w.ResponseWriter.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.ResponseWriter.Write([]byte(`{"error":{"code":"audit_unavailable","message":"the audit trail cannot be written; retry shortly","request_id":"` + w.c.GetString(requestIDKey) + `"}}`))
+	if !w.done && !w.record(status) || w.failed {
 		return
 	}
 	w.ResponseWriter.WriteHeader(status)
+}
+
+// record writes the request's audit record with status, once; when it
+// cannot, it answers the 503 itself and returns false.
+func (w *auditWriter) record(status int) bool {
+	w.done = true
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(w.c.Request.Context()), 5*time.Second)
+	defer cancel()
+	err := w.s.trail.Write(ctx, w.s.record(w.c, w.p, w.action, w.s.target(w.c), status))
+	if err == nil {
+		return true
+	}
+	w.s.log.Error("audit record not written: the answer is refused", "action", w.action, "err", err, "request_id", w.c.GetString(requestIDKey))
+	w.failed = true
+	h := w.ResponseWriter.Header()
+	for k := range h {
+		if k != "X-Request-Id" {
+			h.Del(k)
+		}
+	}
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Retry-After", retryAfter)
+	w.ResponseWriter.WriteHeader(http.StatusServiceUnavailable)
+	_, _ = w.ResponseWriter.Write([]byte(`{"error":{"code":"audit_unavailable","message":"the audit trail cannot be written; retry shortly","request_id":"` + w.c.GetString(requestIDKey) + `"}}`))
+	return false
 }
 
 func (w *auditWriter) WriteHeaderNow() {
@@ -207,6 +213,25 @@ func (w *auditWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func (w *auditWriter) Failed() bool { return w.failed }
 
 var errAuditFailed = errors.New("audit record not written")
+
+// auditNow writes the audit record of a synchronously audited request
+// now, with the status it is about to answer, before the handler does
+// what cannot be taken back (queue an export job); when it cannot be
+// written it answers the 503 and returns false.
+func (s *Server) auditNow(c *gin.Context, status int) bool {
+	w, ok := c.Writer.(*auditWriter)
+	if !ok {
+		return true
+	}
+	if w.done {
+		return !w.failed
+	}
+	if !w.record(status) {
+		c.Abort()
+		return false
+	}
+	return true
+}
 
 // callerOf returns the caller the middleware put on c.
 func callerOf(c *gin.Context) access.Caller {

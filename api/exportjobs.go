@@ -204,6 +204,11 @@ func (s *Server) createExport(c *gin.Context) {
 	if req.Segment == "" {
 		j.Filter = compact(req.Filter)
 	}
+	// The job runs only once its audit record is written.
+	c.Set(auditTargetKey, j.ID)
+	if !s.auditNow(c, http.StatusAccepted) {
+		return
+	}
 	if err := s.jobs.Create(ctx, j); err != nil {
 		s.failed(c, err)
 		return
