@@ -241,7 +241,12 @@ func (s *Server) exportSegment(c *gin.Context) {
 func cut(c *gin.Context) {
 	c.Abort()
 	var w http.ResponseWriter = c.Writer
-	if u, ok := w.(interface{ Unwrap() http.ResponseWriter }); ok {
+	// Down through every wrapper (the audit's, Gin's) to net/http's.
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			break
+		}
 		w = u.Unwrap()
 	}
 	conn, _, err := http.NewResponseController(w).Hijack()
