@@ -74,6 +74,7 @@ func bearer(c *gin.Context) string {
 // role's view (masks, scope) on the request's context for the query
 // builder and the answers, and writes the audit record of the route.
 func (s *Server) authorize(c *gin.Context) {
+	start := time.Now()
 	route := c.Request.Method + " " + c.FullPath()
 	p, err := s.authn.Authenticate(c.Request.Context(), bearer(c))
 	if err != nil {
@@ -99,6 +100,7 @@ func (s *Server) authorize(c *gin.Context) {
 	caller := access.Caller{Principal: p, View: s.policy.ViewOf(p)}
 	c.Set(callerKey, caller)
 	c.Request = c.Request.WithContext(access.WithCaller(c.Request.Context(), caller))
+	s.authSeconds.Observe(time.Since(start).Seconds())
 	a, ok := audited[route]
 	if !ok {
 		c.Next()

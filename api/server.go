@@ -69,6 +69,8 @@ type Server struct {
 	policy *access.Policy
 	limits *limiters
 	trail  *audit.Trail
+	// authSeconds is the time authorize takes before the handler runs.
+	authSeconds prometheus.Histogram
 }
 
 // New returns the HTTP handler of the API. reg receives the API's own
@@ -89,6 +91,10 @@ func New(cfg *config.Config, st *store.Client, checks []Check, reg prometheus.Re
 	}
 	s.authn = &access.Authenticator{Keys: access.NewKeys(st, mapping.APIKeys.Alias(cfg.IndexPrefix))}
 	s.policy, s.limits = access.NewPolicy(roles), &limiters{m: map[string]*rate.Limiter{}}
+	s.authSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "cdp_http_auth_seconds",
+		Help:    "Time the access middleware takes before a /v1 handler runs: the caller's key or token, the policy, the rate.",
+		Buckets: prometheus.ExponentialBuckets(0.00001, 2, 18)})
+	reg.MustRegister(s.authSeconds)
 	for _, o := range opts {
 		o(s)
 	}

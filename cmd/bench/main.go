@@ -595,6 +595,11 @@ func (b *bench) underLoad(ctx context.Context, live []string, msgsPerCustomer fl
 	b.log.Info("phase 7/8: queries while the indexer is fed half its maximum")
 	b.mem.begin("queries-indexing")
 	rep.Queries = append(rep.Queries, runQueries(ctx, b.apiURL, b.osURL, b.customers, plans, "indexing", b.logf)...)
+	if m, err := middlewareLatency(ctx, b.apiURL); err != nil {
+		b.log.Warn("the access middleware's latency is unknown", "err", err)
+	} else {
+		rep.AccessMiddleware = m
+	}
 	b.mem.end()
 	lg.halt()
 	stopLag()
