@@ -65,7 +65,9 @@ var personal = []string{"name", "phone", "email"}
 // DefaultRoles are the roles of CONTRACT §7.
 func DefaultRoles() Roles {
 	return Roles{
-		"admin": {Permissions: []Permission{PermAll}, Scope: ScopeAll, RatePerSecond: 200, Burst: 400},
+		// Admin keys are the operators' and the bench's: not rate limited
+		// unless a roles file says so.
+		"admin": {Permissions: []Permission{PermAll}, Scope: ScopeAll},
 		"marketer": {Permissions: []Permission{PermFilters, PermCount, PermSearch, PermSegments, PermTags, PermExports, PermView, PermFields, PermFieldsEdit},
 			Mask: personal, Scope: ScopeAll, RatePerSecond: 50, Burst: 100},
 		"sales":   {Permissions: []Permission{PermSearchBox, PermView, PermSearch, PermCount, PermManualTags}, Scope: ScopeOwner, RatePerSecond: 50, Burst: 100},
