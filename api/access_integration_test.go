@@ -365,6 +365,9 @@ func aMarketerSeesNoPersonalValueInClearAnywhere(t *testing.T, a *accessTest) {
 			}
 		}
 	}
+	if code, raw := a.call(m, "POST", "/v1/customers/search", `{"filter":{"all":[]},"sort":[{"field":"phone","order":"asc"}]}`); code != http.StatusForbidden || !strings.Contains(string(raw), `"sort[0].field"`) {
+		t.Errorf("a search sorted by phone as marketer: %d %s, want 403 forbidden_field at sort[0].field", code, raw)
+	}
 	if code, raw := a.call(m, "GET", "/v1/fields/phone/values?q=138", ""); code != http.StatusForbidden {
 		t.Errorf("values of phone narrowed by q as marketer: %d %s, want 403", code, raw)
 	}

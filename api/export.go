@@ -216,6 +216,10 @@ func (s *Server) exportSegment(c *gin.Context) {
 	case ctx.Err() != nil:
 		log.Info("export ended: the client went away")
 		c.Abort()
+	case errors.Is(err, errAuditFailed):
+		// Its audit record could not be written: the 503 is the answer,
+		// and nothing of the export went out.
+		c.Abort()
 	case !c.Writer.Written():
 		for _, k := range []string{"Content-Type", "Content-Encoding", "Content-Disposition", "Vary"} {
 			h.Del(k)

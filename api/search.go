@@ -337,6 +337,17 @@ func (s *Server) plan(ctx context.Context, req *searchRequest) (*searchPlan, err
 	if err != nil {
 		return nil, err
 	}
+	// Sorting by a masked field would give its values' order away.
+	if v := access.ViewFrom(ctx); v.Masks() {
+		for i, raw := range req.Sort {
+			var e struct {
+				Field string `json:"field"`
+			}
+			if json.Unmarshal(raw, &e) == nil && v.Masked(e.Field) {
+				return nil, &access.ForbiddenField{Path: fmt.Sprintf("sort[%d].field", i), Field: e.Field}
+			}
+		}
+	}
 	sortBody, sortKey, err := sortClause(cat, req.Sort)
 	if err != nil {
 		return nil, err
