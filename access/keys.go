@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"cdp/store"
 )
 
@@ -55,6 +57,11 @@ type Keys struct {
 	// used is when each key's last use was last written.
 	used map[string]time.Time
 	now  func() time.Time
+	// reads is one store read per key at a time.
+	reads singleflight.Group
+	// revoked are the keys this process revoked: refused at once, even
+	// when a read from before the revocation lands in the cache after.
+	revoked map[string]bool
 }
 
 type cachedKey struct {
@@ -63,14 +70,17 @@ type cachedKey struct {
 }
 
 const (
-	cacheTTL = 5 * time.Second
+	// cacheTTL is the longest a key is taken from the cache; after
+	// refreshAfter a use reads it again in the background.
+	cacheTTL     = 5 * time.Second
+	refreshAfter = 2 * time.Second
 	// usedEvery is how often a key's last_used_at is written at most.
 	usedEvery = time.Minute
 )
 
 // NewKeys returns the key store over index (mapping.APIKeys' alias).
 func NewKeys(st *store.Client, index string) *Keys {
-	return &Keys{st: st, index: index, cache: map[string]cachedKey{}, used: map[string]time.Time{}, now: time.Now}
+	return &Keys{st: st, index: index, cache: map[string]cachedKey{}, used: map[string]time.Time{}, revoked: map[string]bool{}, now: time.Now}
 }
 
 // Create makes a key and returns it with its token, which is shown this
@@ -123,7 +133,10 @@ func (k *Keys) Verify(ctx context.Context, token string) (Key, error) {
 		return Key{}, err
 	}
 	got := hashOf(secret)
-	if !found || subtle.ConstantTimeCompare([]byte(got), []byte(key.Hash)) != 1 || key.RevokedAt != nil {
+	k.mu.Lock()
+	revoked := k.revoked[id]
+	k.mu.Unlock()
+	if revoked || !found || subtle.ConstantTimeCompare([]byte(got), []byte(key.Hash)) != 1 || key.RevokedAt != nil {
 		return Key{}, ErrInvalidKey
 	}
 	k.touch(key.ID)
@@ -135,20 +148,46 @@ func (k *Keys) get(ctx context.Context, id string) (Key, bool, error) {
 	k.mu.Lock()
 	c, ok := k.cache[id]
 	k.mu.Unlock()
-	if ok && now.Sub(c.at) < cacheTTL {
+	age := now.Sub(c.at)
+	switch {
+	case ok && age < refreshAfter:
+		return c.key, true, nil
+	case ok && age < cacheTTL:
+		// Read again in the background, so that no request of a busy
+		// key waits for the store when its entry would expire.
+		k.reads.DoChan(id, func() (any, error) { return k.read(context.WithoutCancel(ctx), id) })
 		return c.key, true, nil
 	}
-	var key Key
-	found, err := k.st.GetSource(ctx, k.index, url.PathEscape(id), &key)
+	// One read per key at a time: the requests of a key that arrive
+	// together wait for the same one.
+	v, err, _ := k.reads.Do(id, func() (any, error) { return k.read(ctx, id) })
 	if err != nil {
 		return Key{}, false, err
 	}
-	if found {
-		k.mu.Lock()
-		k.cache[id] = cachedKey{key: key, at: now}
-		k.mu.Unlock()
+	r := v.(readKey)
+	return r.key, r.found, nil
+}
+
+type readKey struct {
+	key   Key
+	found bool
+}
+
+// read reads a key from the store and caches it when found.
+func (k *Keys) read(ctx context.Context, id string) (readKey, error) {
+	var key Key
+	found, err := k.st.GetSource(ctx, k.index, url.PathEscape(id), &key)
+	if err != nil {
+		return readKey{}, err
 	}
-	return key, found, nil
+	k.mu.Lock()
+	if found {
+		k.cache[id] = cachedKey{key: key, at: k.now()}
+	} else {
+		delete(k.cache, id)
+	}
+	k.mu.Unlock()
+	return readKey{key, found}, nil
 }
 
 // touch writes a key's last use, at most once a minute, in the
@@ -202,6 +241,7 @@ func (k *Keys) Revoke(ctx context.Context, id string) (Key, bool, error) {
 	}
 	k.mu.Lock()
 	delete(k.cache, id)
+	k.revoked[id] = true
 	k.mu.Unlock()
 	return key.Public(), true, nil
 }
