@@ -205,10 +205,10 @@ func (s *Server) splitIdentities(req splitRequest) ([]identity.Identity, error) 
 	return out, nil
 }
 
-// actorOf names who asked: the caller's identity once access control
-// exists (issue 15); until then the X-Actor header, else "anonymous".
+// actorOf names who asked: the authenticated caller (a header could
+// name anyone).
 func actorOf(c *gin.Context) string {
-	if a := strings.TrimSpace(c.GetHeader("X-Actor")); a != "" && len(a) <= 256 {
+	if a := callerOf(c).Actor; a != "" {
 		return a
 	}
 	return "anonymous"
