@@ -52,14 +52,16 @@ func (s *Server) viewOf(c *gin.Context, cid, notFound string) {
 	// too, but only a customer's document has its own id as customer_id.
 	var head struct {
 		CustomerID string `json:"customer_id"`
+		OwnerID    any    `json:"owner_id"`
 	}
 	if found {
 		_ = json.Unmarshal(doc, &head)
 	}
-	if !found || head.CustomerID != cid {
+	if !found || head.CustomerID != cid || !callerOf(c).View.InScope(head.OwnerID) {
 		writeError(c, http.StatusNotFound, "customer_not_found", notFound)
 		return
 	}
+	c.Set(auditTargetKey, cid)
 	s.view(c, cid, doc, root)
 }
 
@@ -148,7 +150,14 @@ func (s *Server) view(c *gin.Context, cid string, doc json.RawMessage, p *identi
 	writeField(&b, "merged_ids", merged)
 	writeField(&b, "identity_conflicts", conflicts)
 	b.WriteByte('}')
-	c.Data(http.StatusOK, "application/json; charset=utf-8", b.Bytes())
+	out := b.Bytes()
+	if v := callerOf(c).View; v.Masks() {
+		if out, err = v.MaskJSON(out); err != nil {
+			s.storeError(c, fmt.Errorf("customer %s: mask the view: %w", cid, err))
+			return
+		}
+	}
+	c.Data(http.StatusOK, "application/json; charset=utf-8", out)
 }
 
 // writeField appends `,"name":<v as JSON>`.

@@ -193,6 +193,7 @@ func (s *Server) exportSegment(c *gin.Context) {
 	} else {
 		w = export.NewNDJSON(out)
 	}
+	w = callerOf(c).View.Writer(w)
 	rc := http.NewResponseController(c.Writer)
 	_ = rc.SetWriteDeadline(time.Now().Add(exportWriteTimeout)) // httptest's recorder has no deadlines
 	start := time.Now()
@@ -214,6 +215,10 @@ func (s *Server) exportSegment(c *gin.Context) {
 		log.Info("export done")
 	case ctx.Err() != nil:
 		log.Info("export ended: the client went away")
+		c.Abort()
+	case errors.Is(err, errAuditFailed):
+		// Its audit record could not be written: the 503 is the answer,
+		// and nothing of the export went out.
 		c.Abort()
 	case !c.Writer.Written():
 		for _, k := range []string{"Content-Type", "Content-Encoding", "Content-Disposition", "Vary"} {
@@ -240,7 +245,12 @@ func (s *Server) exportSegment(c *gin.Context) {
 func cut(c *gin.Context) {
 	c.Abort()
 	var w http.ResponseWriter = c.Writer
-	if u, ok := w.(interface{ Unwrap() http.ResponseWriter }); ok {
+	// Down through every wrapper (the audit's, Gin's) to net/http's.
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			break
+		}
 		w = u.Unwrap()
 	}
 	conn, _, err := http.NewResponseController(w).Hijack()

@@ -57,6 +57,7 @@ func setupExport(t testing.TB, n int, tune func(*config.Config), opts ...api.Opt
 	env.Bootstrap(t, cfg)
 	st := env.Store(t)
 	h := api.New(cfg, st, nil, prometheus.NewRegistry(), prometheus.NewRegistry(), harness.Logger(), opts...)
+	h = harness.AsAdmin(t, cfg, h)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	idx := mapping.Customers.Alias(cfg.IndexPrefix)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"cdp/access"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -105,7 +107,9 @@ func (s *Server) exportPlan(ctx context.Context, req ExportRequest) (*exportjob.
 	if err != nil {
 		return nil, err
 	}
-	plan := &exportjob.Plan{Format: format, Columns: columns, BOM: req.BOM && format == export.CSV}
+	// The job runs outside this request: it keeps what its creator's
+	// role masks, and its runner masks as it writes.
+	plan := &exportjob.Plan{Format: format, Columns: columns, BOM: req.BOM && format == export.CSV, Mask: access.ViewFrom(ctx).MaskedFields()}
 	if plan.Query, err = json.Marshal(q.query); err != nil {
 		return nil, err
 	}
@@ -200,6 +204,11 @@ func (s *Server) createExport(c *gin.Context) {
 	if req.Segment == "" {
 		j.Filter = compact(req.Filter)
 	}
+	// The job runs only once its audit record is written.
+	c.Set(auditTargetKey, j.ID)
+	if !s.auditNow(c, http.StatusAccepted) {
+		return
+	}
 	if err := s.jobs.Create(ctx, j); err != nil {
 		s.failed(c, err)
 		return
@@ -263,6 +272,13 @@ func (s *Server) downloadExport(c *gin.Context) {
 	j, ok := s.exportParam(c)
 	if !ok {
 		return
+	}
+	for _, f := range callerOf(c).View.MaskedFields() {
+		if !slices.Contains(j.Plan.Mask, f) {
+			// Written for a role that sees more than this caller's.
+			writeError(c, http.StatusForbidden, "forbidden", fmt.Sprintf("export job %s holds %s in clear, which this role sees masked", j.ID, f))
+			return
+		}
 	}
 	if j.Destination.Type != exportjob.File {
 		writeError(c, http.StatusConflict, "not_downloadable", fmt.Sprintf("export job %s writes to the Kafka topic %q: there is no file to download", j.ID, j.Destination.Topic))

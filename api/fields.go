@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cdp/access"
 	"context"
 	"errors"
 	"fmt"
@@ -138,6 +139,12 @@ func (s *Server) fieldValues(c *gin.Context) {
 		return
 	}
 	q := strings.ToLower(strings.TrimSpace(c.Query("q")))
+	v := callerOf(c).View
+	if v.Masked(name) && q != "" {
+		// Narrowing a masked field's values by a substring is bisecting.
+		writeAPIError(c, http.StatusForbidden, apiError{Code: "forbidden_field", Message: "the field " + name + " is masked for this role: its values cannot be searched", Path: "q"})
+		return
+	}
 	size := 20
 	if v := c.Query("size"); v != "" {
 		if size, err = strconv.Atoi(v); err != nil || size < 1 || size > 100 {
@@ -157,6 +164,13 @@ func (s *Server) fieldValues(c *gin.Context) {
 	if err != nil {
 		s.failed(c, err)
 		return
+	}
+	if root, _, _ := strings.Cut(name, "."); v.Masked(name) {
+		for i := range out {
+			if str, ok := out[i].Value.(string); ok {
+				out[i].Value = access.MaskValue(root, str)
+			}
+		}
 	}
 	c.JSON(http.StatusOK, gin.H{"field": name, "values": out})
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -52,7 +53,46 @@ func (s *Server) identityHistory(c *gin.Context) {
 	if root != nil {
 		customerID = root.CustomerID
 	}
-	c.JSON(http.StatusOK, gin.H{"customer_id": customerID, "history": entries})
+	v := callerOf(c).View
+	if v.Owner != "" && !s.inScope(c, customerID) {
+		return
+	}
+	c.Set(auditTargetKey, customerID)
+	if !v.Masks() {
+		c.JSON(http.StatusOK, gin.H{"customer_id": customerID, "history": entries})
+		return
+	}
+	// Masked through JSON: identities are "type:value" strings and
+	// {"type", "value"} objects in the entries.
+	b, err := json.Marshal(entries)
+	var tree any
+	if err == nil {
+		err = json.Unmarshal(b, &tree)
+	}
+	if err != nil {
+		s.storeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"customer_id": customerID, "history": v.MaskTree(tree, false)})
+}
+
+// inScope reports whether the customer is in the scope of the caller's
+// view; when it is not, or is absent, it answers the 404 itself.
+func (s *Server) inScope(c *gin.Context, cid string) bool {
+	var head struct {
+		CustomerID string `json:"customer_id"`
+		OwnerID    any    `json:"owner_id"`
+	}
+	found, err := s.st.GetSource(c.Request.Context(), s.customers, cid, &head, "orders", "attrs", "identities")
+	if err != nil {
+		s.storeError(c, err)
+		return false
+	}
+	if !found || head.CustomerID != cid || !callerOf(c).View.InScope(head.OwnerID) {
+		writeError(c, http.StatusNotFound, "customer_not_found", "no customer "+cid)
+		return false
+	}
+	return true
 }
 
 // Marker asks the indexer to rebuild customers.
@@ -165,10 +205,10 @@ func (s *Server) splitIdentities(req splitRequest) ([]identity.Identity, error) 
 	return out, nil
 }
 
-// actorOf names who asked: the caller's identity once access control
-// exists (issue 15); until then the X-Actor header, else "anonymous".
+// actorOf names who asked: the authenticated caller (a header could
+// name anyone).
 func actorOf(c *gin.Context) string {
-	if a := strings.TrimSpace(c.GetHeader("X-Actor")); a != "" && len(a) <= 256 {
+	if a := callerOf(c).Actor; a != "" {
 		return a
 	}
 	return "anonymous"

@@ -85,7 +85,7 @@ func (s *Server) preview(c *gin.Context) {
 	b.WriteString(strconv.FormatInt(count.Count, 10))
 	b.WriteString(`,"sample":[`)
 	if res != nil {
-		writeSources(&b, res.Hits)
+		writeSources(&b, res.Hits, callerOf(c).View)
 	}
 	b.WriteString(`],"query":`)
 	b.Write(dsl)

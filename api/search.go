@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"cdp/access"
 	"context"
 	"encoding/json"
 	"errors"
@@ -121,7 +122,10 @@ func jsonKind(t reflect.Type) string {
 func (s *Server) writeBad(c *gin.Context, err error) bool {
 	var br *badRequest
 	var qe *query.Error
+	var ff *access.ForbiddenField
 	switch {
+	case errors.As(err, &ff):
+		writeAPIError(c, http.StatusForbidden, apiError{Code: "forbidden_field", Message: ff.Error(), Path: ff.Path})
 	case errors.As(err, &br):
 		writeAPIError(c, http.StatusBadRequest, apiError{Code: br.code, Message: br.message, Path: br.path})
 	case errors.As(err, &qe):
@@ -167,7 +171,7 @@ func (s *Server) compile(ctx context.Context, req *searchRequest) (*compiled, er
 	// query, which OpenSearch answers from its request cache (counts of
 	// event windows took twice as long as the same query sent twice).
 	now := time.Now().Truncate(time.Second)
-	return &compiled{query: query.Translate(f, query.Options{Now: now, Location: loc}), loc: loc}, nil
+	return &compiled{query: scoped(ctx, query.Translate(f, query.Options{Now: now, Location: loc})), loc: loc}, nil
 }
 
 // parse parses a filter against the live catalog, resolving its segment
@@ -175,6 +179,11 @@ func (s *Server) compile(ctx context.Context, req *searchRequest) (*compiled, er
 // once a second) and the filter parsed again: it may name a field
 // declared since.
 func (s *Server) parse(ctx context.Context, raw json.RawMessage, res query.SegmentResolver) (query.Filter, error) {
+	// A masked field is filtered with is_set / is_not_set only: any
+	// other operator would let its values be recovered by bisecting.
+	if err := access.ViewFrom(ctx).CheckFilter(raw); err != nil {
+		return nil, err
+	}
 	cat, err := s.fields.Catalog(ctx)
 	if err != nil {
 		return nil, err
@@ -297,7 +306,7 @@ func (s *Server) search(c *gin.Context) {
 	} else if p.cur.PIT != "" {
 		s.closePIT(p.cur.PIT)
 	}
-	c.Data(http.StatusOK, "application/json; charset=utf-8", page(resp, next))
+	c.Data(http.StatusOK, "application/json; charset=utf-8", page(resp, next, callerOf(c).View))
 }
 
 // searchPlan is a checked search request turned into an OpenSearch search.
@@ -327,6 +336,17 @@ func (s *Server) plan(ctx context.Context, req *searchRequest) (*searchPlan, err
 	cat, err := s.fields.Catalog(ctx)
 	if err != nil {
 		return nil, err
+	}
+	// Sorting by a masked field would give its values' order away.
+	if v := access.ViewFrom(ctx); v.Masks() {
+		for i, raw := range req.Sort {
+			var e struct {
+				Field string `json:"field"`
+			}
+			if json.Unmarshal(raw, &e) == nil && v.Masked(e.Field) {
+				return nil, &access.ForbiddenField{Path: fmt.Sprintf("sort[%d].field", i), Field: e.Field}
+			}
+		}
 	}
 	sortBody, sortKey, err := sortClause(cat, req.Sort)
 	if err != nil {
@@ -380,12 +400,12 @@ func (s *Server) resume(ctx context.Context, p *searchPlan, text string, changin
 // page is the answer of a search. The documents are passed through as
 // OpenSearch wrote them, not decoded and encoded again (encoding/json
 // would also re-validate and compact each one).
-func page(resp *store.SearchResult, next []byte) []byte {
+func page(resp *store.SearchResult, next []byte, v access.View) []byte {
 	var b bytes.Buffer
 	b.WriteString(`{"total":`)
 	b.WriteString(strconv.FormatInt(resp.Total, 10))
 	b.WriteString(`,"customers":[`)
-	writeSources(&b, resp.Hits)
+	writeSources(&b, resp.Hits, v)
 	b.WriteString(`],"next_cursor":`)
 	b.Write(next)
 	b.WriteByte('}')
@@ -393,8 +413,8 @@ func page(resp *store.SearchResult, next []byte) []byte {
 }
 
 // writeSources writes the hits' sources, comma separated, as OpenSearch
-// wrote them ({} for a hit without one).
-func writeSources(b *bytes.Buffer, hits []store.Hit) {
+// wrote them ({} for a hit without one), masked as the view says.
+func writeSources(b *bytes.Buffer, hits []store.Hit, v access.View) {
 	for i, h := range hits {
 		if i > 0 {
 			b.WriteByte(',')
@@ -403,8 +423,30 @@ func writeSources(b *bytes.Buffer, hits []store.Hit) {
 			b.WriteString("{}")
 			continue
 		}
-		b.Write(h.Source)
+		src, err := v.MaskJSON(h.Source)
+		if err != nil {
+			// Not a JSON object: nothing of it goes out in clear.
+			b.WriteString("{}")
+			continue
+		}
+		b.Write(src)
 	}
+}
+
+// scopedQuery is a query limited to the caller's customers.
+type scopedQuery struct{ q any }
+
+func (s scopedQuery) MarshalJSON() ([]byte, error) { return json.Marshal(s.q) }
+
+// scoped limits q to the customers of ctx's caller (sales: owner_id is
+// theirs or none); every query on customers a request builds goes
+// through here or through compile, which calls it.
+func scoped(ctx context.Context, q dsl.Query) dsl.Query {
+	v := access.ViewFrom(ctx)
+	if v.Owner == "" {
+		return q
+	}
+	return scopedQuery{v.ScopeQuery(q)}
 }
 
 func (s *Server) openPIT(ctx context.Context) (string, error) {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cdp/access"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -47,7 +48,10 @@ func (s *Server) searchBox(c *gin.Context) {
 		}
 		size = n
 	}
-	res, err := s.st.Search(c.Request.Context(), s.customers, searchBoxQuery(q, size))
+	v := callerOf(c).View
+	body := searchBoxQuery(q, size, v)
+	body["query"] = v.ScopeQuery(body["query"])
+	res, err := s.st.Search(c.Request.Context(), s.customers, body)
 	if err != nil {
 		s.failed(c, err)
 		return
@@ -58,6 +62,7 @@ func (s *Server) searchBox(c *gin.Context) {
 			s.failed(c, err)
 			return
 		}
+		v.MaskDoc(out[i])
 	}
 	c.JSON(http.StatusOK, gin.H{"total": res.Total, "customers": out})
 }
@@ -65,20 +70,29 @@ func (s *Server) searchBox(c *gin.Context) {
 // searchBoxQuery is the search of the first size customers matching q,
 // best first, with the matched parts of name, phone and email
 // highlighted.
-func searchBoxQuery(q string, size int) gin.H {
+//
+// A field the view masks is not searched: finding a customer by part of
+// a phone the caller may not see would let them recover it.
+func searchBoxQuery(q string, size int, v access.View) gin.H {
 	lower := strings.ToLower(q)
 	should := []any{
 		gin.H{"nested": gin.H{"path": "identities", "query": gin.H{"bool": gin.H{"filter": []any{
 			gin.H{"term": gin.H{"identities.type": identity.CRMID}},
 			gin.H{"term": gin.H{"identities.value": q}},
 		}}}, "boost": 100}},
-		gin.H{"term": gin.H{"phone": gin.H{"value": identity.NormalizePhone(q), "boost": 100}}},
-		gin.H{"term": gin.H{"email.lc": gin.H{"value": lower, "boost": 80}}},
-		gin.H{"match_phrase": gin.H{"name.chars": gin.H{"query": q, "boost": 10}}},
-		gin.H{"match": gin.H{"name": gin.H{"query": q, "operator": "and", "boost": 5}}},
-		gin.H{"prefix": gin.H{"email.lc": gin.H{"value": lower, "boost": 3}}},
 	}
-	if digits := nonDigits.ReplaceAllString(q, ""); len(digits) >= 4 {
+	if !v.Mask["phone"] {
+		should = append(should, gin.H{"term": gin.H{"phone": gin.H{"value": identity.NormalizePhone(q), "boost": 100}}})
+	}
+	if !v.Mask["email"] {
+		should = append(should, gin.H{"term": gin.H{"email.lc": gin.H{"value": lower, "boost": 80}}},
+			gin.H{"prefix": gin.H{"email.lc": gin.H{"value": lower, "boost": 3}}})
+	}
+	if !v.Mask["name"] {
+		should = append(should, gin.H{"match_phrase": gin.H{"name.chars": gin.H{"query": q, "boost": 10}}},
+			gin.H{"match": gin.H{"name": gin.H{"query": q, "operator": "and", "boost": 5}}})
+	}
+	if digits := nonDigits.ReplaceAllString(q, ""); len(digits) >= 4 && !v.Mask["phone"] {
 		should = append(should, gin.H{"match_phrase": gin.H{"phone.digits": gin.H{"query": digits, "boost": 20}}})
 	}
 	return gin.H{

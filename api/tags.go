@@ -347,13 +347,14 @@ func (s *Server) manualTags(c *gin.Context) {
 	}
 	var head struct {
 		CustomerID string `json:"customer_id"`
+		OwnerID    any    `json:"owner_id"`
 	}
 	found, err := s.st.GetSource(ctx, s.customers, cid, &head, "orders", "attrs")
 	if err != nil {
 		s.storeError(c, err)
 		return
 	}
-	if !found || head.CustomerID != cid {
+	if !found || head.CustomerID != cid || !callerOf(c).View.InScope(head.OwnerID) {
 		writeError(c, http.StatusNotFound, "customer_not_found", "no customer "+cid)
 		return
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"cdp/access"
 	"cdp/identity"
 	"cdp/query"
 )
@@ -74,6 +75,18 @@ type Config struct {
 	// JSON, see identity.ParseRules); empty means the contract's defaults.
 	IdentityRules string
 
+	// RolesFile is the path of the roles file (YAML or JSON, see
+	// access.LoadRoles); empty means the contract's defaults.
+	RolesFile string
+	// OIDCIssuer, when set, makes the API accept JWTs of that issuer
+	// (verified against its JWKS) for OIDCAudience; OIDCJWKSURL overrides
+	// the JWKS address found by discovery.
+	OIDCIssuer   string
+	OIDCAudience string
+	OIDCJWKSURL  string
+	// Roles is RolesFile loaded by Validate.
+	Roles access.Roles
+
 	// Location is Timezone loaded by Validate.
 	Location *time.Location
 	// Identity is IdentityRules loaded by Validate.
@@ -120,6 +133,10 @@ func (c *Config) Register(fs *pflag.FlagSet, getenv func(string) string) {
 	str(&c.ConsumerGroup, setting{"consumer-group", "CDP_CONSUMER_GROUP", "Kafka consumer group of the indexer"}, "cdp-indexer")
 	str(&c.Timezone, setting{"timezone", "CDP_TIMEZONE", "IANA time zone for calendar logic"}, "Asia/Shanghai")
 	str(&c.IdentityRules, setting{"identity-rules", "CDP_IDENTITY_RULES", "identity rules file, YAML or JSON: priority, max per profile and blocklist of each identity type (empty: the defaults)"}, "")
+	str(&c.RolesFile, setting{"roles-file", "CDP_ROLES_FILE", "roles file, YAML or JSON: each role's permissions, masked fields, scope and rate limit (empty: the defaults)"}, "")
+	str(&c.OIDCIssuer, setting{"oidc-issuer", "CDP_OIDC_ISSUER", "OIDC issuer whose JWTs are accepted as tokens (empty: API keys only)"}, "")
+	str(&c.OIDCAudience, setting{"oidc-audience", "CDP_OIDC_AUDIENCE", "audience the OIDC tokens must name"}, "")
+	str(&c.OIDCJWKSURL, setting{"oidc-jwks-url", "CDP_OIDC_JWKS_URL", "JWKS address of the OIDC issuer (empty: from the issuer's discovery document)"}, "")
 	str(&c.LogLevel, setting{"log-level", "CDP_LOG_LEVEL", "debug, info, warn or error"}, "info")
 	num(&c.MaxDynamicFields, setting{"max-dynamic-fields", "CDP_MAX_DYNAMIC_FIELDS", "most distinct attrs (and event property) keys given a mapping; more are kept unindexed"}, 3000)
 	num(&c.BatchSize, setting{"batch-size", "CDP_BATCH_SIZE", "most Kafka messages the indexer applies in one batch"}, 5000)
@@ -208,6 +225,14 @@ func (c *Config) validateNames() error {
 		errs = append(errs, fmt.Errorf("identity-rules: %v", err))
 	}
 	c.Identity = rules
+	roles, err := access.LoadRoles(c.RolesFile)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("roles-file: %v", err))
+	}
+	c.Roles = roles
+	if c.OIDCIssuer != "" && c.OIDCAudience == "" {
+		errs = append(errs, errors.New("oidc-audience: required with oidc-issuer"))
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -312,6 +337,10 @@ func (c *Config) Args() []string {
 		"--timezone", c.Timezone,
 		"--log-level", c.LogLevel,
 		"--identity-rules", c.IdentityRules,
+		"--roles-file", c.RolesFile,
+		"--oidc-issuer", c.OIDCIssuer,
+		"--oidc-audience", c.OIDCAudience,
+		"--oidc-jwks-url", c.OIDCJWKSURL,
 		"--max-dynamic-fields", strconv.Itoa(c.MaxDynamicFields),
 		"--batch-size", strconv.Itoa(c.BatchSize),
 		"--batch-wait", c.BatchWait.String(),

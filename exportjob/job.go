@@ -88,6 +88,9 @@ type Plan struct {
 	Format  export.Format   `json:"format"`
 	Columns []string        `json:"columns,omitempty"`
 	BOM     bool            `json:"bom,omitempty"`
+	// Mask lists the fields the job's creator sees masked (name, phone,
+	// email): the runner masks them in every document it writes.
+	Mask []string `json:"mask,omitempty"`
 }
 
 // NewWriter returns the export.Writer of the plan's format over w. When

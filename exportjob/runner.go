@@ -1,6 +1,7 @@
 package exportjob
 
 import (
+	"cdp/access"
 	"context"
 	"errors"
 	"fmt"
@@ -280,6 +281,7 @@ func (r *Runner) run(parent context.Context, id string, lease *coord.Lease) erro
 	taken()
 	log.Info("export job started", "resumed", resumed, "after", j.Last, "exported", j.Exported, "fence", fence)
 
+	w = access.NewView(j.Plan.Mask).Writer(w)
 	base, start := j.Exported, time.Now()
 	q := export.Query{Index: r.cfg.Customers, Query: j.Plan.Query, PageSize: r.cfg.PageSize, After: j.Last}
 	if len(j.Plan.Source) > 0 {

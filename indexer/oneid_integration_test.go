@@ -274,7 +274,7 @@ func TestASplitRestoresTwoProfilesThatStaySplitWhenALaterMessageLinksThem(t *tes
 	}
 
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/customers/"+from+"/split", strings.NewReader(`{"identities":[{"type":"anonymous_id","value":"dev-s2"}]}`))
-	req.Header.Set("X-Actor", "service-desk-7")
+	req.Header.Set("Authorization", "Bearer "+harness.AdminKey(t, cfg)) // the actor the history names
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -318,11 +318,11 @@ func TestASplitRestoresTwoProfilesThatStaySplitWhenALaterMessageLinksThem(t *tes
 		for _, e := range entries {
 			m := e.(map[string]any)
 			src, _ := m["source"].(map[string]any)
-			if m["action"] == "split" && src["api"] == "split" && src["actor"] == "service-desk-7" {
+			if m["action"] == "split" && src["api"] == "split" && src["actor"] == "key:test-admin" {
 				return true, ""
 			}
 		}
-		return false, fmt.Sprintf("history of %s: %v, want the split by service-desk-7", split, entries)
+		return false, fmt.Sprintf("history of %s: %v, want the split by key:test-admin", split, entries)
 	})
 }
 

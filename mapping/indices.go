@@ -102,10 +102,15 @@ var (
 	// last customer id done), and until when its process holds it, so
 	// that a sweep cut short by a restart resumes where it stopped.
 	MembershipSweeps = Index{Name: "membership-sweeps", Version: 1, file: "membership_sweeps.json"}
+	// APIKeys holds the API keys (CONTRACT §7): name, role, the SHA-256
+	// of the token (never the token), creation, last use and revocation.
+	APIKeys = Index{Name: "api-keys", Version: 1, file: "api_keys.json"}
+	// Audit holds the audit records of §7, appended and never changed.
+	Audit = Index{Name: "audit", Version: 1, file: "audit.json"}
 )
 
 // All lists every physical index the service creates on start.
-var All = []Index{Customers, Identities, Rows, Fields, Settings, People, IdentityHistory, Segments, ExportJobs, Tags, Membership, MembershipSweeps}
+var All = []Index{Customers, Identities, Rows, Fields, Settings, People, IdentityHistory, Segments, ExportJobs, Tags, Membership, MembershipSweeps, APIKeys, Audit}
 
 // Alias is the name clients use: "<prefix>-<name>".
 func (i Index) Alias(prefix string) string {

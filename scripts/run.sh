@@ -19,6 +19,12 @@ for _ in $(seq 1 240); do
   kill -0 $pid 2>/dev/null || { echo "run: cdp exited; see its log above" >&2; exit 1; }
   sleep 0.5
 done
-bin/cdp demo --api "http://$addr"
+# Keys for the demo: the key is the last line `cdp keys create` prints.
+admin_key=$(bin/cdp keys create --name demo-admin --role admin | tail -n 1)
+marketer_key=$(bin/cdp keys create --name demo-marketer --role marketer | tail -n 1)
+CDP_API_KEY=$admin_key bin/cdp demo --api "http://$addr"
+echo "Admin key:    $admin_key"
+echo "Marketer key: $marketer_key"
+echo "  e.g. curl -H \"Authorization: Bearer $marketer_key\" -X POST http://$addr/v1/customers/search -d '{\"filter\":{\"all\":[]}}'"
 echo "Serving on http://$addr; Ctrl-C stops."
 wait $pid

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -17,13 +18,27 @@ import (
 // neither side gets a cheaper connection.
 var httpClient = &http.Client{
 	Timeout: 2 * time.Minute,
-	Transport: &http.Transport{
+	Transport: keyed{&http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConns:        512,
 		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
-	},
+	}},
+}
+
+// apiKeys holds the API key of each API address the bench started.
+var apiKeys sync.Map
+
+// keyed adds the API key of the request's host, when it has one.
+type keyed struct{ base http.RoundTripper }
+
+func (k keyed) RoundTrip(req *http.Request) (*http.Response, error) {
+	if key, ok := apiKeys.Load(req.URL.Host); ok && req.Header.Get("Authorization") == "" {
+		req = req.Clone(req.Context())
+		req.Header.Set("Authorization", "Bearer "+key.(string))
+	}
+	return k.base.RoundTrip(req)
 }
 
 // endpoint is a base URL (the API's or OpenSearch's).

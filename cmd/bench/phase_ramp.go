@@ -232,7 +232,7 @@ func rampStep(ctx context.Context, base string, mix *rampMix, conns int, tune ra
 		DisableCompression:  true,
 	}
 	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: tune.Timeout}
+	client := &http.Client{Transport: keyed{tr}, Timeout: tune.Timeout}
 	rec := &stepRecorder{}
 	var budget atomic.Int64
 	budget.Store(int64(tune.MaxRequests))

@@ -21,11 +21,14 @@ type Report struct {
 	// Membership is issue 14's phase (phase_members.go).
 	Membership MembershipResult `json:"membership"`
 	Queries    []QueryResult    `json:"queries"`
-	Lookups    LookupResult     `json:"lookups"`
-	Export     ExportResult     `json:"export"`
-	Ramp       RampResult       `json:"load_ramp"`
-	Memory     []PhaseMemory    `json:"memory"`
-	Goals      []Goal           `json:"goals"`
+	// AccessMiddleware is the latency the access middleware added to the
+	// API's requests of the query phases, from its histogram.
+	AccessMiddleware *MiddlewareLatency `json:"access_middleware,omitempty"`
+	Lookups          LookupResult       `json:"lookups"`
+	Export           ExportResult       `json:"export"`
+	Ramp             RampResult         `json:"load_ramp"`
+	Memory           []PhaseMemory      `json:"memory"`
+	Goals            []Goal             `json:"goals"`
 	// BenchPeakRSSMiB is the bench's own peak memory (one chunk of the
 	// generated stream, and the background load, are held in memory).
 	BenchPeakRSSMiB float64  `json:"bench_peak_rss_mib"`

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -85,7 +86,7 @@ func demoMessages(topic func(string) string, now time.Time) []*sarama.ProducerMe
 }
 
 func newDemoCmd(cfg *config.Config) *cobra.Command {
-	var api string
+	var api, key string
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Load the demo dataset through Kafka and wait until the API serves it",
@@ -97,14 +98,15 @@ func newDemoCmd(cfg *config.Config) *cobra.Command {
 				return err
 			}
 			url := fmt.Sprintf("%s/v1/customers/lookup?type=crm_id&value=%s", api, demoPeople[0].crm)
-			if err := waitFor(ctx, url); err != nil {
+			if err := waitFor(ctx, url, key); err != nil {
 				return fmt.Errorf("demo customer never appeared at %s: %w", url, err)
 			}
-			fmt.Printf("Demo dataset loaded (%d customers). Try:\n  curl '%s'\n", len(demoPeople), url)
+			fmt.Printf("Demo dataset loaded (%d customers). Try:\n  curl -H \"Authorization: Bearer $CDP_API_KEY\" '%s'\n", len(demoPeople), url)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&api, "api", "http://127.0.0.1:8080", "base URL of the running API to wait on")
+	cmd.Flags().StringVar(&key, "api-key", os.Getenv("CDP_API_KEY"), "API key to call the API with (default $CDP_API_KEY)")
 	return cmd
 }
 
@@ -131,9 +133,10 @@ func nullable(s string) any {
 	return s
 }
 
-func waitFor(ctx context.Context, url string) error {
+func waitFor(ctx context.Context, url, key string) error {
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		req.Header.Set("Authorization", "Bearer "+key)
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			resp.Body.Close()

@@ -26,7 +26,9 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"cdp/access"
 	"cdp/api"
+	"cdp/audit"
 	"cdp/config"
 	"cdp/coord"
 	"cdp/exportjob"
@@ -64,6 +66,7 @@ func newRoot() *cobra.Command {
 			RunE: func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), cfg, true, true) }},
 		newDemoCmd(cfg),
 		newExportCmd(cfg),
+		newKeysCmd(cfg),
 	)
 	return root
 }
@@ -134,7 +137,20 @@ func run(parent context.Context, cfg *config.Config, serve, index bool) error {
 		members := membership.New(membership.ConfigOf(cfg), st, marker,
 			prometheus.WrapRegistererWith(prometheus.Labels{"component": "api"}, reg), log.With("component", "membership"))
 		defer members.Close() // before the marker it publishes with
-		handler = api.New(cfg, st, checks, reg, reg, log, api.WithMarker(marker), api.WithCoordinator(co), api.WithMembership(members))
+		// The trail is closed after the HTTP server has drained (defers
+		// run after g.Wait), so the batched records of the last requests
+		// are written.
+		trail := audit.New(audit.Config{Index: mapping.Audit.Alias(cfg.IndexPrefix)}, st, log.With("component", "audit"))
+		defer trail.Close()
+		opts := []api.Option{api.WithMarker(marker), api.WithCoordinator(co), api.WithMembership(members), api.WithAudit(trail)}
+		if cfg.OIDCIssuer != "" {
+			o, err := access.NewOIDC(ctx, access.OIDCConfig{Issuer: cfg.OIDCIssuer, Audience: cfg.OIDCAudience, JWKSURL: cfg.OIDCJWKSURL})
+			if err != nil {
+				return err
+			}
+			opts = append(opts, api.WithOIDC(o))
+		}
+		handler = api.New(cfg, st, checks, reg, reg, log, opts...)
 		runner := exportjob.NewRunner(exportRunnerConfig(cfg), exportjob.NewStore(st, mapping.ExportJobs.Alias(cfg.IndexPrefix)), st, co, log.With("component", "exports"))
 		g.Go(func() error { return runner.Run(ctx) })
 	} else {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,7 +15,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
+	"cdp/access"
 	"cdp/api"
+	"cdp/audit"
 	"cdp/config"
 	"cdp/coord"
 	"cdp/exportjob"
@@ -116,8 +120,88 @@ func (e *Env) StartAPI(t testing.TB, cfg *config.Config) *httptest.Server {
 }
 
 // ServeAPI serves the API for cfg as it is (its services may be down)
-// until the test ends.
+// until the test ends, as to an admin: a request that carries no
+// Authorization header gets the one of AdminKey(cfg). The middleware
+// verifies that key as any other; tests of access itself use ServeAccess.
 func ServeAPI(t testing.TB, cfg *config.Config) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(AsAdmin(t, cfg, serveAPI(t, cfg)))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// AsAdmin wraps an API handler of cfg so that a request without an
+// Authorization header carries the one of AdminKey(cfg).
+func AsAdmin(t testing.TB, cfg *config.Config, h http.Handler) http.Handler {
+	t.Helper()
+	key := AdminKey(t, cfg)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "" {
+			r.Header.Set("Authorization", "Bearer "+key)
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// ServeAccess serves the API for cfg until the test ends with no key
+// added to requests; opts are added to the API's (WithOIDC, say).
+func ServeAccess(t testing.TB, cfg *config.Config, opts ...api.Option) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(serveAPI(t, cfg, opts...))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+var adminKeys struct {
+	sync.Mutex
+	m map[string]string
+}
+
+// AdminKey returns a token of an admin API key of cfg's deployment (its
+// index prefix and OpenSearch), made once per deployment, with the keys'
+// index created when missing. When OpenSearch cannot be reached the key
+// cannot be stored: the token returned then is well formed but stored
+// nowhere, so requests reach the point where the service needs
+// OpenSearch (and answer 503) rather than stopping at a 401.
+func AdminKey(t testing.TB, cfg *config.Config) string {
+	t.Helper()
+	id := cfg.OpenSearchURL + "|" + cfg.IndexPrefix
+	adminKeys.Lock()
+	defer adminKeys.Unlock()
+	if k, ok := adminKeys.m[id]; ok {
+		return k
+	}
+	k, err := MakeKey(cfg, "test-admin", "admin")
+	if err != nil {
+		t.Logf("harness: no admin key for %s (%v): using one stored nowhere", cfg.IndexPrefix, err)
+		return "cdpk_0000000000000000_unstored"
+	}
+	if adminKeys.m == nil {
+		adminKeys.m = map[string]string{}
+	}
+	adminKeys.m[id] = k
+	return k
+}
+
+// MakeKey creates an API key of the role in cfg's deployment (creating
+// the keys' index when missing) and returns its token.
+func MakeKey(cfg *config.Config, name, role string) (string, error) {
+	st, err := store.New(cfg.OpenSearchURL)
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := st.EnsureIndices(ctx, cfg.IndexPrefix, mapping.APIKeys); err != nil {
+		return "", err
+	}
+	_, token, err := access.NewKeys(st, mapping.APIKeys.Alias(cfg.IndexPrefix)).Create(ctx, name, role)
+	return token, err
+}
+
+// serveAPI returns the API's handler for cfg, with its audit trail
+// flushed and closed when the test ends.
+func serveAPI(t testing.TB, cfg *config.Config, opts ...api.Option) http.Handler {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: cfg.RedisAddr})
 	t.Cleanup(func() { rdb.Close() })
@@ -137,9 +221,10 @@ func ServeAPI(t testing.TB, cfg *config.Config) *httptest.Server {
 	t.Cleanup(func() { co.Close() })
 	members := membership.New(membership.ConfigOf(cfg), st, marker, reg, Logger())
 	t.Cleanup(func() { members.Close() }) // before the marker it publishes with
-	srv := httptest.NewServer(api.New(cfg, st, checks, reg, reg, Logger(), api.WithMarker(marker), api.WithCoordinator(co), api.WithMembership(members)))
-	t.Cleanup(srv.Close)
-	return srv
+	trail := audit.New(audit.Config{Index: mapping.Audit.Alias(cfg.IndexPrefix), FlushEvery: 200 * time.Millisecond}, st, Logger())
+	t.Cleanup(trail.Close) // runs after the server closes (cleanups run last first)
+	opts = append([]api.Option{api.WithMarker(marker), api.WithCoordinator(co), api.WithMembership(members), api.WithAudit(trail)}, opts...)
+	return api.New(cfg, st, checks, reg, reg, Logger(), opts...)
 }
 
 // StartExportRunner runs an export job runner for cfg in this process

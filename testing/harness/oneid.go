@@ -226,7 +226,7 @@ func split(base string, s workload.SplitAction) error {
 }
 
 // call sends a request to the API (a JSON body when body is not nil,
-// naming the test as the actor) and decodes the JSON answer into out.
+// with the admin key of the process it goes to, if any) and decodes the JSON answer into out.
 func call(method, target string, body []byte, out any) (int, error) {
 	req, err := http.NewRequest(method, target, bytes.NewReader(body))
 	if err != nil {
@@ -235,7 +235,7 @@ func call(method, target string, body []byte, out any) (int, error) {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("X-Actor", "oneid-test")
+	Authorize(req)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err

@@ -88,6 +88,9 @@ type Process struct {
 	Name    string
 	Started time.Time
 	LogPath string
+	// Key is an admin API key of the process's deployment (serve and run
+	// only); Authorize adds it to requests.
+	Key string
 
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -128,6 +131,9 @@ func (e *Env) StartProcess(t testing.TB, cfg *config.Config, subcommand, name st
 		cmd.Env = append(os.Environ(), env...)
 	}
 	p := &Process{Name: name, LogPath: log.Name(), cmd: cmd, done: make(chan struct{})}
+	if subcommand == "serve" || subcommand == "run" {
+		p.Key = AdminKey(t, cfg)
+	}
 	p.Started = time.Now()
 	if err := cmd.Start(); err != nil {
 		log.Close()
@@ -268,7 +274,27 @@ func parseMetrics(r io.Reader) ([]*dto.MetricFamily, error) {
 
 // Addr is the address of the process's HTTP server, from its log ("" until
 // it has logged it).
-func (p *Process) Addr() string { return p.httpAddr() }
+func (p *Process) Addr() string {
+	addr := p.httpAddr()
+	if addr != "" && p.Key != "" {
+		processKeys.Store(addr, p.Key)
+	}
+	return addr
+}
+
+// processKeys holds the admin key of each process address handed out.
+var processKeys sync.Map
+
+// Authorize gives req the Authorization header of the admin key of the
+// process it goes to (one whose Addr was asked), when it has none.
+func Authorize(req *http.Request) {
+	if req.Header.Get("Authorization") != "" {
+		return
+	}
+	if k, ok := processKeys.Load(req.URL.Host); ok {
+		req.Header.Set("Authorization", "Bearer "+k.(string))
+	}
+}
 
 // httpAddr is the address of the process's HTTP server, from its log.
 func (p *Process) httpAddr() string {
