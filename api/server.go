@@ -17,6 +17,7 @@ import (
 
 	"cdp/catalog"
 	"cdp/config"
+	"cdp/console"
 	"cdp/exportjob"
 	"cdp/identity"
 	"cdp/mapping"
@@ -100,6 +101,13 @@ func New(cfg *config.Config, st *store.Client, checks []Check, reg prometheus.Re
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", s.ready)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(gather, promhttp.HandlerOpts{})))
+	// The console (package console) is static files: it needs no key to
+	// load, and every API call it makes carries one.
+	toConsole := func(c *gin.Context) { c.Redirect(http.StatusFound, console.Prefix) }
+	r.GET("/", toConsole)
+	r.GET("/console", toConsole)
+	r.GET(console.Prefix+"*file", gin.WrapH(console.Handler()))
+	r.HEAD(console.Prefix+"*file", gin.WrapH(console.Handler()))
 
 	v1 := r.Group("/v1", gate.readBody, gate.admit)
 	v1.GET("/customers", s.searchBox)
