@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -495,4 +496,91 @@ func csvRows(t *testing.T, b []byte) [][]string {
 		sort.Slice(body, func(i, j int) bool { return strings.Join(body[i], ",") < strings.Join(body[j], ",") })
 	}
 	return rows
+}
+
+// login opens the console and logs in with the session's key.
+func (s *session) login() {
+	s.t.Helper()
+	s.run("log in", chromedp.Navigate(s.base+"/console/"),
+		visible(`#api-key`), keys(`#api-key`, s.api.key+kb.Enter), visible(`#root`))
+}
+
+func TestTheConsoleShowsAnAPIErrorAtItsConditionWhoReferencesASegmentAndAnExportJobsFile(t *testing.T) {
+	chromium(t)
+	w := newWorld(t, 40)
+	harness.Services(t).StartExportRunner(t, w.cfg, "console-test", nil)
+	api := &client{t: t, base: w.srv, key: "console-test-key"}
+	var a, b struct{ ID string }
+	api.do(http.MethodPost, "/v1/segments", map[string]any{"name": "北京 A", "filter": map[string]any{"field": "city", "op": "eq", "value": "北京"}}, &a)
+	api.do(http.MethodPost, "/v1/segments", map[string]any{"name": "引用 B", "filter": map[string]any{"segment": a.ID}}, &b)
+	if a.ID == "" || b.ID == "" {
+		t.Fatal("could not create the segments")
+	}
+	s := newSession(t, w.srv, api)
+	s.login()
+
+	// A value the API refuses: its message shows at that condition only.
+	root := `#root > .children > .node`
+	nth := func(i int) string { return fmt.Sprintf("%s:nth-child(%d)", root, i) }
+	s.run("add two conditions", click(`#root > .group-actions > .add-cond`))
+	s.pick(nth(1)+" .field-pick input", "gender", "gender")
+	s.pick(nth(1)+" .value-pick input", "female", "female")
+	s.run("add a second", click(`#root > .group-actions > .add-cond`))
+	s.pick(nth(2)+" .field-pick input", "city", "city")
+	s.run("choose contains", chromedp.Focus(chromedp.CSS(nth(2)+" select.op")))
+	// The operator list of a keyword is eq, neq, in, not_in, contains, …:
+	// four steps down with the keyboard.
+	for range 4 {
+		s.run("next operator", keys(nth(2)+" select.op", kb.ArrowDown))
+	}
+	if op := s.attr(nth(2)+" select.op", "title"); op == "" {
+		t.Fatalf("the operator has no hint")
+	}
+	long := strings.Repeat("x", 101)
+	s.run("type a too long value", keys(nth(2)+" .val", long))
+	harness.Eventually(t, 10*time.Second, func() (bool, string) {
+		msg := s.text(nth(2) + " > .node-error")
+		return strings.Contains(msg, "100 characters"), "the second condition shows " + strconv.Quote(msg)
+	})
+	if msg := s.text(nth(1) + " > .node-error"); msg != "" {
+		t.Fatalf("the first condition shows an error too: %q", msg)
+	}
+	if got := s.attr(`#preview-count`, "data-state"); got != "error" {
+		t.Fatalf("preview state %q, want error", got)
+	}
+
+	// Deleting a referenced segment names who references it, and keeps it.
+	row := func(id string) string { return fmt.Sprintf(`#segments tr[data-id=%q]`, id) }
+	s.run("try to delete A", click(`#nav-segments`), visible(row(a.ID)),
+		click(row(a.ID)+" .delete"), click(row(a.ID)+" .delete"))
+	harness.Eventually(t, 10*time.Second, func() (bool, string) {
+		msg := s.text(row(a.ID) + " .row-error")
+		return strings.Contains(msg, b.ID) || strings.Contains(msg, "引用 B"), "A's row shows " + strconv.Quote(msg)
+	})
+	if st := api.do(http.MethodGet, "/v1/segments/"+a.ID, nil, nil); st != 200 {
+		t.Fatalf("segment A after the refused delete: HTTP %d", st)
+	}
+
+	// A background export of B: its progress reaches done, and its file
+	// holds the API's rows.
+	s.run("export B in the background", click(row(b.ID)+" .export-job"),
+		visible(`#exports tr[data-status="done"] button`))
+	s.run("download it", click(`#exports tr[data-status="done"] button`))
+	var guid string
+	select {
+	case guid = <-s.downloads:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the export job's download never finished")
+	}
+	got, err := os.ReadFile(filepath.Join(s.dir, guid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref []byte
+	api.do(http.MethodGet, "/v1/segments/"+b.ID+"/export?format=csv", nil, &ref)
+	n := api.count(map[string]any{"segment": b.ID})
+	if rows := csvRows(t, got); n == 0 || len(rows) != int(n)+1 || !reflect.DeepEqual(rows, csvRows(t, ref)) {
+		t.Fatalf("the job's file has %d rows, the API's export %d, for %d members", len(rows), len(csvRows(t, ref)), n)
+	}
+	s.pageErrors()
 }

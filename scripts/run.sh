@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the API and the indexer in one process (`cdp run`), loads the demo
-# dataset through Kafka once the API is ready, prints a curl to try, and
-# keeps serving until Ctrl-C.
+# dataset (10,000 generated customers; DEMO_CUSTOMERS changes it) through
+# Kafka once the API is ready, prints the console's address, and keeps
+# serving until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 addr=${CDP_HTTP_ADDR:-127.0.0.1:8080}
@@ -19,6 +20,11 @@ for _ in $(seq 1 240); do
   kill -0 $pid 2>/dev/null || { echo "run: cdp exited; see its log above" >&2; exit 1; }
   sleep 0.5
 done
-bin/cdp demo --api "http://$addr"
-echo "Serving on http://$addr; Ctrl-C stops."
+bin/cdp demo --api "http://$addr" --customers "${DEMO_CUSTOMERS:-10000}"
+cat <<EOF
+
+The console:  http://$addr/console/
+The API:      http://$addr/v1/  (try: curl 'http://$addr/v1/customers?q=138')
+Ctrl-C stops.
+EOF
 wait $pid

@@ -80,6 +80,24 @@ async function exportFile(seg, format, bom) {
   } catch (e) { toast(e.message, true); }
 }
 
+// deleteButton asks once more in place (a second click within 5 s), not
+// with a modal dialog: the keyboard stays where it was.
+function deleteButton(run) {
+  let armed;
+  const b = h('button', {type: 'button', class: 'delete danger', onclick: () => {
+    if (!armed) {
+      b.textContent = t('confirmDel');
+      b.classList.add('armed');
+      armed = setTimeout(() => { armed = null; b.textContent = t('del'); b.classList.remove('armed'); }, 5000);
+      return;
+    }
+    clearTimeout(armed);
+    armed = null;
+    run();
+  }}, t('del'));
+  return b;
+}
+
 async function segmentsPage() {
   const {segments} = await api.get('/v1/segments');
   const bom = h('input', {type: 'checkbox', id: 'bom'});
@@ -100,10 +118,9 @@ async function segmentsPage() {
             location.hash = '#/exports';
           } catch (e) { msg.textContent = e.message; }
         }}, t('exportJob')),
-        h('button', {type: 'button', class: 'delete danger', onclick: async () => {
-          if (!confirm(t('confirmDel') + ' ' + s.name)) return;
+        deleteButton(async () => {
           try { await api.del('/v1/segments/' + encodeURIComponent(s.id)); toast(t('deleted')); route(); } catch (e) { msg.textContent = e.message; }
-        }}, t('del'))));
+        })));
   });
   main.replaceChildren(h('h1', {}, t('segments')),
     h('p', {}, h('label', {}, bom, ' ', t('bom'))),
@@ -122,10 +139,9 @@ async function tagsPage() {
     return h('tr', {}, h('td', {}, h('strong', {}, tg.name), h('div', {class: 'muted'}, tg.description || ''), msg), size, h('td', {}, when(tg.updated_at)),
       h('td', {class: 'actions'},
         h('a', {href: '#/builder?tag=' + encodeURIComponent(tg.name), class: 'button'}, t('edit')),
-        h('button', {type: 'button', class: 'danger', onclick: async () => {
-          if (!confirm(t('confirmDel') + ' ' + tg.name)) return;
+        deleteButton(async () => {
           try { await api.del('/v1/tags/' + encodeURIComponent(tg.name)); toast(t('deleted')); route(); } catch (e) { msg.textContent = e.message; }
-        }}, t('del'))));
+        })));
   });
   main.replaceChildren(h('h1', {}, t('tags')), tags.length ? h('table', {class: 'grid'},
     h('thead', {}, h('tr', {}, h('th', {}, t('name')), h('th', {}, t('size')), h('th', {}, t('updated')), h('th', {}, t('actions')))),

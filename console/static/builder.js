@@ -352,12 +352,16 @@ export async function builderPage(main, params) {
       pick: (o) => { n.value = o.value; changed(); },
     });
     box.input.classList.add('val');
-    box.input.addEventListener('change', () => {
-      const typed = box.input.value.trim();
-      const c = cand.find((x) => label(x.label, x.value) === typed || x.value === typed);
-      const v = c ? c.value : (typed || undefined);
+    // What is typed counts at once (the preview follows it); a candidate's
+    // label stands for its value.
+    const typed = () => {
+      const text = box.input.value.trim();
+      const c = cand.find((x) => label(x.label, x.value) === text || x.value === text);
+      const v = c ? c.value : (text || undefined);
       if (v !== n.value) { n.value = v; changed(); }
-    });
+    };
+    box.input.addEventListener('input', typed);
+    box.input.addEventListener('change', typed);
     return box;
   }
 
@@ -457,7 +461,9 @@ export async function builderPage(main, params) {
       const name = combobox({cls: 'event-name', free: true, placeholder: t('eventName'), value: n.name,
         options: (q) => eventNames.filter((e) => e.includes(q.toLowerCase())).map((e) => ({value: e, label: e})),
         pick: (o) => { n.name = o.value; changed(); }});
-      name.input.addEventListener('change', () => { if (name.input.value.trim() !== n.name) { n.name = name.input.value.trim(); changed(); } });
+      for (const ev of ['input', 'change']) {
+        name.input.addEventListener(ev, () => { if (name.input.value.trim() !== n.name) { n.name = name.input.value.trim(); changed(); } });
+      }
       const op = h('select', {class: 'op', 'aria-label': 'operator', onchange: () => { n.op = op.value; changed(); }},
         numberOps.map((o) => h('option', {value: o, selected: n.op === o}, t('ops.' + o)[0])));
       const val = h('input', {type: 'number', min: 0, class: 'times', value: n.value ?? '', 'aria-label': t('times')});
