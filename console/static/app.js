@@ -31,21 +31,26 @@ async function route() {
   if (!api.key.get() && page !== 'login') { location.hash = '#/login'; return; }
   nav(page === 'customer' ? 'search' : page);
   main.dataset.page = page;
+  // data-ready names the page once it is drawn (empty while it loads).
+  main.dataset.ready = '';
+  const my = ++routed;
   try {
     switch (page) {
-    case 'login': return loginPage();
-    case 'builder': return await builderPage(main, params);
-    case 'segments': return await segmentsPage();
-    case 'tags': return await tagsPage();
-    case 'exports': return await exportsPage();
-    case 'search': return searchPage(params.get('q') || '');
-    case 'customer': return await customerPage(decodeURIComponent(parts[1] || ''));
-    default: location.hash = '#/builder';
+    case 'login': loginPage(); break;
+    case 'builder': await builderPage(main, params); break;
+    case 'segments': await segmentsPage(); break;
+    case 'tags': await tagsPage(); break;
+    case 'exports': await exportsPage(); break;
+    case 'search': searchPage(params.get('q') || ''); break;
+    case 'customer': await customerPage(decodeURIComponent(parts[1] || '')); break;
+    default: location.hash = '#/builder'; return;
     }
   } catch (e) {
     main.replaceChildren(h('p', {class: 'error'}, e.message));
   }
+  if (my === routed) main.dataset.ready = page;
 }
+let routed = 0;
 
 function loginPage() {
   const inp = h('input', {id: 'api-key', type: 'password', autocomplete: 'off', placeholder: t('apiKey'), required: true});
@@ -136,14 +141,14 @@ async function tagsPage() {
     api.post('/v1/customers/count', {filter: {field: 'tags', op: 'has_any', value: [tg.name]}})
       .then((x) => { size.textContent = x.count.toLocaleString(); }).catch(() => { size.textContent = '!'; });
     const msg = h('div', {class: 'error', role: 'alert'});
-    return h('tr', {}, h('td', {}, h('strong', {}, tg.name), h('div', {class: 'muted'}, tg.description || ''), msg), size, h('td', {}, when(tg.updated_at)),
+    return h('tr', {dataset: {name: tg.name}}, h('td', {}, h('strong', {}, tg.name), h('div', {class: 'muted'}, tg.description || ''), msg), size, h('td', {}, when(tg.updated_at)),
       h('td', {class: 'actions'},
         h('a', {href: '#/builder?tag=' + encodeURIComponent(tg.name), class: 'button'}, t('edit')),
         deleteButton(async () => {
           try { await api.del('/v1/tags/' + encodeURIComponent(tg.name)); toast(t('deleted')); route(); } catch (e) { msg.textContent = e.message; }
         })));
   });
-  main.replaceChildren(h('h1', {}, t('tags')), tags.length ? h('table', {class: 'grid'},
+  main.replaceChildren(h('h1', {}, t('tags')), tags.length ? h('table', {class: 'grid', id: 'tags'},
     h('thead', {}, h('tr', {}, h('th', {}, t('name')), h('th', {}, t('size')), h('th', {}, t('updated')), h('th', {}, t('actions')))),
     h('tbody', {}, rows)) : h('p', {class: 'muted'}, t('noSegments')));
 }

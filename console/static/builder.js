@@ -210,6 +210,8 @@ export async function builderPage(main, params) {
       count.dataset.count = r.count;
       count.dataset.filter = text;
       count.dataset.state = 'ready';
+      // The first answer of a page load: how long until a marketer sees a number.
+      window.cdpFirstPreview ??= performance.now();
       dsl.textContent = JSON.stringify(r.query, null, 2);
       sample.replaceChildren(sampleTable(r.sample));
     } catch (e) {
