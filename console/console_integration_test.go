@@ -163,6 +163,16 @@ func (s *session) pageErrors() {
 	}
 }
 
+// js is the value of a JavaScript expression, as a string.
+func (s *session) js(expr string) string {
+	s.t.Helper()
+	v, err := chromedp.Run(s.ctx, chromedp.Evaluate[string](`String(`+expr+`)`))
+	if err != nil {
+		s.t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
 // attr is an attribute of the element ("" when it has none).
 func (s *session) attr(sel, name string) string {
 	s.t.Helper()
@@ -606,7 +616,13 @@ func TestTheConsoleShowsAnAPIErrorAtItsConditionWhoReferencesASegmentAndAnExport
 	// A background export of B: its progress reaches done, and its file
 	// holds the API's rows.
 	s.run("export B in the background", click(`#nav-segments`), visible(row(b.ID)), click(row(b.ID)+" .export-job"),
-		visible(`#exports tr[data-status="done"] button`))
+		visible(`#exports tr[data-status]`))
+	// The job waits for the runner's next poll, which a loaded machine
+	// delays: a minute, as the API's own job tests allow.
+	harness.Eventually(t, time.Minute, func() (bool, string) {
+		st := s.js(`document.querySelector('#exports tr[data-status]').dataset.status`)
+		return st == "done", "the job is " + st
+	})
 	s.run("download it", click(`#exports tr[data-status="done"] button`))
 	var guid string
 	select {
