@@ -241,7 +241,7 @@ export async function builderPage(main, params) {
     const allowed = new Set(scopes[scope]);
     const f = byName.get(n.field);
     const box = combobox({
-      cls: 'field-pick', placeholder: t('pickField'), value: f ? label(f.label, f.name) : n.field,
+      cls: 'field-pick', placeholder: t('pickField'), value: f ? label(f.label, f.name) : n.field, name: n.field,
       options: (q) => {
         q = q.toLowerCase();
         const hit = (x) => !q || x.name.toLowerCase().includes(q) || label(x.label, '').toLowerCase().includes(q) ||
@@ -262,6 +262,8 @@ export async function builderPage(main, params) {
         structural();
       },
     });
+    // The hover hint: the field's path, type and whether it is a list.
+    if (f) box.input.title = `${f.name} · ${f.type}${f.list ? ' · list' : ''}${f.nested ? ' · ' + f.nested : ''}`;
     return box;
   }
 
@@ -538,7 +540,13 @@ export async function builderPage(main, params) {
     h('section', {class: 'left'}, h('h1', {}, t('builder')), tree,
       h('div', {class: 'savebar'}, nameIn, descIn,
         h('button', {id: 'save-segment', type: 'button', class: 'primary', onclick: () => save('segment')}, segLabel),
-        h('button', {id: 'save-tag', type: 'button', onclick: () => save('tag')}, tagLabel))),
+        h('button', {id: 'save-tag', type: 'button', onclick: () => save('tag')}, tagLabel),
+        h('button', {id: 'export-filter', type: 'button', onclick: async () => {
+          try {
+            await api.post('/v1/exports', {filter: toFilter(root) || {all: []}, format: 'csv'});
+            location.hash = '#/exports';
+          } catch (e) { toast(e.message, true); }
+        }}, t('exportJob')))),
     h('aside', {class: 'right'}, h('h2', {}, t('preview')), h('div', {class: 'muted'}, t('count')), count,
       h('h3', {}, t('sample')), sample,
       h('details', {}, h('summary', {}, t('showDSL')), h('h4', {}, 'filter'), filterView, h('h4', {}, 'OpenSearch'), dsl))));
