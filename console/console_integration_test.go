@@ -379,6 +379,14 @@ func TestAMarketerBuildsAnAudienceWithMouseAndKeyboardSavesItExportsItAndOpensAC
 		t.Fatalf("the preview shows %s customers, POST /v1/customers/count says %d", count, wantCount)
 	}
 	s.docShot("console-builder.png")
+	// A switch of language keeps the audience being built.
+	for _, nav := range []string{"Audience builder", "人群圈选"} {
+		s.run("switch the language", click(`#lang`), visible(`#main[data-ready="builder"] #root`))
+		if got := s.text(`#nav-builder`); got != nav {
+			t.Fatalf("the first tab reads %q, want %q", got, nav)
+		}
+		s.previewSettles(filter)
+	}
 
 	// Save it; the segments page lists it with its size.
 	name := "测试人群 e2e"

@@ -21,7 +21,7 @@ function nav(active) {
   document.getElementById('lang').textContent = lang === 'zh' ? 'EN' : '中文';
 }
 
-async function route() {
+async function route(keep) {
   stop();
   stop = () => {};
   const [path, query] = location.hash.slice(1).split('?');
@@ -37,7 +37,7 @@ async function route() {
   try {
     switch (page) {
     case 'login': loginPage(); break;
-    case 'builder': await builderPage(main, params); break;
+    case 'builder': await builderPage(main, params, keep === true); break;
     case 'segments': await segmentsPage(); break;
     case 'tags': await tagsPage(); break;
     case 'exports': await exportsPage(); break;
@@ -274,8 +274,8 @@ async function customerPage(cid) {
   stop = () => clearInterval(timer);
 }
 
-document.getElementById('lang').addEventListener('click', () => { setLang(lang === 'zh' ? 'en' : 'zh'); route(); });
+document.getElementById('lang').addEventListener('click', () => { setLang(lang === 'zh' ? 'en' : 'zh'); route(true); });
 document.getElementById('logout').addEventListener('click', () => { api.key.clear(); location.hash = '#/login'; });
-window.addEventListener('hashchange', route);
+window.addEventListener('hashchange', () => route());
 setLang(lang);
 route();

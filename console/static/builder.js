@@ -137,8 +137,12 @@ export function fromFilter(f) {
   return rawNode(JSON.stringify(f, null, 2));
 }
 
+// draft is the tree being edited, kept when the page is drawn again in
+// the other language (keep), so a switch loses no work.
+let draft = null;
+
 // Builder is the page: the tree on the left, the preview on the right.
-export async function builderPage(main, params) {
+export async function builderPage(main, params, keep) {
   const fields = (await api.fields()).filter((f) => f.type !== 'nested');
   const byName = new Map(fields.map((f) => [f.name, f]));
   let segments = [];
@@ -158,6 +162,8 @@ export async function builderPage(main, params) {
   }
   if (root.k !== 'group') root = group('all', [root]);
   root.root = true;
+  if (keep && draft && draft.key === params.toString()) ({root, editing} = draft);
+  draft = {key: params.toString(), root, editing};
 
   const tree = h('div', {id: 'tree', class: 'tree'});
   const count = h('div', {id: 'preview-count', class: 'count', dataset: {state: 'idle'}}, '–');
