@@ -3,7 +3,8 @@
 export const key = {
   get: () => sessionStorage.getItem('cdp.key') || '',
   set: (k) => sessionStorage.setItem('cdp.key', k),
-  clear: () => sessionStorage.removeItem('cdp.key'),
+  // Another key may have another role, which may see another catalog.
+  clear: () => { sessionStorage.removeItem('cdp.key'); fieldsP = null; },
 };
 
 export class APIError extends Error {
