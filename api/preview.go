@@ -7,8 +7,10 @@ import (
 	"strconv"
 
 	"github.com/gin-gonic/gin"
+	"golang.org/x/sync/errgroup"
 
 	"cdp/schema"
+	"cdp/store"
 )
 
 // Bounds of a preview's sample.
@@ -23,13 +25,17 @@ type previewRequest struct {
 	TZ     string          `json:"tz"`
 }
 
-// preview answers the count, a sample and the query of a filter in one
-// search: track_total_hits makes its total exact, and the sample is the
-// first hits in index order (sort _doc), which costs no scoring and no
-// sort. The internal fields are left out by _source excludes, as search
-// does: cutting them in Go instead (as this did for the join field)
-// would fetch every sampled document's manifest (schema.RebuildField),
-// which can be larger than the rest of it, to throw it away.
+// preview answers the count, a sample and the query of a filter. The
+// count (_count) and the sample run side by side, so a preview takes about
+// as long as the count alone: the sample is the first hits in index order
+// (sort _doc), which costs no scoring and no sort, and each shard stops
+// collecting once it has them (terminate_after); its fetch of the sampled
+// documents overlaps the count's query. Under concurrent writes the two
+// may see refreshes a moment apart, as two requests would. The internal
+// fields are left out by _source excludes, as search does: cutting them
+// in Go instead would fetch every sampled document's manifest
+// (schema.RebuildField), which can be larger than the rest of it, to
+// throw it away.
 func (s *Server) preview(c *gin.Context) {
 	var req previewRequest
 	if err := decodeBody(c, []string{"filter", "sample", "tz"}, &req); err != nil {
@@ -49,10 +55,23 @@ func (s *Server) preview(c *gin.Context) {
 		s.failed(c, err)
 		return
 	}
-	body := gin.H{"query": q.query, "size": n, "track_total_hits": true, "sort": []string{"_doc"},
-		"_source": gin.H{"excludes": schema.Internal}}
-	res, err := s.st.Search(c.Request.Context(), s.customers, body)
-	if err != nil {
+	ctx := c.Request.Context()
+	var count struct {
+		Count int64 `json:"count"`
+	}
+	var res *store.SearchResult
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return s.st.Do(gctx, http.MethodPost, "/"+s.customers+"/_count", gin.H{"query": q.query}, &count)
+	})
+	if n > 0 {
+		g.Go(func() (err error) {
+			res, err = s.st.Search(gctx, s.customers, gin.H{"query": q.query, "size": n, "track_total_hits": false, "terminate_after": n,
+				"sort": []string{"_doc"}, "_source": gin.H{"excludes": schema.Internal}})
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
 		s.failed(c, err)
 		return
 	}
@@ -63,9 +82,11 @@ func (s *Server) preview(c *gin.Context) {
 	}
 	var b bytes.Buffer
 	b.WriteString(`{"count":`)
-	b.WriteString(strconv.FormatInt(res.Total, 10))
+	b.WriteString(strconv.FormatInt(count.Count, 10))
 	b.WriteString(`,"sample":[`)
-	writeSources(&b, res.Hits)
+	if res != nil {
+		writeSources(&b, res.Hits)
+	}
 	b.WriteString(`],"query":`)
 	b.Write(dsl)
 	b.WriteByte('}')

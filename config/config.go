@@ -35,6 +35,7 @@ type Config struct {
 	BatchWait        time.Duration
 	RebuildBatchSize int
 	SourceLanes      int
+	RebuildWorkers   int
 	ShutdownGrace    time.Duration
 
 	// MemoryLimitMiB is the Go runtime's soft memory limit; 0 leaves it
@@ -125,6 +126,7 @@ func (c *Config) Register(fs *pflag.FlagSet, getenv func(string) string) {
 	dur(&c.BatchWait, setting{"batch-wait", "CDP_BATCH_WAIT", "longest the indexer waits to fill a batch"}, 50*time.Millisecond)
 	num(&c.RebuildBatchSize, setting{"rebuild-batch-size", "CDP_REBUILD_BATCH_SIZE", "most distinct customers in one round of document rebuilds; while the indexer is behind, it coalesces every marker of them it has read"}, 200000)
 	num(&c.SourceLanes, setting{"source-lanes", "CDP_SOURCE_LANES", "batches of source messages the indexer applies at once, each from its own share of the partitions"}, 2)
+	num(&c.RebuildWorkers, setting{"rebuild-workers", "CDP_REBUILD_WORKERS", "chunks of one round of document rebuilds worked on at once"}, 2)
 	num(&c.MemoryLimitMiB, setting{"memory-limit-mib", "CDP_MEMORY_LIMIT_MIB", "soft memory limit of the process in MiB: the garbage collector works harder as it nears it (0: none, or GOMEMLIMIT)"}, 192)
 	dur(&c.ShutdownGrace, setting{"shutdown-grace", "CDP_SHUTDOWN_GRACE", "time allowed to flush and commit on SIGTERM"}, 20*time.Second)
 	num(&c.HTTPInFlight, setting{"http-inflight", "CDP_HTTP_INFLIGHT", "most API requests working on OpenSearch at once"}, 8)
@@ -226,6 +228,9 @@ func (c *Config) validateIndexer() error {
 	if c.SourceLanes < 1 || c.SourceLanes > 64 {
 		errs = append(errs, fmt.Errorf("source-lanes %d: want 1..64", c.SourceLanes))
 	}
+	if c.RebuildWorkers < 1 || c.RebuildWorkers > 16 {
+		errs = append(errs, fmt.Errorf("rebuild-workers %d: want 1..16", c.RebuildWorkers))
+	}
 	if c.MemoryLimitMiB < 0 || c.MemoryLimitMiB > 0 && c.MemoryLimitMiB < 32 {
 		errs = append(errs, fmt.Errorf("memory-limit-mib %d: want 0 (none) or at least 32", c.MemoryLimitMiB))
 	}
@@ -312,6 +317,7 @@ func (c *Config) Args() []string {
 		"--batch-wait", c.BatchWait.String(),
 		"--rebuild-batch-size", strconv.Itoa(c.RebuildBatchSize),
 		"--source-lanes", strconv.Itoa(c.SourceLanes),
+		"--rebuild-workers", strconv.Itoa(c.RebuildWorkers),
 		"--shutdown-grace", c.ShutdownGrace.String(),
 		"--memory-limit-mib", strconv.Itoa(c.MemoryLimitMiB),
 		"--http-inflight", strconv.Itoa(c.HTTPInFlight),

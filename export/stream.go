@@ -74,7 +74,7 @@ func Stream(ctx context.Context, p Pager, q Query, w Writer, afterPage func(Prog
 	}
 	var n int64
 	var last string
-	for page, err := range p.Pages(ctx, q.Index, store.Scan{Body: body, PageSize: size, KeepAlive: keep}) {
+	for page, err := range p.Pages(ctx, q.Index, store.Scan{Body: body, PageSize: size, KeepAlive: keep, Prefetch: true}) {
 		if err != nil {
 			return n, err
 		}

@@ -75,6 +75,10 @@ type Resolver struct {
 	// OnError, if set, is told of what the resolver gets over without
 	// failing the call (tombstones it could not read or write).
 	OnError func(error)
+	// Timed, if set, is told how long each part of a call took: cached
+	// (a call answered from the caches), lock, read (identities and
+	// persons), write (persons, claims, history).
+	Timed func(part string, d time.Duration)
 
 	mu    sync.Mutex
 	epoch int64
@@ -178,8 +182,17 @@ func (r *Resolver) Resolve(ctx context.Context, reqs []Request) (Resolution, err
 	for i := range reqs {
 		reqs[i].IDs = r.Rules.Linking(reqs[i].IDs)
 	}
+	t := time.Now()
+	lap := func(part string) {
+		if r.Timed != nil {
+			now := time.Now()
+			r.Timed(part, now.Sub(t))
+			t = now
+		}
+	}
 	r.checkEpoch(ctx)
 	if out, ok := r.cached(reqs); ok && r.alive(ctx, out) {
+		lap("cached")
 		return Resolution{Customers: out}, nil
 	}
 	var keys []string
@@ -199,6 +212,7 @@ func (r *Resolver) Resolve(ctx context.Context, reqs []Request) (Resolution, err
 		}
 		defer unlock()
 	}
+	lap("lock")
 	known := map[string]string{}
 	if err := r.fetch(ctx, keys, known); err != nil {
 		return Resolution{}, err
@@ -210,6 +224,8 @@ func (r *Resolver) Resolve(ctx context.Context, reqs []Request) (Resolution, err
 	if err := r.fetchOrphans(ctx, known, people); err != nil {
 		return Resolution{}, err
 	}
+	lap("read")
+	defer lap("write")
 	for round := 1; ; round++ {
 		p := assign(r.Rules, reqs, known, people, r.NewID)
 		// Persons first: a person changes only from what this pass read

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"sync"
 	"time"
@@ -78,6 +79,54 @@ func (l *lane) startTimer() waitTimer {
 type backlog struct {
 	mu  sync.Mutex
 	lag map[string]int64
+	// applied are the source batches of the last rateWindow: when each
+	// ended and its messages, for the rate the lanes apply at.
+	applied []appliedBatch
+}
+
+type appliedBatch struct {
+	at time.Time
+	n  int
+}
+
+// rateWindow is how far back the applied rate is measured.
+const rateWindow = 10 * time.Second
+
+// done records a source batch applied at now.
+func (b *backlog) done(now time.Time, messages int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.applied = append(b.applied, appliedBatch{now, messages})
+	i := 0
+	for i < len(b.applied) && now.Sub(b.applied[i].at) > rateWindow {
+		i++
+	}
+	b.applied = b.applied[i:]
+}
+
+// drainTime is how long the lanes would take to apply the backlog at the
+// rate they applied messages over the last rateWindow (before now); with
+// nothing applied lately, as long as it can be.
+func (b *backlog) drainTime(now time.Time) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var lag int64
+	for _, l := range b.lag {
+		lag += l
+	}
+	if lag <= 0 {
+		return 0
+	}
+	n := 0
+	for _, a := range b.applied {
+		if now.Sub(a.at) <= rateWindow {
+			n += a.n
+		}
+	}
+	if n == 0 {
+		return time.Duration(math.MaxInt64)
+	}
+	return time.Duration(float64(lag) / float64(n) * float64(rateWindow))
 }
 
 func (b *backlog) set(topic string, partition int32, lag int64) {

@@ -2,6 +2,7 @@ package indexer
 
 import (
 	"context"
+	"math"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -175,6 +176,33 @@ func TestTheBacklogCountsEachPartitionOnceAndANewSessionStartsAfresh(t *testing.
 	b.reset()
 	if got := b.total(); got != 0 {
 		t.Errorf("after a new session: total %d, want 0", got)
+	}
+}
+
+func TestTheBacklogsDrainTimeIsItsSizeOverTheRateOfTheLastTenSeconds(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	for _, tt := range []struct {
+		name    string
+		lag     int64
+		batches []appliedBatch
+		now     time.Time
+		want    time.Duration
+	}{
+		{"no backlog drains at once", 0, nil, t0, 0},
+		{"nothing applied lately never drains", 100, nil, t0, time.Duration(math.MaxInt64)},
+		{"1,000 a second drain 5,000 in 5 s", 5000, []appliedBatch{{t0.Add(-8 * time.Second), 5000}, {t0.Add(-2 * time.Second), 5000}}, t0, 5 * time.Second},
+		{"batches older than the window do not count", 5000, []appliedBatch{{t0.Add(-11 * time.Second), 90000}, {t0.Add(-1 * time.Second), 10000}}, t0, 5 * time.Second},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var b backlog
+			b.set("events", 0, tt.lag)
+			for _, a := range tt.batches {
+				b.done(a.at, a.n)
+			}
+			if got := b.drainTime(tt.now); got != tt.want {
+				t.Errorf("drain time %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
 

@@ -76,20 +76,28 @@ type Indexer struct {
 }
 
 // A backfill, for the rebuilds lane: the sources more than backfillLag
-// batches behind. Rebuilds then wait up to backfillHold. Otherwise a
-// round of rebuilds gathers markers for rebuildGather at most, so that a
-// change waits for one round in progress and one gather, not for a gap in
-// a steady stream.
+// batches behind, and that far behind for the rate they apply at (longer
+// than backfillDrain to drain). Rebuilds then wait up to backfillHold.
+// Otherwise a round of rebuilds gathers markers for rebuildGather at
+// most, so that a change waits for one round in progress and one
+// gather, not for a gap in a steady stream. The rate matters: a steady
+// load the sources keep up with leaves a backlog of a batch or two in
+// every lane, which counted alone made the rebuilds hold for a backfill
+// and the customers view fall 30 s behind.
 const (
 	backfillLag   = 4
+	backfillDrain = 15 * time.Second
 	backfillHold  = 30 * time.Second
 	rebuildGather = 200 * time.Millisecond
 )
 
 // behind says the source lanes are in a backfill (see backfillLag).
 func (ix *Indexer) behind() bool {
-	return ix.backlog.total() > int64(backfillLag*ix.cfg.BatchSize)
+	return ix.backlog.total() > int64(backfillLag*ix.cfg.BatchSize) && ix.backlog.drainTime(time.Now()) > backfillDrain
 }
+
+// rebuildsLane is the name of the lane of dirty markers (stage 2).
+const rebuildsLane = "rebuilds"
 
 // failureLogEvery is the most often a failure that goes on is logged
 // again (failureLog).
@@ -164,6 +172,7 @@ func New(cfg *config.Config, st *store.Client, reg prometheus.Registerer, log *s
 		m.oneid.WithLabelValues("redis_error").Inc()
 		log.Debug("oneid: redis", "err", err)
 	}
+	resolver.Timed = func(part string, d time.Duration) { m.resolveSeconds.WithLabelValues(part).Observe(d.Seconds()) }
 	resolver.Observe = func(merges, conflicts int) {
 		m.oneid.WithLabelValues("merge").Add(float64(merges))
 		m.oneid.WithLabelValues("conflict").Add(float64(conflicts))
@@ -222,6 +231,9 @@ func (ix *Indexer) Run(ctx context.Context) error {
 	}
 	dirtyTopics := []string{ix.cfg.Topic(TopicDirty)}
 	onBatch := func(lane string, messages int, took time.Duration) {
+		if lane != rebuildsLane {
+			ix.backlog.done(time.Now(), messages)
+		}
 		ix.m.batchSize.WithLabelValues(lane).Observe(float64(messages))
 		ix.m.batchSeconds.WithLabelValues(lane).Observe(took.Seconds())
 	}
@@ -269,7 +281,7 @@ func (ix *Indexer) Run(ctx context.Context) error {
 	// backfillHold: each rebuild of a customer's document rewrites its
 	// orders and items, and rebuilding every round a customer changed in
 	// was most of a backfill's document writes.
-	rh := handler(ix.rebuilds, []*lane{{name: "rebuilds", size: ix.cfg.RebuildBatchSize, keys: markerKeys, wait: ix.cfg.BatchWait, greedy: true,
+	rh := handler(ix.rebuilds, []*lane{{name: rebuildsLane, size: ix.cfg.RebuildBatchSize, keys: markerKeys, wait: ix.cfg.BatchWait, greedy: true,
 		hold: ix.behind, maxHold: backfillHold, maxGather: rebuildGather}})
 	rh.route = func(string, int32) int { return 0 }
 

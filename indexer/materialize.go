@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
+	"golang.org/x/sync/errgroup"
 
 	"cdp/customer"
 	"cdp/identity"
@@ -44,18 +46,30 @@ func (ix *Indexer) materialize(ctx context.Context, msgs []*sarama.ConsumerMessa
 			}
 		}
 	}
-	for start := 0; start < len(cids); start += rebuildChunk {
-		chunk := cids[start:min(start+rebuildChunk, len(cids))]
-		err := ix.step(ctx, "materialize", func() error {
-			r, err := ix.writeDocuments(ctx, rb, chunk)
-			if err == nil {
-				rejects = append(rejects, r...)
-			}
-			return err
+	// The chunks are worked on side by side: a chunk is a chain of
+	// requests (versions, people, rows, tags, the write), each waiting on
+	// OpenSearch, so one at a time left OpenSearch's cores idle while the
+	// rebuilds fell behind a steady load. Chunks hold distinct customers,
+	// and every write is fenced, so they do not depend on each other; rows
+	// one chunk moves to a customer of another mark it dirty again.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(ix.cfg.RebuildWorkers)
+	var mu sync.Mutex
+	for chunk := range slices.Chunk(cids, rebuildChunk) {
+		g.Go(func() error {
+			return ix.step(gctx, "materialize", func() error {
+				r, err := ix.writeDocuments(gctx, rb, chunk)
+				if err == nil {
+					mu.Lock()
+					rejects = append(rejects, r...)
+					mu.Unlock()
+				}
+				return err
+			})
 		})
-		if err != nil {
-			return err
-		}
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	// A purge refreshes the index and deletes by query: once a batch,
 	// before its markers are committed.
@@ -77,10 +91,14 @@ func (ix *Indexer) materialize(ctx context.Context, msgs []*sarama.ConsumerMessa
 }
 
 // rebuild is one batch of markers: who marked each customer, and what
-// changed for it (dirtySet: nil is "read everything").
+// changed for it (dirtySet: nil is "read everything"). Its chunks are
+// rebuilt side by side: markers and changed are only read then, and mu
+// guards the rest.
 type rebuild struct {
 	markers map[string][]*sarama.ConsumerMessage
 	changed dirtySet
+
+	mu sync.Mutex
 	// refreshed: the row store and the people index were refreshed in
 	// this batch. A rebuild that searches them (one with no manifest to
 	// go by) needs them refreshed since its markers were sent; everything
@@ -109,6 +127,8 @@ func (rb *rebuild) eventFor(cid string) bool {
 
 // refresh makes the row store and people searchable up to now, once a batch.
 func (ix *Indexer) refresh(ctx context.Context, rb *rebuild) error {
+	rb.mu.Lock() // the other chunks wait for the one refresh
+	defer rb.mu.Unlock()
 	if rb.refreshed {
 		return nil
 	}
@@ -139,7 +159,9 @@ func (ix *Indexer) writeDocuments(ctx context.Context, rb *rebuild, cids []strin
 	for round := 1; len(cids) > 0; round++ {
 		if round > 1 {
 			// The other writer may have read rows this one cannot see yet.
+			rb.mu.Lock()
 			rb.refreshed = false
+			rb.mu.Unlock()
 		}
 		stale, r, err := ix.writeRound(ctx, rb, cids, round)
 		if err != nil {
@@ -255,7 +277,11 @@ func (ix *Indexer) writeRound(ctx context.Context, rb *rebuild, cids []string, r
 	ops := make([]store.Op, 0, len(cids)+len(gone))
 	var docs []map[string]any
 	deleted := map[string]int64{} // customer → when its CRM row was deleted
-	defer maps.Copy(rb.purge, deleted)
+	defer func() {
+		rb.mu.Lock()
+		maps.Copy(rb.purge, deleted)
+		rb.mu.Unlock()
+	}()
 	for _, cid := range cids {
 		src := srcs[cid]
 		src.Rules = ix.cfg.Identity
@@ -324,11 +350,13 @@ func (ix *Indexer) writeRound(ctx context.Context, rb *rebuild, cids []string, r
 		stale = append(stale, ops[i].ID)
 		delete(deleted, ops[i].ID)
 	}
+	rb.mu.Lock()
 	for i, op := range ops {
 		if !slices.Contains(lost, i) {
 			rb.written[op.ID] = true
 		}
 	}
+	rb.mu.Unlock()
 	return stale, rejects, nil
 }
 

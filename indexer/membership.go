@@ -70,6 +70,7 @@ func (ix *Indexer) tagsOf(ctx context.Context, rb *rebuild, cids []string, peopl
 		return nil, nil
 	}
 	merged := mergedInto(cids, people)
+	rb.mu.Lock()
 	if rb.merges.Absorb == nil {
 		rb.merges = membership.Merges{Absorb: map[string][]string{}, Cause: map[string]bool{}}
 	}
@@ -84,6 +85,7 @@ func (ix *Indexer) tagsOf(ctx context.Context, rb *rebuild, cids []string, peopl
 			}
 		}
 	}
+	rb.mu.Unlock()
 	return ix.members.TagsOf(ctx, cids, merged)
 }
 

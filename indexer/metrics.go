@@ -30,6 +30,7 @@ type metrics struct {
 	// rebuildSeconds splits a rebuild round into its parts, to see where
 	// stage 2's time goes.
 	rebuildSeconds *prometheus.HistogramVec
+	resolveSeconds *prometheus.HistogramVec
 	batchSeconds   *prometheus.HistogramVec
 	batchSize      *prometheus.HistogramVec
 	// oneid counts merges and conflicts decided, and what merges moved:
@@ -99,6 +100,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "cdp_indexer_rebuild_part_seconds", Help: "Time the parts of one round of document rebuilds took, by part: refresh (rows and people), versions (and manifests), people (and moves of merged or split profiles), sources_by_id (the rows read by id), sources (the rows searched for), merged, build (the documents, in memory), prepare (dynamic fields), write (the fenced _bulk).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}, []string{"part"}),
+		resolveSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "cdp_indexer_resolve_part_seconds", Help: "Time the parts of one OneID resolution of a batch took, by part: cached (answered from the caches), lock (the identities' locks in Redis), read (identities and persons), write (persons, claims, history; the rounds lost to other writers included).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}, []string{"part"}),
 		batchSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "cdp_indexer_batch_seconds", Help: "Time to apply and commit a batch, by lane.",
 			Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
@@ -117,7 +122,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "cdp_indexer_fenced_writes_total", Help: "Customer document writes and deletes refused because another process wrote the document after it was read (this one may have lost the customer's partition without knowing, paused past its session timeout): each such customer is rebuilt from fresh reads.",
 		}),
 	}
-	reg.MustRegister(m.fenced, m.oneid, m.moved, m.consumed, m.applied, m.deadLettered, m.deadLetterCuts, m.deadLettersLost, m.retries, m.parked, m.demoted, m.lag, m.bulkSeconds,
+	reg.MustRegister(m.fenced, m.oneid, m.moved, m.consumed, m.applied, m.deadLettered, m.deadLetterCuts, m.deadLettersLost, m.retries, m.parked, m.demoted, m.lag, m.bulkSeconds, m.resolveSeconds,
 		m.committedOffset, m.committedLag, m.commitFailures, m.consumerErrors,
 		m.stepSeconds, m.rebuildSeconds, m.rebuilds, m.batchSeconds, m.batchSize)
 	return m

@@ -108,6 +108,11 @@ type Scan struct {
 	// place, but with a unique sort key none is lost or seen twice unless
 	// its sort values change.
 	KeepAlive time.Duration
+	// Prefetch asks for the next page before the caller has the current
+	// one, so that OpenSearch finds it while the caller works through
+	// this one (an export writing it to a client): two pages are held at
+	// a time instead of one.
+	Prefetch bool
 }
 
 // DefaultPageSize is the page size of a Scan that names none.
@@ -144,27 +149,67 @@ func (c *Client) Pages(ctx context.Context, index string, s Scan) iter.Seq2[*Sea
 			defer func() { c.closePIT(ctx, pit) }()
 			target = ""
 		}
-		for {
-			if pit != "" {
-				body["pit"] = map[string]any{"id": pit, "keep_alive": duration(s.KeepAlive)}
+		// A page is asked for by a goroutine of its own, so that with
+		// Prefetch the next one is on its way while the caller has this
+		// one; a walk that ends with a page in flight cancels it and
+		// waits for it before it closes the point in time.
+		type fetched struct {
+			res *SearchResult
+			err error
+		}
+		fctx, cancel := context.WithCancel(ctx)
+		var inflight chan fetched
+		defer func() {
+			cancel()
+			if inflight != nil {
+				if f := <-inflight; f.err == nil && f.res.PITID != "" {
+					pit = f.res.PITID // the id to close
+				}
 			}
-			res, err := c.Search(ctx, target, body)
-			if err != nil {
-				yield(nil, err)
+		}()
+		ask := func(b map[string]any) {
+			if pit != "" {
+				b["pit"] = map[string]any{"id": pit, "keep_alive": duration(s.KeepAlive)}
+			}
+			ch := make(chan fetched, 1)
+			inflight = ch
+			go func() {
+				res, err := c.Search(fctx, target, b)
+				ch <- fetched{res, err}
+			}()
+		}
+		ask(body)
+		for {
+			f := <-inflight
+			inflight = nil
+			if f.err != nil {
+				yield(nil, f.err)
 				return
 			}
+			res := f.res
 			if res.PITID != "" {
 				pit = res.PITID
 			}
-			if !yield(res, nil) || len(res.Hits) < size {
+			more := len(res.Hits) >= size
+			var next map[string]any
+			if more {
+				after := res.Hits[len(res.Hits)-1].Sort
+				if len(after) == 0 {
+					yield(nil, fmt.Errorf("store: scan %s: a hit came back without sort values", index))
+					return
+				}
+				next = maps.Clone(body)
+				next["search_after"] = after
+				if s.Prefetch {
+					ask(next)
+				}
+			}
+			if !yield(res, nil) || !more {
 				return
 			}
-			after := res.Hits[len(res.Hits)-1].Sort
-			if len(after) == 0 {
-				yield(nil, fmt.Errorf("store: scan %s: a hit came back without sort values", index))
-				return
+			if !s.Prefetch {
+				ask(next)
 			}
-			body["search_after"] = after
 		}
 	}
 }

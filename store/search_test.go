@@ -128,20 +128,24 @@ func TestPagingVisitsEveryHitOnceInSortOrder(t *testing.T) {
 		pageSize  int
 		keepAlive time.Duration
 		searches  int
+		prefetch  bool
 	}{
-		{"no documents", 0, 10, 0, 1},
-		{"fewer than a page", 7, 10, 0, 1},
-		{"exactly one page asks once more", 10, 10, 0, 2},
-		{"several pages", 25, 10, 0, 3},
-		{"several pages under a point in time", 25, 10, time.Minute, 3},
-		{"the default page size", 1001, 0, 0, 2},
+		{"no documents", 0, 10, 0, 1, false},
+		{"fewer than a page", 7, 10, 0, 1, false},
+		{"exactly one page asks once more", 10, 10, 0, 2, false},
+		{"several pages", 25, 10, 0, 3, false},
+		{"several pages under a point in time", 25, 10, time.Minute, 3, false},
+		{"the default page size", 1001, 0, 0, 2, false},
+		{"several pages, each asked for before the last is taken", 25, 10, 0, 3, true},
+		{"several pages prefetched under a point in time", 25, 10, time.Minute, 3, true},
+		{"exactly one page prefetched asks once more", 10, 10, time.Minute, 2, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f, c := newFakeSearch(t, tt.docs)
 			body := map[string]any{"sort": []any{map[string]any{"id": "asc"}}}
 			var got []string
-			for h, err := range c.Hits(context.Background(), "i", Scan{Body: body, PageSize: tt.pageSize, KeepAlive: tt.keepAlive}) {
+			for h, err := range c.Hits(context.Background(), "i", Scan{Body: body, PageSize: tt.pageSize, KeepAlive: tt.keepAlive, Prefetch: tt.prefetch}) {
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -195,6 +199,21 @@ func TestAWalkClosesItsPointInTimeHoweverItEnds(t *testing.T) {
 		}
 		if len(f.open) != 0 || f.searches != 2 {
 			t.Fatalf("%d searches, left open %v", f.searches, f.open)
+		}
+	})
+	t.Run("the loop breaks with the next page on its way", func(t *testing.T) {
+		f, c := newFakeSearch(t, 50)
+		n := 0
+		for _, err := range c.Hits(context.Background(), "i", Scan{Body: body, PageSize: 10, KeepAlive: time.Minute, Prefetch: true}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n++; n == 15 {
+				break
+			}
+		}
+		if len(f.open) != 0 || f.searches > 3 {
+			t.Fatalf("%d searches (want at most the 2 taken and 1 prefetched), left open %v", f.searches, f.open)
 		}
 	})
 	t.Run("a page fails", func(t *testing.T) {

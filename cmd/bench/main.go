@@ -150,6 +150,7 @@ func benchConfig(runID string) (*config.Config, error) {
 // bench is one run: its settings, the names it works with, and the report
 // its phases fill in.
 type bench struct {
+	ixAddr  string // the indexer's HTTP server (its /metrics)
 	o       options
 	log     *slog.Logger
 	logf    func(string)
@@ -325,6 +326,7 @@ func (b *bench) startIndexer() (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
+	b.ixAddr = ixCfg.HTTPAddr
 	b.rep.Indexing.IndexerLogPath = idx.log
 	return idx, nil
 }
@@ -348,6 +350,9 @@ func (b *bench) indexing(ctx context.Context, idx *proc, procStart time.Time) er
 	}
 	b.mem.end()
 	ix.IndexerSeconds = round3(t1.Sub(t0).Seconds())
+	if ix.Breakdown, err = breakdown(ctx, b.ixAddr); err != nil {
+		b.log.Warn("the indexer's time breakdown is unknown", "err", err)
+	}
 	if ix.CustomerDocs, err = countDocs(ctx, b.osURL, b.customers); err != nil {
 		return err
 	}
@@ -556,6 +561,7 @@ func (b *bench) underLoad(ctx context.Context, live []string, msgsPerCustomer fl
 	go lw.run(lagCtx, cfg)
 	lg.run(ctx)
 	time.Sleep(warmup)
+	before, _ := breakdown(ctx, b.ixAddr)
 	fr, err := runFreshness(ctx, b.osURL, b.customers, b.events, lg.prod, live, cs, o.markerRate, o.freshDur, o.pollInterval, o.freshTimeout, b.runID)
 	if err != nil {
 		lg.halt()
@@ -567,6 +573,9 @@ func (b *bench) underLoad(ctx context.Context, live []string, msgsPerCustomer fl
 	fr.Load = LoadStats{TargetRate: round2(loadRate), ActualRate: round2(float64(lg.prod.acked.Load()) / el), Produced: lg.prod.acked.Load(),
 		Seconds: round2(el), LagAtEnd: lw.end, LagMaxSample: lw.max}
 	lw.mu.Unlock()
+	if after, err := breakdown(ctx, b.ixAddr); err == nil {
+		fr.Breakdown = since(after, before)
+	}
 	rep.Freshness = fr
 	b.mem.end()
 	for _, m := range fr.Markers {

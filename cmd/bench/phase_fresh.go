@@ -94,10 +94,12 @@ type LoadStats struct {
 // event in the events view and, what users see, a trait change and a paid
 // order in a search of the customers alias.
 type FreshnessResult struct {
-	Load         LoadStats `json:"load"`
-	MarkerRate   float64   `json:"marker_rate_per_sec"` // of each kind
-	PollInterval float64   `json:"poll_interval_ms"`
-	TimeoutSec   float64   `json:"timeout_seconds"`
+	Load LoadStats `json:"load"`
+	// Breakdown is where the indexer's time went while the markers ran.
+	Breakdown    []TimeShare `json:"breakdown,omitempty"`
+	MarkerRate   float64     `json:"marker_rate_per_sec"` // of each kind
+	PollInterval float64     `json:"poll_interval_ms"`
+	TimeoutSec   float64     `json:"timeout_seconds"`
 	// Markers has one row per kind: event, trait, order.
 	Markers []MarkerResult `json:"markers"`
 	// Latency, Lost and Pass are the event markers' row again, under the

@@ -72,6 +72,9 @@ type IndexingResult struct {
 	StateChangesSec      float64      `json:"state_raw_changes_per_sec,omitempty"`
 	StateDocsSec         float64      `json:"state_raw_docs_per_sec,omitempty"`
 	StateRatio           float64      `json:"state_ratio,omitempty"` // indexer rate / the rate with the state
+
+	// Breakdown is where the indexer's time went, from its /metrics.
+	Breakdown []TimeShare `json:"breakdown,omitempty"`
 }
 
 // StateIndex is one index of the design's state in the second raw

@@ -314,6 +314,7 @@ func (r *Report) mdIndexing(w io.Writer) {
 	}
 	fmt.Fprintf(w, "Customer documents: %d (the reference model expects %d); events: %d (expected %d); dead-lettered: %d.\n\n",
 		ix.CustomerDocs, ix.ExpectedCustomerDocs, ix.EventDocs, ix.ExpectedEventDocs, ix.DeadLettered)
+	mdBreakdown(w, "Where the indexer's time went in the backfill", ix.Breakdown)
 }
 
 // mdFreshness is change-to-visible latency under load, one row per kind
@@ -330,6 +331,7 @@ func (r *Report) mdFreshness(w io.Writer) {
 	table(w, []string{"marker", "change", "view", "markers", "p50 ms", "p90 ms", "p95 ms", "p99 ms", "max ms", "lost", "judged at",
 		fmt.Sprintf("goal p99 ≤ %d ms, p50 ≤ %d ms", freshP99GoalMs, freshP50GoalMs)}, rows)
 	fmt.Fprintf(w, "Source lag at the end: %d messages.\n\n", fr.Load.LagAtEnd)
+	mdBreakdown(w, "Where the indexer's time went while the markers ran", fr.Breakdown)
 }
 
 // mdQueries is every query shape through the API and directly.
