@@ -20,6 +20,7 @@ import (
 	"cdp/audit"
 	"cdp/catalog"
 	"cdp/config"
+	"cdp/console"
 	"cdp/exportjob"
 	"cdp/identity"
 	"cdp/mapping"
@@ -125,6 +126,13 @@ func New(cfg *config.Config, st *store.Client, checks []Check, reg prometheus.Re
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", s.ready)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(gather, promhttp.HandlerOpts{})))
+	// The console (package console) is static files: it needs no key to
+	// load, and every API call it makes carries one.
+	toConsole := func(c *gin.Context) { c.Redirect(http.StatusFound, console.Prefix) }
+	r.GET("/", toConsole)
+	r.GET("/console", toConsole)
+	r.GET(console.Prefix+"*file", gin.WrapH(console.Handler()))
+	r.HEAD(console.Prefix+"*file", gin.WrapH(console.Handler()))
 
 	// Authentication and authorization come first, before a body is
 	// read or a place taken: one middleware on both groups of /v1.

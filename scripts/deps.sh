@@ -32,6 +32,10 @@
 #   CDP_MAVEN_REPO           repository URL for the OpenSearch downloads
 #                            (https://repo.maven.apache.org/maven2; mvn uses its own settings)
 #
+# `up` (whatever services it names) also makes sure of Debian's chromium and a
+# CJK font (fonts-wqy-microhei): the console's browser tests (package console)
+# drive it headless, and its screenshots show Chinese text.
+#
 # Run as root (CI), OpenSearch runs as the system user cdp-opensearch (created
 # on demand) because it refuses to run as root; missing tools (redis-server,
 # unzip, curl, maven, a JDK) are installed with apt-get. Run as another user,
@@ -630,6 +634,22 @@ redis_start() {
 
 redis_up() { service_up redis "$REDIS_PORT" "$REDIS_PORT"; }
 
+# browser_install: the headless browser of the console's tests, and a font
+# with Chinese glyphs for its pages. Not a service: nothing is started.
+browser_install() {
+  local missing=()
+  command -v chromium >/dev/null || missing+=(chromium)
+  if command -v fc-list >/dev/null && [[ -z $(fc-list :lang=zh 2>/dev/null | head -n 1) ]]; then
+    missing+=(fonts-wqy-microhei)
+  fi
+  ((${#missing[@]})) || return 0
+  if is_root && command -v apt-get >/dev/null; then
+    apt_install "${missing[@]}"
+  else
+    warn "missing ${missing[*]}: the console's browser tests need chromium (apt-get install ${missing[*]})"
+  fi
+}
+
 # ------------------------------------------------------------------- main ----
 
 usage() {
@@ -658,6 +678,7 @@ main() {
     t0=$(now)
     mkdir -p "$DL_DIR" "$OPT_DIR" "$RUN_DIR"
     for service in "${ordered[@]}"; do "${service}_up"; done
+    browser_install
     say "up: ${ordered[*]} ready in $(since "$t0") s"
     ;;
   down)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the API and the indexer in one process (`cdp run`), loads the demo
-# dataset through Kafka once the API is ready, prints a curl to try, and
-# keeps serving until Ctrl-C.
+# dataset (10,000 generated customers; DEMO_CUSTOMERS changes it) through
+# Kafka once the API is ready, prints the console's address, and keeps
+# serving until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 addr=${CDP_HTTP_ADDR:-127.0.0.1:8080}
@@ -22,9 +23,14 @@ done
 # Keys for the demo: the key is the last line `cdp keys create` prints.
 admin_key=$(bin/cdp keys create --name demo-admin --role admin | tail -n 1)
 marketer_key=$(bin/cdp keys create --name demo-marketer --role marketer | tail -n 1)
-CDP_API_KEY=$admin_key bin/cdp demo --api "http://$addr"
-echo "Admin key:    $admin_key"
-echo "Marketer key: $marketer_key"
-echo "  e.g. curl -H \"Authorization: Bearer $marketer_key\" -X POST http://$addr/v1/customers/search -d '{\"filter\":{\"all\":[]}}'"
-echo "Serving on http://$addr; Ctrl-C stops."
+CDP_API_KEY=$admin_key bin/cdp demo --api "http://$addr" --customers "${DEMO_CUSTOMERS:-10000}"
+cat <<EOF
+
+The console:  http://$addr/console/  (log in with a key below)
+Admin key:    $admin_key
+Marketer key: $marketer_key  (sees names, phones and emails masked)
+The API:      http://$addr/v1/
+  e.g. curl -H "Authorization: Bearer $marketer_key" -X POST http://$addr/v1/customers/search -d '{"filter":{"all":[]}}'
+Ctrl-C stops.
+EOF
 wait $pid

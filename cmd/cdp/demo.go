@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,105 +13,75 @@ import (
 	"github.com/spf13/cobra"
 
 	"cdp/config"
+	"cdp/demo"
 	"cdp/indexer"
 )
 
-// demoPeople is the small demo dataset `make run` loads.
-var demoPeople = []struct {
-	crm, name, phone, email, gender, city, level string
-}{
-	{"1001", "张三", "13800000000", "Zhang@Example.com", "male", "北京", "gold"},
-	{"1002", "李四", "13800000001", "lisi@example.com", "male", "上海", "silver"},
-	{"1003", "王芳", "13900000002", "wangfang@example.com", "female", "广州", "gold"},
-	{"1004", "赵敏", "13700000003", "zhaomin@example.com", "female", "深圳", ""},
-	{"1005", "Alice Chen", "+1 415 555 2671", "alice@example.com", "", "杭州", "bronze"},
-	{"1006", "陈晨", "15000000005", "chenchen@example.com", "female", "北京", "silver"},
-}
-
-// demoMessages returns the demo dataset: each person's CRM row, orders and
-// items as Debezium changes, and an identify plus a few track events from
-// the SDK. Message ids and source positions are fixed, so loading it twice
-// changes nothing.
-func demoMessages(topic func(string) string, now time.Time) []*sarama.ProducerMessage {
-	var out []*sarama.ProducerMessage
-	send := func(t, key string, v map[string]any) {
-		b, _ := json.Marshal(v)
-		out = append(out, &sarama.ProducerMessage{Topic: topic(t), Key: sarama.StringEncoder(key), Value: sarama.ByteEncoder(b)})
-	}
-	add := func(key string, v map[string]any) { send(indexer.TopicEvents, key, v) }
-	lsn := int64(1000)
-	cdc := func(t string, id int, after map[string]any) {
-		lsn++
-		after["id"] = id
-		send(t, fmt.Sprint(id), map[string]any{"before": nil, "after": after, "op": "r",
-			"source": map[string]any{"lsn": lsn, "ts_ms": now.Add(-72 * time.Hour).UnixMilli()}})
-	}
-	categories := []string{"shoes", "bags", "apparel"}
-	for i, p := range demoPeople {
-		crm := 1001 + i
-		cdc(indexer.TopicCustomers, crm, map[string]any{"name": p.name, "phone": p.phone, "email": p.email,
-			"gender": nullable(p.gender), "city": p.city, "member_level": nullable(p.level), "store_id": fmt.Sprintf("s-%02d", i%3+1),
-			"created_at": now.AddDate(-1, 0, -i).UTC().Format(time.RFC3339)})
-		for j := 0; j <= i%3; j++ {
-			order := crm*10 + j
-			status := []string{"paid", "paid", "refunded"}[j]
-			created := now.AddDate(0, 0, -(i+1)*(j+2)).UTC().Format(time.RFC3339)
-			cdc(indexer.TopicOrders, order, map[string]any{"customer_id": crm, "order_no": fmt.Sprintf("NO-%d", order),
-				"store_id": "s-01", "status": status, "total_amount": 199.5 + float64(100*i+10*j), "created_at": created, "paid_at": created})
-			for k := 0; k < 2; k++ {
-				cdc(indexer.TopicOrderItems, order*10+k, map[string]any{"order_id": order, "sku": fmt.Sprintf("p-%d", 7+k+j),
-					"product_name": []string{"跑步鞋", "帆布包", "卫衣"}[(k+j)%3], "category": categories[(k+j)%3], "quantity": 1 + k, "price": 99.5})
-			}
-		}
-	}
-	for i, p := range demoPeople {
-		day := now.AddDate(0, 0, -i-1).UTC().Truncate(time.Hour)
-		traits := map[string]any{"name": p.name, "phone": p.phone, "email": p.email, "city": p.city, "favourite_channel": "miniprogram"}
-		if p.gender != "" {
-			traits["gender"] = p.gender
-		}
-		if p.level != "" {
-			traits["member_level"] = p.level
-		}
-		add(p.crm, map[string]any{"type": "identify", "messageId": "demo-identify-" + p.crm, "timestamp": day.Format(time.RFC3339),
-			"userId": p.crm, "anonymousId": "dev-" + p.crm, "traits": traits})
-		for j, ev := range []string{"view_product", "add_to_cart", "view_product"} {
-			add(p.crm, map[string]any{"type": "track", "messageId": fmt.Sprintf("demo-track-%s-%d", p.crm, j),
-				"timestamp": day.Add(time.Duration(j+1) * time.Minute).Format(time.RFC3339),
-				"userId":    p.crm, "anonymousId": "dev-" + p.crm, "event": ev,
-				"properties": map[string]any{"sku": fmt.Sprintf("p-%d", 7+j), "category": "shoes", "price": 399 + j*100},
-				"context":    map[string]any{"channel": "miniprogram"}})
-		}
-	}
-	return out
+// demoSegments are saved once the demo data is in, so the console's
+// segments page has something to show.
+var demoSegments = []map[string]any{
+	{"name": "高价值客户 High value", "description": "消费总额超过 5,000", "filter": map[string]any{"field": "metrics.total_spend", "op": "gt", "value": 5000}},
+	{"name": "上海女性 Women in Shanghai", "description": "", "filter": map[string]any{"all": []any{
+		map[string]any{"field": "gender", "op": "eq", "value": "female"}, map[string]any{"field": "city", "op": "eq", "value": "上海"}}}},
+	{"name": "近 7 天浏览未下单 Browsed, no order", "description": "最近 7 天浏览商品至少 1 次，30 天内没有已支付订单", "filter": map[string]any{"all": []any{
+		map[string]any{"event": "view_product", "within": "7d", "op": "gte", "value": 1},
+		map[string]any{"nested": "orders", "match": "none", "where": map[string]any{"all": []any{
+			map[string]any{"field": "orders.status", "op": "eq", "value": "paid"},
+			map[string]any{"field": "orders.created_at", "op": "in_last", "value": "30d"}}}}}}},
 }
 
 func newDemoCmd(cfg *config.Config) *cobra.Command {
 	var api, key string
+	var customers int
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Load the demo dataset through Kafka and wait until the API serves it",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
+			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Minute)
 			defer cancel()
-			if err := produceDemo(cfg); err != nil {
+			c := &apiClient{base: api, key: key}
+			before, err := c.count(ctx)
+			if err != nil {
+				return fmt.Errorf("the API at %s does not answer: %w", api, err)
+			}
+			msgs := demo.Messages(demo.Config{Customers: customers, Seed: 1, Now: time.Now()}, cfg.Topic)
+			if err := produce(cfg, msgs); err != nil {
 				return err
 			}
-			url := fmt.Sprintf("%s/v1/customers/lookup?type=crm_id&value=%s", api, demoPeople[0].crm)
-			if err := waitFor(ctx, url, key); err != nil {
-				return fmt.Errorf("demo customer never appeared at %s: %w", url, err)
+			fmt.Printf("Sent %d messages for %d demo customers; waiting for the indexer…\n", len(msgs), customers)
+			last := time.Now()
+			for {
+				n, err := c.count(ctx)
+				if err == nil && n >= int64(customers) {
+					break
+				}
+				if time.Since(last) > 5*time.Second {
+					fmt.Printf("  %d customers indexed\n", n)
+					last = time.Now()
+				}
+				select {
+				case <-ctx.Done():
+					return fmt.Errorf("the demo customers never all appeared (%d of %d were there before): %w", before, customers, ctx.Err())
+				case <-time.After(500 * time.Millisecond):
+				}
 			}
-			fmt.Printf("Demo dataset loaded (%d customers). Try:\n  curl -H \"Authorization: Bearer $CDP_API_KEY\" '%s'\n", len(demoPeople), url)
+			for _, s := range demoSegments {
+				if err := c.ensureSegment(ctx, s); err != nil {
+					return err
+				}
+			}
+			fmt.Printf("Demo dataset loaded (%d customers, %d segments).\n", customers, len(demoSegments))
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&api, "api", "http://127.0.0.1:8080", "base URL of the running API to wait on")
-	cmd.Flags().StringVar(&key, "api-key", os.Getenv("CDP_API_KEY"), "API key to call the API with (default $CDP_API_KEY)")
+	cmd.Flags().StringVar(&key, "api-key", os.Getenv("CDP_API_KEY"), "API key to call the API with, an admin's (default $CDP_API_KEY)")
+	cmd.Flags().IntVar(&customers, "customers", 10000, "how many customers to generate")
 	return cmd
 }
 
-func produceDemo(cfg *config.Config) error {
+func produce(cfg *config.Config, msgs []*sarama.ProducerMessage) error {
 	topics := make([]string, len(indexer.AllTopics))
 	for i, t := range indexer.AllTopics {
 		topics[i] = cfg.Topic(t)
@@ -123,31 +94,68 @@ func produceDemo(cfg *config.Config) error {
 		return fmt.Errorf("kafka: %w", err)
 	}
 	defer p.Close()
-	return p.SendMessages(demoMessages(cfg.Topic, time.Now()))
+	for len(msgs) > 0 {
+		n := min(len(msgs), 5000)
+		if err := p.SendMessages(msgs[:n]); err != nil {
+			return fmt.Errorf("kafka: %w", err)
+		}
+		msgs = msgs[n:]
+	}
+	return nil
 }
 
-func nullable(s string) any {
-	if s == "" {
-		return nil
+// apiClient is the little of the API the demo loader calls.
+type apiClient struct{ base, key string }
+
+func (c *apiClient) do(ctx context.Context, method, path string, body, out any) (int, error) {
+	var rd *bytes.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	} else {
+		rd = bytes.NewReader(nil)
 	}
-	return s
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return resp.StatusCode, fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	if out != nil {
+		return resp.StatusCode, json.NewDecoder(resp.Body).Decode(out)
+	}
+	return resp.StatusCode, nil
 }
 
-func waitFor(ctx context.Context, url, key string) error {
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		req.Header.Set("Authorization", "Bearer "+key)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(300 * time.Millisecond):
+func (c *apiClient) count(ctx context.Context) (int64, error) {
+	var r struct{ Count int64 }
+	_, err := c.do(ctx, http.MethodPost, "/v1/customers/count", map[string]any{"filter": map[string]any{"all": []any{}}}, &r)
+	return r.Count, err
+}
+
+// ensureSegment saves s unless a segment of its name exists.
+func (c *apiClient) ensureSegment(ctx context.Context, s map[string]any) error {
+	var list struct {
+		Segments []struct{ Name string } `json:"segments"`
+	}
+	if _, err := c.do(ctx, http.MethodGet, "/v1/segments", nil, &list); err != nil {
+		return err
+	}
+	for _, x := range list.Segments {
+		if x.Name == s["name"] {
+			return nil
 		}
 	}
+	_, err := c.do(ctx, http.MethodPost, "/v1/segments", s, nil)
+	return err
 }
