@@ -296,7 +296,7 @@ func TestAMarketerBuildsAnAudienceWithMouseAndKeyboardSavesItExportsItAndOpensAC
 	chromium(t)
 	start := time.Now()
 	w := newWorld(t, 400)
-	api := &client{t: t, base: w.srv, key: "console-test-key"}
+	api := &client{t: t, base: w.srv, key: harness.AdminKey(t, w.cfg)}
 	t.Logf("dataset indexed in %s", time.Since(start).Round(time.Millisecond))
 
 	// Segment S, and the audience's parameters chosen so that every part
@@ -544,7 +544,7 @@ func TestTheConsoleShowsAnAPIErrorAtItsConditionWhoReferencesASegmentAndAnExport
 	chromium(t)
 	w := newWorld(t, 150)
 	harness.Services(t).StartExportRunner(t, w.cfg, "console-test", nil)
-	api := &client{t: t, base: w.srv, key: "console-test-key"}
+	api := &client{t: t, base: w.srv, key: harness.AdminKey(t, w.cfg)}
 	var a, b struct{ ID string }
 	api.do(http.MethodPost, "/v1/segments", map[string]any{"name": "北京 A", "filter": map[string]any{"field": "city", "op": "eq", "value": "北京"}}, &a)
 	api.do(http.MethodPost, "/v1/segments", map[string]any{"name": "引用 B", "filter": map[string]any{"segment": a.ID}}, &b)
@@ -652,4 +652,41 @@ func TestTheConsoleShowsAnAPIErrorAtItsConditionWhoReferencesASegmentAndAnExport
 		t.Fatalf("the job's file has %d rows, the API's export %d, for %d members: %v vs %v", len(rows), len(refRows), n, rows, refRows)
 	}
 	s.pageErrors()
+}
+
+func TestAMarketerSeesEveryPhoneOfThePreviewSampleMasked(t *testing.T) {
+	chromium(t)
+	w := newWorld(t, 60)
+	admin := &client{t: t, base: w.srv, key: harness.AdminKey(t, w.cfg)}
+	var res struct {
+		Customers []struct {
+			Phone any `json:"phone"`
+		} `json:"customers"`
+	}
+	admin.do(http.MethodPost, "/v1/customers/search", map[string]any{"filter": map[string]any{"all": []any{}}, "size": 100}, &res)
+	var phones []string
+	for _, c := range res.Customers {
+		if p, ok := c.Phone.(string); ok && p != "" {
+			phones = append(phones, p)
+		}
+	}
+	if len(phones) == 0 {
+		t.Fatalf("the admin's search shows no phones: %+v", res)
+	}
+	key, err := harness.MakeKey(w.cfg, "console-marketer", "marketer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSession(t, w.srv, &client{t: t, base: w.srv, key: key})
+	s.login()
+	s.run("the preview's sample", visible(`#preview-count[data-state="ready"]`), visible(`#preview-sample td`))
+	sample := s.text(`#preview-sample`)
+	if !strings.Contains(sample, "****") {
+		t.Errorf("the marketer's sample shows no masked phone: %q", sample)
+	}
+	for _, p := range phones {
+		if strings.Contains(sample, p) || strings.Contains(sample, strings.TrimPrefix(p, "+86")) {
+			t.Errorf("the marketer's sample shows the phone %s in clear", p)
+		}
+	}
 }
