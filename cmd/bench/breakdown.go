@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -36,21 +37,18 @@ var breakdownMetrics = []struct{ name, label string }{
 
 // breakdown reads the indexer's time histograms from its /metrics.
 func breakdown(ctx context.Context, addr string) ([]TimeShare, error) {
+	body, err := scrape(ctx, endpoint("http://"+addr))
+	if err != nil {
+		return nil, err
+	}
+	return parseBreakdown(bytes.NewReader(body))
+}
+
+// scrape reads a process's /metrics (the text format).
+func scrape(ctx context.Context, e endpoint) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("indexer /metrics: %s", resp.Status)
-	}
-	return parseBreakdown(resp.Body)
+	return e.do(ctx, http.MethodGet, "/metrics", nil)
 }
 
 // parseBreakdown picks breakdownMetrics out of Prometheus's text format,

@@ -1,13 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"sort"
-	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -25,21 +24,11 @@ type MiddlewareLatency struct {
 
 // middlewareLatency reads the API's histogram of its access middleware.
 func middlewareLatency(ctx context.Context, api endpoint) (*MiddlewareLatency, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, string(api)+"/metrics", nil)
+	body, err := scrape(ctx, api)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("API /metrics: %s", resp.Status)
-	}
-	return parseMiddlewareLatency(resp.Body)
+	return parseMiddlewareLatency(bytes.NewReader(body))
 }
 
 func parseMiddlewareLatency(r io.Reader) (*MiddlewareLatency, error) {

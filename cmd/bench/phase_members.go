@@ -479,7 +479,7 @@ func (w *memberWatch) measure(ctx context.Context, p *producer, rate float64, ti
 
 // indexerMetrics reads the indexer's /metrics.
 func (b *bench) indexerMetrics(ctx context.Context) (map[string]*dto.MetricFamily, error) {
-	data, err := endpoint("http://"+b.indexerAddr).do(ctx, http.MethodGet, "/metrics", nil)
+	data, err := scrape(ctx, endpoint("http://"+b.indexerAddr))
 	if err != nil {
 		return nil, fmt.Errorf("indexer metrics: %w", err)
 	}
