@@ -334,12 +334,18 @@ func (e *Engine) changed(ctx context.Context, cids []string, cause string, now t
 		return nil
 	}
 	defer e.m.since("changed", time.Now())
-	if err := e.st.Refresh(ctx, e.cfg.Customers); err != nil {
-		return fmt.Errorf("membership: refresh documents: %w", err)
-	}
 	defs, err := e.definitions(ctx, now)
 	if err != nil {
 		return err
+	}
+	if len(defs) == 0 && len(merges.Absorb) == 0 {
+		// Nothing can flip, and no manual tags move to a survivor: the
+		// refresh below (a new segment of the customers index each round)
+		// would be all this did.
+		return nil
+	}
+	if err := e.st.Refresh(ctx, e.cfg.Customers); err != nil {
+		return fmt.Errorf("membership: refresh documents: %w", err)
 	}
 	inDefs := make(map[Key]bool, len(defs))
 	for _, d := range defs {
