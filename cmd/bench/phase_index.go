@@ -235,6 +235,11 @@ func readBack(ctx context.Context, os endpoint, sp *spool, source, target string
 			Hits []hit `json:"hits"`
 		} `json:"hits"`
 	}
+	// The state indices refresh every 30 s: what the last seconds wrote
+	// is read too.
+	if _, err := os.do(ctx, http.MethodPost, "/"+source+"/_refresh", nil); err != nil {
+		return 0, err
+	}
 	err := os.json(ctx, http.MethodPost, "/"+source+"/_search?scroll=2m", map[string]any{
 		"size": 5000, "sort": []string{"_doc"}, "query": map[string]any{"match_all": map[string]any{}},
 	}, &page)
