@@ -47,7 +47,11 @@ type lane struct {
 	// first message, gap or not (unless held): under steady load messages
 	// never leave a gap, and the batch grew until it was full.
 	maxGather time.Duration
-	in        chan *sarama.ConsumerMessage
+	// maxBytes, if set, ends a batch once its messages hold that many
+	// bytes of keys and values: a long hold keeps every marker it reads,
+	// and a backfill's markers name many rows.
+	maxBytes int
+	in       chan *sarama.ConsumerMessage
 	// newTimer times the wait; nil is a time.Timer (tests fire their own).
 	newTimer func(time.Duration) waitTimer
 }
@@ -361,10 +365,11 @@ func (h *groupHandler) loop(ctx context.Context, s sarama.ConsumerGroupSession, 
 // or the lane's wait has passed; a greedy lane then goes on until no
 // message comes for a wait. open is false once the input is closed.
 func (l *lane) collect(session context.Context) (batch []*sarama.ConsumerMessage, open bool) {
-	weight := 0
+	weight, size := 0, 0
 	var seen map[string]struct{}
 	take := func(m *sarama.ConsumerMessage) {
 		batch = append(batch, m)
+		size += len(m.Key) + len(m.Value)
 		if l.keys == nil {
 			weight++
 			return
@@ -391,7 +396,7 @@ func (l *lane) collect(session context.Context) (batch []*sarama.ConsumerMessage
 	timer := l.startTimer()
 	defer timer.Stop()
 	greedy := false // past the wait, in a greedy lane
-	for weight < l.size {
+	for weight < l.size && (l.maxBytes == 0 || size < l.maxBytes) {
 		select {
 		case m, ok := <-l.in:
 			if !ok {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"cdp/config"
 )
 
 // laneRun is a run of lane.collect driven step by step, with no clock: the
@@ -228,5 +230,46 @@ func TestAGreedyLaneUnderASteadyStreamEndsItsBatchAfterItsLongestGather(t *testi
 				t.Errorf("the lane took %d of 20 messages, want %d", len(batch), tt.want)
 			}
 		})
+	}
+}
+
+func TestAHeldLaneEndsItsBatchOnceItsMessagesHoldMaxBytes(t *testing.T) {
+	var holding atomic.Bool
+	holding.Store(true)
+	r := startCollect(lane{size: 1000, greedy: true, hold: holding.Load, maxHold: time.Hour, maxBytes: 50})
+	for range 4 {
+		r.send("0123456789") // 10 bytes each: under the bound
+	}
+	r.send("0123456789") // the fifth reaches 50 bytes: the batch ends, held or not
+	if r.send("late") {
+		t.Fatal("the lane took a message past its byte bound")
+	}
+	if batch, _ := r.result(); len(batch) != 5 {
+		t.Errorf("the lane took %d messages, want the 5 that reach 50 bytes", len(batch))
+	}
+}
+
+func TestABackfillLastsUntilItsBacklogIsNearlyGoneNotJustUnderItsStartingDrainTime(t *testing.T) {
+	ix := &Indexer{cfg: &config.Config{BatchSize: 100, SourceLanes: 2}}
+	now := time.Now()
+	// 1,000 messages a second over the last ten seconds.
+	ix.backlog.done(now.Add(-time.Second), 10_000)
+	steps := []struct {
+		name string
+		lag  int64
+		want bool
+	}{
+		{"a backlog of a few batches is a steady load", 300, false},
+		{"20,000 to drain (20 s at the rate) starts a backfill", 20_000, true},
+		{"10 s to drain: still in it, though under the 15 s that start one", 10_000, true},
+		{"2 s to drain, over a batch: still in it", 2_000, true},
+		{"a batch a lane, 0.2 s to drain: over", 200, false},
+		{"10 s to drain again does not start another", 10_000, false},
+	}
+	for _, s := range steps {
+		ix.backlog.set("events", 0, s.lag)
+		if got := ix.behind(); got != s.want {
+			t.Errorf("%s: behind() = %v, want %v", s.name, got, s.want)
+		}
 	}
 }

@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -65,14 +66,16 @@ type Indexer struct {
 	people            string // OneID's people index (identity.IndicesOf)
 	attrs, props      *dynamicFields
 
-	coord     *coord.Coordinator
-	members   Members     // membership of segments and tag rules (membership.go)
-	stepLog   *failureLog // the retries of batch steps, rate-limited
-	kafkaLog  *failureLog // the consumer group's errors and failed commits, rate-limited
-	backlog   backlog     // how far behind the source lanes are
-	stopHook  *stopHook   // a test hook (StopBeforeWriteEnv); nil in service
-	closeOnce sync.Once
-	closeErr  error
+	coord    *coord.Coordinator
+	members  Members     // membership of segments and tag rules (membership.go)
+	stepLog  *failureLog // the retries of batch steps, rate-limited
+	kafkaLog *failureLog // the consumer group's errors and failed commits, rate-limited
+	backlog  backlog     // how far behind the source lanes are
+	// backfilling: the lanes are in a backfill (behind), until its backlog is gone
+	backfilling atomic.Bool
+	stopHook    *stopHook // a test hook (StopBeforeWriteEnv); nil in service
+	closeOnce   sync.Once
+	closeErr    error
 }
 
 // A backfill, for the rebuilds lane: the sources more than backfillLag
@@ -84,16 +87,46 @@ type Indexer struct {
 // load the sources keep up with leaves a backlog of a batch or two in
 // every lane, which counted alone made the rebuilds hold for a backfill
 // and the customers view fall 30 s behind.
+//
+// The hold is long because a backfill's stream interleaves its customers:
+// every round of rebuilds while it runs rewrites nearly every customer
+// (with 30 s, a 45 s backfill of 10,000 customers rebuilt 30,000
+// documents, most of its OpenSearch time). A round also ends at
+// RebuildBatchSize distinct customers or heldMarkerBytes of markers, so
+// a larger backfill is rebuilt in bounded rounds; the documents of a
+// backfill lag up to backfillHold behind, not the changes of a steady
+// load (no hold then).
 const (
 	backfillLag   = 4
 	backfillDrain = 15 * time.Second
-	backfillHold  = 30 * time.Second
+	backfillDone  = time.Second
+	backfillHold  = 2 * time.Minute
 	rebuildGather = 200 * time.Millisecond
 )
 
+// heldMarkerBytes bounds the dirty markers one round of rebuilds holds
+// (their keys and values; decoded, a round's customers and rows take a
+// few times that): a round past it starts, whatever the hold.
+const heldMarkerBytes = 24 << 20
+
 // behind says the source lanes are in a backfill (see backfillLag).
+//
+// Once in a backfill, the lanes stay in it until the backlog is nearly
+// gone (under a batch, or backfillDone to drain): leaving it as soon as
+// the drain time fell under backfillDrain, or under a batch a lane, left
+// the last seconds of a backfill to a round that rewrote nearly every
+// customer again.
 func (ix *Indexer) behind() bool {
-	return ix.backlog.total() > int64(backfillLag*ix.cfg.BatchSize) && ix.backlog.drainTime(time.Now()) > backfillDrain
+	total, drain := ix.backlog.total(), ix.backlog.drainTime(time.Now())
+	if ix.backfilling.Load() {
+		if total > int64(ix.cfg.BatchSize) && drain > backfillDone {
+			return true
+		}
+		ix.backfilling.Store(false)
+	}
+	in := total > int64(backfillLag*ix.cfg.BatchSize) && drain > backfillDrain
+	ix.backfilling.Store(in)
+	return in
 }
 
 // rebuildsLane is the name of the lane of dirty markers (stage 2).
@@ -282,7 +315,7 @@ func (ix *Indexer) Run(ctx context.Context) error {
 	// orders and items, and rebuilding every round a customer changed in
 	// was most of a backfill's document writes.
 	rh := handler(ix.rebuilds, []*lane{{name: rebuildsLane, size: ix.cfg.RebuildBatchSize, keys: markerKeys, wait: ix.cfg.BatchWait, greedy: true,
-		hold: ix.behind, maxHold: backfillHold, maxGather: rebuildGather}})
+		hold: ix.behind, maxHold: backfillHold, maxGather: rebuildGather, maxBytes: heldMarkerBytes}})
 	rh.route = func(string, int32) int { return 0 }
 
 	ix.log.Info("indexer consuming", "topics", append(sourceTopics, dirtyTopics...), "group", ix.cfg.ConsumerGroup)
