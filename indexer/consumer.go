@@ -83,6 +83,11 @@ func (l *lane) startTimer() waitTimer {
 type backlog struct {
 	mu  sync.Mutex
 	lag map[string]int64
+	// pending are the messages handed to the lanes and not yet applied:
+	// the lag of a partition counts from the last message handed over,
+	// so without them the last batches of a backfill, being applied,
+	// looked like no backlog at all.
+	pending int64
 	// applied are the source batches of the last rateWindow: when each
 	// ended and its messages, for the rate the lanes apply at.
 	applied []appliedBatch
@@ -101,6 +106,7 @@ func (b *backlog) done(now time.Time, messages int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.applied = append(b.applied, appliedBatch{now, messages})
+	b.pending = max(0, b.pending-int64(messages))
 	i := 0
 	for i < len(b.applied) && now.Sub(b.applied[i].at) > rateWindow {
 		i++
@@ -114,7 +120,7 @@ func (b *backlog) done(now time.Time, messages int) {
 func (b *backlog) drainTime(now time.Time) time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var lag int64
+	lag := b.pending
 	for _, l := range b.lag {
 		lag += l
 	}
@@ -142,16 +148,24 @@ func (b *backlog) set(topic string, partition int32, lag int64) {
 	b.lag[topic+"/"+strconv.Itoa(int(partition))] = lag
 }
 
+// handed counts a message handed to a lane (applied once done counts it).
+func (b *backlog) handed() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.pending++
+}
+
 func (b *backlog) reset() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	clear(b.lag)
+	b.pending = 0 // a new session reads them again
 }
 
 func (b *backlog) total() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var n int64
+	n := b.pending
 	for _, l := range b.lag {
 		n += l
 	}

@@ -273,3 +273,27 @@ func TestABackfillLastsUntilItsBacklogIsNearlyGoneNotJustUnderItsStartingDrainTi
 		}
 	}
 }
+
+func TestMessagesHandedToALaneCountInTheBacklogUntilTheirBatchIsApplied(t *testing.T) {
+	var b backlog
+	b.set("events", 0, 0) // the last message read was the partition's newest
+	for range 300 {
+		b.handed()
+	}
+	if got := b.total(); got != 300 {
+		t.Errorf("total %d with 300 messages being applied, want 300", got)
+	}
+	b.done(time.Now(), 200)
+	if got := b.total(); got != 100 {
+		t.Errorf("total %d after a batch of 200 was applied, want 100", got)
+	}
+	b.done(time.Now(), 500) // a batch of messages handed before a reset
+	if got := b.total(); got != 0 {
+		t.Errorf("total %d, want 0: never below nothing", got)
+	}
+	b.handed()
+	b.reset()
+	if got := b.total(); got != 0 {
+		t.Errorf("total %d after a new session, want 0: it reads them again", got)
+	}
+}

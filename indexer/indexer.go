@@ -307,6 +307,7 @@ func (ix *Indexer) Run(ctx context.Context) error {
 	sh.onLag = func(topic string, partition int32, lag int64) {
 		ix.m.setLag(topic, partition, lag)
 		ix.backlog.set(topic, partition, lag)
+		ix.backlog.handed()
 	}
 	sh.onAssign = ix.backlog.reset
 	// While the sources are more than backfillLag batches behind (a
