@@ -76,16 +76,19 @@ func (ix *Indexer) materialize(ctx context.Context, msgs []*sarama.ConsumerMessa
 	if err := ix.step(ctx, "purge_events", func() error { return ix.purgeEvents(ctx, rb.purge) }); err != nil {
 		return err
 	}
-	if len(cids) > 0 && !ix.behind() {
+	// Membership refreshes the documents before it evaluates them, when it
+	// has anything to evaluate: one refresh a round serves both.
+	searchable, err := ix.membershipChanged(ctx, rb)
+	if err != nil {
+		return err
+	}
+	if len(cids) > 0 && !searchable && !ix.behind() {
 		// Searchable now rather than at the index's next refresh (up to
 		// its interval later): a marketer's filter sees a change within
 		// one round. In a backfill the interval does, once per second.
 		if err := ix.step(ctx, "refresh_documents", func() error { return ix.st.Refresh(ctx, ix.customers) }); err != nil {
 			return err
 		}
-	}
-	if err := ix.membershipChanged(ctx, rb); err != nil {
-		return err
 	}
 	return ix.deadLetter(ctx, rejects)
 }

@@ -17,7 +17,7 @@ import (
 // whose documents were just written.
 type Members interface {
 	TagsOf(ctx context.Context, cids []string, merged map[string][]string) (map[string][]string, error)
-	Changed(ctx context.Context, cids []string, merges membership.Merges) error
+	Changed(ctx context.Context, cids []string, merges membership.Merges) (searchable bool, err error)
 	Republish(ctx context.Context) (int, error)
 	Tick(ctx context.Context) (int, error)
 	Reconcile(ctx context.Context) error
@@ -42,13 +42,19 @@ const (
 )
 
 // membershipChanged re-evaluates the customers whose documents a batch
-// wrote or deleted.
-func (ix *Indexer) membershipChanged(ctx context.Context, rb *rebuild) error {
+// wrote or deleted; searchable says it refreshed the customers index
+// after the batch's writes, as it does when it has anything to evaluate.
+func (ix *Indexer) membershipChanged(ctx context.Context, rb *rebuild) (searchable bool, err error) {
 	if ix.members == nil || len(rb.written) == 0 {
-		return nil
+		return false, nil
 	}
 	cids := slices.Sorted(maps.Keys(rb.written))
-	return ix.step(ctx, "membership", func() error { return ix.members.Changed(ctx, cids, rb.merges) })
+	err = ix.step(ctx, "membership", func() error {
+		var err error
+		searchable, err = ix.members.Changed(ctx, cids, rb.merges)
+		return err
+	})
+	return searchable, err
 }
 
 // mergedInto maps the survivors among people to the profiles merged into

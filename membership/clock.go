@@ -260,7 +260,7 @@ func (e *Engine) Tick(ctx context.Context) (int, error) {
 		for i, h := range r.Hits {
 			cids[i] = h.ID
 		}
-		if err := e.changed(ctx, cids, CauseTime, now, Merges{}); err != nil {
+		if _, err := e.changed(ctx, cids, CauseTime, now, Merges{}); err != nil {
 			return n, err
 		}
 		n += len(cids)

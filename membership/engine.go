@@ -323,29 +323,33 @@ func (m *metrics) since(op string, t time.Time) {
 // It is idempotent: run again, it finds nothing new to flip and publishes
 // again only what is still pending.
 // merges are the OneID merges among them (cause merge).
-func (e *Engine) Changed(ctx context.Context, cids []string, merges Merges) error {
+//
+// It refreshes the customers index before evaluating, unless nothing can
+// flip and no manual tags move; searchable says it did, so that a caller
+// that wants the documents searchable now need not refresh them again.
+func (e *Engine) Changed(ctx context.Context, cids []string, merges Merges) (searchable bool, err error) {
 	return e.changed(ctx, cids, CauseChange, time.Now(), merges)
 }
 
 // changed is Changed with the cause of the flips and the instant the
 // windows end at.
-func (e *Engine) changed(ctx context.Context, cids []string, cause string, now time.Time, merges Merges) error {
+func (e *Engine) changed(ctx context.Context, cids []string, cause string, now time.Time, merges Merges) (searchable bool, err error) {
 	if len(cids) == 0 {
-		return nil
+		return false, nil
 	}
 	defer e.m.since("changed", time.Now())
 	defs, err := e.definitions(ctx, now)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if len(defs) == 0 && len(merges.Absorb) == 0 {
 		// Nothing can flip, and no manual tags move to a survivor: the
 		// refresh below (a new segment of the customers index each round)
 		// would be all this did.
-		return nil
+		return false, nil
 	}
 	if err := e.st.Refresh(ctx, e.cfg.Customers); err != nil {
-		return fmt.Errorf("membership: refresh documents: %w", err)
+		return false, fmt.Errorf("membership: refresh documents: %w", err)
 	}
 	inDefs := make(map[Key]bool, len(defs))
 	for _, d := range defs {
@@ -359,24 +363,24 @@ func (e *Engine) changed(ctx context.Context, cids []string, cause string, now t
 	for round := 0; round < 3 && len(cids) > 0; round++ {
 		want, err := e.evaluate(ctx, cids, defs)
 		if err != nil {
-			return err
+			return true, err
 		}
 		next, err := e.nextAt(ctx, cids, defs, now)
 		if err != nil {
-			return err
+			return true, err
 		}
 		retagged, err := e.apply(ctx, cids, want, next, scope, cause, now, merges)
 		if err != nil {
-			return err
+			return true, err
 		}
 		if len(retagged) > 0 {
 			if err := e.st.Refresh(ctx, e.cfg.Customers); err != nil {
-				return fmt.Errorf("membership: refresh documents: %w", err)
+				return true, fmt.Errorf("membership: refresh documents: %w", err)
 			}
 		}
 		cids = retagged
 	}
-	return nil
+	return true, nil
 }
 
 // maxConflictRounds bounds how often apply re-reads a state another

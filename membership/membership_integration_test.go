@@ -574,7 +574,7 @@ func TestRecordsStoredButNotPublishedAreRepublishedOnceWithTheirMessageIDs(t *te
 		}
 	}
 	crashed := membership.New(mcfg, st, failing{}, prometheusRegistry(), harness.Logger())
-	if err := crashed.Changed(ctx, []string{"c1", "c2"}, membership.Merges{}); err == nil {
+	if _, err := crashed.Changed(ctx, []string{"c1", "c2"}, membership.Merges{}); err == nil {
 		t.Fatal("publishing through a dead broker succeeded")
 	}
 	s, err := crashed.State(ctx, "c1")
@@ -585,7 +585,7 @@ func TestRecordsStoredButNotPublishedAreRepublishedOnceWithTheirMessageIDs(t *te
 
 	restarted := membership.New(mcfg, st, env.Producer(t), prometheusRegistry(), harness.Logger())
 	// A second evaluation of the same customers finds nothing new to flip.
-	if err := restarted.Changed(ctx, []string{"c1", "c2"}, membership.Merges{}); err != nil {
+	if _, err := restarted.Changed(ctx, []string{"c1", "c2"}, membership.Merges{}); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := restarted.Republish(ctx); err != nil || n != 0 {
@@ -869,7 +869,7 @@ func TestOneChangeIsEvaluatedAgainstAThousandDefinitionsWithinTheBudget(t *testi
 	var took []time.Duration
 	for round := range 5 {
 		start := time.Now()
-		if err := e.Changed(ctx, []string{"c1"}, membership.Merges{}); err != nil {
+		if _, err := e.Changed(ctx, []string{"c1"}, membership.Merges{}); err != nil {
 			t.Fatal(err)
 		}
 		took = append(took, time.Since(start))
@@ -1095,7 +1095,7 @@ func TestATagsWriteThatLandsLateIsPutRightByTheProcessThatWroteIt(t *testing.T) 
 	first := membership.New(mcfg, slow, env.Producer(t), prometheusRegistry(), harness.Logger())
 	second := membership.New(mcfg, st, env.Producer(t), prometheusRegistry(), harness.Logger())
 	done := make(chan error, 1)
-	go func() { done <- first.Changed(ctx, []string{"c1"}, membership.Merges{}) }()
+	go func() { _, err := first.Changed(ctx, []string{"c1"}, membership.Merges{}); done <- err }()
 	select {
 	case <-held: // the first stored c1 in the rule and is writing its tags
 	case err := <-done:
@@ -1104,7 +1104,7 @@ func TestATagsWriteThatLandsLateIsPutRightByTheProcessThatWroteIt(t *testing.T) 
 		t.Fatal("the first evaluation never wrote tags")
 	}
 	put(mcfg.Customers, "c1", `{"customer_id":"c1","relation":"customer","gender":"male","tags":["women"]}`)
-	if err := second.Changed(ctx, []string{"c1"}, membership.Merges{}); err != nil {
+	if _, err := second.Changed(ctx, []string{"c1"}, membership.Merges{}); err != nil {
 		t.Fatal(err)
 	}
 	close(release)
