@@ -114,18 +114,19 @@ func (b *backlog) done(now time.Time, messages int) {
 	b.applied = b.applied[i:]
 }
 
-// drainTime is how long the lanes would take to apply the backlog at the
-// rate they applied messages over the last rateWindow (before now); with
+// state is the backlog at now: its messages (the partitions' lag and
+// those being applied), and how long the lanes would take to apply them
+// at the rate they applied messages over the last rateWindow; with
 // nothing applied lately, as long as it can be.
-func (b *backlog) drainTime(now time.Time) time.Duration {
+func (b *backlog) state(now time.Time) (total int64, drain time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	lag := b.pending
+	total = b.pending
 	for _, l := range b.lag {
-		lag += l
+		total += l
 	}
-	if lag <= 0 {
-		return 0
+	if total <= 0 {
+		return 0, 0
 	}
 	n := 0
 	for _, a := range b.applied {
@@ -134,24 +135,20 @@ func (b *backlog) drainTime(now time.Time) time.Duration {
 		}
 	}
 	if n == 0 {
-		return time.Duration(math.MaxInt64)
+		return total, time.Duration(math.MaxInt64)
 	}
-	return time.Duration(float64(lag) / float64(n) * float64(rateWindow))
+	return total, time.Duration(float64(total) / float64(n) * float64(rateWindow))
 }
 
-func (b *backlog) set(topic string, partition int32, lag int64) {
+// took records a message of a partition handed to a lane, with the lag
+// its fetch saw after it; the message counts until done counts it.
+func (b *backlog) took(topic string, partition int32, lag int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.lag == nil {
 		b.lag = map[string]int64{}
 	}
 	b.lag[topic+"/"+strconv.Itoa(int(partition))] = lag
-}
-
-// handed counts a message handed to a lane (applied once done counts it).
-func (b *backlog) handed() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.pending++
 }
 
@@ -160,16 +157,6 @@ func (b *backlog) reset() {
 	defer b.mu.Unlock()
 	clear(b.lag)
 	b.pending = 0 // a new session reads them again
-}
-
-func (b *backlog) total() int64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	n := b.pending
-	for _, l := range b.lag {
-		n += l
-	}
-	return n
 }
 
 // groupHandler feeds the messages of every claimed partition into its

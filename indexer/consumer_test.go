@@ -166,17 +166,17 @@ func TestAGreedyLaneHeldBackGoesOnPastAGapUntilTheHoldEndsOrRunsOut(t *testing.T
 	}
 }
 
-func TestTheBacklogCountsEachPartitionOnceAndANewSessionStartsAfresh(t *testing.T) {
+func TestTheBacklogCountsEachPartitionsLatestLagAndEveryMessageTaken(t *testing.T) {
 	var b backlog
-	b.set("events", 0, 100)
-	b.set("events", 0, 40) // a later message of the same partition
-	b.set("events", 1, 5)
-	b.set("orders", 0, 7)
-	if got := b.total(); got != 52 {
-		t.Errorf("total %d, want 52", got)
+	b.took("events", 0, 100)
+	b.took("events", 0, 40) // a later message of the same partition
+	b.took("events", 1, 5)
+	b.took("orders", 0, 7)
+	if got, _ := b.state(time.Now()); got != 52+4 {
+		t.Errorf("total %d, want 56: the latest lags, and the 4 messages being applied", got)
 	}
 	b.reset()
-	if got := b.total(); got != 0 {
+	if got, _ := b.state(time.Now()); got != 0 {
 		t.Errorf("after a new session: total %d, want 0", got)
 	}
 }
@@ -196,13 +196,12 @@ func TestTheBacklogsDrainTimeIsItsSizeOverTheRateOfTheLastTenSeconds(t *testing.
 		{"batches older than the window do not count", 5000, []appliedBatch{{t0.Add(-11 * time.Second), 90000}, {t0.Add(-1 * time.Second), 10000}}, t0, 5 * time.Second},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			var b backlog
-			b.set("events", 0, tt.lag)
+			b := backlog{lag: map[string]int64{"events/0": tt.lag}}
 			for _, a := range tt.batches {
 				b.done(a.at, a.n)
 			}
-			if got := b.drainTime(tt.now); got != tt.want {
-				t.Errorf("drain time %v, want %v", got, tt.want)
+			if total, got := b.state(tt.now); got != tt.want || total != tt.lag {
+				t.Errorf("backlog %d draining in %v, want %d in %v", total, got, tt.lag, tt.want)
 			}
 		})
 	}
@@ -267,7 +266,7 @@ func TestABackfillLastsUntilItsBacklogIsNearlyGoneNotJustUnderItsStartingDrainTi
 		{"10 s to drain again does not start another", 10_000, false},
 	}
 	for _, s := range steps {
-		ix.backlog.set("events", 0, s.lag)
+		ix.backlog.lag = map[string]int64{"events/0": s.lag}
 		if got := ix.behind(); got != s.want {
 			t.Errorf("%s: behind() = %v, want %v", s.name, got, s.want)
 		}
@@ -276,24 +275,24 @@ func TestABackfillLastsUntilItsBacklogIsNearlyGoneNotJustUnderItsStartingDrainTi
 
 func TestMessagesHandedToALaneCountInTheBacklogUntilTheirBatchIsApplied(t *testing.T) {
 	var b backlog
-	b.set("events", 0, 0) // the last message read was the partition's newest
 	for range 300 {
-		b.handed()
+		b.took("events", 0, 0) // each the partition's newest
 	}
-	if got := b.total(); got != 300 {
+	total := func() int64 { n, _ := b.state(time.Now()); return n }
+	if got := total(); got != 300 {
 		t.Errorf("total %d with 300 messages being applied, want 300", got)
 	}
 	b.done(time.Now(), 200)
-	if got := b.total(); got != 100 {
+	if got := total(); got != 100 {
 		t.Errorf("total %d after a batch of 200 was applied, want 100", got)
 	}
 	b.done(time.Now(), 500) // a batch of messages handed before a reset
-	if got := b.total(); got != 0 {
+	if got := total(); got != 0 {
 		t.Errorf("total %d, want 0: never below nothing", got)
 	}
-	b.handed()
+	b.took("events", 0, 0)
 	b.reset()
-	if got := b.total(); got != 0 {
+	if got := total(); got != 0 {
 		t.Errorf("total %d after a new session, want 0: it reads them again", got)
 	}
 }

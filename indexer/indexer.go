@@ -117,7 +117,7 @@ const heldMarkerBytes = 24 << 20
 // the last seconds of a backfill to a round that rewrote nearly every
 // customer again.
 func (ix *Indexer) behind() bool {
-	total, drain := ix.backlog.total(), ix.backlog.drainTime(time.Now())
+	total, drain := ix.backlog.state(time.Now())
 	if ix.backfilling.Load() {
 		if total > int64(ix.cfg.BatchSize) && drain > backfillDone {
 			return true
@@ -306,8 +306,7 @@ func (ix *Indexer) Run(ctx context.Context) error {
 	sh.route = func(_ string, partition int32) int { return int(partition) % len(sourceLanes) }
 	sh.onLag = func(topic string, partition int32, lag int64) {
 		ix.m.setLag(topic, partition, lag)
-		ix.backlog.set(topic, partition, lag)
-		ix.backlog.handed()
+		ix.backlog.took(topic, partition, lag)
 	}
 	sh.onAssign = ix.backlog.reset
 	// While the sources are more than backfillLag batches behind (a
