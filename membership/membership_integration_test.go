@@ -707,6 +707,53 @@ func TestAMergePublishesTheSurvivorsFlipsWithCauseMergeAndTheSurvivorTakesTheMan
 	})
 }
 
+func TestAMergeWithNoDefinitionsSavedStillMovesTheManualTagsToTheSurvivor(t *testing.T) {
+	t.Parallel()
+	env := harness.Services(t)
+	cfg := env.Config(t)
+	env.StartIndexer(t, cfg)
+	c := client{t, env.StartAPI(t, cfg).URL}
+	p := env.Producer(t)
+	// No segment or tag rule is saved: nothing can flip, yet the merge
+	// must carry the visitor's manual tag over.
+	produce(t, p, cfg,
+		row(indexer.TopicCustomers, 9201, map[string]any{"name": "王五"}, 1),
+		msg{indexer.TopicEvents, "dev-92", `{"type":"track","event":"view","messageId":"e-92","timestamp":"2026-11-20T08:00:00Z","anonymousId":"dev-92"}`})
+	var crmID, anonID string
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		crm, anon := env.CustomerByIdentity(t, cfg, "crm_id", "9201"), env.CustomerByIdentity(t, cfg, "anonymous_id", "dev-92")
+		if crm == nil || anon == nil {
+			return false, "profiles not there yet"
+		}
+		crmID, anonID = crm["customer_id"].(string), anon["customer_id"].(string)
+		return true, ""
+	})
+	c.must(200, "POST", "/v1/customers/"+anonID+"/tags", `{"add":["vip-call"]}`)
+
+	produce(t, p, cfg, msg{indexer.TopicEvents, "dev-92", `{"type":"identify","messageId":"i-92","timestamp":"2026-11-20T08:03:00Z","userId":"9201","anonymousId":"dev-92"}`})
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		_, view := c.do("GET", "/v1/customers/"+crmID, "")
+		return fmt.Sprint(view["tags"]) == "[vip-call]" && fmt.Sprint(view["merged_ids"]) == "["+anonID+"]",
+			fmt.Sprintf("survivor tags %v merged %v, want [vip-call] and [%s]", view["tags"], view["merged_ids"], anonID)
+	})
+	// The tag is filterable on the survivor, and on it alone.
+	out := c.must(200, "POST", "/v1/customers/search", `{"filter":{"field":"tags","op":"has_any","value":["vip-call"]}}`)
+	if hits, _ := out["customers"].([]any); len(hits) != 1 || hits[0].(map[string]any)["customer_id"] != crmID {
+		t.Errorf("customers tagged vip-call: %v, want only the survivor %s", out["customers"], crmID)
+	}
+	// The survivor owns the tag now: removed, it stays removed through
+	// the survivor's next rebuilds, which read its merged profiles too.
+	c.must(200, "POST", "/v1/customers/"+crmID+"/tags", `{"remove":["vip-call"]}`)
+	produce(t, p, cfg, row(indexer.TopicCustomers, 9201, map[string]any{"name": "王五五"}, 2))
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		_, view := c.do("GET", "/v1/customers/"+crmID, "")
+		return view["name"] == "王五五", fmt.Sprintf("survivor %v not rebuilt yet", view["name"])
+	})
+	if _, view := c.do("GET", "/v1/customers/"+crmID, ""); fmt.Sprint(view["tags"]) != "[]" {
+		t.Errorf("survivor tags %v after removing vip-call and a rebuild, want []", view["tags"])
+	}
+}
+
 func TestRandomSegmentsAndRulesAgreeWithTheIndependentEvaluatorAfterIngestion(t *testing.T) {
 	t.Parallel()
 	env := harness.Services(t)
