@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/time/rate"
 
 	"cdp/access"
@@ -242,10 +243,22 @@ func callerOf(c *gin.Context) access.Caller {
 	return caller
 }
 
-// limiters are the per-caller rate limits of the roles.
+// limiters are the per-caller rate limits of the roles: those of the
+// callers seen last, at most maxCallers of them, so that a stream of
+// new callers (OIDC users come and go) cannot grow the process without
+// bound. A caller forgotten has been idle the longest: its budget would
+// be full again, or nearly, which is what a new limiter gives it.
 type limiters struct {
 	mu sync.Mutex
-	m  map[string]*rate.Limiter
+	m  *lru.Cache[string, *rate.Limiter]
+}
+
+// maxCallers is how many callers' rate limits are kept.
+const maxCallers = 1 << 14
+
+func newLimiters(n int) *limiters {
+	m, _ := lru.New[string, *rate.Limiter](n)
+	return &limiters{m: m}
 }
 
 // allow takes one request of p's budget; when there is none left it
@@ -260,14 +273,14 @@ func (l *limiters) allow(p access.Principal, pol *access.Policy) (time.Duration,
 		id = "sub:" + p.Actor
 	}
 	l.mu.Lock()
-	lim := l.m[id]
+	lim, _ := l.m.Get(id)
 	if lim == nil || lim.Limit() != rate.Limit(role.RatePerSecond) {
 		burst := role.Burst
 		if burst < 1 {
 			burst = int(math.Ceil(role.RatePerSecond))
 		}
 		lim = rate.NewLimiter(rate.Limit(role.RatePerSecond), burst)
-		l.m[id] = lim
+		l.m.Add(id, lim)
 	}
 	l.mu.Unlock()
 	r := lim.Reserve()

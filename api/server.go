@@ -14,7 +14,6 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/time/rate"
 
 	"cdp/access"
 	"cdp/audit"
@@ -91,7 +90,7 @@ func New(cfg *config.Config, st *store.Client, checks []Check, reg prometheus.Re
 		roles = access.DefaultRoles()
 	}
 	s.authn = &access.Authenticator{Keys: access.NewKeys(st, mapping.APIKeys.Alias(cfg.IndexPrefix))}
-	s.policy, s.limits = access.NewPolicy(roles), &limiters{m: map[string]*rate.Limiter{}}
+	s.policy, s.limits = access.NewPolicy(roles), newLimiters(maxCallers)
 	s.authSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "cdp_http_auth_seconds",
 		Help:    "Time the access middleware takes before a /v1 handler runs: the caller's key or token, the policy, the rate.",
 		Buckets: prometheus.ExponentialBuckets(0.00001, 2, 18)})
