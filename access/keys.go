@@ -83,9 +83,22 @@ func NewKeys(st *store.Client, index string) *Keys {
 	return &Keys{st: st, index: index, cache: map[string]cachedKey{}, used: map[string]time.Time{}, revoked: map[string]bool{}, now: time.Now}
 }
 
-// Create makes a key and returns it with its token, which is shown this
-// once and stored only as a hash.
+// Create makes a key, stores it and returns it with its token, which is
+// shown this once and stored only as a hash.
 func (k *Keys) Create(ctx context.Context, name, role string) (Key, string, error) {
+	key, token, err := k.New(name, role)
+	if err != nil {
+		return Key{}, "", err
+	}
+	if err := k.Put(ctx, key); err != nil {
+		return Key{}, "", err
+	}
+	return key, token, nil
+}
+
+// New mints a key and its token without storing it, so that a caller
+// can do what must come first (write the audit record) before Put.
+func (k *Keys) New(name, role string) (Key, string, error) {
 	if name == "" || len(name) > 128 {
 		return Key{}, "", errors.New("a key needs a name of 1 to 128 characters")
 	}
@@ -100,10 +113,15 @@ func (k *Keys) Create(ctx context.Context, name, role string) (Key, string, erro
 	key := Key{ID: hex.EncodeToString(id[:]), Name: name, Role: role, CreatedAt: k.now().UTC().Truncate(time.Millisecond)}
 	sec := base64.RawURLEncoding.EncodeToString(secret[:])
 	key.Hash = hashOf(sec)
-	if err := k.st.Do(ctx, http.MethodPut, "/"+k.index+"/_doc/"+key.ID+"?refresh=true&op_type=create&require_alias=true", key, nil); err != nil {
-		return Key{}, "", fmt.Errorf("store key: %w", err)
-	}
 	return key, tokenPrefix + key.ID + "_" + sec, nil
+}
+
+// Put stores a key New minted; from then on its token is valid.
+func (k *Keys) Put(ctx context.Context, key Key) error {
+	if err := k.st.Do(ctx, http.MethodPut, "/"+k.index+"/_doc/"+key.ID+"?refresh=true&op_type=create&require_alias=true", key, nil); err != nil {
+		return fmt.Errorf("store key: %w", err)
+	}
+	return nil
 }
 
 func hashOf(secret string) string {
@@ -223,6 +241,17 @@ func (k *Keys) List(ctx context.Context) ([]Key, error) {
 		out = append(out, key.Public())
 	}
 	return out, nil
+}
+
+// Find reads a key from the store (not the cache), without its hash;
+// found is false when there is none with that id.
+func (k *Keys) Find(ctx context.Context, id string) (Key, bool, error) {
+	var key Key
+	found, err := k.st.GetSource(ctx, k.index, url.PathEscape(id), &key)
+	if err != nil || !found {
+		return Key{}, found, err
+	}
+	return key.Public(), true, nil
 }
 
 // Revoke revokes a key; found is false when there is none with that id.

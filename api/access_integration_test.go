@@ -530,7 +530,8 @@ func aKeyOverItsRateGets429WithRetryAfter(t *testing.T, a *accessTest) {
 }
 
 // anExportWhoseAuditRecordCannotBeWrittenFails: an API whose audit index
-// is missing refuses exports and key changes with a 503, and makes no key.
+// is missing refuses exports and key changes with a 503, makes no key
+// and revokes none.
 func anExportWhoseAuditRecordCannotBeWrittenFails(t *testing.T, a *accessTest) {
 	trail := audit.New(audit.Config{Index: a.cfg.IndexPrefix + "-no-such-audit"}, a.st, harness.Logger())
 	t.Cleanup(trail.Close)
@@ -540,12 +541,25 @@ func anExportWhoseAuditRecordCannotBeWrittenFails(t *testing.T, a *accessTest) {
 		{"POST", "/v1/exports", `{"filter":{"all":[]},"format":"ndjson"}`},
 		{"GET", "/v1/segments/" + a.segment + "/export?format=ndjson", ""},
 		{"POST", "/v1/keys", `{"name":"unaudited","role":"admin"}`},
+		{"DELETE", "/v1/keys/" + a.keyID("service"), ""},
 	} {
 		code, body := b.call(a.keys["admin"], r.method, r.path, r.body)
 		if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "audit_unavailable") || strings.Contains(string(body), "cdpk_") {
 			t.Errorf("%s %s with the audit trail down: %d %.300s, want 503 audit_unavailable and nothing else", r.method, r.path, code, body)
 		}
 	}
+	if code, body := a.call(a.keys["admin"], "GET", "/v1/keys", ""); code != 200 || strings.Contains(string(body), `"unaudited"`) {
+		t.Errorf("the keys after a refused POST /v1/keys: %d %.500s, want no key named unaudited", code, body)
+	}
+	if code, body := a.call(a.keys["service"], "GET", "/v1/customers/a1", ""); code != 200 {
+		t.Errorf("the service key after a refused revocation: %d %.200s, want it still valid", code, body)
+	}
+}
+
+// keyID is the id of the key of role (its token is cdpk_<id>_<secret>).
+func (a *accessTest) keyID(role string) string {
+	id, _, _ := strings.Cut(strings.TrimPrefix(a.keys[role], "cdpk_"), "_")
+	return id
 }
 
 // TestAccess runs the access tests over one shared API and dataset (one

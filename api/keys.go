@@ -30,12 +30,20 @@ func (s *Server) createKey(c *gin.Context) {
 		writeAPIError(c, http.StatusBadRequest, apiError{Code: "invalid_parameter", Message: "role " + strconv.Quote(req.Role) + " is not a role of the roles file", Path: "role"})
 		return
 	}
-	k, token, err := s.authn.Keys.Create(c.Request.Context(), req.Name, req.Role)
+	k, token, err := s.authn.Keys.New(req.Name, req.Role)
 	if err != nil {
 		s.storeError(c, err)
 		return
 	}
+	// The key exists only once its audit record is written.
 	c.Set(auditTargetKey, k.ID)
+	if !s.auditNow(c, http.StatusCreated) {
+		return
+	}
+	if err := s.authn.Keys.Put(c.Request.Context(), k); err != nil {
+		s.storeError(c, err)
+		return
+	}
 	c.JSON(http.StatusCreated, gin.H{"id": k.ID, "name": k.Name, "role": k.Role, "created_at": k.CreatedAt, "key": token})
 }
 
@@ -49,7 +57,20 @@ func (s *Server) listKeys(c *gin.Context) {
 }
 
 func (s *Server) revokeKey(c *gin.Context) {
-	k, found, err := s.authn.Keys.Revoke(c.Request.Context(), c.Param("id"))
+	ctx := c.Request.Context()
+	if _, found, err := s.authn.Keys.Find(ctx, c.Param("id")); err != nil || !found {
+		if err != nil {
+			s.storeError(c, err)
+		} else {
+			writeError(c, http.StatusNotFound, "not_found", "no key "+strconv.Quote(c.Param("id")))
+		}
+		return
+	}
+	// The key is revoked only once its audit record is written.
+	if !s.auditNow(c, http.StatusOK) {
+		return
+	}
+	k, found, err := s.authn.Keys.Revoke(ctx, c.Param("id"))
 	if err != nil {
 		s.storeError(c, err)
 		return
