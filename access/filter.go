@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // ForbiddenField is a filter condition on a masked field with an
@@ -74,4 +75,76 @@ func (v View) check(node any, path string) error {
 		return v.check(agg["where"], join(path, "aggregate.where"))
 	}
 	return nil
+}
+
+// MaskFilter returns the filter (its JSON) with the values of its
+// conditions on masked fields masked as answers mask them, for showing a
+// saved filter (a segment's, a tag rule's, an export job's) to a caller
+// who sees those fields masked: a filter someone else saved must not give
+// away the phone number it selects. It comes back as it was when the
+// view masks nothing or it is not valid JSON.
+func (v View) MaskFilter(raw json.RawMessage) json.RawMessage {
+	if !v.Masks() || len(raw) == 0 {
+		return raw
+	}
+	var tree any
+	if json.Unmarshal(raw, &tree) != nil {
+		return raw
+	}
+	if !v.maskConditions(tree) {
+		return raw
+	}
+	b, err := json.Marshal(tree)
+	if err != nil {
+		return raw
+	}
+	return b
+}
+
+// maskConditions masks, in place, the values of the conditions on masked
+// fields anywhere in node; it reports whether it changed anything.
+func (v View) maskConditions(node any) bool {
+	changed := false
+	switch x := node.(type) {
+	case []any:
+		for _, e := range x {
+			changed = v.maskConditions(e) || changed
+		}
+	case map[string]any:
+		if f, ok := x["field"].(string); ok && v.Masked(f) {
+			if val, ok := x["value"]; ok {
+				x["value"] = maskValues(rootOf(f), val)
+				changed = true
+			}
+		}
+		for k, e := range x {
+			if k != "value" {
+				changed = v.maskConditions(e) || changed
+			}
+		}
+	}
+	return changed
+}
+
+func rootOf(path string) string {
+	root, _, _ := strings.Cut(path, ".")
+	return root
+}
+
+// maskValues masks a condition's value: a string, or each string of a
+// list; anything else (a number compared with a name?) is hidden whole.
+func maskValues(field string, val any) any {
+	switch x := val.(type) {
+	case string:
+		return MaskValue(field, x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = maskValues(field, e)
+		}
+		return out
+	case nil:
+		return nil
+	}
+	return "***"
 }

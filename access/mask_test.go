@@ -95,3 +95,25 @@ func TestTheDefaultRolesAllowWhatSection7Says(t *testing.T) {
 		}
 	}
 }
+
+func TestASavedFilterShownToAMaskingRoleHasItsPersonalValuesMasked(t *testing.T) {
+	v := NewView([]string{"name", "phone", "email"})
+	for _, c := range []struct{ filter, want string }{
+		{`{"field":"phone","op":"eq","value":"+8613812345678"}`, `{"field":"phone","op":"eq","value":"+86138****5678"}`},
+		{`{"all":[{"field":"city","op":"eq","value":"北京"},{"not":{"field":"email","op":"in","value":["zhang@example.com","li@example.org"]}}]}`,
+			`{"all":[{"field":"city","op":"eq","value":"北京"},{"not":{"field":"email","op":"in","value":["z***@example.com","l***@example.org"]}}]}`},
+		{`{"any":[{"field":"name.pinyin","op":"matches","value":"zhangsan"},{"field":"name","op":"is_set"}]}`,
+			`{"any":[{"field":"name.pinyin","op":"matches","value":"z*******"},{"field":"name","op":"is_set"}]}`},
+		{`{"field":"phone","op":"eq","value":13812345678}`, `{"field":"phone","op":"eq","value":"***"}`},
+		{`{"field":"city","op":"eq","value":"上海"}`, `{"field":"city","op":"eq","value":"上海"}`},
+		{`not json`, `not json`},
+	} {
+		if got := string(v.MaskFilter([]byte(c.filter))); got != c.want {
+			t.Errorf("%s masked: %s, want %s", c.filter, got, c.want)
+		}
+	}
+	raw := `{"field":"phone","op":"eq","value":"+8613812345678"}`
+	if got := string((View{}).MaskFilter([]byte(raw))); got != raw {
+		t.Errorf("a view that masks nothing changed a filter: %s", got)
+	}
+}

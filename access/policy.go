@@ -1,5 +1,7 @@
 package access
 
+import "slices"
+
 // Principal is an authenticated caller.
 type Principal struct {
 	// Actor is who calls: "key:<name>" for an API key, the token's sub
@@ -42,6 +44,13 @@ func (p *Policy) Allows(role, method, route string) bool {
 		}
 	}
 	return false
+}
+
+// SeesEveryonesJobs reports whether role sees the export jobs of every
+// caller (a role holding "*"); any other caller sees only its own, since
+// a job's filter and file are its creator's.
+func (p *Policy) SeesEveryonesJobs(role string) bool {
+	return slices.Contains(p.roles[role].Permissions, PermAll)
 }
 
 // View is what a principal's role does to the data: which fields come

@@ -82,6 +82,7 @@ var accessPeople = []struct {
 
 type accessTest struct {
 	t       *testing.T
+	env     *harness.Env
 	cfg     *config.Config
 	srv     *httptest.Server
 	is      *issuer
@@ -105,7 +106,7 @@ func setupAccess(t *testing.T) *accessTest {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a := &accessTest{t: t, cfg: cfg, is: is, st: env.Store(t), keys: map[string]string{}}
+		a := &accessTest{t: t, env: env, cfg: cfg, is: is, st: env.Store(t), keys: map[string]string{}}
 		a.srv = harness.ServeAccess(t, cfg, api.WithOIDC(o))
 		env.StartExportRunner(t, cfg, "access", nil)
 		var ops []store.Op
@@ -123,10 +124,17 @@ func setupAccess(t *testing.T) *accessTest {
 					Body: map[string]any{"type": id[0], "value": id[1], "customer_id": p.id}})
 			}
 		}
+		// A merge in a1's identity history, naming the identities that
+		// joined the two profiles.
+		a1, a4 := accessPeople[0], accessPeople[3]
+		ops = append(ops, store.Op{Action: store.Index, Index: mapping.IdentityHistory.Alias(cfg.IndexPrefix), ID: "merge-a1-a4",
+			Body: map[string]any{"at": "2026-11-20T08:00:00Z", "action": "merge", "customer_ids": []string{"a1", "a4"},
+				"identities": []map[string]any{{"type": "phone", "value": a1.phone}, {"type": "email", "value": a4.email}},
+				"source":     map[string]any{"topic": "cdp.events", "partition": 0, "offset": 7}}})
 		if _, err := a.st.Bulk(context.Background(), ops); err != nil {
 			t.Fatal(err)
 		}
-		if err := a.st.Refresh(context.Background(), mapping.Customers.Alias(cfg.IndexPrefix), mapping.Identities.Alias(cfg.IndexPrefix)); err != nil {
+		if err := a.st.Refresh(context.Background(), mapping.Customers.Alias(cfg.IndexPrefix), mapping.Identities.Alias(cfg.IndexPrefix), mapping.IdentityHistory.Alias(cfg.IndexPrefix)); err != nil {
 			t.Fatal(err)
 		}
 		admin := harness.AdminKey(t, cfg)
@@ -337,12 +345,56 @@ func aMarketerSeesNoPersonalValueInClearAnywhere(t *testing.T, a *accessTest) {
 		{"GET", "/v1/segments/" + a.segment + "/export?format=ndjson", ""},
 		{"GET", "/v1/segments/" + a.segment + "/export?format=csv&fields=name,phone,email,identities", ""},
 		{"GET", "/v1/segments/" + a.segment + "/export?format=csv", ""},
+		{"GET", "/v1/customers/a1/identity-history", ""},
+		{"GET", "/v1/customers/a4/identity-history", ""},
 	} {
 		code, body := a.call(m, r.method, r.path, r.body)
 		leaks(r.method+" "+r.path+" "+r.body, code, body)
 	}
+	// Filters an admin saved with personal values in them: a marketer
+	// sees the segment and the rule, and the values masked.
+	a1, a2 := accessPeople[0], accessPeople[1]
+	code, body := a.call(a.keys["admin"], "POST", "/v1/segments", fmt.Sprintf(`{"name":"by-phone","filter":{"any":[{"field":"phone","op":"eq","value":%q},{"field":"email","op":"in","value":[%q]}]}}`, a1.phone, a2.email))
+	var saved struct{ ID string }
+	if code != http.StatusCreated || json.Unmarshal(body, &saved) != nil {
+		t.Fatalf("POST /v1/segments as admin: %d %s", code, body)
+	}
+	if code, body := a.call(a.keys["admin"], "POST", "/v1/tags", fmt.Sprintf(`{"name":"by-name","filter":{"field":"name","op":"matches","value":%q}}`, a2.name)); code != http.StatusCreated {
+		t.Fatalf("POST /v1/tags as admin: %d %s", code, body)
+	}
+	for _, path := range []string{"/v1/segments", "/v1/segments/" + saved.ID, "/v1/tags", "/v1/tags/by-name"} {
+		code, body := a.call(m, "GET", path, "")
+		leaks("GET "+path, code, body)
+		if !strings.Contains(string(body), "+86138****5678") && !strings.Contains(string(body), "欧***") {
+			t.Errorf("GET %s as marketer: %s, want the saved filter's values masked", path, body)
+		}
+	}
+	if _, body := a.call(a.keys["admin"], "GET", "/v1/segments/"+saved.ID, ""); !strings.Contains(string(body), a1.phone) {
+		t.Errorf("GET the segment as admin: %s, want its filter in clear", body)
+	}
+	// A Kafka export asked for by a marketer is masked as it is written.
+	topic := a.cfg.Topic("access-audience")
+	code, body = a.call(m, "POST", "/v1/exports", `{"filter":{"all":[]},"format":"ndjson","fields":["name","phone","email","identities"],"destination":{"type":"kafka","topic":"`+topic+`"}}`)
+	var kjob struct{ ID string }
+	if code != http.StatusAccepted || json.Unmarshal(body, &kjob) != nil {
+		t.Fatalf("POST /v1/exports to Kafka as marketer: %d %s", code, body)
+	}
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		code, body := a.call(m, "GET", "/v1/exports/"+kjob.ID, "")
+		return code == 200 && strings.Contains(string(body), `"done"`), string(body)
+	})
+	records := a.env.ReadTopic(t, topic)
+	if len(records) != len(accessPeople) {
+		t.Errorf("the Kafka export wrote %d records, want %d", len(records), len(accessPeople))
+	}
+	for _, r := range records {
+		leaks("a Kafka export record", 200, r.Value)
+		if !strings.Contains(string(r.Value), "****") {
+			t.Errorf("a Kafka export record with no masked phone: %s", r.Value)
+		}
+	}
 	// What is masked still shows its shape.
-	code, body := a.call(m, "GET", "/v1/customers/a2", "")
+	code, body = a.call(m, "GET", "/v1/customers/a2", "")
 	for _, want := range []string{`"name":"欧***"`, `"phone":"+86139****4321"`, `"email":"o***@example.org"`} {
 		if code != 200 || !strings.Contains(string(body), want) {
 			t.Errorf("the 360 view of a2 as marketer: %d %s, want %s in it", code, body, want)
@@ -386,17 +438,30 @@ func aMarketerSeesNoPersonalValueInClearAnywhere(t *testing.T, a *accessTest) {
 	if !strings.Contains(string(body), "欧***") {
 		t.Errorf("the export job's file has no masked name: %s", body)
 	}
-	// An admin's file holds data in clear: a marketer may not download it.
-	code, body = a.call(a.keys["admin"], "POST", "/v1/exports", `{"filter":{"all":[]},"format":"ndjson"}`)
+	// An admin's job (its filter names a phone, its file is in clear) is
+	// the admin's: absent to a marketer, in the list and by id.
+	code, body = a.call(a.keys["admin"], "POST", "/v1/exports", fmt.Sprintf(`{"filter":{"not":{"field":"phone","op":"eq","value":%q}},"format":"ndjson"}`, a1.phone))
 	if code != http.StatusAccepted || json.Unmarshal(body, &job) != nil {
 		t.Fatalf("POST /v1/exports as admin: %d %s", code, body)
 	}
 	harness.Eventually(t, 30*time.Second, func() (bool, string) {
-		code, body := a.call(m, "GET", "/v1/exports/"+job.ID, "")
+		code, body := a.call(a.keys["admin"], "GET", "/v1/exports/"+job.ID, "")
 		return code == 200 && strings.Contains(string(body), `"done"`), string(body)
 	})
-	if code, body := a.call(m, "GET", "/v1/exports/"+job.ID+"/download", ""); code != http.StatusForbidden {
-		t.Errorf("a marketer downloading an admin's export: %d %.300s, want 403", code, body)
+	code, body = a.call(m, "GET", "/v1/exports", "")
+	leaks("GET /v1/exports as marketer", code, body)
+	if strings.Contains(string(body), job.ID) || !strings.Contains(string(body), kjob.ID) {
+		t.Errorf("GET /v1/exports as marketer: %s, want the marketer's job %s and not the admin's %s", body, kjob.ID, job.ID)
+	}
+	for _, r := range []struct{ method, path string }{
+		{"GET", "/v1/exports/" + job.ID}, {"GET", "/v1/exports/" + job.ID + "/download"}, {"DELETE", "/v1/exports/" + job.ID},
+	} {
+		if code, body := a.call(m, r.method, r.path, ""); code != http.StatusNotFound || strings.Contains(string(body), a1.phone) {
+			t.Errorf("%s %s (an admin's job) as marketer: %d %.300s, want 404", r.method, r.path, code, body)
+		}
+	}
+	if _, body := a.call(a.keys["admin"], "GET", "/v1/exports", ""); !strings.Contains(string(body), job.ID) || !strings.Contains(string(body), kjob.ID) {
+		t.Errorf("GET /v1/exports as admin: %.500s, want every caller's jobs", body)
 	}
 }
 

@@ -200,7 +200,7 @@ func (s *Server) createExport(c *gin.Context) {
 		return
 	}
 	j := &exportjob.Job{ID: exportjob.NewID(), Status: exportjob.Queued, Segment: req.Segment, Fields: req.Fields,
-		Destination: dest, Plan: *plan, CreatedAt: exportjob.Now()}
+		Destination: dest, Plan: *plan, CreatedAt: exportjob.Now(), CreatedBy: callerOf(c).Actor}
 	if req.Segment == "" {
 		j.Filter = compact(req.Filter)
 	}
@@ -214,7 +214,22 @@ func (s *Server) createExport(c *gin.Context) {
 		return
 	}
 	s.log.Info("export job queued", "job", j.ID, "destination", dest.Type, "format", string(plan.Format), "request_id", c.GetString(requestIDKey))
-	c.JSON(http.StatusAccepted, j.View())
+	c.JSON(http.StatusAccepted, jobView(c, j))
+}
+
+// mayseeJob reports whether the caller sees job j: its creator does, and so
+// do the roles that see everyone's jobs; to anyone else it is absent.
+func (s *Server) mayseeJob(c *gin.Context, j *exportjob.Job) bool {
+	caller := callerOf(c)
+	return j.CreatedBy == caller.Actor || s.policy.SeesEveryonesJobs(caller.Role)
+}
+
+// jobView is job j as answered to the caller: its filter's personal
+// values masked as the caller sees them.
+func jobView(c *gin.Context, j *exportjob.Job) exportjob.View {
+	v := j.View()
+	v.Filter = callerOf(c).View.MaskFilter(v.Filter)
+	return v
 }
 
 func (s *Server) listExports(c *gin.Context) {
@@ -225,13 +240,15 @@ func (s *Server) listExports(c *gin.Context) {
 	}
 	out := make([]exportjob.View, 0, len(jobs))
 	for i := range jobs {
-		out = append(out, jobs[i].View())
+		if s.mayseeJob(c, &jobs[i]) {
+			out = append(out, jobView(c, &jobs[i]))
+		}
 	}
 	c.JSON(http.StatusOK, gin.H{"exports": out})
 }
 
 // exportParam reads the job the path names, answering 404 itself when
-// there is none.
+// there is none or the caller may not see it.
 func (s *Server) exportParam(c *gin.Context) (*exportjob.Job, bool) {
 	id := c.Param("id")
 	j, _, found, err := s.jobs.Get(c.Request.Context(), id)
@@ -239,7 +256,7 @@ func (s *Server) exportParam(c *gin.Context) (*exportjob.Job, bool) {
 		s.failed(c, err)
 		return nil, false
 	}
-	if !found {
+	if !found || !s.mayseeJob(c, j) {
 		writeError(c, http.StatusNotFound, "export_not_found", fmt.Sprintf("no export job %q", id))
 		return nil, false
 	}
@@ -248,11 +265,14 @@ func (s *Server) exportParam(c *gin.Context) (*exportjob.Job, bool) {
 
 func (s *Server) getExport(c *gin.Context) {
 	if j, ok := s.exportParam(c); ok {
-		c.JSON(http.StatusOK, j.View())
+		c.JSON(http.StatusOK, jobView(c, j))
 	}
 }
 
 func (s *Server) cancelExport(c *gin.Context) {
+	if _, ok := s.exportParam(c); !ok {
+		return
+	}
 	j, found, err := s.jobs.Cancel(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		s.failed(c, err)
@@ -263,7 +283,7 @@ func (s *Server) cancelExport(c *gin.Context) {
 		return
 	}
 	s.log.Info("export job cancel", "job", j.ID, "status", string(j.Status), "request_id", c.GetString(requestIDKey))
-	c.JSON(http.StatusOK, j.View())
+	c.JSON(http.StatusOK, jobView(c, j))
 }
 
 // downloadExport streams the file of a done job (its Range requests

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"cdp/access"
 	"cdp/query"
 	"cdp/store"
 )
@@ -67,8 +68,10 @@ type segmentView struct {
 	Size        *int64          `json:"size,omitempty"`
 }
 
-func (d *segmentDoc) view() segmentView {
-	return segmentView{ID: d.ID, Name: d.Name, Description: d.Description, Filter: d.Filter, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt}
+// view is the segment as answered to a caller with view v: values of
+// masked fields in its filter are masked.
+func (d *segmentDoc) view(v access.View) segmentView {
+	return segmentView{ID: d.ID, Name: d.Name, Description: d.Description, Filter: v.MaskFilter(d.Filter), CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt}
 }
 
 // SegmentReferrer finds what refers to a saved segment besides other
@@ -244,7 +247,7 @@ func (s *Server) createSegment(c *gin.Context) {
 	}
 	s.log.Info("segment created", "segment", doc.ID, "refs", refs, "request_id", c.GetString(requestIDKey))
 	s.redefine("segment", doc.ID)
-	c.JSON(http.StatusCreated, doc.view())
+	c.JSON(http.StatusCreated, doc.view(callerOf(c).View))
 }
 
 // compact removes the insignificant white space of valid JSON.
@@ -289,7 +292,7 @@ func (s *Server) getSegment(c *gin.Context) {
 		s.failed(c, err)
 		return
 	}
-	v := doc.view()
+	v := doc.view(callerOf(c).View)
 	v.Size = &resp.Count
 	c.JSON(http.StatusOK, v)
 }
@@ -326,7 +329,7 @@ func (s *Server) listSegments(c *gin.Context) {
 	}
 	out := make([]segmentView, 0, len(docs))
 	for i := range docs {
-		out = append(out, docs[i].view())
+		out = append(out, docs[i].view(callerOf(c).View))
 	}
 	c.JSON(http.StatusOK, gin.H{"segments": out})
 }
@@ -357,7 +360,7 @@ func (s *Server) updateSegment(c *gin.Context) {
 	}
 	s.log.Info("segment updated", "segment", doc.ID, "refs", refs, "request_id", c.GetString(requestIDKey))
 	s.redefine("segment", doc.ID)
-	c.JSON(http.StatusOK, doc.view())
+	c.JSON(http.StatusOK, doc.view(callerOf(c).View))
 }
 
 // referrers names the saved segments and the registered referrers (tag

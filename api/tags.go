@@ -13,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"cdp/access"
 	"cdp/store"
 )
 
@@ -70,8 +71,10 @@ type tagView struct {
 	UpdatedAt   string          `json:"updated_at"`
 }
 
-func (d *tagDoc) view() tagView {
-	return tagView{Name: d.Name, Description: d.Description, Filter: d.Filter, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt}
+// view is the tag rule as answered to a caller with view v: values of
+// masked fields in its filter are masked.
+func (d *tagDoc) view(v access.View) tagView {
+	return tagView{Name: d.Name, Description: d.Description, Filter: v.MaskFilter(d.Filter), CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt}
 }
 
 // checkTagName says what is wrong with a tag name, "" when nothing.
@@ -170,7 +173,7 @@ func (s *Server) createTag(c *gin.Context) {
 	}
 	s.log.Info("tag rule created", "tag", doc.Name, "refs", refs, "request_id", c.GetString(requestIDKey))
 	s.redefine("tag", doc.Name)
-	c.JSON(http.StatusCreated, doc.view())
+	c.JSON(http.StatusCreated, doc.view(callerOf(c).View))
 }
 
 // escapePath escapes a document id for a URL path.
@@ -192,7 +195,7 @@ func (s *Server) tagParam(c *gin.Context) (*tagDoc, bool) {
 
 func (s *Server) getTag(c *gin.Context) {
 	if d, ok := s.tagParam(c); ok {
-		c.JSON(http.StatusOK, d.view())
+		c.JSON(http.StatusOK, d.view(callerOf(c).View))
 	}
 }
 
@@ -210,7 +213,7 @@ func (s *Server) listTags(c *gin.Context) {
 			s.failed(c, err)
 			return
 		}
-		out = append(out, d.view())
+		out = append(out, d.view(callerOf(c).View))
 	}
 	c.JSON(http.StatusOK, gin.H{"tags": out})
 }
@@ -248,7 +251,7 @@ func (s *Server) updateTag(c *gin.Context) {
 	}
 	s.log.Info("tag rule updated", "tag", doc.Name, "refs", refs, "request_id", c.GetString(requestIDKey))
 	s.redefine("tag", doc.Name)
-	c.JSON(http.StatusOK, doc.view())
+	c.JSON(http.StatusOK, doc.view(callerOf(c).View))
 }
 
 func (s *Server) deleteTag(c *gin.Context) {

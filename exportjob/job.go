@@ -154,9 +154,12 @@ type Job struct {
 	Exported    int64           `json:"exported"`
 	Total       int64           `json:"total"`
 	CreatedAt   string          `json:"created_at"`
-	StartedAt   string          `json:"started_at,omitempty"`
-	FinishedAt  string          `json:"finished_at,omitempty"`
-	Error       string          `json:"error,omitempty"`
+	// CreatedBy is the actor who asked for the job (CONTRACT §7's
+	// actor): only they, and roles that see everyone's work, see it.
+	CreatedBy  string `json:"created_by,omitempty"`
+	StartedAt  string `json:"started_at,omitempty"`
+	FinishedAt string `json:"finished_at,omitempty"`
+	Error      string `json:"error,omitempty"`
 
 	// The checkpoint: the last customer id written, and where the
 	// destination stood then (a file's length, or the next offset of
@@ -180,6 +183,7 @@ type View struct {
 	Exported    int64           `json:"exported"`
 	Total       int64           `json:"total"`
 	CreatedAt   string          `json:"created_at"`
+	CreatedBy   string          `json:"created_by,omitempty"`
 	FinishedAt  *string         `json:"finished_at"`
 	Error       *string         `json:"error"`
 	Segment     string          `json:"segment,omitempty"`
@@ -192,7 +196,7 @@ type View struct {
 
 // View returns the job as answered.
 func (j *Job) View() View {
-	v := View{ID: j.ID, Status: j.Status, Exported: j.Exported, Total: j.Total, CreatedAt: j.CreatedAt,
+	v := View{ID: j.ID, Status: j.Status, Exported: j.Exported, Total: j.Total, CreatedAt: j.CreatedAt, CreatedBy: j.CreatedBy,
 		Segment: j.Segment, Filter: j.Filter, Format: j.Plan.Format, Fields: j.Fields, BOM: j.Plan.BOM, Destination: j.Destination}
 	if j.FinishedAt != "" {
 		v.FinishedAt = &j.FinishedAt
