@@ -196,45 +196,48 @@ type route struct {
 	roles              []string // the roles allowed besides admin
 	// salesOK, when not 0, is what sales gets instead of ok (scope).
 	salesOK int
+	// audit is the action CONTRACT §7 records for the route ("" for a
+	// route it does not audit).
+	audit string
 }
 
 func (a *accessTest) routes() []route {
 	mk := []string{"marketer"}
 	return []route{
-		{"GET", "/v1/customers?q=" + url.QueryEscape("张三"), "", 200, []string{"sales", "service"}, 0},
-		{"GET", "/v1/customers/lookup?type=crm_id&value=crm-a1", "", 200, []string{"marketer", "sales", "service"}, 0},
-		{"GET", "/v1/customers/lookup?type=crm_id&value=crm-a3", "", 200, []string{"marketer", "sales", "service"}, 404},
-		{"POST", "/v1/customers/search", `{"filter":{"all":[]}}`, 200, []string{"marketer", "sales"}, 0},
-		{"POST", "/v1/customers/count", `{"filter":{"all":[]}}`, 200, []string{"marketer", "sales"}, 0},
-		{"POST", "/v1/filters/translate", `{"filter":{"all":[]}}`, 200, mk, 0},
-		{"POST", "/v1/filters/preview", `{"filter":{"all":[]},"sample":5}`, 200, mk, 0},
-		{"POST", "/v1/segments", `{"name":"s{n}","filter":{"field":"city","op":"eq","value":"北京"}}`, 201, mk, 0},
-		{"GET", "/v1/segments", "", 200, mk, 0},
-		{"GET", "/v1/segments/" + a.segment, "", 200, mk, 0},
-		{"PUT", "/v1/segments/missing", `{"name":"x","filter":{"all":[]}}`, 404, mk, 0},
-		{"DELETE", "/v1/segments/missing", "", 404, mk, 0},
-		{"GET", "/v1/segments/" + a.segment + "/export?format=ndjson", "", 200, mk, 0},
-		{"POST", "/v1/tags", `{"name":"t{n}","filter":{"field":"city","op":"eq","value":"北京"}}`, 201, mk, 0},
-		{"GET", "/v1/tags", "", 200, mk, 0},
-		{"GET", "/v1/tags/missing", "", 404, mk, 0},
-		{"DELETE", "/v1/tags/missing", "", 404, mk, 0},
-		{"POST", "/v1/customers/a1/tags", `{"add":["called"]}`, 200, []string{"sales"}, 0},
-		{"POST", "/v1/customers/a3/tags", `{"add":["called"]}`, 200, []string{"sales"}, 404},
-		{"POST", "/v1/exports", `{"filter":{"all":[]},"format":"ndjson"}`, 202, mk, 0},
-		{"GET", "/v1/exports", "", 200, mk, 0},
-		{"GET", "/v1/exports/missing", "", 404, mk, 0},
-		{"GET", "/v1/exports/missing/download", "", 404, mk, 0},
-		{"DELETE", "/v1/exports/missing", "", 404, mk, 0},
-		{"GET", "/v1/fields", "", 200, mk, 0},
-		{"GET", "/v1/fields/city/values", "", 200, mk, 0},
-		{"POST", "/v1/fields", `{"name":"attrs.access_level","type":"keyword"}`, 0, mk, 0},
-		{"GET", "/v1/customers/a1", "", 200, []string{"marketer", "sales", "service"}, 0},
-		{"GET", "/v1/customers/a2", "", 200, []string{"marketer", "sales", "service"}, 0},
-		{"GET", "/v1/customers/a3", "", 200, []string{"marketer", "sales", "service"}, 404},
-		{"GET", "/v1/customers/a1/identity-history", "", 0, []string{"marketer", "sales", "service"}, 0},
-		{"GET", "/v1/keys", "", 200, nil, 0},
-		{"DELETE", "/v1/keys/0000000000000000", "", 404, nil, 0},
-		{"GET", "/v1/audit", "", 200, nil, 0},
+		{"GET", "/v1/customers?q=" + url.QueryEscape("张三"), "", 200, []string{"sales", "service"}, 0, "searchbox.query"},
+		{"GET", "/v1/customers/lookup?type=crm_id&value=crm-a1", "", 200, []string{"marketer", "sales", "service"}, 0, "customer.view"},
+		{"GET", "/v1/customers/lookup?type=crm_id&value=crm-a3", "", 200, []string{"marketer", "sales", "service"}, 404, "customer.view"},
+		{"POST", "/v1/customers/search", `{"filter":{"all":[]}}`, 200, []string{"marketer", "sales"}, 0, "customer.search"},
+		{"POST", "/v1/customers/count", `{"filter":{"all":[]}}`, 200, []string{"marketer", "sales"}, 0, ""},
+		{"POST", "/v1/filters/translate", `{"filter":{"all":[]}}`, 200, mk, 0, ""},
+		{"POST", "/v1/filters/preview", `{"filter":{"all":[]},"sample":5}`, 200, mk, 0, ""},
+		{"POST", "/v1/segments", `{"name":"s{n}","filter":{"field":"city","op":"eq","value":"北京"}}`, 201, mk, 0, "segment.create"},
+		{"GET", "/v1/segments", "", 200, mk, 0, ""},
+		{"GET", "/v1/segments/" + a.segment, "", 200, mk, 0, ""},
+		{"PUT", "/v1/segments/missing", `{"name":"x","filter":{"all":[]}}`, 404, mk, 0, "segment.update"},
+		{"DELETE", "/v1/segments/missing", "", 404, mk, 0, "segment.delete"},
+		{"GET", "/v1/segments/" + a.segment + "/export?format=ndjson", "", 200, mk, 0, "export.create"},
+		{"POST", "/v1/tags", `{"name":"t{n}","filter":{"field":"city","op":"eq","value":"北京"}}`, 201, mk, 0, "tag.create"},
+		{"GET", "/v1/tags", "", 200, mk, 0, ""},
+		{"GET", "/v1/tags/missing", "", 404, mk, 0, ""},
+		{"DELETE", "/v1/tags/missing", "", 404, mk, 0, "tag.delete"},
+		{"POST", "/v1/customers/a1/tags", `{"add":["called"]}`, 200, []string{"sales"}, 0, "tag.update"},
+		{"POST", "/v1/customers/a3/tags", `{"add":["called"]}`, 200, []string{"sales"}, 404, "tag.update"},
+		{"POST", "/v1/exports", `{"filter":{"all":[]},"format":"ndjson"}`, 202, mk, 0, "export.create"},
+		{"GET", "/v1/exports", "", 200, mk, 0, ""},
+		{"GET", "/v1/exports/missing", "", 404, mk, 0, ""},
+		{"GET", "/v1/exports/missing/download", "", 404, mk, 0, "export.download"},
+		{"DELETE", "/v1/exports/missing", "", 404, mk, 0, ""},
+		{"GET", "/v1/fields", "", 200, mk, 0, ""},
+		{"GET", "/v1/fields/city/values", "", 200, mk, 0, ""},
+		{"POST", "/v1/fields", `{"name":"attrs.access_level","type":"keyword"}`, 0, mk, 0, "field.declare"},
+		{"GET", "/v1/customers/a1", "", 200, []string{"marketer", "sales", "service"}, 0, "customer.view"},
+		{"GET", "/v1/customers/a2", "", 200, []string{"marketer", "sales", "service"}, 0, "customer.view"},
+		{"GET", "/v1/customers/a3", "", 200, []string{"marketer", "sales", "service"}, 404, "customer.view"},
+		{"GET", "/v1/customers/a1/identity-history", "", 0, []string{"marketer", "sales", "service"}, 0, "customer.view"},
+		{"GET", "/v1/keys", "", 200, nil, 0, ""},
+		{"DELETE", "/v1/keys/0000000000000000", "", 404, nil, 0, "key.revoke"},
+		{"GET", "/v1/audit", "", 200, nil, 0, ""},
 	}
 }
 
@@ -244,7 +247,16 @@ func (a *accessTest) routes() []route {
 // never a 5xx.
 func everyRouteAnswersEachCallerAsItsRoleAllows(t *testing.T, a *accessTest) {
 	admin := a.keys["admin"]
+	// Every call below leaves exactly the audit records CONTRACT §7
+	// says, counted here by actor, role, action and status.
+	since := time.Now().UTC()
+	audited := map[string]int{}
+	expect := func(actor, role, action string, status int) {
+		audited[fmt.Sprintf("%s|%s|%s|%d", actor, role, action, status)]++
+	}
 	// A revoked key.
+	expect("key:test-admin", "admin", "key.create", 201)
+	expect("key:test-admin", "admin", "key.revoke", 200)
 	code, body := a.call(admin, "POST", "/v1/keys", `{"name":"gone","role":"admin"}`)
 	var k struct{ ID, Key string }
 	if code != 201 || json.Unmarshal(body, &k) != nil {
@@ -276,14 +288,25 @@ func everyRouteAnswersEachCallerAsItsRoleAllows(t *testing.T, a *accessTest) {
 		"marketer": a.is.token(t, iss, "cdp-test", "mary", "marketer", time.Now().Add(time.Hour)),
 		"sales":    a.is.token(t, iss, "cdp-test", "alice", "sales", time.Now().Add(time.Hour)),
 	}
+	actors := map[string]string{ // token → its actor in the audit trail
+		admin: "key:test-admin", a.keys["marketer"]: "key:m1", a.keys["sales"]: "key:alice", a.keys["service"]: "key:svc", a.keys["ingest"]: "key:ing",
+		oidcCallers["marketer"]: "mary", oidcCallers["sales"]: "alice",
+	}
 	for _, r := range a.routes() {
 		for what, tok := range unauthenticated {
+			expect("", "", "auth.denied", http.StatusUnauthorized)
 			if code, body := a.call(tok, r.method, r.path, r.body); code != http.StatusUnauthorized || !strings.Contains(string(body), `"unauthenticated"`) {
 				t.Errorf("%s %s with %s: %d %s, want 401 unauthenticated", r.method, r.path, what, code, body)
 			}
 		}
 		check := func(how, role, tok string) {
 			code, body := a.call(tok, r.method, r.path, strings.ReplaceAll(r.body, "{n}", strconv.Itoa(a.next())))
+			switch {
+			case code == http.StatusForbidden:
+				expect(actors[tok], role, "auth.denied", code)
+			case r.audit != "":
+				expect(actors[tok], role, r.audit, code)
+			}
 			allowed := role == "admin"
 			for _, x := range r.roles {
 				allowed = allowed || x == role
@@ -309,6 +332,48 @@ func everyRouteAnswersEachCallerAsItsRoleAllows(t *testing.T, a *accessTest) {
 		for role, tok := range oidcCallers {
 			check("OIDC", role, tok)
 		}
+	}
+	harness.Eventually(t, 20*time.Second, func() (bool, string) {
+		got := map[string]int{}
+		for _, r := range a.auditSince(admin, since) {
+			got[fmt.Sprintf("%s|%s|%s|%d", r.Actor, r.Role, r.Action, r.Status)]++
+		}
+		for k, n := range audited {
+			if got[k] != n {
+				return false, fmt.Sprintf("%d audit records %s, want %d (of %d records since %s)", got[k], k, n, len(got), since)
+			}
+		}
+		for k, n := range got {
+			if audited[k] == 0 {
+				return false, fmt.Sprintf("%d audit records %s, for no call of the test", n, k)
+			}
+		}
+		return true, ""
+	})
+}
+
+// auditSince reads every audit record from since on, page by page.
+func (a *accessTest) auditSince(admin string, since time.Time) []audit.Record {
+	var out []audit.Record
+	path := "/v1/audit?size=1000&since=" + url.QueryEscape(since.Format(time.RFC3339Nano))
+	for cursor := ""; ; {
+		code, body := a.call(admin, "GET", path+cursor, "")
+		var page struct {
+			Records    []audit.Record
+			NextCursor *string `json:"next_cursor"`
+		}
+		if code != 200 || json.Unmarshal(body, &page) != nil {
+			a.t.Fatalf("GET %s: %d %.300s", path, code, body)
+		}
+		for _, r := range page.Records {
+			if !r.At.Before(since) {
+				out = append(out, r)
+			}
+		}
+		if page.NextCursor == nil {
+			return out
+		}
+		cursor = "&cursor=" + *page.NextCursor
 	}
 }
 
@@ -347,6 +412,9 @@ func aMarketerSeesNoPersonalValueInClearAnywhere(t *testing.T, a *accessTest) {
 		{"GET", "/v1/segments/" + a.segment + "/export?format=csv", ""},
 		{"GET", "/v1/customers/a1/identity-history", ""},
 		{"GET", "/v1/customers/a4/identity-history", ""},
+		{"POST", "/v1/customers/count", `{"filter":{"field":"phone","op":"is_set"}}`},
+		{"POST", "/v1/filters/translate", `{"filter":{"field":"phone","op":"is_set"}}`},
+		{"GET", "/v1/fields", ""},
 	} {
 		code, body := a.call(m, r.method, r.path, r.body)
 		leaks(r.method+" "+r.path+" "+r.body, code, body)
@@ -419,6 +487,12 @@ func aMarketerSeesNoPersonalValueInClearAnywhere(t *testing.T, a *accessTest) {
 	}
 	if code, raw := a.call(m, "POST", "/v1/customers/search", `{"filter":{"all":[]},"sort":[{"field":"phone","order":"asc"}]}`); code != http.StatusForbidden || !strings.Contains(string(raw), `"sort[0].field"`) {
 		t.Errorf("a search sorted by phone as marketer: %d %s, want 403 forbidden_field at sort[0].field", code, raw)
+	}
+	// Looking a customer up by a masked identity would confirm whose it is.
+	for _, q := range []string{"type=phone&value=" + url.QueryEscape(accessPeople[0].phone), "type=email&value=" + url.QueryEscape(accessPeople[0].email)} {
+		if code, raw := a.call(m, "GET", "/v1/customers/lookup?"+q, ""); code != http.StatusForbidden || !strings.Contains(string(raw), `"forbidden_field"`) || !strings.Contains(string(raw), `"path":"type"`) {
+			t.Errorf("GET /v1/customers/lookup?%s as marketer: %d %s, want 403 forbidden_field at type", q, code, raw)
+		}
 	}
 	if code, raw := a.call(m, "GET", "/v1/fields/phone/values?q=138", ""); code != http.StatusForbidden {
 		t.Errorf("values of phone narrowed by q as marketer: %d %s, want 403", code, raw)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"cdp/access"
 	"cdp/identity"
 	"cdp/schema"
 )
@@ -70,6 +71,12 @@ func (s *Server) lookup(c *gin.Context) {
 	typ, value := c.Query("type"), c.Query("value")
 	if !identity.ValidType(typ) {
 		writeError(c, http.StatusBadRequest, "invalid_parameter", "type must be one of "+strings.Join(identity.Types, ", ")+`, got "`+typ+`"`)
+		return
+	}
+	if callerOf(c).View.Masked(typ) {
+		// Finding a customer by a phone (or email) one may not see is
+		// filtering on it: the answer would confirm whose it is.
+		s.writeBad(c, &access.ForbiddenField{Path: "type", Field: typ})
 		return
 	}
 	value = identity.Normalize(typ, value)
