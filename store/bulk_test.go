@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -76,6 +77,18 @@ func TestBulkErrorsNameTheStatusAndReason(t *testing.T) {
 	e := decodeError(429, []byte(`{"error":{"type":"es_rejected_execution_exception","reason":"queue full"},"status":429}`))
 	if e.Status != 429 || e.Type != "es_rejected_execution_exception" || !Unavailable(e) {
 		t.Fatalf("%+v", e)
+	}
+}
+
+func TestASearchErrorNamesItsInnermostCause(t *testing.T) {
+	body := `{"error":{"root_cause":[],"type":"search_phase_execution_exception","reason":"","phase":"fetch","grouped":true,"failed_shards":[],` +
+		`"caused_by":{"type":"too_many_buckets_exception","reason":"Trying to create too many buckets.","max_buckets":65535}},"status":503}`
+	e := decodeError(503, []byte(body))
+	if e.Type != "search_phase_execution_exception" || e.Cause != "too_many_buckets_exception" {
+		t.Fatalf("%+v", e)
+	}
+	if !HasCause(fmt.Errorf("evaluate: %w", e), "too_many_buckets_exception") || HasCause(e, "es_rejected_execution_exception") {
+		t.Errorf("HasCause does not tell the cause of %+v", e)
 	}
 }
 

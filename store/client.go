@@ -57,6 +57,17 @@ type Error struct {
 	Status int
 	Type   string
 	Reason string
+	// Cause is the type of the innermost caused_by, when the error has
+	// one: a search refused as search_phase_execution_exception says
+	// why there (too_many_buckets_exception, say).
+	Cause string
+}
+
+// HasCause reports whether err is an *Error whose type or innermost
+// cause is typ.
+func HasCause(err error, typ string) bool {
+	var e *Error
+	return errors.As(err, &e) && (e.Type == typ || e.Cause == typ)
 }
 
 func (e *Error) Error() string {
@@ -134,15 +145,24 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 	return nil
 }
 
+type errorDetail struct {
+	Type     string       `json:"type"`
+	Reason   string       `json:"reason"`
+	CausedBy *errorDetail `json:"caused_by"`
+}
+
 func decodeError(status int, data []byte) *Error {
 	var body struct {
 		Error json.RawMessage `json:"error"`
 	}
 	e := &Error{Status: status}
 	if json.Unmarshal(data, &body) == nil && len(body.Error) > 0 {
-		var detail struct{ Type, Reason string }
+		var detail errorDetail
 		if json.Unmarshal(body.Error, &detail) == nil && detail.Type != "" {
 			e.Type, e.Reason = detail.Type, detail.Reason
+			for c := detail.CausedBy; c != nil; c = c.CausedBy {
+				e.Cause = c.Type
+			}
 			return e
 		}
 		e.Reason = strings.Trim(string(body.Error), `"`)
