@@ -134,9 +134,10 @@ type Engine struct {
 }
 
 type metrics struct {
-	flips     *prometheus.CounterVec
-	evaluated prometheus.Counter
-	seconds   *prometheus.HistogramVec
+	flips      *prometheus.CounterVec
+	evaluated  prometheus.Counter
+	evalSplits prometheus.Counter
+	seconds    *prometheus.HistogramVec
 }
 
 // New returns an engine; reg receives its metrics (wrap it with a
@@ -147,10 +148,12 @@ func New(cfg Config, st *store.Client, pub Publisher, reg prometheus.Registerer,
 			Help: "Membership changes published, by kind, type and cause."}, []string{"kind", "type", "cause"}),
 		evaluated: prometheus.NewCounter(prometheus.CounterOpts{Name: "cdp_membership_evaluated_customers_total",
 			Help: "Customers evaluated against every definition."}),
+		evalSplits: prometheus.NewCounter(prometheus.CounterOpts{Name: "cdp_membership_eval_splits_total",
+			Help: "Evaluation searches refused for too many buckets and split in half."}),
 		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "cdp_membership_seconds",
 			Help: "Time of membership work, by operation.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 15)}, []string{"op"}),
 	}
-	reg.MustRegister(m.flips, m.evaluated, m.seconds)
+	reg.MustRegister(m.flips, m.evaluated, m.evalSplits, m.seconds)
 	base, stop := context.WithCancel(context.Background())
 	return &Engine{cfg: cfg, st: st, pub: pub, fields: catalog.New(st, cfg.Fields), log: log, m: m, base: base, stop: stop,
 		kill: newKillHook(log)}
@@ -253,9 +256,19 @@ func (e *Engine) SegmentsOf(ctx context.Context, cid string) ([]string, error) {
 	return out, nil
 }
 
-// evalChunk bounds customers × definitions of one evaluation search,
-// under OpenSearch's search.max_buckets (65,535).
-const evalBuckets = 50_000
+// An evaluation search counts a bucket for every definition and every
+// (definition, matching customer) pair, under OpenSearch's
+// search.max_buckets (65,535). evalBuckets is the budget a chunk of
+// customers is sized by in the worst case (every customer matching
+// every definition); most definitions match few of a chunk's customers,
+// so a chunk starts at up to maxEvalChunk customers and is halved when
+// OpenSearch refuses it for too many buckets, down to that worst case,
+// which always fits. A search's cost is mostly its definitions', not
+// its customers', so few large chunks cost far less than many small.
+const (
+	evalBuckets  = 50_000
+	maxEvalChunk = 2_000
+)
 
 // evaluate says which definitions each customer's document matches now.
 // A customer without a document matches none.
@@ -274,43 +287,63 @@ func (e *Engine) evaluate(ctx context.Context, cids []string, defs []definition)
 	if len(filters) == 0 || len(cids) == 0 {
 		return out, nil
 	}
-	size := max(1, evalBuckets/len(filters))
-	for chunk := range slices.Chunk(cids, size) {
-		body := map[string]any{"size": 0, "query": map[string]any{"ids": map[string]any{"values": chunk}},
-			"aggs": map[string]any{"defs": map[string]any{"filters": map[string]any{"filters": filters},
-				"aggs": map[string]any{"who": map[string]any{"terms": map[string]any{"field": "customer_id", "size": len(chunk)}}}}}}
-		r, err := e.st.Search(ctx, e.cfg.Customers, body)
+	safe := max(1, evalBuckets/(len(filters)+1))
+	size := max(safe, min(maxEvalChunk, len(cids)))
+	for start := 0; start < len(cids); {
+		chunk := cids[start:min(start+size, len(cids))]
+		err := e.evalChunk(ctx, chunk, filters, defs, out)
+		if err != nil && size > safe && store.HasCause(err, "too_many_buckets_exception") {
+			size = max(safe, size/2)
+			e.m.evalSplits.Inc()
+			continue
+		}
 		if err != nil {
-			return nil, fmt.Errorf("membership: evaluate: %w", err)
+			return nil, err
 		}
-		var aggs struct {
-			Defs struct {
-				Buckets map[string]struct {
-					Who struct {
-						Buckets []struct {
-							Key string `json:"key"`
-						} `json:"buckets"`
-					} `json:"who"`
-				} `json:"buckets"`
-			} `json:"defs"`
-		}
-		if err := json.Unmarshal(r.Aggregations, &aggs); err != nil {
-			return nil, fmt.Errorf("membership: evaluate: %w", err)
-		}
-		for name, b := range aggs.Defs.Buckets {
-			i, err := strconv.Atoi(name)
-			if err != nil || i < 0 || i >= len(defs) {
-				continue
-			}
-			for _, w := range b.Who.Buckets {
-				if m := out[w.Key]; m != nil {
-					m[defs[i].key] = true
-				}
-			}
-		}
+		start += len(chunk)
 	}
 	e.m.evaluated.Add(float64(len(cids)))
 	return out, nil
+}
+
+// evalChunk evaluates the filters on the customers of chunk into out.
+func (e *Engine) evalChunk(ctx context.Context, chunk []string, filters map[string]any, defs []definition, out map[string]map[Key]bool) error {
+	body := map[string]any{"size": 0, "query": map[string]any{"ids": map[string]any{"values": chunk}},
+		"aggs": map[string]any{"defs": map[string]any{"filters": map[string]any{"filters": filters},
+			// map: from the values of the chunk's documents alone, not
+			// the global ordinals of every customer id of the index,
+			// which each refresh makes anew.
+			"aggs": map[string]any{"who": map[string]any{"terms": map[string]any{"field": "customer_id", "size": len(chunk), "execution_hint": "map"}}}}}}
+	r, err := e.st.Search(ctx, e.cfg.Customers, body)
+	if err != nil {
+		return fmt.Errorf("membership: evaluate: %w", err)
+	}
+	var aggs struct {
+		Defs struct {
+			Buckets map[string]struct {
+				Who struct {
+					Buckets []struct {
+						Key string `json:"key"`
+					} `json:"buckets"`
+				} `json:"who"`
+			} `json:"buckets"`
+		} `json:"defs"`
+	}
+	if err := json.Unmarshal(r.Aggregations, &aggs); err != nil {
+		return fmt.Errorf("membership: evaluate: %w", err)
+	}
+	for name, b := range aggs.Defs.Buckets {
+		i, err := strconv.Atoi(name)
+		if err != nil || i < 0 || i >= len(defs) {
+			continue
+		}
+		for _, w := range b.Who.Buckets {
+			if m := out[w.Key]; m != nil {
+				m[defs[i].key] = true
+			}
+		}
+	}
+	return nil
 }
 
 func (m *metrics) since(op string, t time.Time) {

@@ -934,6 +934,74 @@ func TestOneChangeIsEvaluatedAgainstAThousandDefinitionsWithinTheBudget(t *testi
 	}
 }
 
+func TestAnEvaluationPastOpenSearchsBucketLimitIsSplitAndMissesNoMember(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the services")
+	}
+	t.Parallel()
+	env := harness.Services(t)
+	cfg := env.Config(t)
+	env.Bootstrap(t, cfg)
+	env.CreateTopics(t, cfg)
+	st := env.Store(t)
+	ctx := context.Background()
+	mcfg := membership.ConfigOf(cfg)
+	// 300 definitions every one of 300 customers matches: 90,300 buckets
+	// in one search, over search.max_buckets (65,535).
+	const defs, customers = 300, 300
+	var ops []store.Op
+	for i := range defs {
+		f := fmt.Sprintf(`{"field":"metrics.total_spend","op":"gte","value":%d}`, i)
+		index, id := mcfg.Segments, fmt.Sprintf("seg_%04d", i)
+		doc := map[string]any{"id": id, "name": id, "filter": json.RawMessage(f), "refs": []string{}}
+		if i%2 == 1 {
+			index, id = mcfg.Rules, fmt.Sprintf("rule_%04d", i)
+			doc = map[string]any{"name": id, "filter": json.RawMessage(f), "refs": []string{}}
+		}
+		ops = append(ops, store.Op{Action: store.Index, Index: index, ID: id, Body: doc})
+	}
+	var cids []string
+	for i := range customers {
+		cid := fmt.Sprintf("c%03d", i)
+		cids = append(cids, cid)
+		ops = append(ops, store.Op{Action: store.Index, Index: mcfg.Customers, ID: cid,
+			Body: map[string]any{"customer_id": cid, "relation": "customer", "tags": []string{}, "metrics": map[string]any{"total_spend": 1000}}})
+	}
+	if _, err := st.Bulk(ctx, ops); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Refresh(ctx, mcfg.Segments, mcfg.Rules, mcfg.Customers); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheusRegistry()
+	e := membership.New(mcfg, st, env.Producer(t), reg, harness.Logger())
+	if _, err := e.Changed(ctx, cids, membership.Merges{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, cid := range cids {
+		s, err := e.State(ctx, cid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(s.Segments) != defs/2 || len(s.Rules) != defs/2 {
+			t.Fatalf("%s in %d segments and %d rules, want %d of each", cid, len(s.Segments), len(s.Rules), defs/2)
+		}
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	splits := 0.0
+	for _, f := range families {
+		if f.GetName() == "cdp_membership_eval_splits_total" {
+			splits = f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if splits < 1 {
+		t.Errorf("no evaluation search was split: the test did not reach the bucket limit")
+	}
+}
+
 func TestAnEventAgeingOutOfAnHourWindowExitsWithinAMinuteOfTheEdge(t *testing.T) {
 	t.Parallel()
 	env := harness.Services(t)
