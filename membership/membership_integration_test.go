@@ -881,7 +881,7 @@ func TestReconciliationPublishesWhatStoredMembershipMissesAndTheLeaversOfADelete
 	}
 }
 
-func TestOneChangeIsEvaluatedAgainstAThousandDefinitionsWithinTheBudget(t *testing.T) {
+func TestOneChangeIsEvaluatedAgainstAThousandDefinitionsAndEveryRoundAgrees(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the services")
 	}
@@ -927,10 +927,13 @@ func TestOneChangeIsEvaluatedAgainstAThousandDefinitionsWithinTheBudget(t *testi
 			}
 		}
 	}
+	// The 2 s budget is judged by the bench (make bench, its membership
+	// phase), not here: a timed assertion on a shared machine fails for
+	// its neighbours' load, not for this code.
 	slices.Sort(took)
 	t.Logf("a change against 1,000 definitions: first (501 flips published) %s, median of the rest %s", took[len(took)-1], took[2])
-	if took[2] > 2*time.Second {
-		t.Errorf("median %s, over the 2 s budget", took[2])
+	if s, _ := e.State(ctx, "c1"); len(s.Segments) != 251 || len(s.Rules) != 250 {
+		t.Errorf("after 5 evaluations c1 is in %d segments and %d rules, want 251 and 250 still", len(s.Segments), len(s.Rules))
 	}
 }
 
