@@ -47,20 +47,24 @@ async function route(keep) {
     default: location.hash = '#/builder'; return;
     }
   } catch (e) {
-    main.replaceChildren(h('p', {class: 'error'}, e.message));
+    // A page left meanwhile (a 401 sends to the login page before its
+    // error body is read) does not draw over the one shown now.
+    if (my === routed) main.replaceChildren(h('p', {class: 'error'}, e.message));
   }
   if (my === routed) main.dataset.ready = page;
 }
 let routed = 0;
 
-// loginError is shown on the login page once (a failed SSO login).
-let loginError = '';
+// loginError is shown on the login page once (a failed SSO login): the
+// reason's code (data-reason, for the tests) and its text.
+let loginError = null;
 
 async function loginPage() {
   const inp = h('input', {id: 'api-key', type: 'password', autocomplete: 'off', placeholder: t('apiKey'), required: true});
   const msg = h('p', {class: 'error', role: 'alert', id: 'login-error'});
-  msg.textContent = loginError || (api.ended ? t(api.ended === 'expired' ? 'sessionExpired' : 'sessionRejected') : '');
-  loginError = '';
+  const why = loginError || (api.ended ? {code: api.ended, text: t(api.ended === 'expired' ? 'sessionExpired' : 'sessionRejected')} : null);
+  if (why) { msg.textContent = why.text; msg.dataset.reason = why.code; }
+  loginError = null;
   const form = h('form', {class: 'login', onsubmit: async (e) => {
     e.preventDefault();
     const k = inp.value.trim();
@@ -86,6 +90,7 @@ async function loginPage() {
     } catch (err) {
       btn.disabled = false;
       msg.textContent = t('ssoFailed') + ' ' + err.message;
+      msg.dataset.reason = 'ssoFailed';
     }
   }}, t('ssoLogin'));
   form.append(h('div', {class: 'sso'}, h('p', {class: 'muted'}, t('ssoHint')), btn));
@@ -100,13 +105,13 @@ async function ssoReturn() {
     try {
       await api.raw('GET', '/v1/fields?probe=1');
     } catch (err) {
-      api.key.clear();
-      throw Object.assign(new Error(err.status === 401 ? t('ssoRejected') : err.message), {code: err.status === 401 ? 'ssoRejected' : undefined});
+      throw Object.assign(new Error(err.status === 401 ? t('ssoRejected') : err.message), {code: err.status === 401 ? 'ssoRejected' : 'ssoFailed'});
     }
     history.replaceState(null, '', location.pathname + back);
   } catch (err) {
     api.key.clear();
-    loginError = err.code === 'ssoState' ? t('ssoState') : err.code === 'ssoRejected' ? err.message : t('ssoFailed') + ' ' + err.message;
+    const code = err.code || 'ssoFailed';
+    loginError = {code, text: code === 'ssoState' ? t('ssoState') : code === 'ssoRejected' ? err.message : t('ssoFailed') + ' ' + err.message};
     history.replaceState(null, '', location.pathname + '#/login');
   }
 }
