@@ -130,8 +130,9 @@ func New(cfg *config.Config, st *store.Client, checks []Check, reg prometheus.Re
 	toConsole := func(c *gin.Context) { c.Redirect(http.StatusFound, console.Prefix) }
 	r.GET("/", toConsole)
 	r.GET("/console", toConsole)
-	r.GET(console.Prefix+"*file", gin.WrapH(console.Handler()))
-	r.HEAD(console.Prefix+"*file", gin.WrapH(console.Handler()))
+	consoleFiles := gin.WrapH(console.Handler(console.ConfigOf(cfg)))
+	r.GET(console.Prefix+"*file", consoleFiles)
+	r.HEAD(console.Prefix+"*file", consoleFiles)
 
 	// Authentication and authorization come first, before a body is
 	// read or a place taken: one middleware on both groups of /v1.

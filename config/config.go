@@ -84,6 +84,11 @@ type Config struct {
 	OIDCIssuer   string
 	OIDCAudience string
 	OIDCJWKSURL  string
+	// OIDCClientID is the console's client id at the issuer (a public
+	// client: Authorization Code with PKCE); empty: OIDCAudience, so that
+	// the ID token the issuer gives the console names the audience the
+	// API verifies.
+	OIDCClientID string
 	// Roles is RolesFile loaded by Validate.
 	Roles access.Roles
 
@@ -137,6 +142,7 @@ func (c *Config) Register(fs *pflag.FlagSet, getenv func(string) string) {
 	str(&c.OIDCIssuer, setting{"oidc-issuer", "CDP_OIDC_ISSUER", "OIDC issuer whose JWTs are accepted as tokens (empty: API keys only)"}, "")
 	str(&c.OIDCAudience, setting{"oidc-audience", "CDP_OIDC_AUDIENCE", "audience the OIDC tokens must name"}, "")
 	str(&c.OIDCJWKSURL, setting{"oidc-jwks-url", "CDP_OIDC_JWKS_URL", "JWKS address of the OIDC issuer (empty: from the issuer's discovery document)"}, "")
+	str(&c.OIDCClientID, setting{"oidc-client-id", "CDP_OIDC_CLIENT_ID", "client id of the console at the OIDC issuer, a public client with PKCE (empty: the audience)"}, "")
 	str(&c.LogLevel, setting{"log-level", "CDP_LOG_LEVEL", "debug, info, warn or error"}, "info")
 	num(&c.MaxDynamicFields, setting{"max-dynamic-fields", "CDP_MAX_DYNAMIC_FIELDS", "most distinct attrs (and event property) keys given a mapping; more are kept unindexed"}, 3000)
 	num(&c.BatchSize, setting{"batch-size", "CDP_BATCH_SIZE", "most Kafka messages the indexer applies in one batch"}, 5000)
@@ -232,6 +238,12 @@ func (c *Config) validateNames() error {
 	c.Roles = roles
 	if c.OIDCIssuer != "" && c.OIDCAudience == "" {
 		errs = append(errs, errors.New("oidc-audience: required with oidc-issuer"))
+	}
+	if u, err := url.Parse(c.OIDCIssuer); c.OIDCIssuer != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+		errs = append(errs, fmt.Errorf("oidc-issuer %q: want an http(s) URL", c.OIDCIssuer))
+	}
+	if c.OIDCClientID == "" {
+		c.OIDCClientID = c.OIDCAudience
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -341,6 +353,7 @@ func (c *Config) Args() []string {
 		"--oidc-issuer", c.OIDCIssuer,
 		"--oidc-audience", c.OIDCAudience,
 		"--oidc-jwks-url", c.OIDCJWKSURL,
+		"--oidc-client-id", c.OIDCClientID,
 		"--max-dynamic-fields", strconv.Itoa(c.MaxDynamicFields),
 		"--batch-size", strconv.Itoa(c.BatchSize),
 		"--batch-wait", c.BatchWait.String(),

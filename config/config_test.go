@@ -157,3 +157,21 @@ func TestTheIdentityCacheIsSizedFromTheMemoryLimitInForce(t *testing.T) {
 		t.Errorf("the default cache takes %d MiB full", got>>20)
 	}
 }
+
+func TestTheConsolesOIDCClientIDIsTheAudienceUnlessSet(t *testing.T) {
+	env := map[string]string{"CDP_OIDC_ISSUER": "https://login.example.com/realms/cdp", "CDP_OIDC_AUDIENCE": "cdp"}
+	c, err := load(t, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.OIDCClientID != "cdp" {
+		t.Errorf("client id %q, want the audience", c.OIDCClientID)
+	}
+	env["CDP_OIDC_CLIENT_ID"] = "cdp-console"
+	if c, err = load(t, env); err != nil || c.OIDCClientID != "cdp-console" {
+		t.Errorf("client id %q (%v), want cdp-console", c.OIDCClientID, err)
+	}
+	if _, err := load(t, map[string]string{"CDP_OIDC_ISSUER": "login.example.com", "CDP_OIDC_AUDIENCE": "cdp"}); err == nil || !strings.Contains(err.Error(), "oidc-issuer") {
+		t.Errorf("an issuer that is no URL: err = %v", err)
+	}
+}

@@ -1,11 +1,40 @@
-// The API client: every call carries the API key from sessionStorage as a
-// bearer token; a 401 sends the user back to the login page.
+// The API client: every call carries the token from sessionStorage (an
+// API key, or the issuer's JWT with its expiry) as a bearer token; a 401,
+// or the token's expiry, sends the user back to the login page.
+let expiry;
+// ended says why the last token was dropped ('' when the user logged out).
+export let ended = '';
 export const key = {
-  get: () => sessionStorage.getItem('cdp.key') || '',
-  set: (k) => sessionStorage.setItem('cdp.key', k),
+  get: () => {
+    const exp = Number(sessionStorage.getItem('cdp.exp'));
+    if (exp && Date.now() >= exp * 1000) key.clear('expired');
+    return sessionStorage.getItem('cdp.key') || '';
+  },
+  // exp (seconds since the epoch) is a JWT's expiry; none for a key.
+  set: (k, exp) => {
+    sessionStorage.setItem('cdp.key', k);
+    if (exp) sessionStorage.setItem('cdp.exp', String(exp)); else sessionStorage.removeItem('cdp.exp');
+    ended = '';
+    watch();
+  },
   // Another key may have another role, which may see another catalog.
-  clear: () => { sessionStorage.removeItem('cdp.key'); fieldsP = null; },
+  clear: (why) => {
+    if (why && sessionStorage.getItem('cdp.key')) ended = why;
+    sessionStorage.removeItem('cdp.key');
+    sessionStorage.removeItem('cdp.exp');
+    clearTimeout(expiry);
+    fieldsP = null;
+  },
 };
+
+// watch returns to the login page when the token expires.
+function watch() {
+  clearTimeout(expiry);
+  const exp = Number(sessionStorage.getItem('cdp.exp'));
+  if (!exp) return;
+  expiry = setTimeout(() => { key.clear('expired'); location.hash = '#/login'; }, Math.min(Math.max(0, exp * 1000 - Date.now()), 2 ** 31 - 1));
+}
+watch();
 
 export class APIError extends Error {
   constructor(status, body) {
@@ -22,7 +51,7 @@ export async function raw(method, path, body, signal) {
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   const resp = await fetch(path, {method, headers, signal, body: body === undefined ? undefined : JSON.stringify(body)});
   if (resp.status === 401 && !path.startsWith('/v1/fields?probe')) {
-    key.clear();
+    key.clear('rejected');
     location.hash = '#/login';
   }
   if (!resp.ok) {

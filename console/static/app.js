@@ -4,6 +4,7 @@ import {h, toast, saveBlob, highlighted, debounce} from './ui.js';
 import {t, lang, setLang, label} from './i18n.js';
 import * as api from './api.js';
 import {builderPage} from './builder.js';
+import * as oidc from './oidc.js';
 
 const main = document.getElementById('main');
 const routes = [
@@ -36,7 +37,7 @@ async function route(keep) {
   const my = ++routed;
   try {
     switch (page) {
-    case 'login': loginPage(); break;
+    case 'login': await loginPage(); break;
     case 'builder': await builderPage(main, params, keep === true); break;
     case 'segments': await segmentsPage(); break;
     case 'tags': await tagsPage(); break;
@@ -46,15 +47,24 @@ async function route(keep) {
     default: location.hash = '#/builder'; return;
     }
   } catch (e) {
-    main.replaceChildren(h('p', {class: 'error'}, e.message));
+    // A page left meanwhile (a 401 sends to the login page before its
+    // error body is read) does not draw over the one shown now.
+    if (my === routed) main.replaceChildren(h('p', {class: 'error'}, e.message));
   }
   if (my === routed) main.dataset.ready = page;
 }
 let routed = 0;
 
-function loginPage() {
+// loginError is shown on the login page once (a failed SSO login): the
+// reason's code (data-reason, for the tests) and its text.
+let loginError = null;
+
+async function loginPage() {
   const inp = h('input', {id: 'api-key', type: 'password', autocomplete: 'off', placeholder: t('apiKey'), required: true});
-  const msg = h('p', {class: 'error', role: 'alert'});
+  const msg = h('p', {class: 'error', role: 'alert', id: 'login-error'});
+  const why = loginError || (api.ended ? {code: api.ended, text: t(api.ended === 'expired' ? 'sessionExpired' : 'sessionRejected')} : null);
+  if (why) { msg.textContent = why.text; msg.dataset.reason = why.code; }
+  loginError = null;
   const form = h('form', {class: 'login', onsubmit: async (e) => {
     e.preventDefault();
     const k = inp.value.trim();
@@ -70,6 +80,40 @@ function loginPage() {
   }}, h('h1', {}, t('login')), h('p', {class: 'muted'}, t('loginHint')), inp, h('button', {type: 'submit', id: 'login', class: 'primary'}, t('login')), msg);
   main.replaceChildren(form);
   inp.focus();
+  // Through the issuer, when the server names one.
+  const {oidc: sso} = await oidc.config();
+  if (!sso) return;
+  const btn = h('button', {type: 'button', id: 'sso-login', onclick: async () => {
+    btn.disabled = true;
+    try {
+      await oidc.start('#/builder');
+    } catch (err) {
+      btn.disabled = false;
+      msg.textContent = t('ssoFailed') + ' ' + err.message;
+      msg.dataset.reason = 'ssoFailed';
+    }
+  }}, t('ssoLogin'));
+  form.append(h('div', {class: 'sso'}, h('p', {class: 'muted'}, t('ssoHint')), btn));
+}
+
+// ssoReturn handles the issuer's redirect back to the console: it keeps
+// the token once the API accepts it, and returns the route to open.
+async function ssoReturn() {
+  main.replaceChildren(h('p', {class: 'muted'}, t('ssoWorking')));
+  try {
+    const back = await oidc.finish();
+    try {
+      await api.raw('GET', '/v1/fields?probe=1');
+    } catch (err) {
+      throw Object.assign(new Error(err.status === 401 ? t('ssoRejected') : err.message), {code: err.status === 401 ? 'ssoRejected' : 'ssoFailed'});
+    }
+    history.replaceState(null, '', location.pathname + back);
+  } catch (err) {
+    api.key.clear();
+    const code = err.code || 'ssoFailed';
+    loginError = {code, text: code === 'ssoState' ? t('ssoState') : code === 'ssoRejected' ? err.message : t('ssoFailed') + ' ' + err.message};
+    history.replaceState(null, '', location.pathname + '#/login');
+  }
 }
 
 const when = (s) => (s ? new Date(s).toLocaleString(lang === 'zh' ? 'zh-CN' : 'en-GB') : '');
@@ -278,4 +322,5 @@ document.getElementById('lang').addEventListener('click', () => { setLang(lang =
 document.getElementById('logout').addEventListener('click', () => { api.key.clear(); location.hash = '#/login'; });
 window.addEventListener('hashchange', () => route());
 setLang(lang);
-route();
+if (oidc.pending()) ssoReturn().then(() => route());
+else route();

@@ -4,6 +4,9 @@ const words = {
   zh: {
     builder: '人群圈选', segments: '人群', tags: '智能标签', exports: '导出任务', search: '客户搜索', logout: '退出',
     login: '登录', apiKey: 'API 密钥', loginHint: '输入管理员发给你的 API 密钥；它只保存在本标签页中。', badKey: '密钥无效',
+    ssoLogin: '通过单点登录 (SSO) 登录', ssoHint: '或者用公司账号登录（OIDC）。', ssoWorking: '正在完成单点登录…',
+    ssoFailed: '单点登录失败：', ssoState: '单点登录被拒绝：返回的 state 与本次登录不符，请重新登录。', ssoRejected: '单点登录的令牌未被接受，请联系管理员。',
+    sessionExpired: '登录已过期，请重新登录。', sessionRejected: '登录已失效，请重新登录。',
     addCond: '+ 条件', addGroup: '+ 条件组', addOrder: '+ 同一订单', addAgg: '+ 聚合', addEvent: '+ 行为', addSegment: '+ 人群引用', addRaw: '+ JSON',
     all: '全部满足 (AND)', any: '任一满足 (OR)', not: '非', remove: '删除', pickField: '搜索字段…', value: '值', values: '值，用逗号分隔',
     from: '从', to: '到', lastN: '最近', days: '天', hours: '小时',
@@ -40,6 +43,9 @@ const words = {
   en: {
     builder: 'Audience builder', segments: 'Segments', tags: 'Smart tags', exports: 'Exports', search: 'Search', logout: 'Log out',
     login: 'Log in', apiKey: 'API key', loginHint: 'Enter the API key your administrator gave you; it is kept in this tab only.', badKey: 'That key is not valid',
+    ssoLogin: 'Log in with SSO', ssoHint: 'Or log in with your company account (OIDC).', ssoWorking: 'Completing the SSO login…',
+    ssoFailed: 'The SSO login failed:', ssoState: 'SSO login refused: the state returned does not match this login. Please log in again.', ssoRejected: 'The SSO token was not accepted; ask your administrator.',
+    sessionExpired: 'Your session has expired; please log in again.', sessionRejected: 'Your session is no longer valid; please log in again.',
     addCond: '+ Condition', addGroup: '+ Group', addOrder: '+ Same order', addAgg: '+ Aggregate', addEvent: '+ Event', addSegment: '+ Segment', addRaw: '+ JSON',
     all: 'All of (AND)', any: 'Any of (OR)', not: 'NOT', remove: 'Remove', pickField: 'Search fields…', value: 'value', values: 'values, comma separated',
     from: 'from', to: 'to', lastN: 'last', days: 'days', hours: 'hours',
