@@ -67,6 +67,9 @@ type options struct {
 	memberDur           time.Duration
 	memberTimeout       time.Duration
 	memberTimeCustomers int
+	// memberLevels are how many definitions are saved at each step, in
+	// increasing order; the goal is judged at the last.
+	memberLevels []int
 }
 
 func envInt(name string, def int) int {
@@ -105,6 +108,7 @@ func parseFlags() options {
 	flag.DurationVar(&o.memberTimeout, "membership-timeout", time.Minute, "a membership marker whose record has not come after this is lost (long, so that a backlog shows as latency)")
 	flag.IntVar(&o.memberTimeCustomers, "membership-time-customers", 200, "customers whose hour window ends together in the time-driven step of the membership phase")
 	flag.StringVar(&o.render, "render", "", "only rewrite the Markdown (-md) from the JSON results of an earlier run, and print its summary")
+	memberLevels := flag.String("membership-levels", "10,100,1000", "definitions saved at each step of the membership phase, increasing, comma separated; the goal is judged at the last")
 	rampConns := flag.String("ramp-conns", "10,50,200,500", "concurrent connections of each load-ramp step, comma separated; the first is the latency baseline")
 	flag.DurationVar(&o.ramp.Step, "ramp-step-duration", 10*time.Second, "measuring time of each load-ramp step")
 	flag.DurationVar(&o.ramp.Warmup, "ramp-warmup", time.Second, "unrecorded warm-up before each load-ramp step")
@@ -113,6 +117,10 @@ func parseFlags() options {
 	flag.Parse()
 	var err error
 	if o.ramp.Conns, err = parseConns(*rampConns); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	if o.memberLevels, err = parseLevels(*memberLevels); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
 	}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,8 +58,19 @@ const (
 	timeBudgetMs   = 60_000
 )
 
-// memberLevels are how many definitions are saved at each step.
-var memberLevels = []int{10, 100, 1000}
+// parseLevels reads -membership-levels: definitions at each step, from 1
+// to 1,000 and increasing (each step saves the ones the last did not).
+func parseLevels(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > 1000 || len(out) > 0 && n <= out[len(out)-1] {
+			return nil, fmt.Errorf("membership levels %q: want increasing numbers from 1 to 1000", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
 
 // MembershipResult is the phase's measurements.
 type MembershipResult struct {
@@ -119,7 +131,7 @@ type TimeSweep struct {
 // membership runs the phase.
 func (b *bench) membership(ctx context.Context, msgsPerCustomer float64) error {
 	o, cfg := b.o, b.cfg
-	b.log.Info("phase 7b/8: live membership under load", "levels", fmt.Sprint(memberLevels), "markers_per_sec", o.markerRate)
+	b.log.Info("phase 7b/8: live membership under load", "levels", fmt.Sprint(o.memberLevels), "markers_per_sec", o.markerRate)
 	b.mem.begin("membership")
 	defer b.mem.end()
 	perLevel := markersPerKind(o.markerRate, o.memberDur)
@@ -127,13 +139,13 @@ func (b *bench) membership(ctx context.Context, msgsPerCustomer float64) error {
 	res := MembershipResult{MarkerRate: o.markerRate, TimeoutSec: o.memberTimeout.Seconds()}
 
 	loadRate := o.loadFraction * b.rep.Indexing.IndexerChangesSec
-	span := time.Duration(len(memberLevels))*(o.memberDur+o.memberTimeout+5*time.Second) + timeLead + 2*time.Minute
+	span := time.Duration(len(o.memberLevels))*(o.memberDur+o.memberTimeout+5*time.Second) + timeLead + 2*time.Minute
 	lg, err := newLoadGen(cfg, b.loadMessages(int(loadRate*span.Seconds()), msgsPerCustomer), loadRate)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = lg.prod.close() }()
-	cs, err := prepareMarkerCustomers(ctx, b.osURL, b.customers, lg.prod, memberFirst, perLevel*len(memberLevels)+timeN, b.runID, time.Now())
+	cs, err := prepareMarkerCustomers(ctx, b.osURL, b.customers, lg.prod, memberFirst, perLevel*len(o.memberLevels)+timeN, b.runID, time.Now())
 	if err != nil {
 		return err
 	}
@@ -160,7 +172,7 @@ func (b *bench) membership(ctx context.Context, msgsPerCustomer float64) error {
 			b.log.Warn("membership definitions not removed", "err", err)
 		}
 	}()
-	for _, level := range memberLevels {
+	for _, level := range o.memberLevels {
 		if err := b.saveDefinitions(ctx, saved, level); err != nil {
 			return err
 		}
@@ -561,8 +573,8 @@ func (r *Report) mdMembership(w io.Writer) {
 	if len(m.Levels) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "## 2b. Live membership\n\nWhile the indexer is fed %.0f changes/s (target %.0f: half its measured maximum), segments and tag rules (half each) are saved straight into their indices, 10, then 100, then 1,000 of them; each is a spend band no dataset customer is in (every tenth also needs a last order in the last hour). At each step, paid orders are produced open-loop at %.1f/s, each putting a customer the bench made into one band; latency runs from the order's scheduled send time until a consumer of the membership topic receives the `entered` record (lost after %.0f s). The cost columns are the indexer's own metrics over the step: `cdp_membership_seconds{op=\"changed\"}` (one call per stage-2 batch, the leader's time ticks included) over its calls and over the customers evaluated.\n\n",
-		m.Load.ActualRate, m.Load.TargetRate, m.MarkerRate, m.TimeoutSec)
+	fmt.Fprintf(w, "## 2b. Live membership\n\nWhile the indexer is fed %.0f changes/s (target %.0f: half its measured maximum), segments and tag rules (half each) are saved straight into their indices, %s of them; each is a spend band no dataset customer is in (every tenth also needs a last order in the last hour). At each step, paid orders are produced open-loop at %.1f/s, each putting a customer the bench made into one band; latency runs from the order's scheduled send time until a consumer of the membership topic receives the `entered` record (lost after %.0f s). The cost columns are the indexer's own metrics over the step: `cdp_membership_seconds{op=\"changed\"}` (one call per stage-2 batch, the leader's time ticks included) over its calls and over the customers evaluated.\n\n",
+		m.Load.ActualRate, m.Load.TargetRate, levelsText(m.Levels), m.MarkerRate, m.TimeoutSec)
 	var rows [][]string
 	for _, l := range m.Levels {
 		rows = append(rows, []string{fmt.Sprint(l.Definitions), fmt.Sprint(l.Latency.Count), f0(l.Latency.P50Ms), f0(l.Latency.P95Ms), f0(l.Latency.P99Ms), f0(l.Latency.MaxMs),
@@ -573,4 +585,14 @@ func (r *Report) mdMembership(w io.Writer) {
 	t := m.Time
 	fmt.Fprintf(w, "Time-driven sweep: %d customers get a paid order dated an hour less %s before now, which puts them in one of the windowed definitions; they all reach the window's edge at once, and the leader's tick (every 10 s) re-evaluates them; %d of them entered before the edge (one that enters after it never was in the window, and cannot exit). Edge to `exited` (cause time): p50 %.0f ms, p99 %.0f ms, max %.0f ms, %d lost [goal ≤ %d s: %s]. Ticks over the step: %.0f, %.1f ms each on average, %.2f ms per customer that came due.\n\n",
 		t.Customers, timeLead, t.Due, t.Latency.P50Ms, t.Latency.P99Ms, t.Latency.MaxMs, t.Lost, timeBudgetMs/1000, verdict(t.Pass), t.Ticks, t.MsPerTick, t.MsPerCustomer)
+}
+
+// levelsText says how many definitions each step saved: "10, then 100,
+// then 1000".
+func levelsText(levels []MembershipLevel) string {
+	var parts []string
+	for _, l := range levels {
+		parts = append(parts, strconv.Itoa(l.Definitions))
+	}
+	return strings.Join(parts, ", then ")
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -153,5 +154,30 @@ func TestRampGoals(t *testing.T) {
 	}
 	if _, err := parseConns("10,x"); err == nil {
 		t.Fatal("parseConns accepted x")
+	}
+}
+
+func TestMembershipLevelsAreIncreasingCountsOfDefinitionsUpToAThousand(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want []int
+	}{
+		{"10,100,1000", []int{10, 100, 1000}},
+		{"1000", []int{1000}},
+		{" 5 , 50 ", []int{5, 50}},
+		{"100,10", nil},
+		{"10,10", nil},
+		{"0", nil},
+		{"1001", nil},
+		{"", nil},
+		{"ten", nil},
+	} {
+		got, err := parseLevels(c.in)
+		if (err != nil) != (c.want == nil) || fmt.Sprint(got) != fmt.Sprint(c.want) && c.want != nil {
+			t.Errorf("parseLevels(%q) = %v, %v; want %v", c.in, got, err, c.want)
+		}
+	}
+	if got := levelsText([]MembershipLevel{{Definitions: 10}, {Definitions: 100}, {Definitions: 1000}}); got != "10, then 100, then 1000" {
+		t.Errorf("levelsText: %q", got)
 	}
 }
