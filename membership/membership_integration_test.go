@@ -836,6 +836,54 @@ func TestRandomSegmentsAndRulesAgreeWithTheIndependentEvaluatorAfterIngestion(t 
 		members += len(m)
 	}
 	t.Logf("%d random definitions, %d memberships", len(defs), members)
+
+	// Two more waves, each in batches of its own: half the customers
+	// change profile and order rows (new values drawn the same way), so
+	// that members leave and others join, negated and none-of filters
+	// included; the published records must net to the new memberships.
+	movedAll := 0
+	for wave := 1; wave <= 2; wave++ {
+		var update []msg
+		for i := 1; i <= customers; i++ {
+			if (i+wave)%2 != 0 {
+				continue
+			}
+			doc := g.Customer(fmt.Sprint(2000 + i)).Doc
+			r := map[string]any{}
+			for _, k := range []string{"name", "gender", "birthday", "city", "member_level", "store_id", "owner_id"} {
+				if v, ok := doc[k]; ok {
+					r[k] = v
+				}
+			}
+			update = append(update, row(indexer.TopicCustomers, 2000+i, r, lsn))
+			lsn++
+			orders, _ := doc["orders"].([]any)
+			for j, o := range orders {
+				or := map[string]any{"customer_id": 2000 + i}
+				for _, k := range []string{"order_no", "store_id", "status", "total_amount", "created_at", "paid_at"} {
+					if v, ok := o.(map[string]any)[k]; ok {
+						or[k] = v
+					}
+				}
+				update = append(update, row(indexer.TopicOrders, 100*(2000+i)+j, or, lsn))
+				lsn++
+			}
+		}
+		produce(t, p, cfg, update...)
+		env.WaitIdle(t, cfg, 60*time.Second)
+		harness.Eventually(t, 30*time.Second, func() (bool, string) { return agree(t, env, cfg, defs, customers, false) })
+		after, _ := truth(t, env, cfg, defs)
+		moved := 0
+		for k, m := range after {
+			moved += len(symmetric(m, want[k]))
+		}
+		want = after
+		movedAll += moved
+		t.Logf("wave %d: %d messages, %d memberships changed", wave, len(update), moved)
+	}
+	if movedAll == 0 {
+		t.Errorf("the waves changed no membership: nothing left or joined")
+	}
 }
 
 func TestReconciliationPublishesWhatStoredMembershipMissesAndTheLeaversOfADeletedDefinition(t *testing.T) {
