@@ -658,21 +658,7 @@ func TestAMarketerSeesEveryPhoneOfThePreviewSampleMasked(t *testing.T) {
 	chromium(t)
 	w := newWorld(t, 60)
 	admin := &client{t: t, base: w.srv, key: harness.AdminKey(t, w.cfg)}
-	var res struct {
-		Customers []struct {
-			Phone any `json:"phone"`
-		} `json:"customers"`
-	}
-	admin.do(http.MethodPost, "/v1/customers/search", map[string]any{"filter": map[string]any{"all": []any{}}, "size": 100}, &res)
-	var phones []string
-	for _, c := range res.Customers {
-		if p, ok := c.Phone.(string); ok && p != "" {
-			phones = append(phones, p)
-		}
-	}
-	if len(phones) == 0 {
-		t.Fatalf("the admin's search shows no phones: %+v", res)
-	}
+	phones, _ := clearPhones(t, admin)
 	key, err := harness.MakeKey(w.cfg, "console-marketer", "marketer")
 	if err != nil {
 		t.Fatal(err)
@@ -680,13 +666,44 @@ func TestAMarketerSeesEveryPhoneOfThePreviewSampleMasked(t *testing.T) {
 	s := newSession(t, w.srv, &client{t: t, base: w.srv, key: key})
 	s.login()
 	s.run("the preview's sample", visible(`#preview-count[data-state="ready"]`), visible(`#preview-sample td`))
-	sample := s.text(`#preview-sample`)
-	if !strings.Contains(sample, "****") {
-		t.Errorf("the marketer's sample shows no masked phone: %q", sample)
+	noClearPhone(t, "the marketer's sample", s.text(`#preview-sample`), phones)
+}
+
+// clearPhones are the phones of up to 100 customers as the admin sees
+// them, in clear, and the id of the first customer with one.
+func clearPhones(t *testing.T, admin *client) (phones []string, first string) {
+	t.Helper()
+	var res struct {
+		Customers []struct {
+			ID    string `json:"customer_id"`
+			Phone any    `json:"phone"`
+		} `json:"customers"`
+	}
+	admin.do(http.MethodPost, "/v1/customers/search", map[string]any{"filter": map[string]any{"all": []any{}}, "size": 100}, &res)
+	for _, c := range res.Customers {
+		if p, ok := c.Phone.(string); ok && p != "" {
+			phones = append(phones, p)
+			if first == "" {
+				first = c.ID
+			}
+		}
+	}
+	if len(phones) == 0 {
+		t.Fatalf("the admin's search shows no phones: %+v", res)
+	}
+	return phones, first
+}
+
+// noClearPhone fails unless text shows a masked phone and none of phones
+// in clear (with or without the country code).
+func noClearPhone(t *testing.T, what, text string, phones []string) {
+	t.Helper()
+	if !strings.Contains(text, "****") {
+		t.Errorf("%s shows no masked phone: %q", what, text)
 	}
 	for _, p := range phones {
-		if strings.Contains(sample, p) || strings.Contains(sample, strings.TrimPrefix(p, "+86")) {
-			t.Errorf("the marketer's sample shows the phone %s in clear", p)
+		if strings.Contains(text, p) || strings.Contains(text, strings.TrimPrefix(p, "+86")) {
+			t.Errorf("%s shows the phone %s in clear", what, p)
 		}
 	}
 }

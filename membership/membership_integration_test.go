@@ -147,6 +147,25 @@ func row(topic string, id any, r map[string]any, lsn int64) msg {
 	return msg{topic, fmt.Sprint(id), string(b)}
 }
 
+// crmAndVisitor makes two profiles through the indexer, a CRM customer
+// (crm, with name) and an anonymous visitor (device), not yet linked, and
+// returns their customer ids.
+func crmAndVisitor(t *testing.T, env *harness.Env, cfg *config.Config, p sarama.SyncProducer, crm int, name, device string) (crmID, anonID string) {
+	t.Helper()
+	produce(t, p, cfg,
+		row(indexer.TopicCustomers, crm, map[string]any{"name": name}, 1),
+		msg{indexer.TopicEvents, device, `{"type":"track","event":"view","messageId":"e-` + device + `","timestamp":"2026-11-20T08:00:00Z","anonymousId":"` + device + `"}`})
+	harness.Eventually(t, 30*time.Second, func() (bool, string) {
+		c, a := env.CustomerByIdentity(t, cfg, "crm_id", strconv.Itoa(crm)), env.CustomerByIdentity(t, cfg, "anonymous_id", device)
+		if c == nil || a == nil {
+			return false, "profiles not there yet"
+		}
+		crmID, anonID = c["customer_id"].(string), a["customer_id"].(string)
+		return true, ""
+	})
+	return crmID, anonID
+}
+
 func produce(t *testing.T, p sarama.SyncProducer, cfg *config.Config, msgs ...msg) {
 	t.Helper()
 	for _, m := range msgs {
@@ -663,18 +682,7 @@ func TestAMergePublishesTheSurvivorsFlipsWithCauseMergeAndTheSurvivorTakesTheMan
 	p := env.Producer(t)
 	called := c.must(201, "POST", "/v1/segments", `{"name":"called","filter":{"field":"tags","op":"has_any","value":["called"]}}`)["id"].(string)
 
-	produce(t, p, cfg,
-		row(indexer.TopicCustomers, 9101, map[string]any{"name": "李四"}, 1),
-		msg{indexer.TopicEvents, "dev-91", `{"type":"track","event":"view","messageId":"e-1","timestamp":"2026-11-20T08:00:00Z","anonymousId":"dev-91"}`})
-	var crmID, anonID string
-	harness.Eventually(t, 30*time.Second, func() (bool, string) {
-		crm, anon := env.CustomerByIdentity(t, cfg, "crm_id", "9101"), env.CustomerByIdentity(t, cfg, "anonymous_id", "dev-91")
-		if crm == nil || anon == nil {
-			return false, "profiles not there yet"
-		}
-		crmID, anonID = crm["customer_id"].(string), anon["customer_id"].(string)
-		return true, ""
-	})
+	crmID, anonID := crmAndVisitor(t, env, cfg, p, 9101, "李四", "dev-91")
 	c.must(200, "POST", "/v1/customers/"+anonID+"/tags", `{"add":["called"]}`)
 	var before []membership.Record
 	harness.Eventually(t, 10*time.Second, func() (bool, string) {
@@ -716,18 +724,7 @@ func TestAMergeWithNoDefinitionsSavedStillMovesTheManualTagsToTheSurvivor(t *tes
 	p := env.Producer(t)
 	// No segment or tag rule is saved: nothing can flip, yet the merge
 	// must carry the visitor's manual tag over.
-	produce(t, p, cfg,
-		row(indexer.TopicCustomers, 9201, map[string]any{"name": "王五"}, 1),
-		msg{indexer.TopicEvents, "dev-92", `{"type":"track","event":"view","messageId":"e-92","timestamp":"2026-11-20T08:00:00Z","anonymousId":"dev-92"}`})
-	var crmID, anonID string
-	harness.Eventually(t, 30*time.Second, func() (bool, string) {
-		crm, anon := env.CustomerByIdentity(t, cfg, "crm_id", "9201"), env.CustomerByIdentity(t, cfg, "anonymous_id", "dev-92")
-		if crm == nil || anon == nil {
-			return false, "profiles not there yet"
-		}
-		crmID, anonID = crm["customer_id"].(string), anon["customer_id"].(string)
-		return true, ""
-	})
+	crmID, anonID := crmAndVisitor(t, env, cfg, p, 9201, "王五", "dev-92")
 	c.must(200, "POST", "/v1/customers/"+anonID+"/tags", `{"add":["vip-call"]}`)
 
 	produce(t, p, cfg, msg{indexer.TopicEvents, "dev-92", `{"type":"identify","messageId":"i-92","timestamp":"2026-11-20T08:03:00Z","userId":"9201","anonymousId":"dev-92"}`})
@@ -772,40 +769,45 @@ func TestRandomSegmentsAndRulesAgreeWithTheIndependentEvaluatorAfterIngestion(t 
 	t.Logf("seed %d (CDP_MEMBERSHIP_SEED)", seed)
 	g := querytest.NewGenerator(seed, time.Now())
 	const customers = 30
-	var msgs []msg
 	lsn := int64(1)
-	for i := 1; i <= customers; i++ {
+	// rows are the CDC rows of customer i as the generator draws it now:
+	// its profile, its orders and, with items, their items.
+	rows := func(i int, items bool) []msg {
 		doc := g.Customer(fmt.Sprint(2000 + i)).Doc
-		r := map[string]any{}
-		for _, k := range []string{"name", "gender", "birthday", "city", "member_level", "store_id", "owner_id"} {
-			if v, ok := doc[k]; ok {
-				r[k] = v
+		pick := func(from map[string]any, keys []string, into map[string]any) map[string]any {
+			for _, k := range keys {
+				if v, ok := from[k]; ok {
+					into[k] = v
+				}
 			}
+			return into
 		}
-		msgs = append(msgs, row(indexer.TopicCustomers, 2000+i, r, lsn))
+		out := []msg{row(indexer.TopicCustomers, 2000+i, pick(doc, []string{"name", "gender", "birthday", "city", "member_level", "store_id", "owner_id"}, map[string]any{}), lsn)}
 		lsn++
 		orders, _ := doc["orders"].([]any)
 		for j, o := range orders {
 			o := o.(map[string]any)
 			oid := 100*(2000+i) + j
-			or := map[string]any{"customer_id": 2000 + i}
-			for _, k := range []string{"order_no", "store_id", "status", "total_amount", "created_at", "paid_at"} {
-				if v, ok := o[k]; ok {
-					or[k] = v
-				}
-			}
-			msgs = append(msgs, row(indexer.TopicOrders, oid, or, lsn))
+			out = append(out, row(indexer.TopicOrders, oid, pick(o, []string{"order_no", "store_id", "status", "total_amount", "created_at", "paid_at"}, map[string]any{"customer_id": 2000 + i}), lsn))
 			lsn++
-			items, _ := o["items"].([]any)
-			for k, it := range items {
+			its, _ := o["items"].([]any)
+			for k, it := range its {
+				if !items {
+					break
+				}
 				ir := map[string]any{"order_id": oid}
 				for key, v := range it.(map[string]any) {
 					ir[key] = v
 				}
-				msgs = append(msgs, row(indexer.TopicOrderItems, 10*oid+k, ir, lsn))
+				out = append(out, row(indexer.TopicOrderItems, 10*oid+k, ir, lsn))
 				lsn++
 			}
 		}
+		return out
+	}
+	var msgs []msg
+	for i := 1; i <= customers; i++ {
+		msgs = append(msgs, rows(i, true)...)
 	}
 	// Filters the deployment's catalog takes (the generator's own has
 	// attrs and event properties these customers lack), saved
@@ -848,26 +850,7 @@ func TestRandomSegmentsAndRulesAgreeWithTheIndependentEvaluatorAfterIngestion(t 
 			if (i+wave)%2 != 0 {
 				continue
 			}
-			doc := g.Customer(fmt.Sprint(2000 + i)).Doc
-			r := map[string]any{}
-			for _, k := range []string{"name", "gender", "birthday", "city", "member_level", "store_id", "owner_id"} {
-				if v, ok := doc[k]; ok {
-					r[k] = v
-				}
-			}
-			update = append(update, row(indexer.TopicCustomers, 2000+i, r, lsn))
-			lsn++
-			orders, _ := doc["orders"].([]any)
-			for j, o := range orders {
-				or := map[string]any{"customer_id": 2000 + i}
-				for _, k := range []string{"order_no", "store_id", "status", "total_amount", "created_at", "paid_at"} {
-					if v, ok := o.(map[string]any)[k]; ok {
-						or[k] = v
-					}
-				}
-				update = append(update, row(indexer.TopicOrders, 100*(2000+i)+j, or, lsn))
-				lsn++
-			}
+			update = append(update, rows(i, false)...)
 		}
 		produce(t, p, cfg, update...)
 		env.WaitIdle(t, cfg, 60*time.Second)
@@ -929,7 +912,11 @@ func TestReconciliationPublishesWhatStoredMembershipMissesAndTheLeaversOfADelete
 	}
 }
 
-func TestOneChangeIsEvaluatedAgainstAThousandDefinitionsAndEveryRoundAgrees(t *testing.T) {
+// definitionsTest is the start of a parallel test that saves definitions
+// straight into their indices and drives an engine itself: deployed
+// indices and topics, no indexer.
+func definitionsTest(t *testing.T) (*harness.Env, *store.Client, membership.Config) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("needs the services")
 	}
@@ -938,20 +925,33 @@ func TestOneChangeIsEvaluatedAgainstAThousandDefinitionsAndEveryRoundAgrees(t *t
 	cfg := env.Config(t)
 	env.Bootstrap(t, cfg)
 	env.CreateTopics(t, cfg)
-	st := env.Store(t)
-	ctx := context.Background()
-	mcfg := membership.ConfigOf(cfg)
+	return env, env.Store(t), membership.ConfigOf(cfg)
+}
+
+// definitions are the writes of n definitions, the even ones segments
+// seg_NNNN and the odd ones tag rules rule_NNNN, definition i with the
+// filter filter(i).
+func definitions(mcfg membership.Config, n int, filter func(i int) string) []store.Op {
 	var ops []store.Op
-	for i := range 1000 {
-		id := fmt.Sprintf("seg_%04d", i)
-		f := fmt.Sprintf(`{"all":[{"field":"metrics.total_spend","op":"gte","value":%d},{"field":"gender","op":"eq","value":"female"}]}`, i)
-		index, doc := mcfg.Segments, map[string]any{"id": id, "name": id, "filter": json.RawMessage(f), "refs": []string{}}
+	for i := range n {
+		f := json.RawMessage(filter(i))
+		index, id := mcfg.Segments, fmt.Sprintf("seg_%04d", i)
+		doc := map[string]any{"id": id, "name": id, "filter": f, "refs": []string{}}
 		if i%2 == 1 {
-			index, doc = mcfg.Rules, map[string]any{"name": fmt.Sprintf("rule_%04d", i), "filter": json.RawMessage(f), "refs": []string{}}
-			id = doc["name"].(string)
+			index, id = mcfg.Rules, fmt.Sprintf("rule_%04d", i)
+			doc = map[string]any{"name": id, "filter": f, "refs": []string{}}
 		}
 		ops = append(ops, store.Op{Action: store.Index, Index: index, ID: id, Body: doc})
 	}
+	return ops
+}
+
+func TestOneChangeIsEvaluatedAgainstAThousandDefinitionsAndEveryRoundAgrees(t *testing.T) {
+	env, st, mcfg := definitionsTest(t)
+	ctx := context.Background()
+	ops := definitions(mcfg, 1000, func(i int) string {
+		return fmt.Sprintf(`{"all":[{"field":"metrics.total_spend","op":"gte","value":%d},{"field":"gender","op":"eq","value":"female"}]}`, i)
+	})
 	ops = append(ops, store.Op{Action: store.Index, Index: mcfg.Customers, ID: "c1",
 		Body: map[string]any{"customer_id": "c1", "relation": "customer", "gender": "female", "tags": []string{}, "metrics": map[string]any{"total_spend": 500}}})
 	if _, err := st.Bulk(ctx, ops); err != nil {
@@ -986,31 +986,12 @@ func TestOneChangeIsEvaluatedAgainstAThousandDefinitionsAndEveryRoundAgrees(t *t
 }
 
 func TestAnEvaluationPastOpenSearchsBucketLimitIsSplitAndMissesNoMember(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the services")
-	}
-	t.Parallel()
-	env := harness.Services(t)
-	cfg := env.Config(t)
-	env.Bootstrap(t, cfg)
-	env.CreateTopics(t, cfg)
-	st := env.Store(t)
+	env, st, mcfg := definitionsTest(t)
 	ctx := context.Background()
-	mcfg := membership.ConfigOf(cfg)
 	// 300 definitions every one of 300 customers matches: 90,300 buckets
 	// in one search, over search.max_buckets (65,535).
 	const defs, customers = 300, 300
-	var ops []store.Op
-	for i := range defs {
-		f := fmt.Sprintf(`{"field":"metrics.total_spend","op":"gte","value":%d}`, i)
-		index, id := mcfg.Segments, fmt.Sprintf("seg_%04d", i)
-		doc := map[string]any{"id": id, "name": id, "filter": json.RawMessage(f), "refs": []string{}}
-		if i%2 == 1 {
-			index, id = mcfg.Rules, fmt.Sprintf("rule_%04d", i)
-			doc = map[string]any{"name": id, "filter": json.RawMessage(f), "refs": []string{}}
-		}
-		ops = append(ops, store.Op{Action: store.Index, Index: index, ID: id, Body: doc})
-	}
+	ops := definitions(mcfg, defs, func(i int) string { return fmt.Sprintf(`{"field":"metrics.total_spend","op":"gte","value":%d}`, i) })
 	var cids []string
 	for i := range customers {
 		cid := fmt.Sprintf("c%03d", i)
