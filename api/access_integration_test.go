@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -91,6 +92,17 @@ type accessTest struct {
 	segment string
 	mu      sync.Mutex
 	n       int
+	// since is when the first call was made; calls are every call made
+	// through call, for the audit trail's accounting.
+	since time.Time
+	calls []sentCall
+}
+
+// sentCall is one request call made and its answer's status.
+type sentCall struct {
+	token, method, path string
+	status              int
+	code                string // the error's code, for a refusal
 }
 
 // setupAccess serves one API with an OIDC issuer over the access dataset,
@@ -106,7 +118,7 @@ func setupAccess(t *testing.T) *accessTest {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a := &accessTest{t: t, env: env, cfg: cfg, is: is, st: env.Store(t), keys: map[string]string{}}
+		a := &accessTest{t: t, env: env, cfg: cfg, is: is, st: env.Store(t), keys: map[string]string{}, since: time.Now().UTC()}
 		a.srv = harness.ServeAccess(t, cfg, api.WithOIDC(o))
 		env.StartExportRunner(t, cfg, "access", nil)
 		var ops []store.Op
@@ -178,7 +190,124 @@ func (a *accessTest) call(token, method, path, body string) (int, []byte) {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
+	var e struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	_ = json.Unmarshal(raw, &e)
+	a.mu.Lock()
+	a.calls = append(a.calls, sentCall{token, method, path, resp.StatusCode, e.Error.Code})
+	a.mu.Unlock()
 	return resp.StatusCode, raw
+}
+
+// auditedAs is CONTRACT §7's audit action of a request ("" for none),
+// matched on the path alone: the test's own reading of the contract,
+// not the API's table.
+func auditedAs(method, path string) string {
+	path, query, _ := strings.Cut(path, "?")
+	p := strings.Split(strings.TrimPrefix(path, "/v1/"), "/")
+	switch {
+	case method == "GET" && len(p) == 1 && p[0] == "customers" && strings.Contains(query, "q="):
+		return "searchbox.query"
+	case method == "GET" && len(p) == 2 && p[0] == "customers": // lookup and 360
+		return "customer.view"
+	case method == "GET" && len(p) == 3 && p[0] == "customers" && p[2] == "identity-history":
+		return "customer.view"
+	case method == "POST" && len(p) == 2 && p[0] == "customers" && p[1] == "search":
+		return "customer.search"
+	case method == "POST" && len(p) == 3 && p[0] == "customers" && p[2] == "tags":
+		return "tag.update"
+	case method == "POST" && len(p) == 1 && p[0] == "exports",
+		method == "GET" && len(p) == 3 && p[0] == "segments" && p[2] == "export":
+		return "export.create"
+	case method == "GET" && len(p) == 3 && p[0] == "exports" && p[2] == "download":
+		return "export.download"
+	case len(p) <= 2 && (p[0] == "segments" || p[0] == "tags" || p[0] == "keys"):
+		kind := map[string]string{"segments": "segment", "tags": "tag", "keys": "key"}[p[0]]
+		switch {
+		case method == "POST" && len(p) == 1:
+			return kind + ".create"
+		case method == "PUT" && len(p) == 2 && kind != "key":
+			return kind + ".update"
+		case method == "DELETE" && len(p) == 2:
+			if kind == "key" {
+				return "key.revoke"
+			}
+			return kind + ".delete"
+		}
+	case method == "POST" && len(p) == 1 && p[0] == "fields":
+		return "field.declare"
+	}
+	return ""
+}
+
+// principalOf is who a token is to the audit trail: the setup's keys by
+// name, a JWT by its (unverified) sub and cdp_role.
+func (a *accessTest) principalOf(token string) (actor, role string) {
+	names := map[string]string{"admin": "test-admin", "marketer": "m1", "sales": "alice", "service": "svc", "ingest": "ing"}
+	for r, tok := range a.keys {
+		if tok == token {
+			return "key:" + names[r], r
+		}
+	}
+	var claims jwt.MapClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(token, &claims); err == nil {
+		sub, _ := claims["sub"].(string)
+		role, _ := claims["cdp_role"].(string)
+		return sub, role
+	}
+	return "?", "?"
+}
+
+// theAuditTrailHoldsOneRecordPerAuditedCallOfTheseTests checks the whole
+// trail since the setup against every call the tests made through a:
+// each 401, and each 403 of the role's policy ("forbidden"), an
+// auth.denied; each audited route's answer (a handler's 403 included)
+// its action with the status; any other 403 an auth.denied; nothing
+// else.
+func theAuditTrailHoldsOneRecordPerAuditedCallOfTheseTests(t *testing.T, a *accessTest) {
+	a.mu.Lock()
+	calls := slices.Clone(a.calls)
+	a.mu.Unlock()
+	want := map[string]int{}
+	for _, c := range calls {
+		action := auditedAs(c.method, c.path)
+		actor, role := "", ""
+		switch {
+		case c.status == http.StatusUnauthorized:
+			action = "auth.denied"
+		case c.status == http.StatusForbidden && (action == "" || c.code == "forbidden"):
+			action = "auth.denied"
+			actor, role = a.principalOf(c.token)
+		case action != "":
+			actor, role = a.principalOf(c.token)
+		}
+		if action != "" {
+			want[fmt.Sprintf("%s|%s|%s|%d", actor, role, action, c.status)]++
+		}
+	}
+	records := 0
+	for _, n := range want {
+		records += n
+	}
+	t.Logf("%d calls, %d audit records expected", len(calls), records)
+	harness.Eventually(t, 20*time.Second, func() (bool, string) {
+		got := map[string]int{}
+		for _, r := range a.auditSince(a.keys["admin"], a.since) {
+			got[fmt.Sprintf("%s|%s|%s|%d", r.Actor, r.Role, r.Action, r.Status)]++
+		}
+		for k, n := range want {
+			if got[k] != n {
+				return false, fmt.Sprintf("%d audit records %s, want %d (of %d calls)", got[k], k, n, len(calls))
+			}
+		}
+		for k, n := range got {
+			if want[k] == 0 {
+				return false, fmt.Sprintf("%d audit records %s, for no call of these tests", n, k)
+			}
+		}
+		return true, ""
+	})
 }
 
 func (a *accessTest) next() int {
@@ -714,4 +843,8 @@ func TestAccess(t *testing.T) {
 	t.Run("AKeyOverItsRateGets429WithRetryAfter", func(t *testing.T) { a.t = t; aKeyOverItsRateGets429WithRetryAfter(t, a) })
 	t.Run("AnExportWhoseAuditRecordCannotBeWrittenFails", func(t *testing.T) { a.t = t; anExportWhoseAuditRecordCannotBeWrittenFails(t, a) })
 	t.Run("TheAuditTrailRecordsWhoDidWhatWithWhichAnswer", func(t *testing.T) { a.t = t; theAuditTrailRecordsWhoDidWhatWithWhichAnswer(t, a) })
+	t.Run("TheAuditTrailHoldsOneRecordPerAuditedCallOfTheseTests", func(t *testing.T) {
+		a.t = t
+		theAuditTrailHoldsOneRecordPerAuditedCallOfTheseTests(t, a)
+	})
 }

@@ -105,6 +105,11 @@ func (s *Server) authorize(c *gin.Context) {
 	a, ok := audited[route]
 	if !ok {
 		c.Next()
+		// Every 403 is recorded (§7), a refusal by a handler too: a filter
+		// on a masked field (forbidden_field) is someone trying to read it.
+		if c.Writer.Status() == http.StatusForbidden {
+			s.trail.Log(s.record(c, p, "auth.denied", route, http.StatusForbidden))
+		}
 		return
 	}
 	if a.sync {
