@@ -256,21 +256,27 @@ func (k *Keys) Find(ctx context.Context, id string) (Key, bool, error) {
 
 // Revoke revokes a key; found is false when there is none with that id.
 func (k *Keys) Revoke(ctx context.Context, id string) (Key, bool, error) {
-	var key Key
-	found, err := k.st.GetSource(ctx, k.index, url.PathEscape(id), &key)
+	key, found, err := k.Find(ctx, id)
 	if err != nil || !found {
 		return Key{}, found, err
 	}
+	key, err = k.RevokeKey(ctx, key)
+	return key, err == nil, err
+}
+
+// RevokeKey revokes a key the caller has just read with Find, without
+// reading it again; revoking a revoked key changes nothing.
+func (k *Keys) RevokeKey(ctx context.Context, key Key) (Key, error) {
 	if key.RevokedAt == nil {
 		now := k.now().UTC().Truncate(time.Millisecond)
-		key.RevokedAt = &now
-		if err := k.st.Do(ctx, http.MethodPost, "/"+k.index+"/_update/"+url.PathEscape(id)+"?refresh=true", map[string]any{"doc": map[string]any{"revoked_at": now}}, nil); err != nil {
-			return Key{}, true, err
+		if err := k.st.Do(ctx, http.MethodPost, "/"+k.index+"/_update/"+url.PathEscape(key.ID)+"?refresh=true", map[string]any{"doc": map[string]any{"revoked_at": now}}, nil); err != nil {
+			return Key{}, err
 		}
+		key.RevokedAt = &now
 	}
 	k.mu.Lock()
-	delete(k.cache, id)
-	k.revoked[id] = true
+	delete(k.cache, key.ID)
+	k.revoked[key.ID] = true
 	k.mu.Unlock()
-	return key.Public(), true, nil
+	return key.Public(), nil
 }

@@ -249,36 +249,37 @@ func (s *Server) listExports(c *gin.Context) {
 
 // exportParam reads the job the path names, answering 404 itself when
 // there is none or the caller may not see it.
-func (s *Server) exportParam(c *gin.Context) (*exportjob.Job, bool) {
+func (s *Server) exportParam(c *gin.Context) (*exportjob.Job, exportjob.Version, bool) {
 	id := c.Param("id")
-	j, _, found, err := s.jobs.Get(c.Request.Context(), id)
+	j, v, found, err := s.jobs.Get(c.Request.Context(), id)
 	if err != nil {
 		s.failed(c, err)
-		return nil, false
+		return nil, v, false
 	}
 	if !found || !s.mayseeJob(c, j) {
 		writeError(c, http.StatusNotFound, "export_not_found", fmt.Sprintf("no export job %q", id))
-		return nil, false
+		return nil, v, false
 	}
-	return j, true
+	return j, v, true
 }
 
 func (s *Server) getExport(c *gin.Context) {
-	if j, ok := s.exportParam(c); ok {
+	if j, _, ok := s.exportParam(c); ok {
 		c.JSON(http.StatusOK, jobView(c, j))
 	}
 }
 
 func (s *Server) cancelExport(c *gin.Context) {
-	if _, ok := s.exportParam(c); !ok {
+	j, v, ok := s.exportParam(c)
+	if !ok {
 		return
 	}
-	j, found, err := s.jobs.Cancel(c.Request.Context(), c.Param("id"))
+	j, err := s.jobs.CancelJob(c.Request.Context(), j, v)
 	if err != nil {
 		s.failed(c, err)
 		return
 	}
-	if !found {
+	if j == nil {
 		writeError(c, http.StatusNotFound, "export_not_found", fmt.Sprintf("no export job %q", c.Param("id")))
 		return
 	}
@@ -289,7 +290,7 @@ func (s *Server) cancelExport(c *gin.Context) {
 // downloadExport streams the file of a done job (its Range requests
 // answered too, for a client resuming a download).
 func (s *Server) downloadExport(c *gin.Context) {
-	j, ok := s.exportParam(c)
+	j, _, ok := s.exportParam(c)
 	if !ok {
 		return
 	}

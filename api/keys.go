@@ -58,7 +58,8 @@ func (s *Server) listKeys(c *gin.Context) {
 
 func (s *Server) revokeKey(c *gin.Context) {
 	ctx := c.Request.Context()
-	if _, found, err := s.authn.Keys.Find(ctx, c.Param("id")); err != nil || !found {
+	key, found, err := s.authn.Keys.Find(ctx, c.Param("id"))
+	if err != nil || !found {
 		if err != nil {
 			s.storeError(c, err)
 		} else {
@@ -70,13 +71,9 @@ func (s *Server) revokeKey(c *gin.Context) {
 	if !s.auditNow(c, http.StatusOK) {
 		return
 	}
-	k, found, err := s.authn.Keys.Revoke(ctx, c.Param("id"))
+	k, err := s.authn.Keys.RevokeKey(ctx, key)
 	if err != nil {
 		s.storeError(c, err)
-		return
-	}
-	if !found {
-		writeError(c, http.StatusNotFound, "not_found", "no key "+strconv.Quote(c.Param("id")))
 		return
 	}
 	c.JSON(http.StatusOK, k)

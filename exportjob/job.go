@@ -329,27 +329,40 @@ func (s *Store) search(ctx context.Context, q any, order string, n int) ([]Job, 
 // its next checkpoint, which the write fences off. It returns the job as
 // it stands after.
 func (s *Store) Cancel(ctx context.Context, id string) (*Job, bool, error) {
+	j, v, found, err := s.Get(ctx, id)
+	if err != nil || !found {
+		return nil, found, err
+	}
+	j, err = s.CancelJob(ctx, j, v)
+	return j, j != nil, err
+}
+
+// CancelJob cancels a job the caller has just read at version v, without
+// reading it again unless the runner wrote it meanwhile; a job that is
+// gone by then is answered as nil with no error.
+func (s *Store) CancelJob(ctx context.Context, j *Job, v Version) (*Job, error) {
+	id := j.ID
 	for try := 0; ; try++ {
-		j, v, found, err := s.Get(ctx, id)
-		if err != nil || !found {
-			return nil, found, err
-		}
 		if j.Status.Terminal() {
-			return j, true, nil
+			return j, nil
 		}
 		j.Status, j.FinishedAt = Cancelled, Now()
-		_, err = s.Put(ctx, j, v)
+		_, err := s.Put(ctx, j, v)
 		if err == nil {
-			return j, true, nil
+			return j, nil
 		}
 		if !errors.Is(err, ErrFenced) || try == 20 {
-			return nil, true, fmt.Errorf("cancel %s: %w", id, err)
+			return nil, fmt.Errorf("cancel %s: %w", id, err)
 		}
 		// The runner checkpointed meanwhile: read it again.
 		select {
 		case <-ctx.Done():
-			return nil, true, ctx.Err()
+			return nil, ctx.Err()
 		case <-time.After(time.Duration(try+1) * 10 * time.Millisecond):
+		}
+		var found bool
+		if j, v, found, err = s.Get(ctx, id); err != nil || !found {
+			return nil, err
 		}
 	}
 }
