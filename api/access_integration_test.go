@@ -622,8 +622,8 @@ func aMarketerSeesNoPersonalValueInClearAnywhere(t *testing.T, a *accessTest) {
 	}
 	// Looking a customer up by a masked identity would confirm whose it is.
 	for _, q := range []string{"type=phone&value=" + url.QueryEscape(accessPeople[0].phone), "type=email&value=" + url.QueryEscape(accessPeople[0].email)} {
-		if code, raw := a.call(m, "GET", "/v1/customers/lookup?"+q, ""); code != http.StatusForbidden || !strings.Contains(string(raw), `"forbidden_field"`) || !strings.Contains(string(raw), `"path":"type"`) {
-			t.Errorf("GET /v1/customers/lookup?%s as marketer: %d %s, want 403 forbidden_field at type", q, code, raw)
+		if code, raw := a.call(m, "GET", "/v1/customers/lookup?"+q, ""); code != http.StatusForbidden || !strings.Contains(string(raw), `"forbidden_field"`) || !strings.Contains(string(raw), `"path":"type"`) || !strings.Contains(string(raw), "cannot be looked up by it") {
+			t.Errorf("GET /v1/customers/lookup?%s as marketer: %d %s, want 403 forbidden_field at type, saying it cannot be looked up by it", q, code, raw)
 		}
 	}
 	if code, raw := a.call(m, "GET", "/v1/fields/phone/values?q=138", ""); code != http.StatusForbidden {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"cdp/access"
 	"cdp/identity"
 	"cdp/schema"
 )
@@ -76,7 +75,7 @@ func (s *Server) lookup(c *gin.Context) {
 	if callerOf(c).View.Masked(typ) {
 		// Finding a customer by a phone (or email) one may not see is
 		// filtering on it: the answer would confirm whose it is.
-		s.writeBad(c, &access.ForbiddenField{Path: "type", Field: typ})
+		writeAPIError(c, http.StatusForbidden, apiError{Code: "forbidden_field", Message: "the identity type " + typ + " is masked for this role: customers cannot be looked up by it", Path: "type"})
 		return
 	}
 	value = identity.Normalize(typ, value)
