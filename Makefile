@@ -15,18 +15,27 @@ GOTEST_FLAGS ?= -race -count=1 -timeout 25m
 run: deps-up build
 	@scripts/run.sh
 
-## test: start the services if needed, then lint, unit and integration tests with -race
-## (the OneID batching acceptance test without: it feeds 60,000 messages one a batch),
-## short fuzzing runs (FUZZTIME each) of the filter parser and of both wire decoders (go
-## test -fuzz takes one target per run), and the chaos suite (it stops and starts the
-## services through scripts/deps.sh, so it runs alone, after everything else)
-test: deps-up lint
+## test: lint while the services start (go vet compiles while deps.sh downloads and boots
+## them), then unit and integration tests with -race; then a race-free pass of the tests
+## at their issues' acceptance sizes, which take minutes under the race detector (the
+## OneID batching test feeds 60,000 messages one a batch, the streaming export writes
+## 200,000 members; under -race the export runs at 20,000); short fuzzing runs (FUZZTIME
+## each) of the filter parser and of both wire decoders (go test -fuzz takes one target
+## per run); and the chaos suite (it stops and starts the services through
+## scripts/deps.sh, so it runs alone, after everything else)
+test: lint-while-deps-up
 	$(GO) test $(GOTEST_FLAGS) ./...
-	$(GO) test -count=1 -timeout 25m -run '^TestAStreamOfTenThousandPeople' ./testing/e2e/
+	$(GO) test -count=1 -timeout 25m -run '^(TestAStreamOfTenThousandPeople|TestAnExportWritesEveryMemberExactlyOnceWhileMembersChange$$)' ./testing/e2e/ ./api/
 	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=$(or $(FUZZTIME),40000x) ./query
 	$(GO) test -run='^$$' -fuzz='^FuzzParseChange$$' -fuzztime=$(or $(FUZZTIME),100000x) ./wire
 	$(GO) test -run='^$$' -fuzz='^FuzzParseEvent$$' -fuzztime=$(or $(FUZZTIME),100000x) ./wire
 	CDP_CHAOS=1 $(GO) test -race -count=1 -p 1 -timeout 20m -v ./testing/chaos/
+
+# lint-while-deps-up: both, at once; fails if either does (deps.sh mostly
+# waits on downloads and the JVMs' start, go vet on the compiler).
+.PHONY: lint-while-deps-up
+lint-while-deps-up:
+	@scripts/deps.sh up & up=$$!; lint=0; $(MAKE) --no-print-directory lint || lint=$$?; wait $$up && exit $$lint
 
 # Fuzzing budgets are counts of executions (about 7 s each here), not
 # durations: a duration races Go's fuzz coordinator at its deadline and

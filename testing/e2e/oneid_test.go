@@ -46,7 +46,7 @@ const oneIDPeople = 10_000
 // -race (the same code runs under -race in the indexer's OneID tests and
 // the chaos suite); CDP_ONEID_RACE=1 runs it under -race too.
 func TestAStreamOfTenThousandPeopleFedInBatchesOfOneAndOfFiveThousandEndsInTheSamePeople(t *testing.T) {
-	if raceDetector && os.Getenv("CDP_ONEID_RACE") == "" {
+	if harness.RaceDetector && os.Getenv("CDP_ONEID_RACE") == "" {
 		t.Skip("make test runs this test without -race (CDP_ONEID_RACE=1 runs it with)")
 	}
 	env := harness.Services(t)

@@ -1,6 +1,0 @@
-//go:build !race
-
-package e2e_test
-
-// raceDetector says the test binary was built with -race.
-const raceDetector = false
