@@ -414,8 +414,15 @@ func pathValue(doc map[string]any, path string) any {
 	return v
 }
 
+// preOrderAge is how old a marker customer's first order is: older than
+// the hour windows of the membership phase's definitions, so that the
+// only order in a window is the one a marker places (dated now, the first
+// order kept a customer of the time-driven sweep in the window for an
+// hour past the edge its own order set, and no exit could come).
+const preOrderAge = 2 * time.Hour
+
 // prepareMarkerCustomers produces n CRM customers of the bench's own, each
-// with one paid order of markerSpendCents, and waits until every one is in
+// with one paid order of markerSpendCents (placed preOrderAge ago), and waits until every one is in
 // the customers alias with that spend, so that the markers change
 // existing customers whose spend is known. It runs before the background
 // load starts. first numbers them: the customers of two calls are apart
@@ -431,9 +438,10 @@ func prepareMarkerCustomers(ctx context.Context, os endpoint, customersAlias str
 				CreatedAt: at, UpdatedAt: at}}
 		prod.send(kmsg{indexer.TopicCustomers, []byte(key), workload.ChangeValue(cust)})
 		okey := strconv.Itoa(markerOrderBase - first - n + i) // below the markers' own order keys
+		placed := at.Add(-preOrderAge)
 		ord := &workload.Change{Table: workload.TableOrders, Key: okey, Op: "c", LSN: markerLSN + int64(first+i), TsMs: at.UnixMilli(),
 			Order: &workload.OrderRow{CustomerID: key, OrderNo: fmt.Sprintf("FRESH-%s-pre-%d", runID, first+i), StoreID: "s-01", Status: "paid",
-				TotalCents: markerSpendCents, CreatedAt: at, PaidAt: at}}
+				TotalCents: markerSpendCents, CreatedAt: placed, PaidAt: placed}}
 		prod.send(kmsg{indexer.TopicOrders, []byte(okey), workload.ChangeValue(ord)})
 	}
 	crms := make([]string, n)
