@@ -97,7 +97,7 @@ func parseFlags() options {
 	flag.IntVar(&o.query.MinN, "query-min-n", 100, "fewest requests per target (overrides -query-duration)")
 	flag.IntVar(&o.query.MaxN, "query-max-n", 2000, "most requests per target")
 	flag.IntVar(&o.lookupSample, "lookup-sample", 1000, "customers to look up")
-	flag.IntVar(&o.exportRounds, "export-rounds", 2, "export rounds (API then raw); the best of each counts")
+	flag.IntVar(&o.exportRounds, "export-rounds", 2, "export rounds (the API first in odd rounds, the raw loop first in even ones); the best of each counts")
 	flag.DurationVar(&o.freshDur, "fresh-duration", 30*time.Second, "how long markers are produced")
 	flag.Float64Var(&o.markerRate, "marker-rate", 10, "markers per second of each kind (track event, identify trait, paid order)")
 	flag.DurationVar(&o.pollInterval, "poll-interval", 25*time.Millisecond, "how often the markers are searched for")
