@@ -307,8 +307,8 @@ func sampleReport() *Report {
 func TestGoals(t *testing.T) {
 	r := sampleReport()
 	want := map[string]bool{"indexing throughput": true, "event-to-searchable": true,
-		"trait change visible in customers": true, "order change visible in customers": false, "API latency": false, "export throughput": false, "memory": true,
-		"overload latency": false, "overload memory": true} // 900 admitted at 500: p95 91 ms > 2 × 45 ms
+		"trait change visible in customers": true, "order change visible in customers": false, "API latency": false, "preview latency": false, "export throughput": false, "memory": true,
+		"overload latency": false, "overload memory": true} // 900 admitted at 500: p95 91 ms > 2 × 45 ms; the sample has no preview shape
 	if len(r.Goals) != len(want) {
 		t.Fatalf("%d goals: %+v", len(r.Goals), r.Goals)
 	}
@@ -719,5 +719,36 @@ func TestTheExportReportSaysWhatEachSideDoes(t *testing.T) {
 	old.Markdown(&b, "x.json")
 	if !strings.Contains(b.String(), "| raw PIT + search_after | 1000 |") {
 		t.Errorf("old results render the raw side as %q", b.String()[strings.Index(b.String(), "## 5."):strings.Index(b.String(), "## 6.")])
+	}
+}
+
+func TestAPreviewIsJudgedAgainstTheCountOfTheSameFilterUnderTheSameCondition(t *testing.T) {
+	q := func(shape, cond string, n int, p95, p99 float64) QueryResult {
+		return QueryResult{Shape: shape, Condition: cond, API: Summary{Count: n, P95Ms: p95, P99Ms: p99}}
+	}
+	tests := []struct {
+		name    string
+		queries []QueryResult
+		pass    bool
+		says    string
+	}{
+		{"within 1.1 × at p99 with a thousand samples each",
+			[]QueryResult{q("count: negation", "idle", 1000, 1, 10), q("preview: negation", "idle", 1000, 50, 11)}, true, "p99 11.00 vs 10.00 ms"},
+		{"over 1.1 × at p99",
+			[]QueryResult{q("count: negation", "idle", 1000, 1, 10), q("preview: negation", "idle", 1000, 1, 11.5)}, false, "1.15×"},
+		{"judged at p95 below a thousand samples",
+			[]QueryResult{q("count: negation", "idle", 500, 4, 4), q("preview: negation", "idle", 200, 4.2, 99)}, true, "p95 (n=200"},
+		{"against the count under its own condition, not the other",
+			[]QueryResult{q("count: negation", "idle", 1000, 1, 100), q("count: negation", "indexing", 1000, 1, 10), q("preview: negation", "indexing", 1000, 1, 20)}, false, "negation (indexing)"},
+		{"a preview without a count of its filter is not judged",
+			[]QueryResult{q("count: nested any", "idle", 1000, 1, 10), q("preview: negation", "idle", 1000, 1, 1)}, false, "no preview shape"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			g := previewGoal(tt.queries)
+			if g.Pass != tt.pass || !strings.Contains(g.Actual, tt.says) {
+				t.Errorf("pass %v, %q; want pass %v, saying %q", g.Pass, g.Actual, tt.pass, tt.says)
+			}
+		})
 	}
 }

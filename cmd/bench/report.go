@@ -114,12 +114,51 @@ func (r *Report) computeGoals() {
 	actual += judgedNote(at)
 	r.Goals = append(r.Goals, Goal{Name: "API latency", Target: fmt.Sprintf("API p99 ≤ 1.05 × direct p99 + 1 ms (every query shape and 360 lookup; p95 where there are fewer than %s samples)", groupDigits(minP99Samples)),
 		Actual: actual, Pass: len(bad) == 0 && n > 0})
+	r.Goals = append(r.Goals, previewGoal(r.Queries))
 	r.Goals = append(r.Goals, Goal{Name: "export throughput", Target: "API export ≥ 0.9 × a raw loop doing the same work (" + r.Export.names() + ")",
 		Actual: fmt.Sprintf("%.3f (%.0f vs %.0f docs/s)", r.Export.Ratio, r.Export.APIDocs, r.Export.RawDocs), Pass: r.Export.Pass})
 	ixPeak, apiPeak := peakOf(r.Memory, "index"), peakOf(r.Memory, "serve")
 	r.Goals = append(r.Goals, Goal{Name: "memory", Target: fmt.Sprintf("peak RSS ≤ %d MiB (indexer and API, every phase)", rssGoalMiB),
 		Actual: fmt.Sprintf("indexer %.0f MiB, API %.0f MiB", ixPeak, apiPeak), Pass: ixPeak > 0 && ixPeak <= rssGoalMiB && apiPeak > 0 && apiPeak <= rssGoalMiB})
 	r.Goals = append(r.Goals, rampGoals(r.Ramp)...)
+}
+
+// previewRatio is the most a preview may take over a count of the same
+// filter (issue 13: fast enough to run on every edit in the audience
+// builder).
+const previewRatio = 1.1
+
+// previewGoal judges each "preview: X" shape against the "count: X" shape
+// of the same filter under the same condition, both through the API.
+func previewGoal(queries []QueryResult) Goal {
+	g := Goal{Name: "preview latency", Target: fmt.Sprintf("API preview p99 ≤ %.1f × API count p99 of the same filter (p95 where there are fewer than %s samples)", previewRatio, groupDigits(minP99Samples))}
+	counts := map[[2]string]QueryResult{}
+	for _, q := range queries {
+		if name, ok := strings.CutPrefix(q.Shape, "count: "); ok {
+			counts[[2]string{name, q.Condition}] = q
+		}
+	}
+	var parts []string
+	pairs := 0
+	g.Pass = true
+	for _, q := range queries {
+		name, ok := strings.CutPrefix(q.Shape, "preview: ")
+		c, found := counts[[2]string{name, q.Condition}]
+		if !ok || !found {
+			continue
+		}
+		pairs++
+		j := judgedAt(q.API, c.API)
+		p, n := j.of(q.API), j.of(c.API)
+		pass := p <= previewRatio*n
+		g.Pass = g.Pass && pass
+		parts = append(parts, fmt.Sprintf("%s (%s): %s %.2f vs %.2f ms, %.2f× (%s)", name, q.Condition, j, p, n, ratio(p, n), verdict(pass)))
+	}
+	if pairs == 0 {
+		return Goal{Name: g.Name, Target: g.Target, Actual: "no preview shape with a count of the same filter was measured"}
+	}
+	g.Actual = strings.Join(parts, "; ")
+	return g
 }
 
 // freshGoalName names the freshness goal of a kind of marker; the event
