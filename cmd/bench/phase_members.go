@@ -211,28 +211,26 @@ func (b *bench) membership(ctx context.Context, msgsPerCustomer float64) error {
 	tc := cs[marker : marker+timeN]
 	placed := time.Now().Add(-time.Hour + timeLead).UTC().Truncate(time.Millisecond)
 	edge := placed.Add(time.Hour)
-	entered := w.expectAll(tc, func(i int) expect {
-		d := (i % (saved / 10)) * 10
-		return expect{customer: tc[i].docID, kind: defKind(d), id: defID(d), typ: "entered"}
-	})
-	exited := w.expectAll(tc, func(i int) expect {
-		d := (i % (saved / 10)) * 10
-		return expect{customer: tc[i].docID, kind: defKind(d), id: defID(d), typ: "exited"}
-	})
+	// Customer i of the sweep goes into definition def(i).
+	def := func(i int) int { return (i % (saved / 10)) * 10 }
+	record := func(i int, typ string) expect {
+		return expect{customer: tc[i].docID, kind: defKind(def(i)), id: defID(def(i)), typ: typ}
+	}
+	entered := w.expectAll(tc, func(i int) expect { return record(i, "entered") })
 	for i, c := range tc {
-		lg.prod.send(memberOrder(c, marker+i, (i%(saved/10))*10, time.Now(), placed, b.runID))
+		lg.prod.send(memberOrder(c, marker+i, def(i), time.Now(), placed, b.runID))
 	}
 	wait := time.Until(edge) + timeBudgetMs*time.Millisecond + 5*time.Second
 	end := time.Now().Add(wait)
-	// Until the edge, the entries come; past it, only the exits of those
-	// that entered before it can (one that enters later never was in the
-	// window), so those alone are waited for.
+	// Until the edge, the entries come. Only a customer that entered
+	// before its edge comes due (one that enters after it, behind a
+	// backlog, never was in the window, and cannot exit): past the edge,
+	// only their exits are waited for.
 	w.waitFor(ctx, time.Until(edge), entered)
 	due := expectSet{}
-	for i, c := range tc {
-		d := (i % (saved / 10)) * 10
-		if at, ok := w.seen(expect{customer: c.docID, kind: defKind(d), id: defID(d), typ: "entered"}); ok && at.Before(edge) {
-			due[expect{customer: c.docID, kind: defKind(d), id: defID(d), typ: "exited"}] = true
+	for i := range tc {
+		if at, ok := w.seen(record(i, "entered")); ok && at.Before(edge) {
+			due[record(i, "exited")] = true
 		}
 	}
 	w.waitFor(ctx, time.Until(end), due)
@@ -241,21 +239,14 @@ func (b *bench) membership(ctx context.Context, msgsPerCustomer float64) error {
 		return err
 	}
 	tick := costOf(before, after, "tick")
-	ts := TimeSweep{Customers: timeN, Ticks: tick.Calls, TickSeconds: tick.Seconds, MsPerTick: tick.MsPerCall}
+	ts := TimeSweep{Customers: timeN, Due: len(due), Ticks: tick.Calls, TickSeconds: tick.Seconds, MsPerTick: tick.MsPerCall}
 	var edgeLat Samples
-	for _, e := range exited.keys() {
-		if at, ok := w.seen(e); ok {
+	for i := range tc {
+		if at, ok := w.seen(record(i, "exited")); ok {
 			edgeLat.Add(max(0, at.Sub(edge)))
 		} else {
 			ts.Lost++
 			edgeLat.Add(wait)
-		}
-	}
-	// Only those that entered before their edge came due: one that
-	// entered after it (a backlog) was never in the window.
-	for e := range entered {
-		if at, ok := w.seen(e); ok && at.Before(edge) {
-			ts.Due++
 		}
 	}
 	if ts.Due > 0 {
@@ -368,14 +359,6 @@ type expect struct{ customer, kind, id, typ string }
 
 // expectSet is records expected, by what they are.
 type expectSet map[expect]bool
-
-func (s expectSet) keys() []expect {
-	out := make([]expect, 0, len(s))
-	for k := range s {
-		out = append(out, k)
-	}
-	return out
-}
 
 // memberWatch consumes the membership topic from where it ended when
 // made, and notes when each record was first received.
