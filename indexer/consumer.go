@@ -51,7 +51,13 @@ type lane struct {
 	// bytes of keys and values: a long hold keeps every marker it reads,
 	// and a backfill's markers name many rows.
 	maxBytes int
-	in       chan *sarama.ConsumerMessage
+	// compact, if set, rewrites the batch held so far into fewer messages
+	// asking for the same work at the same offsets (compactMarkers), each
+	// time compactBytes more of keys and values are held: a round held
+	// through a backfill keeps what it must do, not every marker it read.
+	compact      func([]*sarama.ConsumerMessage) []*sarama.ConsumerMessage
+	compactBytes int
+	in           chan *sarama.ConsumerMessage
 	// newTimer times the wait; nil is a time.Timer (tests fire their own).
 	newTimer func(time.Duration) waitTimer
 }
@@ -367,21 +373,31 @@ func (h *groupHandler) loop(ctx context.Context, s sarama.ConsumerGroupSession, 
 // message comes for a wait. open is false once the input is closed.
 func (l *lane) collect(session context.Context) (batch []*sarama.ConsumerMessage, open bool) {
 	weight, size := 0, 0
+	nextCompact := l.compactBytes
 	var seen map[string]struct{}
 	take := func(m *sarama.ConsumerMessage) {
 		batch = append(batch, m)
-		size += len(m.Key) + len(m.Value)
+		size += messageBytes(m)
 		if l.keys == nil {
 			weight++
-			return
+		} else {
+			if seen == nil {
+				seen = map[string]struct{}{}
+			}
+			for _, k := range l.keys(m) {
+				seen[k] = struct{}{}
+			}
+			weight = len(seen)
 		}
-		if seen == nil {
-			seen = map[string]struct{}{}
+		if l.compact != nil && size >= nextCompact {
+			// The keys stay the same, so the weight does.
+			batch = l.compact(batch)
+			size = 0
+			for _, m := range batch {
+				size += messageBytes(m)
+			}
+			nextCompact = size + l.compactBytes
 		}
-		for _, k := range l.keys(m) {
-			seen[k] = struct{}{}
-		}
-		weight = len(seen)
 	}
 	select {
 	case m, ok := <-l.in:
@@ -428,6 +444,9 @@ func (l *lane) collect(session context.Context) (batch []*sarama.ConsumerMessage
 	}
 	return batch, true
 }
+
+// messageBytes is what a lane counts of a message it holds.
+func messageBytes(m *sarama.ConsumerMessage) int { return len(m.Key) + len(m.Value) }
 
 // consume runs the group until ctx ends, rejoining after every rebalance
 // and riding out broker outages with a backoff.

@@ -2,6 +2,8 @@ package indexer
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"math"
 	"sync/atomic"
 	"testing"
@@ -294,5 +296,46 @@ func TestMessagesHandedToALaneCountInTheBacklogUntilTheirBatchIsApplied(t *testi
 	b.reset()
 	if got := total(); got != 0 {
 		t.Errorf("total %d after a new session, want 0: it reads them again", got)
+	}
+}
+
+func TestAHeldLaneMergesItsMarkersAsItGoesAndEndsOnlyAtItsBound(t *testing.T) {
+	var holding atomic.Bool
+	holding.Store(true)
+	r := startCollect(lane{size: 1000, keys: markerKeys, greedy: true, hold: holding.Load, maxHold: time.Hour,
+		maxBytes: 2000, compact: compactMarkers, compactBytes: 300})
+	send := func(offset int64, cids ...string) bool {
+		v, _ := json.Marshal(marker{Customers: cids, Rows: map[string][]string{cids[0]: {"order:" + cids[0] + "-0123456789"}}})
+		select {
+		case r.in <- &sarama.ConsumerMessage{Topic: "dirty", Partition: 0, Offset: offset, Key: []byte(cids[0]), Value: v}:
+			return true
+		case <-r.done:
+			return false
+		}
+	}
+	// 200 markers of the same 20 customers: some 20,000 bytes as read,
+	// ten times the bound, but a few hundred merged.
+	for i := range 200 {
+		if !send(int64(i), fmt.Sprintf("customer-%02d", i%20), fmt.Sprintf("customer-%02d", (i+1)%20)) {
+			t.Fatalf("the lane ended its batch after %d markers: merged, they stay under its bound", i)
+		}
+	}
+	holding.Store(false)
+	r.expire()
+	r.expire()
+	batch, _ := r.result()
+	seen := map[string]bool{}
+	for _, m := range batch {
+		for _, cid := range markerKeys(m) {
+			seen[cid] = true
+		}
+	}
+	// A marker is some 90 bytes: at most 300 bytes of them since the
+	// last merge.
+	if len(batch) > 5 || !compacted(batch[0]) || len(seen) != 20 {
+		t.Errorf("the batch holds %d messages naming %d customers, want a merged one and the few read since, naming all 20", len(batch), len(seen))
+	}
+	if got := markedOffsets(batch)[topicPartition{"dirty", 0}]; got != 200 {
+		t.Errorf("the batch commits offset %d, want 200 (after the last marker)", got)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 
 	"github.com/IBM/sarama"
@@ -251,4 +252,137 @@ func (m *Marker) SendMessages(msgs []*sarama.ProducerMessage) error {
 		return err
 	}
 	return m.producer.SendMessages(msgs)
+}
+
+// compactedHeader marks a marker the rebuilds lane made by merging the
+// markers it held (compactMarkers); its value is how many it merged.
+const compactedHeader = "cdp-compacted"
+
+// compactMarkers merges held markers into one per partition, naming the
+// union of their customers, at the partition's last offset. It is how a
+// round of rebuilds held through a backfill stays small: the stream
+// interleaves its customers, so a round's markers name each customer
+// many times (some 20 markers a customer in a 100,000-customer backfill),
+// with its rows each time, and holding them as read bounded a round to
+// 24 MiB of markers, about a quarter of that backfill, so each customer
+// was rebuilt some four times. Merged, a round holds each customer once,
+// a few dozen bytes.
+//
+// A merged marker names its customers without rows: their rebuilds read
+// everything they hold (a search of the row store, as for a customer
+// with no document yet), which is what a backfill's first round does for
+// every customer anyway, and keeps a round's memory to its customer ids.
+//
+// The offsets stay right: per partition, the merged marker comes after
+// the markers that could not be read (kept as they are, for materialize
+// to dead-letter) and carries the highest offset of those it replaces,
+// so a lane that marks its batch in order marks the same offsets. Its
+// timestamp is the oldest of them.
+func compactMarkers(msgs []*sarama.ConsumerMessage) []*sarama.ConsumerMessage {
+	type merged struct {
+		last      *sarama.ConsumerMessage
+		oldest    *sarama.ConsumerMessage
+		customers map[string]struct{}
+		n         int
+	}
+	byPartition := map[topicPartition]*merged{}
+	var order []topicPartition
+	var out []*sarama.ConsumerMessage
+	for _, m := range msgs {
+		cids, _, err := markedCustomers(m)
+		if err != nil {
+			out = append(out, m) // materialize dead-letters it
+			continue
+		}
+		tp := topicPartition{m.Topic, m.Partition}
+		g := byPartition[tp]
+		if g == nil {
+			g = &merged{customers: map[string]struct{}{}, oldest: m}
+			byPartition[tp] = g
+			order = append(order, tp)
+		}
+		for _, cid := range cids {
+			g.customers[cid] = struct{}{}
+		}
+		if g.last == nil || m.Offset >= g.last.Offset {
+			g.last = m
+		}
+		if m.Timestamp.Before(g.oldest.Timestamp) {
+			g.oldest = m
+		}
+		g.n += compactedCount(m)
+	}
+	for _, tp := range order {
+		g := byPartition[tp]
+		mk := marker{Customers: make([]string, 0, len(g.customers))}
+		for cid := range g.customers {
+			mk.Customers = append(mk.Customers, cid)
+		}
+		slices.Sort(mk.Customers)
+		v, _ := json.Marshal(mk) // strings only: it cannot fail
+		out = append(out, &sarama.ConsumerMessage{
+			Topic: tp.topic, Partition: tp.partition, Offset: g.last.Offset,
+			Key: []byte(mk.Customers[0]), Value: v, Timestamp: g.oldest.Timestamp,
+			Headers: []*sarama.RecordHeader{{Key: []byte(compactedHeader), Value: []byte(strconv.Itoa(g.n))}},
+		})
+	}
+	return out
+}
+
+// compactedCount is how many markers m stands for: itself, or those it
+// merged.
+func compactedCount(m *sarama.ConsumerMessage) int {
+	for _, h := range m.Headers {
+		if h != nil && string(h.Key) == compactedHeader {
+			if n, err := strconv.Atoi(string(h.Value)); err == nil && n > 0 {
+				return n
+			}
+		}
+	}
+	return 1
+}
+
+// compacted says m was made by compactMarkers.
+func compacted(m *sarama.ConsumerMessage) bool {
+	for _, h := range m.Headers {
+		if h != nil && string(h.Key) == compactedHeader {
+			return true
+		}
+	}
+	return false
+}
+
+// markerOf is the marker a dead letter about cid's rebuild holds: m
+// itself, or, for a merged marker naming many customers, one naming cid
+// alone at m's position, which rebuilds just cid when replayed.
+func markerOf(m *sarama.ConsumerMessage, cid string) *sarama.ConsumerMessage {
+	if !compacted(m) {
+		return m
+	}
+	v, _ := json.Marshal(marker{Customers: []string{cid}})
+	one := *m
+	one.Key, one.Value = []byte(cid), v
+	return &one
+}
+
+// splitMarker halves a merged marker that names more than one customer,
+// both halves at its position: a round that fails for good is split down
+// to the customer that makes it fail (Indexer.process), not to a merged
+// marker of thousands.
+func splitMarker(m *sarama.ConsumerMessage) (a, b *sarama.ConsumerMessage, ok bool) {
+	if !compacted(m) {
+		return nil, nil, false
+	}
+	cids, _, err := markedCustomers(m)
+	if err != nil || len(cids) < 2 {
+		return nil, nil, false
+	}
+	half := func(part []string) *sarama.ConsumerMessage {
+		v, _ := json.Marshal(marker{Customers: part})
+		h := *m
+		h.Key, h.Value = []byte(part[0]), v
+		return &h
+	}
+	mid := len(cids) / 2
+	return half(cids[:mid]), half(cids[mid:]), true
 }

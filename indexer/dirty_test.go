@@ -1,8 +1,11 @@
 package indexer
 
 import (
+	"encoding/json"
+	"maps"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/IBM/sarama"
 
@@ -143,5 +146,117 @@ func TestMarkedCustomers(t *testing.T) {
 				t.Fatalf("markerKeys = %v, want %v", keys, tt.want)
 			}
 		})
+	}
+}
+
+// markerMsg is a marker as the rebuilds lane reads it.
+func markerMsg(t *testing.T, partition int32, offset int64, at time.Time, mk marker) *sarama.ConsumerMessage {
+	t.Helper()
+	v, err := json.Marshal(mk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &sarama.ConsumerMessage{Topic: "dirty", Partition: partition, Offset: offset, Key: []byte(mk.Customers[0]), Value: v, Timestamp: at}
+}
+
+// markedOffsets are the offsets a lane marks for a batch, in its order.
+func markedOffsets(batch []*sarama.ConsumerMessage) map[topicPartition]int64 {
+	o := &sessionOffsets{}
+	for _, m := range batch {
+		o.mark(m)
+	}
+	return o.take()
+}
+
+func TestMergedMarkersNameEveryCustomerOnceAtTheOffsetsOfWhatTheyReplace(t *testing.T) {
+	t0 := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	bad := &sarama.ConsumerMessage{Topic: "dirty", Partition: 1, Offset: 11, Key: []byte("x"), Value: []byte("{not json"), Timestamp: t0}
+	held := []*sarama.ConsumerMessage{
+		markerMsg(t, 0, 7, t0.Add(2*time.Second), marker{Customers: []string{"c1", "c2"}, Rows: map[string][]string{"c1": {"order:1"}}}),
+		markerMsg(t, 1, 10, t0.Add(time.Second), marker{Customers: []string{"c3"}}),
+		bad,
+		markerMsg(t, 0, 8, t0, marker{Customers: []string{"c2", "c4"}, Rows: map[string][]string{"c2": {"item:9"}, "c4": {"crm:4"}}}),
+		markerMsg(t, 1, 12, t0.Add(3*time.Second), marker{Customers: []string{"c3", "c5"}}),
+	}
+	out := compactMarkers(held)
+	if len(out) != 3 || out[0] != bad {
+		t.Fatalf("got %d messages, the first %v: want the unreadable marker first, as it was, then one per partition", len(out), out[0])
+	}
+	want := map[int32]struct {
+		customers []string
+		offset    int64
+		at        time.Time
+		n         int
+	}{
+		0: {[]string{"c1", "c2", "c4"}, 8, t0, 2},
+		1: {[]string{"c3", "c5"}, 12, t0.Add(time.Second), 2},
+	}
+	for _, m := range out[1:] {
+		w := want[m.Partition]
+		cids, rows, err := markedCustomers(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(cids, w.customers) || rows != nil {
+			t.Errorf("partition %d names %v with rows %v, want %v and no rows (each rebuilt from everything)", m.Partition, cids, rows, w.customers)
+		}
+		if m.Offset != w.offset || !m.Timestamp.Equal(w.at) || compactedCount(m) != w.n || !compacted(m) {
+			t.Errorf("partition %d: offset %d, timestamp %v, merged %d; want %d, %v (the oldest), %d", m.Partition, m.Offset, m.Timestamp, compactedCount(m), w.offset, w.at, w.n)
+		}
+	}
+	if got, wantOffsets := markedOffsets(out), markedOffsets(held); !maps.Equal(got, wantOffsets) {
+		t.Errorf("marking the merged batch commits %v, the held one %v", got, wantOffsets)
+	}
+	// Merging again, with a marker read since, keeps the count of the
+	// markers merged and moves the offset on.
+	again := compactMarkers(append(out, markerMsg(t, 0, 9, t0, marker{Customers: []string{"c6"}})))
+	for _, m := range again {
+		if m.Partition == 0 && compacted(m) {
+			if cids, _, _ := markedCustomers(m); !slices.Equal(cids, []string{"c1", "c2", "c4", "c6"}) || m.Offset != 9 || compactedCount(m) != 3 {
+				t.Errorf("merged again: %v at %d, %d merged; want c1 c2 c4 c6 at 9, 3 merged", cids, m.Offset, compactedCount(m))
+			}
+		}
+	}
+}
+
+func TestADeadLetterOfAMergedMarkerNamesTheOneCustomerItIsAbout(t *testing.T) {
+	plain := markerMsg(t, 0, 3, time.Time{}, marker{Customers: []string{"c1", "c2"}})
+	if markerOf(plain, "c1") != plain {
+		t.Error("a marker as read is dead-lettered as it is")
+	}
+	merged := compactMarkers([]*sarama.ConsumerMessage{plain, markerMsg(t, 0, 4, time.Time{}, marker{Customers: []string{"c3"}})})[0]
+	one := markerOf(merged, "c2")
+	cids, _, err := markedCustomers(one)
+	if err != nil || !slices.Equal(cids, []string{"c2"}) || string(one.Key) != "c2" {
+		t.Errorf("dead letter of c2 from a merged marker: %v (%v), key %q; want c2 alone", cids, err, one.Key)
+	}
+	if one.Topic != merged.Topic || one.Partition != merged.Partition || one.Offset != merged.Offset {
+		t.Errorf("it moved: %s/%d@%d, the merged marker is at %s/%d@%d", one.Topic, one.Partition, one.Offset, merged.Topic, merged.Partition, merged.Offset)
+	}
+}
+
+func TestAMergedMarkerSplitsInHalvesDownToOneCustomer(t *testing.T) {
+	if _, _, ok := splitMarker(markerMsg(t, 0, 1, time.Time{}, marker{Customers: []string{"a", "b"}})); ok {
+		t.Error("a marker as read was split: the batch split finds the message, not a part of it")
+	}
+	m := compactMarkers([]*sarama.ConsumerMessage{markerMsg(t, 0, 5, time.Time{}, marker{Customers: []string{"a", "b", "c"}})})[0]
+	var leaves []string
+	var split func(*sarama.ConsumerMessage)
+	split = func(m *sarama.ConsumerMessage) {
+		a, b, ok := splitMarker(m)
+		if !ok {
+			cids, _, _ := markedCustomers(m)
+			if len(cids) != 1 || m.Offset != 5 {
+				t.Fatalf("a leaf names %v at %d, want one customer at 5", cids, m.Offset)
+			}
+			leaves = append(leaves, cids[0])
+			return
+		}
+		split(a)
+		split(b)
+	}
+	split(m)
+	if !slices.Equal(leaves, []string{"a", "b", "c"}) {
+		t.Errorf("split down to %v, want a b c", leaves)
 	}
 }

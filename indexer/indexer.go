@@ -91,23 +91,30 @@ type Indexer struct {
 // The hold is long because a backfill's stream interleaves its customers:
 // every round of rebuilds while it runs rewrites nearly every customer
 // (with 30 s, a 45 s backfill of 10,000 customers rebuilt 30,000
-// documents, most of its OpenSearch time). A round also ends at
-// RebuildBatchSize distinct customers or heldMarkerBytes of markers, so
-// a larger backfill is rebuilt in bounded rounds; the documents of a
-// backfill lag up to backfillHold behind, not the changes of a steady
-// load (no hold then).
+// documents, most of its OpenSearch time; a 775 s backfill of 100,000,
+// its rounds ended by 24 MiB of markers held as read, about every 97 s,
+// rebuilt each customer about four times). A round
+// also ends at RebuildBatchSize distinct customers, so a larger backfill
+// is rebuilt in bounded rounds; the documents of a backfill lag up to
+// backfillHold behind, not the changes of a steady load (no hold then).
 const (
 	backfillLag   = 4
 	backfillDrain = 15 * time.Second
 	backfillDone  = time.Second
-	backfillHold  = 2 * time.Minute
+	backfillHold  = 10 * time.Minute
 	rebuildGather = 200 * time.Millisecond
 )
 
 // heldMarkerBytes bounds the dirty markers one round of rebuilds holds
 // (their keys and values; decoded, a round's customers and rows take a
-// few times that): a round past it starts, whatever the hold.
-const heldMarkerBytes = 24 << 20
+// few times that): a round past it starts, whatever the hold. The lane
+// merges what it holds each compactMarkerBytes (compactMarkers), to a few
+// dozen bytes a customer, so in a backfill it is RebuildBatchSize
+// customers or backfillHold that end a round, not this.
+const (
+	heldMarkerBytes    = 24 << 20
+	compactMarkerBytes = 4 << 20
+)
 
 // behind says the source lanes are in a backfill (see backfillLag).
 //
@@ -315,7 +322,8 @@ func (ix *Indexer) Run(ctx context.Context) error {
 	// orders and items, and rebuilding every round a customer changed in
 	// was most of a backfill's document writes.
 	rh := handler(ix.rebuilds, []*lane{{name: rebuildsLane, size: ix.cfg.RebuildBatchSize, keys: markerKeys, wait: ix.cfg.BatchWait, greedy: true,
-		hold: ix.behind, maxHold: backfillHold, maxGather: rebuildGather, maxBytes: heldMarkerBytes}})
+		hold: ix.behind, maxHold: backfillHold, maxGather: rebuildGather, maxBytes: heldMarkerBytes,
+		compact: compactMarkers, compactBytes: compactMarkerBytes}})
 	rh.route = func(string, int32) int { return 0 }
 
 	ix.log.Info("indexer consuming", "topics", append(sourceTopics, dirtyTopics...), "group", ix.cfg.ConsumerGroup)
@@ -373,6 +381,13 @@ func (ix *Indexer) process(ctx context.Context, msgs []*sarama.ConsumerMessage) 
 		return err
 	}
 	if len(msgs) == 1 {
+		if a, b, ok := splitMarker(msgs[0]); ok {
+			ix.log.Warn("merged marker refused for good, splitting it to find the customer", "customers", len(markerKeys(msgs[0])), "err", perm)
+			if err := ix.process(ctx, []*sarama.ConsumerMessage{a}); err != nil {
+				return err
+			}
+			return ix.process(ctx, []*sarama.ConsumerMessage{b})
+		}
 		return ix.deadLetter(ctx, []rejected{{msgs[0], refusedReason(perm.err)}})
 	}
 	ix.log.Warn("batch refused for good, splitting it to find the message", "messages", len(msgs), "err", perm)

@@ -341,7 +341,7 @@ func (ix *Indexer) writeRound(ctx context.Context, rb *rebuild, cids []string, r
 	ix.m.since("write", t)
 	lost, err := ix.judge("document", ops, verdicts, func(i int, reason string) {
 		for _, m := range rb.markers[ops[i].ID] {
-			rejects = append(rejects, rejected{m, "document of " + ops[i].ID + " refused by OpenSearch: " + reason})
+			rejects = append(rejects, rejected{markerOf(m, ops[i].ID), "document of " + ops[i].ID + " refused by OpenSearch: " + reason})
 		}
 	})
 	if err != nil {
