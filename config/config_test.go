@@ -134,18 +134,18 @@ func TestABadIdentityRulesFileIsRefusedNamingTheTypeAndKey(t *testing.T) {
 
 func TestTheIdentityCacheIsSizedFromTheMemoryLimitInForce(t *testing.T) {
 	const none = math.MaxInt64
-	quarterOf := func(mib int) int { return (mib << 20) / 4 / identity.CacheEntryBytes }
+	eighthOf := func(mib int) int { return (mib << 20) / 8 / identity.CacheEntryBytes }
 	for _, c := range []struct {
 		name         string
 		runtimeLimit int64
 		limitMiB     int
 		want         int
 	}{
-		{"the default limit, applied", 192 << 20, 192, quarterOf(192)},
-		{"the default limit, not applied (an indexer inside a test)", none, 192, quarterOf(192)},
-		{"GOMEMLIMIT wins over the flag", 512 << 20, 192, quarterOf(512)},
+		{"the default limit, applied", 192 << 20, 192, eighthOf(192)},
+		{"the default limit, not applied (an indexer inside a test)", none, 192, eighthOf(192)},
+		{"GOMEMLIMIT wins over the flag", 512 << 20, 192, eighthOf(512)},
 		{"no limit at all keeps the old size", none, 0, MaxIdentityCacheEntries},
-		{"a tiny limit keeps the least", 32 << 20, 32, max(quarterOf(32), MinIdentityCacheEntries)},
+		{"a tiny limit keeps the least", 32 << 20, 32, max(eighthOf(32), MinIdentityCacheEntries)},
 		{"a huge limit keeps the most", 64 << 30, 0, MaxIdentityCacheEntries},
 	} {
 		if got := identityCacheEntries(c.runtimeLimit, c.limitMiB); got != c.want {
@@ -153,7 +153,7 @@ func TestTheIdentityCacheIsSizedFromTheMemoryLimitInForce(t *testing.T) {
 		}
 	}
 	// The default fills at most the share it is given.
-	if got := identityCacheEntries(192<<20, 192) * identity.CacheEntryBytes; got > 48<<20 {
+	if got := identityCacheEntries(192<<20, 192) * identity.CacheEntryBytes; got > 24<<20 {
 		t.Errorf("the default cache takes %d MiB full", got>>20)
 	}
 }
