@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/IBM/sarama"
 )
@@ -275,13 +276,13 @@ const compactedHeader = "cdp-compacted"
 //
 // The offsets stay right: per partition, the merged marker comes after
 // the markers that could not be read (kept as they are, for materialize
-// to dead-letter) and carries the highest offset of those it replaces,
-// so a lane that marks its batch in order marks the same offsets. Its
-// timestamp is the oldest of them.
+// to dead-letter) and carries the partition's highest offset, theirs
+// included, so a lane that marks its batch in order marks the same
+// offsets. Its timestamp is the oldest of the markers it merges.
 func compactMarkers(msgs []*sarama.ConsumerMessage) []*sarama.ConsumerMessage {
 	type merged struct {
-		last      *sarama.ConsumerMessage
-		oldest    *sarama.ConsumerMessage
+		offset    int64 // the partition's highest, unreadable markers included
+		oldest    time.Time
 		customers map[string]struct{}
 		n         int
 	}
@@ -289,31 +290,33 @@ func compactMarkers(msgs []*sarama.ConsumerMessage) []*sarama.ConsumerMessage {
 	var order []topicPartition
 	var out []*sarama.ConsumerMessage
 	for _, m := range msgs {
+		tp := topicPartition{m.Topic, m.Partition}
+		g := byPartition[tp]
+		if g == nil {
+			g = &merged{offset: m.Offset, oldest: m.Timestamp, customers: map[string]struct{}{}}
+			byPartition[tp] = g
+			order = append(order, tp)
+		}
+		g.offset = max(g.offset, m.Offset)
 		cids, _, err := markedCustomers(m)
 		if err != nil {
 			out = append(out, m) // materialize dead-letters it
 			continue
 		}
-		tp := topicPartition{m.Topic, m.Partition}
-		g := byPartition[tp]
-		if g == nil {
-			g = &merged{customers: map[string]struct{}{}, oldest: m}
-			byPartition[tp] = g
-			order = append(order, tp)
-		}
 		for _, cid := range cids {
 			g.customers[cid] = struct{}{}
 		}
-		if g.last == nil || m.Offset >= g.last.Offset {
-			g.last = m
+		if m.Timestamp.Before(g.oldest) {
+			g.oldest = m.Timestamp
 		}
-		if m.Timestamp.Before(g.oldest.Timestamp) {
-			g.oldest = m
-		}
-		g.n += compactedCount(m)
+		n, _ := mergedCount(m)
+		g.n += n
 	}
 	for _, tp := range order {
 		g := byPartition[tp]
+		if len(g.customers) == 0 {
+			continue // only unreadable markers: they carry their offsets
+		}
 		mk := marker{Customers: make([]string, 0, len(g.customers))}
 		for cid := range g.customers {
 			mk.Customers = append(mk.Customers, cid)
@@ -321,35 +324,32 @@ func compactMarkers(msgs []*sarama.ConsumerMessage) []*sarama.ConsumerMessage {
 		slices.Sort(mk.Customers)
 		v, _ := json.Marshal(mk) // strings only: it cannot fail
 		out = append(out, &sarama.ConsumerMessage{
-			Topic: tp.topic, Partition: tp.partition, Offset: g.last.Offset,
-			Key: []byte(mk.Customers[0]), Value: v, Timestamp: g.oldest.Timestamp,
+			Topic: tp.topic, Partition: tp.partition, Offset: g.offset,
+			Key: []byte(mk.Customers[0]), Value: v, Timestamp: g.oldest,
 			Headers: []*sarama.RecordHeader{{Key: []byte(compactedHeader), Value: []byte(strconv.Itoa(g.n))}},
 		})
 	}
 	return out
 }
 
-// compactedCount is how many markers m stands for: itself, or those it
-// merged.
-func compactedCount(m *sarama.ConsumerMessage) int {
+// mergedCount is how many markers m stands for (itself, or those it
+// merged) and whether compactMarkers made it.
+func mergedCount(m *sarama.ConsumerMessage) (n int, merged bool) {
 	for _, h := range m.Headers {
 		if h != nil && string(h.Key) == compactedHeader {
 			if n, err := strconv.Atoi(string(h.Value)); err == nil && n > 0 {
-				return n
+				return n, true
 			}
+			return 1, true
 		}
 	}
-	return 1
+	return 1, false
 }
 
 // compacted says m was made by compactMarkers.
 func compacted(m *sarama.ConsumerMessage) bool {
-	for _, h := range m.Headers {
-		if h != nil && string(h.Key) == compactedHeader {
-			return true
-		}
-	}
-	return false
+	_, merged := mergedCount(m)
+	return merged
 }
 
 // markerOf is the marker a dead letter about cid's rebuild holds: m

@@ -171,16 +171,20 @@ func markedOffsets(batch []*sarama.ConsumerMessage) map[topicPartition]int64 {
 func TestMergedMarkersNameEveryCustomerOnceAtTheOffsetsOfWhatTheyReplace(t *testing.T) {
 	t0 := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
 	bad := &sarama.ConsumerMessage{Topic: "dirty", Partition: 1, Offset: 11, Key: []byte("x"), Value: []byte("{not json"), Timestamp: t0}
+	badLast := &sarama.ConsumerMessage{Topic: "dirty", Partition: 0, Offset: 13, Key: []byte("y"), Value: []byte("{not json"), Timestamp: t0}
 	held := []*sarama.ConsumerMessage{
 		markerMsg(t, 0, 7, t0.Add(2*time.Second), marker{Customers: []string{"c1", "c2"}, Rows: map[string][]string{"c1": {"order:1"}}}),
 		markerMsg(t, 1, 10, t0.Add(time.Second), marker{Customers: []string{"c3"}}),
 		bad,
 		markerMsg(t, 0, 8, t0, marker{Customers: []string{"c2", "c4"}, Rows: map[string][]string{"c2": {"item:9"}, "c4": {"crm:4"}}}),
 		markerMsg(t, 1, 12, t0.Add(3*time.Second), marker{Customers: []string{"c3", "c5"}}),
+		// Unreadable and the partition's last: the merged marker after
+		// it must not take its offset back.
+		badLast,
 	}
 	out := compactMarkers(held)
-	if len(out) != 3 || out[0] != bad {
-		t.Fatalf("got %d messages, the first %v: want the unreadable marker first, as it was, then one per partition", len(out), out[0])
+	if len(out) != 4 || out[0] != bad || out[1] != badLast {
+		t.Fatalf("got %d messages, the first %v: want the unreadable markers first, as they were, then one per partition", len(out), out[0])
 	}
 	want := map[int32]struct {
 		customers []string
@@ -188,10 +192,10 @@ func TestMergedMarkersNameEveryCustomerOnceAtTheOffsetsOfWhatTheyReplace(t *test
 		at        time.Time
 		n         int
 	}{
-		0: {[]string{"c1", "c2", "c4"}, 8, t0, 2},
+		0: {[]string{"c1", "c2", "c4"}, 13, t0, 2},
 		1: {[]string{"c3", "c5"}, 12, t0.Add(time.Second), 2},
 	}
-	for _, m := range out[1:] {
+	for _, m := range out[2:] {
 		w := want[m.Partition]
 		cids, rows, err := markedCustomers(m)
 		if err != nil {
@@ -200,8 +204,8 @@ func TestMergedMarkersNameEveryCustomerOnceAtTheOffsetsOfWhatTheyReplace(t *test
 		if !slices.Equal(cids, w.customers) || rows != nil {
 			t.Errorf("partition %d names %v with rows %v, want %v and no rows (each rebuilt from everything)", m.Partition, cids, rows, w.customers)
 		}
-		if m.Offset != w.offset || !m.Timestamp.Equal(w.at) || compactedCount(m) != w.n || !compacted(m) {
-			t.Errorf("partition %d: offset %d, timestamp %v, merged %d; want %d, %v (the oldest), %d", m.Partition, m.Offset, m.Timestamp, compactedCount(m), w.offset, w.at, w.n)
+		if m.Offset != w.offset || !m.Timestamp.Equal(w.at) || mergedN(m) != w.n || !compacted(m) {
+			t.Errorf("partition %d: offset %d, timestamp %v, merged %d; want %d, %v (the oldest), %d", m.Partition, m.Offset, m.Timestamp, mergedN(m), w.offset, w.at, w.n)
 		}
 	}
 	if got, wantOffsets := markedOffsets(out), markedOffsets(held); !maps.Equal(got, wantOffsets) {
@@ -209,11 +213,11 @@ func TestMergedMarkersNameEveryCustomerOnceAtTheOffsetsOfWhatTheyReplace(t *test
 	}
 	// Merging again, with a marker read since, keeps the count of the
 	// markers merged and moves the offset on.
-	again := compactMarkers(append(out, markerMsg(t, 0, 9, t0, marker{Customers: []string{"c6"}})))
+	again := compactMarkers(append(out, markerMsg(t, 0, 14, t0, marker{Customers: []string{"c6"}})))
 	for _, m := range again {
 		if m.Partition == 0 && compacted(m) {
-			if cids, _, _ := markedCustomers(m); !slices.Equal(cids, []string{"c1", "c2", "c4", "c6"}) || m.Offset != 9 || compactedCount(m) != 3 {
-				t.Errorf("merged again: %v at %d, %d merged; want c1 c2 c4 c6 at 9, 3 merged", cids, m.Offset, compactedCount(m))
+			if cids, _, _ := markedCustomers(m); !slices.Equal(cids, []string{"c1", "c2", "c4", "c6"}) || m.Offset != 14 || mergedN(m) != 3 {
+				t.Errorf("merged again: %v at %d, %d merged; want c1 c2 c4 c6 at 14, 3 merged", cids, m.Offset, mergedN(m))
 			}
 		}
 	}
@@ -259,4 +263,9 @@ func TestAMergedMarkerSplitsInHalvesDownToOneCustomer(t *testing.T) {
 	if !slices.Equal(leaves, []string{"a", "b", "c"}) {
 		t.Errorf("split down to %v, want a b c", leaves)
 	}
+}
+
+func mergedN(m *sarama.ConsumerMessage) int {
+	n, _ := mergedCount(m)
+	return n
 }
