@@ -32,7 +32,9 @@ type Members interface {
 	// definition).
 	RedefineLater(kind, id string)
 	// SetManual adds and removes a customer's manual tags.
-	SetManual(ctx context.Context, cid string, add, remove []string) ([]string, error)
+	// merged are the profiles merged into cid, whose manual tags cid's
+	// document carries.
+	SetManual(ctx context.Context, cid string, merged, add, remove []string) ([]string, error)
 	// HasManual says whether some customer has the manual tag.
 	HasManual(ctx context.Context, tag string) (bool, error)
 	// SegmentsOf lists the saved segments a customer belongs to now.
@@ -345,8 +347,9 @@ func (s *Server) manualTags(c *gin.Context) {
 		s.storeError(c, err)
 		return
 	}
+	var merged []string
 	if root != nil {
-		cid = root.CustomerID
+		cid, merged = root.CustomerID, root.MergedIDs
 	}
 	var head struct {
 		CustomerID string `json:"customer_id"`
@@ -361,7 +364,7 @@ func (s *Server) manualTags(c *gin.Context) {
 		writeError(c, http.StatusNotFound, "customer_not_found", "no customer "+cid)
 		return
 	}
-	manual, err := s.members.SetManual(ctx, cid, req.Add, req.Remove)
+	manual, err := s.members.SetManual(ctx, cid, merged, req.Add, req.Remove)
 	if err != nil {
 		s.failed(c, err)
 		return

@@ -560,40 +560,53 @@ func absorbed(manual, merged []string, sts map[string]*stateRead) []string {
 // written them (their exits). Until cleared, they are absorbed again at
 // the survivor's next rebuild, a union, so a crash in between is harmless.
 func (e *Engine) clearAbsorbed(ctx context.Context, merged []string) error {
-	for round := 0; len(merged) > 0; round++ {
+	return e.dropManual(ctx, merged, func(string) bool { return true })
+}
+
+// dropManual removes from the stored manual tags of the customers those
+// drop says, re-reading a state another writer changed meanwhile.
+func (e *Engine) dropManual(ctx context.Context, cids []string, drop func(tag string) bool) error {
+	for round := 0; len(cids) > 0; round++ {
 		if round == maxConflictRounds {
-			return fmt.Errorf("membership: manual tags of %s kept changing under writes", merged[0])
+			return fmt.Errorf("membership: manual tags of %s kept changing under writes", cids[0])
 		}
-		sts, err := e.states(ctx, merged)
+		sts, err := e.states(ctx, cids)
 		if err != nil {
 			return err
 		}
 		var ops []store.Op
-		for _, m := range merged {
-			r := sts[m]
-			if r.at == nil || len(r.state.Manual) == 0 {
+		for _, cid := range cids {
+			r := sts[cid]
+			if r.at == nil {
+				continue
+			}
+			kept := slices.DeleteFunc(slices.Clone(r.state.Manual), drop)
+			if len(kept) == len(r.state.Manual) {
 				continue
 			}
 			s := r.state
-			s.Manual = nil
+			s.Manual = kept
+			if len(kept) == 0 {
+				s.Manual = nil
+			}
 			s.Version++
-			ops = append(ops, store.Op{Action: store.Index, Index: e.cfg.States, ID: m, Body: s, IfMatch: r.at})
+			ops = append(ops, store.Op{Action: store.Index, Index: e.cfg.States, ID: cid, Body: s, IfMatch: r.at})
 		}
 		if len(ops) == 0 {
 			return nil
 		}
 		verdicts, err := e.st.Bulk(ctx, ops)
 		if err != nil {
-			return fmt.Errorf("membership: clear merged manual tags: %w", err)
+			return fmt.Errorf("membership: write manual tags: %w", err)
 		}
-		merged = merged[:0:0]
+		cids = cids[:0:0]
 		for i, v := range verdicts {
 			switch store.Judge(ops[i], v) {
 			case store.Applied:
 			case store.Stale:
-				merged = append(merged, ops[i].ID)
+				cids = append(cids, ops[i].ID)
 			default:
-				return fmt.Errorf("membership: clear manual tags of %s: %w", ops[i].ID, v.Err())
+				return fmt.Errorf("membership: write manual tags of %s: %w", ops[i].ID, v.Err())
 			}
 		}
 	}

@@ -1270,3 +1270,66 @@ func TestATagsWriteThatLandsLateIsPutRightByTheProcessThatWroteIt(t *testing.T) 
 		t.Errorf("document tags %v, want none: the late write of the first process stayed", doc.Tags)
 	}
 }
+
+// A manual tag is removed from a survivor while a rebuild is moving it
+// there from the visitor merged into it: the rebuild read the visitor's
+// tags before the removal, and its write of the survivor's state, held
+// back, lands after it. The tag stays removed, on both profiles.
+func TestAManualTagRemovedFromASurvivorWhileAMergeMovesItStaysRemoved(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the services")
+	}
+	t.Parallel()
+	env := harness.Services(t)
+	cfg := env.Config(t)
+	env.Bootstrap(t, cfg)
+	env.CreateTopics(t, cfg)
+	st := env.Store(t)
+	ctx := context.Background()
+	mcfg := membership.ConfigOf(cfg)
+	if err := st.Do(ctx, http.MethodPut, "/"+mcfg.Customers+"/_doc/c1?refresh=true", json.RawMessage(`{"customer_id":"c1","relation":"customer","tags":["vip-call"]}`), nil); err != nil {
+		t.Fatal(err)
+	}
+	direct := membership.New(mcfg, st, env.Producer(t), prometheusRegistry(), harness.Logger())
+	if _, err := direct.SetManual(ctx, "v1", nil, []string{"vip-call"}, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	held, release := make(chan struct{}), make(chan struct{})
+	slow, err := store.New(holdingProxy(t, cfg.OpenSearchURL, `"manual":["vip-call"]`, held, release))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Released before the proxy closes, which waits for held requests.
+	var releaseOnce sync.Once
+	letGo := func() { releaseOnce.Do(func() { close(release) }) }
+	t.Cleanup(letGo)
+	rebuild := membership.New(mcfg, slow, env.Producer(t), prometheusRegistry(), harness.Logger())
+	merge := membership.Merges{Absorb: map[string][]string{"c1": {"v1"}}, Cause: map[string]bool{"c1": true}}
+	done := make(chan error, 1)
+	go func() { _, err := rebuild.Changed(ctx, []string{"c1"}, merge); done <- err }()
+	select {
+	case <-held: // the rebuild read v1's tag and is writing it into c1's state
+	case err := <-done:
+		t.Fatalf("the rebuild ended (%v) without moving the tag", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the rebuild never moved the tag")
+	}
+	manual, err := direct.SetManual(ctx, "c1", []string{"v1"}, nil, []string{"vip-call"})
+	if err != nil || len(manual) != 0 {
+		t.Fatalf("remove answered %v (%v), want no manual tags", manual, err)
+	}
+	letGo()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, cid := range []string{"c1", "v1"} {
+		if s, err := direct.State(ctx, cid); err != nil || len(s.Manual) != 0 {
+			t.Errorf("%s stored %+v (%v), want no manual tags", cid, s, err)
+		}
+	}
+	tags, err := direct.TagsOf(ctx, []string{"c1"}, map[string][]string{"c1": {"v1"}})
+	if err != nil || len(tags["c1"]) != 0 {
+		t.Errorf("the survivor's next rebuild would tag it %v (%v), want nothing", tags["c1"], err)
+	}
+}

@@ -320,12 +320,22 @@ func differ(a, b iter.Seq2[string, error], f func(string) error) error {
 	return nil
 }
 
-// SetManual adds and removes manual tags of a customer and returns its
-// manual tags then. The document's tags follow at its next rebuild, which
+// SetManual adds and removes manual tags of a customer and returns the
+// manual tags its document carries then. The document's tags follow at its next rebuild, which
 // the caller asks the indexer for.
-func (e *Engine) SetManual(ctx context.Context, cid string, add, remove []string) ([]string, error) {
+//
+// merged are the profiles merged into cid. Until the rebuild that
+// materializes a merge moves their manual tags to cid (clearAbsorbed),
+// cid's document already shows them: a tag removed from cid is removed
+// from them first, or that rebuild would bring it back.
+func (e *Engine) SetManual(ctx context.Context, cid string, merged, add, remove []string) ([]string, error) {
+	if len(remove) > 0 && len(merged) > 0 {
+		if err := e.dropManual(ctx, merged, func(t string) bool { return slices.Contains(remove, t) }); err != nil {
+			return nil, err
+		}
+	}
 	for round := 0; round < maxConflictRounds; round++ {
-		sts, err := e.states(ctx, []string{cid})
+		sts, err := e.states(ctx, withMerged([]string{cid}, map[string][]string{cid: merged}))
 		if err != nil {
 			return nil, err
 		}
@@ -339,8 +349,13 @@ func (e *Engine) SetManual(ctx context.Context, cid string, add, remove []string
 			}
 		}
 		slices.Sort(manual)
-		if slices.Equal(manual, r.state.Manual) {
-			return manual, nil
+		// A removal with merged profiles writes cid's state even when
+		// its own tags stay: a rebuild that read a merged profile before
+		// dropManual and absorbs into cid then finds cid changed, and
+		// reads both again.
+		fence := len(remove) > 0 && len(merged) > 0
+		if slices.Equal(manual, r.state.Manual) && !fence {
+			return absorbed(manual, merged, sts), nil
 		}
 		next.Manual = manual
 		next.Version = r.state.Version + 1
@@ -352,7 +367,7 @@ func (e *Engine) SetManual(ctx context.Context, cid string, add, remove []string
 		}
 		switch store.Judge(op, v[0]) {
 		case store.Applied:
-			return manual, nil
+			return absorbed(manual, merged, sts), nil
 		case store.Stale:
 			continue
 		default:
