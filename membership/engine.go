@@ -586,9 +586,6 @@ func (e *Engine) dropManual(ctx context.Context, cids []string, drop func(tag st
 			}
 			s := r.state
 			s.Manual = kept
-			if len(kept) == 0 {
-				s.Manual = nil
-			}
 			s.Version++
 			ops = append(ops, store.Op{Action: store.Index, Index: e.cfg.States, ID: cid, Body: s, IfMatch: r.at})
 		}

@@ -1214,17 +1214,8 @@ func holdingProxy(t *testing.T, target, hold string, held, release chan struct{}
 // the first one's tags write, held back, lands after the second's. The
 // first finds the stored rules moved on and writes the newest tags.
 func TestATagsWriteThatLandsLateIsPutRightByTheProcessThatWroteIt(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the services")
-	}
-	t.Parallel()
-	env := harness.Services(t)
-	cfg := env.Config(t)
-	env.Bootstrap(t, cfg)
-	env.CreateTopics(t, cfg)
-	st := env.Store(t)
+	env, st, mcfg := definitionsTest(t)
 	ctx := context.Background()
-	mcfg := membership.ConfigOf(cfg)
 	put := func(index, id, body string) {
 		t.Helper()
 		if err := st.Do(ctx, http.MethodPut, "/"+index+"/_doc/"+id+"?refresh=true", json.RawMessage(body), nil); err != nil {
@@ -1235,7 +1226,7 @@ func TestATagsWriteThatLandsLateIsPutRightByTheProcessThatWroteIt(t *testing.T) 
 	put(mcfg.Customers, "c1", `{"customer_id":"c1","relation":"customer","gender":"female","tags":[]}`)
 
 	held, release := make(chan struct{}), make(chan struct{})
-	slow, err := store.New(holdingProxy(t, cfg.OpenSearchURL, `{"doc":{"tags":`, held, release))
+	slow, err := store.New(holdingProxy(t, env.OpenSearchURL, `{"doc":{"tags":`, held, release))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1276,17 +1267,8 @@ func TestATagsWriteThatLandsLateIsPutRightByTheProcessThatWroteIt(t *testing.T) 
 // tags before the removal, and its write of the survivor's state, held
 // back, lands after it. The tag stays removed, on both profiles.
 func TestAManualTagRemovedFromASurvivorWhileAMergeMovesItStaysRemoved(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the services")
-	}
-	t.Parallel()
-	env := harness.Services(t)
-	cfg := env.Config(t)
-	env.Bootstrap(t, cfg)
-	env.CreateTopics(t, cfg)
-	st := env.Store(t)
+	env, st, mcfg := definitionsTest(t)
 	ctx := context.Background()
-	mcfg := membership.ConfigOf(cfg)
 	if err := st.Do(ctx, http.MethodPut, "/"+mcfg.Customers+"/_doc/c1?refresh=true", json.RawMessage(`{"customer_id":"c1","relation":"customer","tags":["vip-call"]}`), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -1296,7 +1278,7 @@ func TestAManualTagRemovedFromASurvivorWhileAMergeMovesItStaysRemoved(t *testing
 	}
 
 	held, release := make(chan struct{}), make(chan struct{})
-	slow, err := store.New(holdingProxy(t, cfg.OpenSearchURL, `"manual":["vip-call"]`, held, release))
+	slow, err := store.New(holdingProxy(t, env.OpenSearchURL, `"manual":["vip-call"]`, held, release))
 	if err != nil {
 		t.Fatal(err)
 	}

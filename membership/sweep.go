@@ -321,21 +321,26 @@ func differ(a, b iter.Seq2[string, error], f func(string) error) error {
 }
 
 // SetManual adds and removes manual tags of a customer and returns the
-// manual tags its document carries then. The document's tags follow at its next rebuild, which
-// the caller asks the indexer for.
+// manual tags its document carries then. The document's tags follow at
+// its next rebuild, which the caller asks the indexer for.
 //
 // merged are the profiles merged into cid. Until the rebuild that
 // materializes a merge moves their manual tags to cid (clearAbsorbed),
 // cid's document already shows them: a tag removed from cid is removed
 // from them first, or that rebuild would bring it back.
 func (e *Engine) SetManual(ctx context.Context, cid string, merged, add, remove []string) ([]string, error) {
-	if len(remove) > 0 && len(merged) > 0 {
+	// A removal with merged profiles writes cid's state even when its
+	// own tags stay: a rebuild that read a merged profile before
+	// dropManual and absorbs into cid then finds cid changed, and reads
+	// both again.
+	fence := len(remove) > 0 && len(merged) > 0
+	if fence {
 		if err := e.dropManual(ctx, merged, func(t string) bool { return slices.Contains(remove, t) }); err != nil {
 			return nil, err
 		}
 	}
 	for round := 0; round < maxConflictRounds; round++ {
-		sts, err := e.states(ctx, withMerged([]string{cid}, map[string][]string{cid: merged}))
+		sts, err := e.states(ctx, append([]string{cid}, merged...))
 		if err != nil {
 			return nil, err
 		}
@@ -349,11 +354,6 @@ func (e *Engine) SetManual(ctx context.Context, cid string, merged, add, remove 
 			}
 		}
 		slices.Sort(manual)
-		// A removal with merged profiles writes cid's state even when
-		// its own tags stay: a rebuild that read a merged profile before
-		// dropManual and absorbs into cid then finds cid changed, and
-		// reads both again.
-		fence := len(remove) > 0 && len(merged) > 0
 		if slices.Equal(manual, r.state.Manual) && !fence {
 			return absorbed(manual, merged, sts), nil
 		}
